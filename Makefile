@@ -1,0 +1,46 @@
+# Thin wrapper over configure + meson/ninja: build, demo, check, install.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+
+.PHONY: all deps demo check check-unit check-iotests check-interop check-sanitizers \
+        install clean bench fuzz
+
+all: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/build.ninja:
+	./configure --builddir=$(BUILD)
+
+demo: all
+	@scripts/demo.sh $(BUILD)
+
+check: all
+	@scripts/check-all $(BUILD)
+
+check-unit: all
+	@scripts/check-all --suites=unit $(BUILD)
+
+check-iotests: all
+	@scripts/check-all --suites=iotests $(BUILD)
+
+check-interop: all
+	@scripts/check-all --suites=interop $(BUILD)
+
+$(ASAN_BUILD)/build.ninja:
+	./configure --builddir=$(ASAN_BUILD) --enable-sanitizers --enable-debug
+
+check-sanitizers: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	@scripts/check-all --suites=unit,iotests $(ASAN_BUILD)
+
+bench: all
+	@bench/run $(BUILD)
+
+install: all
+	meson install -C $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
