@@ -1,0 +1,599 @@
+/*
+ * The node graph: the driver table, opening images (filename, json:, options tree,
+ * format probing), children (file, backing, data-file), node names, references and
+ * closing. I/O lives in io.c.
+ */
+#include "qemu/osdep.h"
+#include "qemu/cutils.h"
+#include "block/block_int.h"
+#include <libgen.h>
+
+static BlockDriver *const block_drivers[] = {
+    &bdrv_raw,
+    &bdrv_file,
+};
+
+/* Options every node takes, whatever its driver. */
+static const char *const generic_opts[] = {
+    "driver", "node-name", "read-only", "auto-read-only", "cache", "discard",
+    "detect-zeroes", "force-share", NULL,
+};
+
+static GList *all_nodes;          /* every open node, in creation order */
+static uint64_t auto_node_counter;
+
+const char *const PreallocMode_str[PREALLOC_MODE__MAX] = {
+    [PREALLOC_MODE_OFF] = "off",
+    [PREALLOC_MODE_METADATA] = "metadata",
+    [PREALLOC_MODE_FALLOC] = "falloc",
+    [PREALLOC_MODE_FULL] = "full",
+};
+
+int prealloc_mode_parse(const char *s)
+{
+    for (int i = 0; i < PREALLOC_MODE__MAX; i++) {
+        if (!strcmp(s, PreallocMode_str[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int bdrv_parse_cache_mode(const char *mode, int *flags)
+{
+    *flags &= ~BDRV_O_CACHE_MASK;
+    if (!strcmp(mode, "off") || !strcmp(mode, "none")) {
+        *flags |= BDRV_O_NOCACHE;
+    } else if (!strcmp(mode, "directsync")) {
+        *flags |= BDRV_O_NOCACHE | BDRV_O_WRITETHROUGH;
+    } else if (!strcmp(mode, "writeback")) {
+        /* default */
+    } else if (!strcmp(mode, "unsafe")) {
+        *flags |= BDRV_O_NO_FLUSH;
+    } else if (!strcmp(mode, "writethrough")) {
+        *flags |= BDRV_O_WRITETHROUGH;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+BlockDriver *bdrv_find_format(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(block_drivers); i++) {
+        if (!strcmp(block_drivers[i]->format_name, name)) {
+            return block_drivers[i];
+        }
+    }
+    return NULL;
+}
+
+void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaque)
+{
+    g_autoptr(GPtrArray) names = g_ptr_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(block_drivers); i++) {
+        g_ptr_array_add(names, (gpointer)block_drivers[i]->format_name);
+    }
+    g_ptr_array_sort(names, (GCompareFunc)(void *)g_strcmp0);
+    for (guint i = 0; i < names->len; i++) {
+        fn(opaque, names->pdata[i]);
+    }
+}
+
+const char *bdrv_get_format_name(BlockDriverState *bs)
+{
+    return bs->drv->format_name;
+}
+
+/* ---- node names ---- */
+
+const char *bdrv_get_node_name(BlockDriverState *bs)
+{
+    return bs->node_name;
+}
+
+BlockDriverState *bdrv_find_node(const char *node_name)
+{
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        if (!strcmp(bs->node_name, node_name)) {
+            return bs;
+        }
+    }
+    return NULL;
+}
+
+BlockDriverState *bdrv_next_node(BlockDriverState *prev)
+{
+    GList *l = prev ? g_list_find(all_nodes, prev) : NULL;
+
+    if (!prev) {
+        return all_nodes ? all_nodes->data : NULL;
+    }
+    return l && l->next ? l->next->data : NULL;
+}
+
+static bool node_name_valid(const char *name)
+{
+    if (!g_ascii_isalpha(name[0])) {
+        return false;
+    }
+    for (const char *p = name; *p; p++) {
+        if (!g_ascii_isalnum(*p) && *p != '-' && *p != '.' && *p != '_') {
+            return false;
+        }
+    }
+    return strlen(name) < 32;
+}
+
+static int bdrv_assign_node_name(BlockDriverState *bs, const char *name, GError **errp)
+{
+    if (name) {
+        if (!node_name_valid(name)) {
+            error_setg(errp, "Invalid node-name: '%s'", name);
+            return -EINVAL;
+        }
+        if (bdrv_find_node(name)) {
+            error_setg(errp, "Duplicate nodes with node-name='%s'", name);
+            return -EINVAL;
+        }
+        bs->node_name = g_strdup(name);
+    } else {
+        bs->node_name = g_strdup_printf("#block%03" PRIu64, auto_node_counter++);
+        bs->auto_node_name = true;
+    }
+    return 0;
+}
+
+/* ---- accessors ---- */
+
+BlockDriverState *bdrv_file_child(BlockDriverState *bs) { return bs->file; }
+BlockDriverState *bdrv_backing_child(BlockDriverState *bs) { return bs->backing; }
+BlockDriverState *bdrv_data_file_child(BlockDriverState *bs) { return bs->data_file; }
+const char *bdrv_get_filename(BlockDriverState *bs) { return bs->filename; }
+bool bdrv_is_read_only(BlockDriverState *bs) { return !(bs->open_flags & BDRV_O_RDWR); }
+int bdrv_get_flags(BlockDriverState *bs) { return bs->open_flags; }
+const char *bdrv_get_backing_filename(BlockDriverState *bs) { return bs->backing_file; }
+const char *bdrv_get_backing_format(BlockDriverState *bs) { return bs->backing_format; }
+
+char *bdrv_get_full_filename(BlockDriverState *bs)
+{
+    return g_strdup(bs->filename);
+}
+
+bool bdrv_filename_is_special(const char *name)
+{
+    const char *colon, *slash;
+
+    if (g_str_has_prefix(name, "json:")) {
+        return true;
+    }
+    /* "proto:..." before any slash looks like a protocol prefix */
+    colon = strchr(name, ':');
+    slash = strchr(name, '/');
+    return colon && (!slash || colon < slash);
+}
+
+char *bdrv_path_combine(const char *base, const char *name)
+{
+    g_autofree char *dir = NULL;
+
+    if (g_path_is_absolute(name) || !base || !*base) {
+        return g_strdup(name);
+    }
+    dir = g_path_get_dirname(base);
+    if (!strcmp(dir, ".")) {
+        return g_strdup(name);
+    }
+    return g_build_filename(dir, name, NULL);
+}
+
+/* ---- opening ---- */
+
+static int check_unknown_opts(BlockDriverState *bs, JsonObject *opts, GError **errp)
+{
+    GList *members = json_object_get_members(opts), *l;
+    int ret = 0;
+
+    for (l = members; l; l = l->next) {
+        const char *key = l->data;
+        bool known = g_strv_contains(generic_opts, key);
+
+        if (!bs->drv->is_protocol && (!strcmp(key, "file"))) {
+            known = true;
+        }
+        if (bs->drv->runtime_opts && g_strv_contains((const char *const *)
+                                                     bs->drv->runtime_opts, key)) {
+            known = true;
+        }
+        if (!known) {
+            if (bs->drv->is_protocol) {
+                error_setg(errp, "Block protocol '%s' doesn't support the option '%s'",
+                           bs->drv->format_name, key);
+            } else {
+                error_setg(errp, "Block format '%s' does not support the option '%s'",
+                           bs->drv->format_name, key);
+            }
+            ret = -EINVAL;
+            break;
+        }
+    }
+    g_list_free(members);
+    return ret;
+}
+
+/* Apply the generic options that change flags: read-only, cache.*, force-share. */
+static int apply_generic_opts(JsonObject *opts, int *flags, GError **errp)
+{
+    GError *local = NULL;
+    JsonObject *cache = opts_get_object(opts, "cache");
+
+    if (opts_get_bool(opts, "read-only", false, &local)) {
+        *flags &= ~BDRV_O_RDWR;
+    }
+    if (opts_get_bool(opts, "force-share", false, &local)) {
+        *flags |= BDRV_O_FORCE_SHARE;
+    }
+    if (cache) {
+        if (opts_has(cache, "direct")) {
+            *flags &= ~BDRV_O_NOCACHE;
+            if (opts_get_bool(cache, "direct", false, &local)) {
+                *flags |= BDRV_O_NOCACHE;
+            }
+        }
+        if (opts_has(cache, "no-flush")) {
+            *flags &= ~BDRV_O_NO_FLUSH;
+            if (opts_get_bool(cache, "no-flush", false, &local)) {
+                *flags |= BDRV_O_NO_FLUSH;
+            }
+        }
+    }
+    if (local) {
+        error_propagate(errp, local);
+        return -EINVAL;
+    }
+    if ((*flags & BDRV_O_FORCE_SHARE) && (*flags & BDRV_O_RDWR)) {
+        error_setg(errp, "force-share=on can only be used with read-only images");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static BlockDriverState *bdrv_new(const BlockDriver *drv)
+{
+    BlockDriverState *bs = g_new0(BlockDriverState, 1);
+
+    bs->drv = drv;
+    bs->refcnt = 1;
+    bs->request_alignment = 1;
+    if (drv->instance_size) {
+        bs->opaque = g_malloc0(drv->instance_size);
+    }
+    return bs;
+}
+
+static void bdrv_free(BlockDriverState *bs)
+{
+    g_free(bs->opaque);
+    g_free(bs->filename);
+    g_free(bs->node_name);
+    g_free(bs->backing_file);
+    g_free(bs->backing_format);
+    if (bs->options) {
+        json_object_unref(bs->options);
+    }
+    g_free(bs);
+}
+
+bool bdrv_probe_claims(const uint8_t *buf, int len)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(block_drivers); i++) {
+        if (block_drivers[i] != &bdrv_raw && block_drivers[i]->probe &&
+            block_drivers[i]->probe(buf, len, NULL) > 1) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static const BlockDriver *probe_format(BlockDriverState *file, const char *filename,
+                                       GError **errp)
+{
+    uint8_t buf[2048];
+    int64_t len = bdrv_getlength(file);
+    int n, best_score = 0;
+    const BlockDriver *best = &bdrv_raw;
+    int ret;
+
+    if (len < 0) {
+        error_setg_errno(errp, -len, "Could not determine image size");
+        return NULL;
+    }
+    n = MIN(len, (int64_t)sizeof(buf));
+    memset(buf, 0, sizeof(buf));
+    ret = bdrv_pread(file, 0, QEMU_ALIGN_UP(n, bdrv_get_request_alignment(file)) >
+                     (int64_t)sizeof(buf) ? (int64_t)sizeof(buf) :
+                     QEMU_ALIGN_UP(n, bdrv_get_request_alignment(file)), buf, 0);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not read image for determining its format");
+        return NULL;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(block_drivers); i++) {
+        if (block_drivers[i]->probe) {
+            int score = block_drivers[i]->probe(buf, n, filename);
+            if (score > best_score) {
+                best_score = score;
+                best = block_drivers[i];
+            }
+        }
+    }
+    return best;
+}
+
+/* Open a protocol node directly (file, blkdebug). */
+static BlockDriverState *bdrv_open_protocol(const BlockDriver *drv, const char *filename,
+                                            JsonObject *opts, int flags, GError **errp)
+{
+    BlockDriverState *bs = bdrv_new(drv);
+    int ret;
+
+    if (filename && !opts_has(opts, "filename")) {
+        opts_set_str(opts, "filename", filename);
+    }
+    ret = apply_generic_opts(opts, &flags, errp);
+    if (ret < 0 || check_unknown_opts(bs, opts, errp) < 0) {
+        goto fail;
+    }
+    bs->open_flags = flags;
+    bs->options = opts_clone(opts);
+    if (bdrv_assign_node_name(bs, opts_peek_str(opts, "node-name"), errp) < 0) {
+        goto fail;
+    }
+    bs->filename = opts_get_str(opts, "filename");
+    ret = drv->open(bs, opts, flags, errp);
+    if (ret < 0) {
+        goto fail;
+    }
+    all_nodes = g_list_append(all_nodes, bs);
+    return bs;
+
+fail:
+    bdrv_free(bs);
+    return NULL;
+}
+
+BlockDriverState *bdrv_open_child(BlockDriverState *parent, JsonObject *parent_opts,
+                                  const char *child_name, const char *filename,
+                                  bool allow_format, int flags, GError **errp)
+{
+    JsonNode *ref = parent_opts && json_object_has_member(parent_opts, child_name) ?
+                    json_object_get_member(parent_opts, child_name) : NULL;
+    g_autoptr(JsonObject) copts = NULL;
+
+    if (ref && JSON_NODE_HOLDS_VALUE(ref) &&
+        json_node_get_value_type(ref) == G_TYPE_STRING) {
+        /* a reference to an existing node */
+        BlockDriverState *bs = bdrv_find_node(json_node_get_string(ref));
+        if (!bs) {
+            error_setg(errp, "Cannot find device='' nor node-name='%s'",
+                       json_node_get_string(ref));
+            return NULL;
+        }
+        bdrv_ref(bs);
+        return bs;
+    }
+    if (ref && JSON_NODE_HOLDS_OBJECT(ref)) {
+        copts = opts_clone(json_node_get_object(ref));
+    } else {
+        copts = json_object_new();
+    }
+    if (!opts_has(copts, "driver") && !allow_format) {
+        opts_set_str(copts, "driver", "file");
+    }
+    if (!opts_has(copts, "filename") && !opts_has(copts, "file") && filename) {
+        const BlockDriver *d = bdrv_find_format(opts_peek_str(copts, "driver") ?: "file");
+        if (d && d->is_protocol) {
+            opts_set_str(copts, "filename", filename);
+        }
+        return bdrv_open(d && d->is_protocol ? NULL : filename, copts, flags, errp);
+    }
+    return bdrv_open(NULL, copts, flags, errp);
+}
+
+BlockDriverState *bdrv_open_file(const char *filename, int flags, GError **errp)
+{
+    g_autoptr(JsonObject) opts = json_object_new();
+
+    opts_set_str(opts, "driver", "file");
+    return bdrv_open(filename, opts, flags, errp);
+}
+
+BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags,
+                            GError **errp)
+{
+    g_autoptr(JsonObject) opts = NULL;
+    const BlockDriver *drv = NULL;
+    const char *drvname;
+    BlockDriverState *bs = NULL, *file = NULL;
+    int ret;
+
+    if (filename && g_str_has_prefix(filename, "json:")) {
+        opts = opts_parse_json_filename(filename, errp);
+        if (!opts) {
+            return NULL;
+        }
+        if (options) {
+            opts_merge(opts, options);
+        }
+        filename = NULL;
+    } else {
+        opts = options ? opts_crumple(options, errp) : json_object_new();
+        if (!opts) {
+            return NULL;
+        }
+    }
+
+    drvname = opts_peek_str(opts, "driver");
+    if (!drvname && (flags & BDRV_O_PROTOCOL)) {
+        drvname = "file";
+    }
+    if (drvname) {
+        drv = bdrv_find_format(drvname);
+        if (!drv) {
+            error_setg(errp, "Unknown driver '%s'", drvname);
+            return NULL;
+        }
+    }
+    if (!filename && !opts_has(opts, "file") && !opts_has(opts, "filename") &&
+        !(drv && drv->is_protocol)) {
+        error_setg(errp, "A block device must be specified for \"file\"");
+        return NULL;
+    }
+    if (drv && drv->is_protocol) {
+        return bdrv_open_protocol(drv, filename, opts, flags, errp);
+    }
+    if (!filename && !opts_has(opts, "file") && opts_has(opts, "filename")) {
+        /* {"driver": "raw", "filename": "x"} is a shorthand for file.filename */
+        g_autofree char *fn = opts_get_str(opts, "filename");
+        json_object_remove_member(opts, "filename");
+        opts_set_str_path(opts, "file.filename", fn);
+    }
+
+    ret = apply_generic_opts(opts, &flags, errp);
+    if (ret < 0) {
+        return NULL;
+    }
+
+    /* A format node: open its file child first. */
+    file = bdrv_open_child(NULL, opts, "file", filename, false,
+                           flags & ~BDRV_O_PROTOCOL, errp);
+    if (!file) {
+        return NULL;
+    }
+    if (!drv) {
+        drv = probe_format(file, filename ? filename : file->filename, errp);
+        if (!drv) {
+            goto fail;
+        }
+    }
+    bs = bdrv_new(drv);
+    bs->file = file;
+    file = NULL;
+    bs->open_flags = flags;
+    bs->filename = g_strdup(filename ? filename : bs->file->filename);
+    if (!opts_has(opts, "driver")) {
+        bs->probed_raw = (drv == &bdrv_raw);
+        if (bs->probed_raw && (flags & BDRV_O_RDWR)) {
+            fprintf(stderr,
+                    "WARNING: Image format was not specified for '%s' and probing "
+                    "guessed raw.\n"
+                    "         Automatically detecting the format is dangerous for raw "
+                    "images, write operations on block 0 will be restricted.\n"
+                    "         Specify the 'raw' format explicitly to remove the "
+                    "restrictions.\n", bs->filename);
+        }
+    }
+    if (check_unknown_opts(bs, opts, errp) < 0) {
+        goto fail;
+    }
+    bs->options = opts_clone(opts);
+    if (bdrv_assign_node_name(bs, opts_peek_str(opts, "node-name"), errp) < 0) {
+        goto fail;
+    }
+    ret = drv->open(bs, opts, flags, errp);
+    if (ret < 0) {
+        goto fail;
+    }
+    all_nodes = g_list_append(all_nodes, bs);
+    return bs;
+
+fail:
+    if (file) {
+        bdrv_unref(file);
+    }
+    if (bs) {
+        if (bs->file) {
+            bdrv_unref(bs->file);
+        }
+        bdrv_free(bs);
+    }
+    return NULL;
+}
+
+void bdrv_ref(BlockDriverState *bs)
+{
+    bs->refcnt++;
+}
+
+void bdrv_unref(BlockDriverState *bs)
+{
+    if (!bs || --bs->refcnt > 0) {
+        return;
+    }
+    bs->dirty_closing = true;
+    all_nodes = g_list_remove(all_nodes, bs);
+    bdrv_flush(bs);
+    if (bs->drv->close) {
+        bs->drv->close(bs);
+    }
+    if (bs->backing) {
+        bdrv_unref(bs->backing);
+    }
+    if (bs->data_file && bs->data_file != bs->file) {
+        bdrv_unref(bs->data_file);
+    }
+    if (bs->file) {
+        bdrv_unref(bs->file);
+    }
+    bdrv_free(bs);
+}
+
+/* ---- misc driver-facing helpers ---- */
+
+const char *const BlkdebugEvent_str[BLKDBG__MAX] = {
+#define BLKDBG_NAME(id, name) [BLKDBG_##id] = name,
+    BLKDBG_EVENT_LIST(BLKDBG_NAME)
+#undef BLKDBG_NAME
+};
+
+void bdrv_debug_event(BlockDriverState *bs, BlkdebugEvent event)
+{
+    while (bs) {
+        if (bs->drv->debug_event) {
+            bs->drv->debug_event(bs, event);
+            return;
+        }
+        bs = bs->file;
+    }
+}
+
+static gint compare_desc_names(gconstpointer a, gconstpointer b)
+{
+    const CreateOptDesc *da = *(const CreateOptDesc *const *)a;
+    const CreateOptDesc *db = *(const CreateOptDesc *const *)b;
+
+    return strcmp(da->name, db->name);
+}
+
+char *create_opts_help(const char *title, const CreateOptDesc *descs)
+{
+    static const char *const type_names[] = {
+        [OPT_STRING] = "str", [OPT_BOOL] = "bool (on/off)",
+        [OPT_NUMBER] = "num", [OPT_SIZE] = "size",
+    };
+    GString *s = g_string_new(NULL);
+    g_autoptr(GPtrArray) sorted = g_ptr_array_new();
+
+    g_string_append_printf(s, "%s\n", title);
+    for (const CreateOptDesc *d = descs; d && d->name; d++) {
+        g_ptr_array_add(sorted, (gpointer)d);
+    }
+    g_ptr_array_sort(sorted, compare_desc_names);
+    for (guint i = 0; i < sorted->len; i++) {
+        const CreateOptDesc *d = sorted->pdata[i];
+        g_autofree char *head = g_strdup_printf("%s=<%s>", d->name, type_names[d->type]);
+        g_string_append_printf(s, "  %-22s - %s\n", head, d->help);
+    }
+    return g_string_free(s, FALSE);
+}

@@ -1,0 +1,580 @@
+/*
+ * The "file" protocol driver: the only code that touches file descriptors.
+ * pread/pwrite loops, write zeroes and discard via fallocate, flush via fdatasync,
+ * truncate with preallocation, block status via SEEK_DATA/SEEK_HOLE, O_DIRECT
+ * alignment probing, and OFD byte-range locks laid out as QEMU lays them out, so
+ * that our tools and QEMU's see each other's locks.
+ */
+#include "qemu/osdep.h"
+#include "qemu/cutils.h"
+#include "block/block_int.h"
+#include <linux/falloc.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
+
+#ifndef F_OFD_SETLK
+#define F_OFD_GETLK 36
+#define F_OFD_SETLK 37
+#endif
+
+/* QEMU's lock byte layout: 100 + bit for each permission held,
+ * 200 + bit for each permission not shared with other users. */
+#define LOCK_PERM_BASE   100
+#define LOCK_SHARED_BASE 200
+
+typedef struct BDRVRawState {
+    int fd;
+    bool is_block_dev;
+    bool use_lock;
+    bool has_zero_range;
+    bool has_punch_hole;
+    uint64_t perm;
+    uint64_t unshared;
+} BDRVRawState;
+
+static const char *const file_runtime_opts[] = {
+    "filename", "locking", "aio", "aio-max-batch", "pr-manager", "drop-cache",
+    "x-check-cache-dropped", NULL,
+};
+
+static const char *const perm_names[] = {
+    "consistent read", "write", "write unchanged", "resize",
+};
+
+static int ofd_lock(int fd, int64_t byte, int type, bool test, bool *conflict)
+{
+    struct flock fl = {
+        .l_whence = SEEK_SET,
+        .l_start = byte,
+        .l_len = 1,
+        .l_type = type,
+    };
+
+    if (test) {
+        if (fcntl(fd, F_OFD_GETLK, &fl) < 0) {
+            return -errno;
+        }
+        *conflict = fl.l_type != F_UNLCK;
+        return 0;
+    }
+    if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+        return -errno;
+    }
+    return 0;
+}
+
+/* Check that others' locks allow our permissions, then take our own locks. */
+static int raw_apply_locks(BlockDriverState *bs, const char *filename, GError **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    bool conflict = false;
+    int ret;
+
+    for (int i = 0; i < (int)ARRAY_SIZE(perm_names); i++) {
+        uint64_t bit = 1ULL << i;
+        if (s->perm & bit) {
+            ret = ofd_lock(s->fd, LOCK_SHARED_BASE + i, F_WRLCK, true, &conflict);
+            if (ret == 0 && conflict) {
+                error_setg(errp, "Failed to get \"%s\" lock\n"
+                           "Is another process using the image [%s]?",
+                           perm_names[i], filename);
+                return -EAGAIN;
+            }
+        }
+        if (s->unshared & bit) {
+            ret = ofd_lock(s->fd, LOCK_PERM_BASE + i, F_WRLCK, true, &conflict);
+            if (ret == 0 && conflict) {
+                error_setg(errp, "Failed to get shared \"%s\" lock\n"
+                           "Is another process using the image [%s]?",
+                           perm_names[i], filename);
+                return -EAGAIN;
+            }
+        }
+    }
+    for (int i = 0; i < (int)ARRAY_SIZE(perm_names); i++) {
+        uint64_t bit = 1ULL << i;
+        if (s->perm & bit) {
+            ret = ofd_lock(s->fd, LOCK_PERM_BASE + i, F_RDLCK, false, NULL);
+            if (ret < 0) {
+                goto lock_failed;
+            }
+        }
+        if (s->unshared & bit) {
+            ret = ofd_lock(s->fd, LOCK_SHARED_BASE + i, F_RDLCK, false, NULL);
+            if (ret < 0) {
+                goto lock_failed;
+            }
+        }
+    }
+    return 0;
+
+lock_failed:
+    if (ret == -EINVAL || ret == -ENOTSUP || ret == -ENOLCK) {
+        /* the file system has no OFD locks: go on unlocked, as QEMU's auto does */
+        return 0;
+    }
+    error_setg_errno(errp, -ret, "Failed to lock image [%s]", filename);
+    return ret;
+}
+
+/* Find the smallest O_DIRECT request alignment the file accepts. */
+static uint32_t probe_direct_alignment(int fd)
+{
+    static const uint32_t sizes[] = { 512, 1024, 2048, 4096 };
+    void *buf = NULL;
+    uint32_t found = 4096;
+
+    if (posix_memalign(&buf, 4096, 4096)) {
+        return found;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+        ssize_t r = pread(fd, buf, sizes[i], 0);
+        if (r >= 0 || errno != EINVAL) {
+            found = sizes[i];
+            break;
+        }
+    }
+    free(buf);
+    return found;
+}
+
+static int raw_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    g_autofree char *filename = opts_get_str(opts, "filename");
+    g_autofree char *locking = opts_get_str(opts, "locking");
+    int oflags = O_CLOEXEC;
+    struct stat st;
+    int ret;
+
+    s->fd = -1;
+    if (!filename) {
+        error_setg(errp, "Parameter 'filename' is required");
+        return -EINVAL;
+    }
+    if (locking && strcmp(locking, "on") && strcmp(locking, "off") &&
+        strcmp(locking, "auto")) {
+        error_setg(errp, "Parameter 'locking' does not accept value '%s'", locking);
+        return -EINVAL;
+    }
+    oflags |= (flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY;
+    if (flags & BDRV_O_NOCACHE) {
+        oflags |= O_DIRECT;
+    }
+    s->fd = open(filename, oflags);
+    if (s->fd < 0) {
+        ret = -errno;
+        if (ret == -EROFS) {
+            ret = -EACCES;
+        }
+        error_setg_errno(errp, -ret, "Could not open '%s'", filename);
+        return ret;
+    }
+    if (fstat(s->fd, &st) < 0) {
+        ret = -errno;
+        error_setg_errno(errp, -ret, "Could not stat '%s'", filename);
+        goto fail;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        error_setg(errp, "'%s' is not a regular file or block device", filename);
+        ret = -EINVAL;
+        goto fail;
+    }
+    s->is_block_dev = S_ISBLK(st.st_mode);
+    s->has_zero_range = true;
+    s->has_punch_hole = true;
+    if (flags & BDRV_O_NOCACHE) {
+        bs->request_alignment = probe_direct_alignment(s->fd);
+    }
+
+    s->use_lock = !(locking && !strcmp(locking, "off"));
+    if (flags & BDRV_O_RDWR) {
+        s->perm = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE;
+        s->unshared = BLK_PERM_WRITE | BLK_PERM_RESIZE;
+    } else if (flags & BDRV_O_FORCE_SHARE) {
+        s->perm = 0;
+        s->unshared = 0;
+    } else {
+        s->perm = BLK_PERM_CONSISTENT_READ;
+        s->unshared = (flags & BDRV_O_NO_SHARE) ? BLK_PERM_WRITE : 0;
+    }
+    if (s->use_lock) {
+        ret = raw_apply_locks(bs, filename, errp);
+        if (ret < 0) {
+            goto fail;
+        }
+    }
+    return 0;
+
+fail:
+    close(s->fd);
+    s->fd = -1;
+    return ret;
+}
+
+static void raw_close(BlockDriverState *bs)
+{
+    BDRVRawState *s = bs->opaque;
+
+    if (s->fd >= 0) {
+        close(s->fd);     /* OFD locks go with the last descriptor */
+        s->fd = -1;
+    }
+}
+
+static int raw_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                     int flags)
+{
+    BDRVRawState *s = bs->opaque;
+    uint8_t *p = buf;
+
+    while (bytes > 0) {
+        ssize_t r = pread(s->fd, p, MIN(bytes, (int64_t)1 << 30), offset);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (r == 0) {
+            memset(p, 0, bytes);     /* past EOF reads as zeros */
+            return 0;
+        }
+        p += r;
+        offset += r;
+        bytes -= r;
+    }
+    return 0;
+}
+
+static int raw_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                      const void *buf, int flags)
+{
+    BDRVRawState *s = bs->opaque;
+    const uint8_t *p = buf;
+
+    while (bytes > 0) {
+        ssize_t r = pwrite(s->fd, p, MIN(bytes, (int64_t)1 << 30), offset);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (r == 0) {
+            return -ENOSPC;
+        }
+        p += r;
+        offset += r;
+        bytes -= r;
+    }
+    return 0;
+}
+
+static int64_t raw_getlength(BlockDriverState *bs)
+{
+    BDRVRawState *s = bs->opaque;
+    struct stat st;
+
+    if (s->is_block_dev) {
+        uint64_t size;
+        if (ioctl(s->fd, BLKGETSIZE64, &size) == 0) {
+            return size;
+        }
+        return lseek(s->fd, 0, SEEK_END);
+    }
+    if (fstat(s->fd, &st) < 0) {
+        return -errno;
+    }
+    return st.st_size;
+}
+
+static int64_t raw_get_allocated_file_size(BlockDriverState *bs)
+{
+    BDRVRawState *s = bs->opaque;
+    struct stat st;
+
+    if (fstat(s->fd, &st) < 0) {
+        return -errno;
+    }
+    return (int64_t)st.st_blocks * 512;
+}
+
+static int do_fallocate(int fd, int mode, int64_t offset, int64_t bytes)
+{
+    int r;
+
+    do {
+        r = fallocate(fd, mode, offset, bytes);
+    } while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : 0;
+}
+
+static int raw_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             int flags)
+{
+    BDRVRawState *s = bs->opaque;
+    int64_t len = raw_getlength(bs);
+    int ret;
+
+    if (s->is_block_dev) {
+        return -ENOTSUP;
+    }
+    /* Past EOF a hole is already zero: extend the file size. */
+    if (len >= 0 && offset >= len) {
+        if (ftruncate(s->fd, offset + bytes) < 0) {
+            return -errno;
+        }
+        return 0;
+    }
+    if ((flags & BDRV_REQ_MAY_UNMAP) && s->has_punch_hole) {
+        ret = do_fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                           offset, MIN(bytes, len - offset));
+        if (ret == 0) {
+            if (offset + bytes > len && ftruncate(s->fd, offset + bytes) < 0) {
+                return -errno;
+            }
+            return 0;
+        }
+        if (ret == -EOPNOTSUPP || ret == -ENOTSUP) {
+            s->has_punch_hole = false;
+        } else {
+            return ret;
+        }
+    }
+    if (s->has_zero_range) {
+        ret = do_fallocate(s->fd, FALLOC_FL_ZERO_RANGE, offset, bytes);
+        if (ret == 0) {
+            return 0;
+        }
+        if (ret != -EOPNOTSUPP && ret != -ENOTSUP && ret != -EINVAL) {
+            return ret;
+        }
+        s->has_zero_range = false;
+    }
+    return -ENOTSUP;
+}
+
+static int raw_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    BDRVRawState *s = bs->opaque;
+    int ret;
+
+    if (s->is_block_dev || !s->has_punch_hole) {
+        return 0;
+    }
+    ret = do_fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, bytes);
+    if (ret == -EOPNOTSUPP || ret == -ENOTSUP) {
+        s->has_punch_hole = false;
+        return 0;
+    }
+    return ret;
+}
+
+static int raw_flush_to_disk(BlockDriverState *bs)
+{
+    BDRVRawState *s = bs->opaque;
+    int r;
+
+    do {
+        r = fdatasync(s->fd);
+    } while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : 0;
+}
+
+static int raw_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                        PreallocMode prealloc, int flags, GError **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    int64_t cur = raw_getlength(bs);
+    int ret;
+
+    if (cur < 0) {
+        error_setg_errno(errp, -cur, "Could not determine current size");
+        return cur;
+    }
+    if (s->is_block_dev) {
+        if (offset > cur || (exact && offset != cur)) {
+            error_setg(errp, "Cannot grow device files");
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (prealloc != PREALLOC_MODE_OFF && offset < cur) {
+        error_setg(errp, "Preallocation mode '%s' unsupported for shrinking",
+                   PreallocMode_str[prealloc]);
+        return -ENOTSUP;
+    }
+    switch (prealloc) {
+    case PREALLOC_MODE_OFF:
+        if (ftruncate(s->fd, offset) < 0) {
+            ret = -errno;
+            error_setg_errno(errp, -ret, "Failed to resize the file");
+            return ret;
+        }
+        return 0;
+    case PREALLOC_MODE_FALLOC:
+        if (offset > cur) {
+            ret = do_fallocate(s->fd, 0, cur, offset - cur);
+            if (ret < 0) {
+                error_setg_errno(errp, -ret, "Could not preallocate new data");
+                return ret;
+            }
+        }
+        return 0;
+    case PREALLOC_MODE_FULL: {
+        int64_t pos = cur;
+        const int64_t chunk = 16 * MiB;
+        if (ftruncate(s->fd, offset) < 0) {
+            ret = -errno;
+            error_setg_errno(errp, -ret, "Failed to resize the file");
+            return ret;
+        }
+        while (pos < offset) {
+            int64_t n = MIN(chunk, offset - pos);
+            ret = bdrv_pwrite_zero_buffer(bs, pos, n);
+            if (ret < 0) {
+                error_setg_errno(errp, -ret, "Could not write zeros for preallocation");
+                return ret;
+            }
+            pos += n;
+        }
+        return 0;
+    }
+    default:
+        error_setg(errp, "Unsupported preallocation mode: %s", PreallocMode_str[prealloc]);
+        return -ENOTSUP;
+    }
+}
+
+static int raw_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    BDRVRawState *s = bs->opaque;
+    off_t data, hole;
+
+    *map = offset;
+    *file = bs;
+    if (s->is_block_dev) {
+        *pnum = bytes;
+        return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+    }
+    data = lseek(s->fd, offset, SEEK_DATA);
+    if (data < 0) {
+        if (errno == ENXIO) {
+            /* nothing but a hole up to EOF */
+            *pnum = bytes;
+            return BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID;
+        }
+        *pnum = bytes;
+        return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+    }
+    if (data > offset) {
+        *pnum = MIN(bytes, data - offset);
+        return BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID;
+    }
+    hole = lseek(s->fd, offset, SEEK_HOLE);
+    if (hole < 0 || hole <= offset) {
+        *pnum = bytes;
+        return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+    }
+    *pnum = MIN(bytes, hole - offset);
+    return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+}
+
+/* -o options of qemu-img create -f raw / the file protocol */
+static const CreateOptDesc file_create_opts[] = {
+    { "size", OPT_SIZE, "Virtual disk size", NULL },
+    { "preallocation", OPT_STRING,
+      "Preallocation mode (allowed values: off, falloc, full)", NULL },
+    { "nocow", OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)", NULL },
+    { "extent_size_hint", OPT_SIZE, "Extent size hint for the image file, 0 to disable",
+      NULL },
+    { NULL },
+};
+
+static int raw_create_opts(const char *filename, JsonObject *opts, GError **errp)
+{
+    GError *local = NULL;
+    uint64_t size = opts_get_size(opts, "size", 0, &local);
+    g_autofree char *pa = opts_get_str(opts, "preallocation");
+    int prealloc = PREALLOC_MODE_OFF;
+    int fd, ret = 0;
+
+    if (local) {
+        error_propagate(errp, local);
+        return -EINVAL;
+    }
+    if (pa) {
+        prealloc = prealloc_mode_parse(pa);
+        if (prealloc < 0 || prealloc == PREALLOC_MODE_METADATA) {
+            error_setg(errp, "Invalid parameter '%s'", pa);
+            return -EINVAL;
+        }
+    }
+    fd = open(filename, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        ret = -errno;
+        error_setg_errno(errp, -ret, "Could not create '%s'", filename);
+        return ret;
+    }
+    {
+        /* Check the lock before truncating: never damage an image in use. */
+        struct flock fl = { .l_whence = SEEK_SET, .l_start = LOCK_PERM_BASE + 1,
+                            .l_len = 1, .l_type = F_WRLCK };
+        if (fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) {
+            error_setg(errp, "Failed to get \"write\" lock\n"
+                       "Is another process using the image [%s]?", filename);
+            close(fd);
+            return -EAGAIN;
+        }
+    }
+    if (ftruncate(fd, 0) < 0) {
+        ret = -errno;
+        error_setg_errno(errp, -ret, "Could not resize file");
+        goto out;
+    }
+    close(fd);
+    fd = -1;
+    if (size > 0 || prealloc != PREALLOC_MODE_OFF) {
+        g_autoptr(JsonObject) o = json_object_new();
+        BlockDriverState *bs;
+        opts_set_str(o, "driver", "file");
+        bs = bdrv_open(filename, o, BDRV_O_RDWR, errp);
+        if (!bs) {
+            return -EIO;
+        }
+        ret = bdrv_truncate(bs, size, true, prealloc, 0, errp);
+        if (ret < 0) {
+            error_prepend(errp, "Could not resize file: ");
+        } else {
+            ret = bdrv_flush(bs);
+        }
+        bdrv_unref(bs);
+    }
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ret;
+}
+
+BlockDriver bdrv_file = {
+    .format_name = "file",
+    .instance_size = sizeof(BDRVRawState),
+    .is_protocol = true,
+    .runtime_opts = file_runtime_opts,
+    .open = raw_open,
+    .close = raw_close,
+    .pread = raw_pread,
+    .pwrite = raw_pwrite,
+    .pwrite_zeroes = raw_pwrite_zeroes,
+    .pdiscard = raw_pdiscard,
+    .flush_to_disk = raw_flush_to_disk,
+    .getlength = raw_getlength,
+    .get_allocated_file_size = raw_get_allocated_file_size,
+    .truncate = raw_truncate,
+    .block_status = raw_block_status,
+    .create_opts = raw_create_opts,
+    .create_opt_descs = file_create_opts,
+};

@@ -1,0 +1,478 @@
+/*
+ * Generic I/O: what every driver would otherwise repeat. Range checks, read-only
+ * checks, alignment and bounce buffers for O_DIRECT, FUA as write+flush, fallbacks
+ * for drivers that leave a callback NULL, flush propagation to children, and block
+ * status resolution down to the protocol layer.
+ */
+#include "qemu/osdep.h"
+#include "block/block_int.h"
+
+#define BOUNCE_MEM_ALIGN 4096
+#define ZERO_CHUNK (1 * MiB)
+
+static int check_request(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    int64_t len;
+
+    if (offset < 0 || bytes < 0 || offset > INT64_MAX - bytes) {
+        return -EIO;
+    }
+    if (bs->drv->is_protocol) {
+        return 0;        /* protocols read zeros past EOF and grow on writes */
+    }
+    len = bdrv_getlength(bs);
+    if (len < 0) {
+        return len;
+    }
+    if (offset + bytes > len) {
+        return -EIO;
+    }
+    return 0;
+}
+
+static bool request_aligned(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            const void *buf)
+{
+    uint32_t align = bs->request_alignment;
+
+    if (align <= 1) {
+        return true;
+    }
+    return QEMU_IS_ALIGNED(offset, align) && QEMU_IS_ALIGNED(bytes, align) &&
+           (!buf || QEMU_IS_ALIGNED((uintptr_t)buf, BOUNCE_MEM_ALIGN));
+}
+
+static void *bounce_alloc(size_t size)
+{
+    void *p = NULL;
+
+    if (posix_memalign(&p, BOUNCE_MEM_ALIGN, MAX(size, 1))) {
+        return NULL;
+    }
+    return p;
+}
+
+/* Read through an aligned bounce buffer covering the request. */
+static int bounce_read(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                       int flags)
+{
+    uint32_t align = bs->request_alignment;
+    int64_t start = QEMU_ALIGN_DOWN(offset, align);
+    int64_t end = QEMU_ALIGN_UP(offset + bytes, align);
+    uint8_t *b = bounce_alloc(end - start);
+    int ret;
+
+    if (!b) {
+        return -ENOMEM;
+    }
+    ret = bs->drv->pread(bs, start, end - start, b, flags);
+    if (ret == 0) {
+        memcpy(buf, b + (offset - start), bytes);
+    }
+    free(b);
+    return ret;
+}
+
+/* Read-modify-write through an aligned bounce buffer. */
+static int bounce_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                        const void *buf, int flags)
+{
+    uint32_t align = bs->request_alignment;
+    int64_t start = QEMU_ALIGN_DOWN(offset, align);
+    int64_t end = QEMU_ALIGN_UP(offset + bytes, align);
+    uint8_t *b = bounce_alloc(end - start);
+    int ret = 0;
+
+    if (!b) {
+        return -ENOMEM;
+    }
+    if (start != offset) {
+        ret = bs->drv->pread(bs, start, align, b, 0);
+    }
+    if (ret == 0 && end != offset + bytes && (end - align >= start + (int64_t)align ||
+                                              start == offset)) {
+        ret = bs->drv->pread(bs, end - align, align, b + (end - align - start), 0);
+    }
+    if (ret == 0) {
+        memcpy(b + (offset - start), buf, bytes);
+        ret = bs->drv->pwrite(bs, start, end - start, b, flags);
+    }
+    free(b);
+    return ret;
+}
+
+int bdrv_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf, int flags)
+{
+    int ret = check_request(bs, offset, bytes);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (bytes == 0) {
+        return 0;
+    }
+    if (!request_aligned(bs, offset, bytes, buf)) {
+        return bounce_read(bs, offset, bytes, buf, flags);
+    }
+    return bs->drv->pread(bs, offset, bytes, buf, flags);
+}
+
+static int finish_write(BlockDriverState *bs, int ret, int flags)
+{
+    if (ret == 0 && (flags & BDRV_REQ_FUA)) {
+        ret = bdrv_flush(bs);
+    }
+    return ret;
+}
+
+int bdrv_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void *buf,
+                int flags)
+{
+    int ret = check_request(bs, offset, bytes);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (!(bs->open_flags & BDRV_O_RDWR)) {
+        return -EACCES;
+    }
+    if (bytes == 0) {
+        return 0;
+    }
+    if (!request_aligned(bs, offset, bytes, buf)) {
+        ret = bounce_write(bs, offset, bytes, buf, flags & ~BDRV_REQ_FUA);
+    } else {
+        ret = bs->drv->pwrite(bs, offset, bytes, buf, flags & ~BDRV_REQ_FUA);
+    }
+    return finish_write(bs, ret, flags);
+}
+
+int bdrv_pwrite_zero_buffer(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    static void *zero_buf;
+    int64_t done = 0;
+
+    if (!zero_buf) {
+        zero_buf = bounce_alloc(ZERO_CHUNK);
+        if (!zero_buf) {
+            return -ENOMEM;
+        }
+        memset(zero_buf, 0, ZERO_CHUNK);
+    }
+    while (done < bytes) {
+        int64_t n = MIN(bytes - done, ZERO_CHUNK);
+        int ret;
+
+        if (!request_aligned(bs, offset + done, n, zero_buf)) {
+            ret = bounce_write(bs, offset + done, n, zero_buf, 0);
+        } else {
+            ret = bs->drv->pwrite(bs, offset + done, n, zero_buf, 0);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        done += n;
+    }
+    return 0;
+}
+
+int bdrv_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes, int flags)
+{
+    int ret = check_request(bs, offset, bytes);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (!(bs->open_flags & BDRV_O_RDWR)) {
+        return -EACCES;
+    }
+    if (bytes == 0) {
+        return 0;
+    }
+    ret = -ENOTSUP;
+    if (bs->drv->pwrite_zeroes) {
+        ret = bs->drv->pwrite_zeroes(bs, offset, bytes, flags & ~BDRV_REQ_FUA);
+    }
+    if (ret == -ENOTSUP && !(flags & BDRV_REQ_NO_FALLBACK)) {
+        ret = bdrv_pwrite_zero_buffer(bs, offset, bytes);
+    }
+    return finish_write(bs, ret, flags);
+}
+
+int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    int ret = check_request(bs, offset, bytes);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (!(bs->open_flags & BDRV_O_RDWR)) {
+        return -EACCES;
+    }
+    if (bytes == 0 || !bs->drv->pdiscard) {
+        return 0;
+    }
+    return bs->drv->pdiscard(bs, offset, bytes);
+}
+
+int bdrv_flush(BlockDriverState *bs)
+{
+    int ret = 0, r;
+
+    if (!bs || !(bs->open_flags & BDRV_O_RDWR)) {
+        return 0;
+    }
+    if (bs->drv->flush_to_os) {
+        ret = bs->drv->flush_to_os(bs);
+    }
+    if (bs->data_file && bs->data_file != bs->file) {
+        r = bdrv_flush(bs->data_file);
+        ret = ret < 0 ? ret : r;
+    }
+    if (bs->file) {
+        r = bdrv_flush(bs->file);
+        ret = ret < 0 ? ret : r;
+    }
+    if (!(bs->open_flags & BDRV_O_NO_FLUSH) && bs->drv->flush_to_disk) {
+        r = bs->drv->flush_to_disk(bs);
+        ret = ret < 0 ? ret : r;
+    }
+    return ret;
+}
+
+int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact, PreallocMode prealloc,
+                  int flags, GError **errp)
+{
+    if (offset < 0) {
+        error_setg(errp, "Image size cannot be negative");
+        return -EINVAL;
+    }
+    if (!(bs->open_flags & BDRV_O_RDWR)) {
+        error_setg(errp, "Image is read-only");
+        return -EACCES;
+    }
+    if (!bs->drv->truncate) {
+        error_setg(errp, "Image format driver does not support resize");
+        return -ENOTSUP;
+    }
+    return bs->drv->truncate(bs, offset, exact, prealloc, flags, errp);
+}
+
+int64_t bdrv_getlength(BlockDriverState *bs)
+{
+    if (!bs->drv->getlength) {
+        return bs->file ? bdrv_getlength(bs->file) : -ENOMEDIUM;
+    }
+    return bs->drv->getlength(bs);
+}
+
+int64_t bdrv_get_allocated_file_size(BlockDriverState *bs)
+{
+    int64_t total = 0, r;
+
+    if (bs->drv->get_allocated_file_size) {
+        return bs->drv->get_allocated_file_size(bs);
+    }
+    if (!bs->file) {
+        return -ENOTSUP;
+    }
+    /* formats: the sum of their files */
+    total = bdrv_get_allocated_file_size(bs->file);
+    if (total >= 0 && bs->data_file && bs->data_file != bs->file) {
+        r = bdrv_get_allocated_file_size(bs->data_file);
+        total = r < 0 ? r : total + r;
+    }
+    return total;
+}
+
+int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
+{
+    memset(bdi, 0, sizeof(*bdi));
+    if (!bs->drv->get_info) {
+        return -ENOTSUP;
+    }
+    return bs->drv->get_info(bs, bdi);
+}
+
+uint32_t bdrv_get_request_alignment(BlockDriverState *bs)
+{
+    return bs->request_alignment;
+}
+
+int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                      int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    int64_t len = bdrv_getlength(bs), local_map = 0, fpnum;
+    BlockDriverState *local_file = NULL;
+    int ret;
+
+    if (len < 0) {
+        return len;
+    }
+    if (offset >= len || bytes <= 0) {
+        *pnum = 0;
+        return offset >= len ? BDRV_BLOCK_EOF : 0;
+    }
+    bytes = MIN(bytes, len - offset);
+    if (!bs->drv->block_status) {
+        if (bs->drv->is_protocol) {
+            *pnum = bytes;
+            ret = BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID | BDRV_BLOCK_ALLOCATED;
+            local_map = offset;
+            local_file = bs;
+        } else {
+            /* pass-through format: the file's status at the same offset */
+            ret = bdrv_block_status(bs->file, offset, bytes, pnum, &local_map,
+                                    &local_file);
+            if (ret < 0) {
+                return ret;
+            }
+            ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) |
+                  BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_OFFSET_VALID;
+            local_map = offset;
+            local_file = bs->file;
+        }
+    } else {
+        ret = bs->drv->block_status(bs, offset, bytes, pnum, &local_map, &local_file);
+        if (ret < 0) {
+            return ret;
+        }
+        if (bs->drv->is_protocol) {
+            ret |= BDRV_BLOCK_ALLOCATED;
+        }
+    }
+    if ((ret & BDRV_BLOCK_RECURSE) && (ret & BDRV_BLOCK_OFFSET_VALID) && local_file &&
+        !(ret & BDRV_BLOCK_ZERO)) {
+        int r = bdrv_block_status(local_file, local_map, *pnum, &fpnum, NULL, NULL);
+        if (r >= 0 && fpnum > 0) {
+            *pnum = fpnum;
+            if (r & BDRV_BLOCK_ZERO) {
+                ret |= BDRV_BLOCK_ZERO;
+            }
+        }
+    }
+    ret &= ~BDRV_BLOCK_RECURSE;
+    if (offset + *pnum == len) {
+        ret |= BDRV_BLOCK_EOF;
+    }
+    if (map) {
+        *map = local_map;
+    }
+    if (file) {
+        *file = local_file;
+    }
+    return ret;
+}
+
+int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes, int64_t *pnum)
+{
+    int ret = bdrv_block_status(bs, offset, bytes, pnum, NULL, NULL);
+
+    if (ret < 0) {
+        return ret;
+    }
+    return !!(ret & BDRV_BLOCK_ALLOCATED);
+}
+
+int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
+{
+    memset(res, 0, sizeof(*res));
+    if (!bs->drv->check) {
+        return -ENOTSUP;
+    }
+    return bs->drv->check(bs, res, fix);
+}
+
+int bdrv_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **errp)
+{
+    if (!bs->drv->amend) {
+        error_setg(errp, "Format driver '%s' does not support option amendment",
+                   bs->drv->format_name);
+        return -ENOTSUP;
+    }
+    return bs->drv->amend(bs, opts, force, errp);
+}
+
+JsonNode *bdrv_get_specific_info(BlockDriverState *bs, GError **errp)
+{
+    return bs->drv->get_specific_info ? bs->drv->get_specific_info(bs, errp) : NULL;
+}
+
+bool bdrv_is_dirty(BlockDriverState *bs)
+{
+    return bs->drv->is_dirty ? bs->drv->is_dirty(bs) : false;
+}
+
+int bdrv_snapshot_create(BlockDriverState *bs, const char *name)
+{
+    return bs->drv->snapshot_create ? bs->drv->snapshot_create(bs, name) : -ENOTSUP;
+}
+
+int bdrv_snapshot_list(BlockDriverState *bs, GPtrArray *out)
+{
+    return bs->drv->snapshot_list ? bs->drv->snapshot_list(bs, out) : -ENOTSUP;
+}
+
+/* ---- creation ---- */
+
+int bdrv_create(const char *fmt, const char *filename, JsonObject *opts, GError **errp)
+{
+    BlockDriver *drv = bdrv_find_format(fmt);
+
+    if (!drv) {
+        error_setg(errp, "Unknown file format '%s'", fmt);
+        return -ENOENT;
+    }
+    if (!drv->create_opts) {
+        error_setg(errp, "Format driver '%s' does not support image creation", fmt);
+        return -ENOTSUP;
+    }
+    return drv->create_opts(filename, opts, errp);
+}
+
+int bdrv_create_file(const char *filename, JsonObject *opts, GError **errp)
+{
+    return bdrv_create("file", filename, opts, errp);
+}
+
+char *bdrv_create_opts_help(const char *fmt)
+{
+    BlockDriver *drv = bdrv_find_format(fmt);
+    g_autofree char *title = NULL;
+
+    if (!drv || !drv->create_opt_descs) {
+        return NULL;
+    }
+    title = g_strdup_printf("Supported %s options:", fmt);
+    return create_opts_help(title, drv->create_opt_descs);
+}
+
+bool bdrv_create_opt_known(const char *fmt, const char *key)
+{
+    BlockDriver *drv = bdrv_find_format(fmt);
+
+    for (const CreateOptDesc *d = drv ? drv->create_opt_descs : NULL; d && d->name; d++) {
+        if (!strcmp(d->name, key)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+char *bdrv_create_opts_describe(const char *fmt, JsonObject *opts)
+{
+    BlockDriver *drv = bdrv_find_format(fmt);
+    GString *s = g_string_new(NULL);
+
+    g_string_append_printf(s, "fmt=%s", fmt);
+    for (const CreateOptDesc *d = drv ? drv->create_opt_descs : NULL; d && d->name; d++) {
+        g_autofree char *v = opts_get_str(opts, d->name);
+        const char *val = v ? v : d->def_value_str;
+
+        if (!val) {
+            continue;
+        }
+        g_string_append_printf(s, " %s=%s", d->name, val);
+    }
+    return g_string_free(s, FALSE);
+}

@@ -1,0 +1,182 @@
+/*
+ * The public block layer API: opening images into a graph of nodes, synchronous
+ * I/O on nodes, block status, creating images, and the flags that go with them.
+ * Front ends (qemu-img, qemu-io, the storage daemon) use only this header.
+ */
+#ifndef BLOCK_BLOCK_H
+#define BLOCK_BLOCK_H
+
+#include "qemu/osdep.h"
+#include "qemu/option.h"
+
+typedef struct BlockDriver BlockDriver;
+typedef struct BlockDriverState BlockDriverState;
+
+/* Open flags */
+#define BDRV_O_RDWR         0x0002  /* open read-write */
+#define BDRV_O_NOCACHE      0x0020  /* O_DIRECT (cache=none, directsync) */
+#define BDRV_O_NO_BACKING   0x0100  /* do not open the backing file */
+#define BDRV_O_NO_FLUSH     0x0200  /* flushes do nothing (cache=unsafe) */
+#define BDRV_O_WRITETHROUGH 0x0400  /* flush after every write (writethrough, directsync) */
+#define BDRV_O_PROTOCOL     0x0800  /* open a protocol node only, no format layer */
+#define BDRV_O_FORCE_SHARE  0x1000  /* -U: take no locks that block others */
+#define BDRV_O_NO_DATA_FILE 0x2000  /* do not open an external data file (info/map/check) */
+#define BDRV_O_UNTRUSTED    0x4000  /* refuse images that refer to other files */
+#define BDRV_O_NO_IO        0x8000  /* metadata only: skip probing writes, repairs */
+#define BDRV_O_CHECK        0x10000 /* opened for qemu-img check: corrupt/dirty tolerated */
+#define BDRV_O_INACTIVE_FIX 0x20000 /* opened for check -r: allow repairing */
+#define BDRV_O_NO_SHARE     0x40000 /* read-only, but let nobody else write meanwhile */
+
+/* Cache modes, as parsed from -t */
+#define BDRV_O_CACHE_MASK (BDRV_O_NOCACHE | BDRV_O_NO_FLUSH | BDRV_O_WRITETHROUGH)
+/* Parse none|writeback|writethrough|directsync|unsafe into flags; -1 if unknown. */
+int bdrv_parse_cache_mode(const char *mode, int *flags);
+
+/* Request flags */
+#define BDRV_REQ_MAY_UNMAP        0x0004  /* zero write may deallocate */
+#define BDRV_REQ_FUA              0x0010  /* data must be stable when the call returns */
+#define BDRV_REQ_WRITE_COMPRESSED 0x0020  /* write compressed (qcow2 without data file) */
+#define BDRV_REQ_NO_FALLBACK      0x0100  /* zero write: fail rather than write zeros */
+
+/* Block status flags */
+#define BDRV_BLOCK_DATA         0x01  /* reads come from data (not known zero) */
+#define BDRV_BLOCK_ZERO         0x02  /* reads as zero */
+#define BDRV_BLOCK_OFFSET_VALID 0x04  /* *map is the offset in *file */
+#define BDRV_BLOCK_ALLOCATED    0x10  /* content determined by this layer */
+#define BDRV_BLOCK_EOF          0x20  /* the range reaches the end of the node */
+#define BDRV_BLOCK_RECURSE      0x40  /* ask *file for DATA/ZERO of the mapped range */
+
+typedef enum PreallocMode {
+    PREALLOC_MODE_OFF,
+    PREALLOC_MODE_METADATA,
+    PREALLOC_MODE_FALLOC,
+    PREALLOC_MODE_FULL,
+    PREALLOC_MODE__MAX,
+} PreallocMode;
+
+extern const char *const PreallocMode_str[PREALLOC_MODE__MAX];
+/* Parse a preallocation name; -1 if unknown. */
+int prealloc_mode_parse(const char *s);
+
+/* Results of a consistency check (qemu-img check). */
+typedef struct BdrvCheckResult {
+    int corruptions;
+    int leaks;
+    int check_errors;
+    int corruptions_fixed;
+    int leaks_fixed;
+    int64_t image_end_offset;
+    struct {
+        int64_t total_clusters;
+        int64_t allocated_clusters;
+        int64_t fragmented_clusters;
+        int64_t compressed_clusters;
+    } bfi;
+} BdrvCheckResult;
+
+#define BDRV_FIX_LEAKS  1
+#define BDRV_FIX_ERRORS 2
+
+typedef struct BlockDriverInfo {
+    int cluster_size;
+    int64_t vm_state_offset;
+    bool is_dirty;
+} BlockDriverInfo;
+
+/* Human dump of format-specific info ({"type":..., "data": {...}}), QEMU's layout:
+ * "key name: value" lines, nested members indented by 4 more spaces. */
+void bdrv_specific_info_dump(JsonNode *info, int indent);
+
+/* ---- drivers ---- */
+BlockDriver *bdrv_find_format(const char *name);
+const char *bdrv_get_format_name(BlockDriverState *bs);
+/* Iterate format + protocol names, as in "Supported formats:". */
+void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaque);
+
+/* ---- opening ---- */
+/*
+ * Open an image. @filename may be NULL (then @options must say where), a path, or
+ * "json:{...}". @options (may be NULL; not consumed) are merged over what the filename
+ * yields. @options["driver"] names the format; without it the format is probed.
+ * Errors use QEMU's wording ("Could not open 'x': No such file or directory").
+ */
+BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags,
+                            GError **errp);
+void bdrv_ref(BlockDriverState *bs);
+/* Drop a reference; at zero, flush, close and free the node and its children. */
+void bdrv_unref(BlockDriverState *bs);
+
+/* ---- node graph ---- */
+const char *bdrv_get_node_name(BlockDriverState *bs);
+BlockDriverState *bdrv_find_node(const char *node_name);
+/* Iterate all named nodes (user-named and automatic). Returns next after prev. */
+BlockDriverState *bdrv_next_node(BlockDriverState *prev);
+BlockDriverState *bdrv_file_child(BlockDriverState *bs);
+BlockDriverState *bdrv_backing_child(BlockDriverState *bs);
+BlockDriverState *bdrv_data_file_child(BlockDriverState *bs);
+const char *bdrv_get_filename(BlockDriverState *bs);
+bool bdrv_is_read_only(BlockDriverState *bs);
+int bdrv_get_flags(BlockDriverState *bs);
+/* The backing file name stored in the image, and its format (may be NULL). */
+const char *bdrv_get_backing_filename(BlockDriverState *bs);
+const char *bdrv_get_backing_format(BlockDriverState *bs);
+/* "json:{...}" or the plain file name describing how to reopen this node. */
+char *bdrv_get_full_filename(BlockDriverState *bs);
+
+/* ---- I/O (0 or -errno) ---- */
+int bdrv_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf, int flags);
+int bdrv_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void *buf,
+                int flags);
+int bdrv_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes, int flags);
+int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes);
+int bdrv_flush(BlockDriverState *bs);
+/* Resize; exact=false allows the driver to round up. */
+int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact, PreallocMode prealloc,
+                  int flags, GError **errp);
+int64_t bdrv_getlength(BlockDriverState *bs);
+/* Bytes the node's files occupy on the host (-ENOTSUP if unknown). */
+int64_t bdrv_get_allocated_file_size(BlockDriverState *bs);
+int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
+/* Minimum alignment of requests on this node (1 unless O_DIRECT). */
+uint32_t bdrv_get_request_alignment(BlockDriverState *bs);
+
+/*
+ * Block status of [offset, offset+bytes) at this node: returns BDRV_BLOCK_* flags
+ * for the first *pnum bytes (>0 unless at EOF), or -errno. map and file are set when
+ * OFFSET_VALID. DATA/ZERO are resolved from the protocol layer below formats.
+ */
+int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                      int64_t *pnum, int64_t *map, BlockDriverState **file);
+/* Is the range allocated in this layer (not just the backing chain)? 1/0/-errno. */
+int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes, int64_t *pnum);
+
+/* ---- check, amend, info ---- */
+int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, int fix);
+int bdrv_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **errp);
+/* Format-specific info as QEMU's "format-specific" JSON member; NULL if none. */
+JsonNode *bdrv_get_specific_info(BlockDriverState *bs, GError **errp);
+/* Is the image's dirty flag set? */
+bool bdrv_is_dirty(BlockDriverState *bs);
+
+/* ---- snapshots (internal) ---- */
+int bdrv_snapshot_create(BlockDriverState *bs, const char *name);
+/* Number of snapshots; fills a GPtrArray of JsonObject per snapshot if non-NULL. */
+int bdrv_snapshot_list(BlockDriverState *bs, GPtrArray *out);
+
+/* ---- creating images ---- */
+/*
+ * Create an image of format @fmt from qemu-img style options (-o names, strings,
+ * "size" included). Prints nothing. Errors in QEMU's words.
+ */
+int bdrv_create(const char *fmt, const char *filename, JsonObject *opts, GError **errp);
+/* The help text for -o help: "Supported options:\n  name=type - desc\n"... */
+char *bdrv_create_opts_help(const char *fmt);
+/* The "Formatting '...', fmt=..." line's option part, in QEMU's order. */
+char *bdrv_create_opts_describe(const char *fmt, JsonObject *opts);
+/* Is @key a creation option of @fmt? */
+bool bdrv_create_opt_known(const char *fmt, const char *key);
+
+/* Open a plain file as a protocol node (no probing), used for data files. */
+BlockDriverState *bdrv_open_file(const char *filename, int flags, GError **errp);
+
+#endif

@@ -1,0 +1,194 @@
+/*
+ * The driver interface: the BlockDriver vtable every format and protocol driver
+ * fills in, the BlockDriverState node, creation option tables and debug events.
+ * Only block/ code includes this header.
+ */
+#ifndef BLOCK_BLOCK_INT_H
+#define BLOCK_BLOCK_INT_H
+
+#include "block/block.h"
+#include "qemu/error.h"
+
+/* Debug events at metadata update points, for blkdebug (QEMU's names). */
+typedef enum BlkdebugEvent {
+#define BLKDBG_EVENT_LIST(X) \
+    X(L1_UPDATE, "l1_update") X(L1_GROW_ALLOC_TABLE, "l1_grow_alloc_table") \
+    X(L1_GROW_WRITE_TABLE, "l1_grow_write_table") \
+    X(L1_GROW_ACTIVATE_TABLE, "l1_grow_activate_table") \
+    X(L2_LOAD, "l2_load") X(L2_UPDATE, "l2_update") \
+    X(L2_UPDATE_COMPRESSED, "l2_update_compressed") \
+    X(L2_ALLOC_COW_READ, "l2_alloc_cow_read") X(L2_ALLOC_WRITE, "l2_alloc_write") \
+    X(READ_AIO, "read_aio") X(READ_BACKING_AIO, "read_backing_aio") \
+    X(READ_COMPRESSED, "read_compressed") X(WRITE_AIO, "write_aio") \
+    X(WRITE_COMPRESSED, "write_compressed") X(VMSTATE_LOAD, "vmstate_load") \
+    X(VMSTATE_SAVE, "vmstate_save") X(COW_READ, "cow_read") X(COW_WRITE, "cow_write") \
+    X(REFTABLE_LOAD, "reftable_load") X(REFTABLE_GROW, "reftable_grow") \
+    X(REFTABLE_UPDATE, "reftable_update") X(REFBLOCK_LOAD, "refblock_load") \
+    X(REFBLOCK_UPDATE, "refblock_update") X(REFBLOCK_UPDATE_PART, "refblock_update_part") \
+    X(REFBLOCK_ALLOC, "refblock_alloc") X(REFBLOCK_ALLOC_HOOKUP, "refblock_alloc_hookup") \
+    X(REFBLOCK_ALLOC_WRITE, "refblock_alloc_write") \
+    X(REFBLOCK_ALLOC_WRITE_BLOCKS, "refblock_alloc_write_blocks") \
+    X(REFBLOCK_ALLOC_WRITE_TABLE, "refblock_alloc_write_table") \
+    X(REFBLOCK_ALLOC_SWITCH_TABLE, "refblock_alloc_switch_table") \
+    X(CLUSTER_ALLOC, "cluster_alloc") X(CLUSTER_ALLOC_BYTES, "cluster_alloc_bytes") \
+    X(CLUSTER_FREE, "cluster_free") X(FLUSH_TO_OS, "flush_to_os") \
+    X(FLUSH_TO_DISK, "flush_to_disk") X(PWRITEV_RMW_HEAD, "pwritev_rmw_head") \
+    X(PWRITEV_RMW_AFTER_HEAD, "pwritev_rmw_after_head") \
+    X(PWRITEV_RMW_TAIL, "pwritev_rmw_tail") \
+    X(PWRITEV_RMW_AFTER_TAIL, "pwritev_rmw_after_tail") X(PWRITEV, "pwritev") \
+    X(PWRITEV_ZERO, "pwritev_zero") X(PWRITEV_DONE, "pwritev_done") \
+    X(EMPTY_IMAGE_PREPARE, "empty_image_prepare") X(L1_SHRINK_WRITE_TABLE, "l1_shrink_write_table") \
+    X(L1_SHRINK_FREE_L2_CLUSTERS, "l1_shrink_free_l2_clusters") \
+    X(COR_WRITE, "cor_write") X(CLUSTER_ALLOC_SPACE, "cluster_alloc_space") X(NONE, "none")
+#define BLKDBG_ENUM(id, name) BLKDBG_##id,
+    BLKDBG_EVENT_LIST(BLKDBG_ENUM)
+#undef BLKDBG_ENUM
+    BLKDBG__MAX,
+} BlkdebugEvent;
+
+extern const char *const BlkdebugEvent_str[BLKDBG__MAX];
+
+/* Signal a debug event to a node (a no-op unless it is a blkdebug node). */
+void bdrv_debug_event(BlockDriverState *bs, BlkdebugEvent event);
+#define BLKDBG_EVENT(child, evt) bdrv_debug_event((child), (evt))
+
+/* Creation option description (qemu-img -o names). */
+typedef enum CreateOptType {
+    OPT_STRING,
+    OPT_BOOL,
+    OPT_NUMBER,
+    OPT_SIZE,
+} CreateOptType;
+
+typedef struct CreateOptDesc {
+    const char *name;
+    CreateOptType type;
+    const char *help;
+    /* value printed in the "Formatting" line when the user gave none; NULL: omit */
+    const char *def_value_str;
+} CreateOptDesc;
+
+struct BlockDriver {
+    const char *format_name;
+    size_t instance_size;
+    /* false for protocol drivers (file, blkdebug), which read a filename */
+    bool is_protocol;
+    /* option keys open() takes besides the generic ones; NULL-terminated */
+    const char *const *runtime_opts;
+
+    /* Score 0..100 for the first sectors of an image; NULL: never probed. */
+    int (*probe)(const uint8_t *buf, int buf_size, const char *filename);
+
+    /*
+     * Open: @opts is the node's own options (children already removed for formats,
+     * whose "file" child is open in bs->file). 0 or -errno with errp set.
+     */
+    int (*open)(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp);
+    /* Release driver state; children are released by the generic layer. */
+    void (*close)(BlockDriverState *bs);
+
+    /* I/O: requests are within the node's length and aligned to request_alignment. */
+    int (*pread)(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                 int flags);
+    int (*pwrite)(BlockDriverState *bs, int64_t offset, int64_t bytes, const void *buf,
+                  int flags);
+    /* NULL, or -ENOTSUP without BDRV_REQ_NO_FALLBACK: the generic layer writes zeros. */
+    int (*pwrite_zeroes)(BlockDriverState *bs, int64_t offset, int64_t bytes, int flags);
+    /* NULL: discard is a successful no-op (discard is advisory). */
+    int (*pdiscard)(BlockDriverState *bs, int64_t offset, int64_t bytes);
+    /* Write cached state down to the children (they are flushed after). NULL: none. */
+    int (*flush_to_os)(BlockDriverState *bs);
+    /* Make written data stable (fdatasync); skipped under cache=unsafe. NULL: none. */
+    int (*flush_to_disk)(BlockDriverState *bs);
+
+    int64_t (*getlength)(BlockDriverState *bs);
+    int64_t (*get_allocated_file_size)(BlockDriverState *bs);
+    int (*get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
+    int (*truncate)(BlockDriverState *bs, int64_t offset, bool exact,
+                    PreallocMode prealloc, int flags, GError **errp);
+    /*
+     * Status of the first *pnum bytes of [offset, offset+bytes). Return BDRV_BLOCK_*
+     * flags; with OFFSET_VALID set *map and *file. NULL: everything is allocated data
+     * at the same offset in bs->file (or plain data for protocols).
+     */
+    int (*block_status)(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                        int64_t *pnum, int64_t *map, BlockDriverState **file);
+
+    /* qemu-img create with -o options (strings). */
+    int (*create_opts)(const char *filename, JsonObject *opts, GError **errp);
+    /* blockdev-create with QMP options (children as node names). */
+    int (*create)(JsonObject *opts, GError **errp);
+    const CreateOptDesc *create_opt_descs;   /* terminated by a NULL name */
+
+    int (*amend)(BlockDriverState *bs, JsonObject *opts, bool force, GError **errp);
+    int (*check)(BlockDriverState *bs, BdrvCheckResult *res, int fix);
+    JsonNode *(*get_specific_info)(BlockDriverState *bs, GError **errp);
+    bool (*is_dirty)(BlockDriverState *bs);
+    int (*snapshot_create)(BlockDriverState *bs, const char *name);
+    int (*snapshot_list)(BlockDriverState *bs, GPtrArray *out);
+    /* blkdebug: an event happened on this node */
+    void (*debug_event)(BlockDriverState *bs, BlkdebugEvent event);
+};
+
+struct BlockDriverState {
+    const BlockDriver *drv;
+    void *opaque;
+    int refcnt;
+    int open_flags;
+    char *filename;          /* file name shown to users */
+    char *node_name;         /* user-given or automatic "#blockNNN" */
+    bool auto_node_name;
+    JsonObject *options;     /* the node's options as opened, children nested */
+
+    BlockDriverState *file;       /* "file" child (formats) */
+    BlockDriverState *backing;    /* "backing" child, or NULL */
+    BlockDriverState *data_file;  /* qcow2 external data file; == NULL if internal */
+
+    char *backing_file;      /* backing file name stored in the image */
+    char *backing_format;
+    bool probed_raw;         /* format guessed as raw: writes to sector 0 guarded */
+    uint32_t request_alignment;
+    bool dirty_closing;      /* set while closing */
+};
+
+/* Driver table (block.c) */
+extern BlockDriver bdrv_file;
+extern BlockDriver bdrv_raw;
+extern BlockDriver bdrv_qcow2;
+extern BlockDriver bdrv_blkdebug;
+
+/*
+ * Open a child of @parent: @ref is the options object under @parent's @child_name
+ * key, or NULL to use @filename (a plain path, opened as driver "file" unless
+ * @allow_format probes it). A string option under the key names an existing node.
+ */
+BlockDriverState *bdrv_open_child(BlockDriverState *parent, JsonObject *parent_opts,
+                                  const char *child_name, const char *filename,
+                                  bool allow_format, int flags, GError **errp);
+
+/* Option helpers for driver open(): fetch and validate known options. */
+const char *bdrv_get_creation_opt(JsonObject *opts, const char *name);
+
+/* Generic fallbacks and helpers for drivers */
+int bdrv_pwrite_zero_buffer(BlockDriverState *bs, int64_t offset, int64_t bytes);
+int bdrv_create_file(const char *filename, JsonObject *opts, GError **errp);
+/* Describe the creation option table of a driver for qemu-img -o help. */
+char *create_opts_help(const char *title, const CreateOptDesc *descs);
+
+/* Advisory OFD locks compatible with QEMU's (file-posix.c) */
+#define BLK_PERM_CONSISTENT_READ 0x01
+#define BLK_PERM_WRITE           0x02
+#define BLK_PERM_WRITE_UNCHANGED 0x04
+#define BLK_PERM_RESIZE          0x08
+#define BLK_PERM_ALL             0x0f
+
+/* Would any format other than raw claim this first sector? */
+bool bdrv_probe_claims(const uint8_t *buf, int len);
+
+/* Is this a data file name we refuse to interpret (json:, protocol prefix)? */
+bool bdrv_filename_is_special(const char *name);
+
+/* Make a path relative to @base's folder, as backing files are resolved. */
+char *bdrv_path_combine(const char *base, const char *name);
+
+#endif
