@@ -1,0 +1,240 @@
+/*
+ * qemu-io: the disk exerciser's front end. Parses the command line, opens the image
+ * (filename, -f, --image-opts, json:), then runs -c commands or reads commands from
+ * stdin, and exits 1 if any command failed, as QEMU 7.2's qemu-io does.
+ */
+#include "qemu/osdep.h"
+#include "qemu/cutils.h"
+#include "qemu/error.h"
+#include "qemu-io.h"
+#include <getopt.h>
+
+BlockDriverState *qemuio_bs;
+bool qemuio_writethrough;
+
+int qemuio_open(const char *name, JsonObject *opts, int flags, bool writethrough)
+{
+    GError *err = NULL;
+
+    if (qemuio_bs) {
+        error_report("file open already, try 'help close'");
+        return -EBUSY;
+    }
+    if (writethrough) {
+        flags |= BDRV_O_WRITETHROUGH;
+    }
+    qemuio_bs = bdrv_open(name, opts, flags, &err);
+    if (!qemuio_bs) {
+        if (name) {
+            error_report("can't open device %s: %s", name, err->message);
+        } else {
+            error_report("can't open: %s", err->message);
+        }
+        g_error_free(err);
+        return -EIO;
+    }
+    qemuio_writethrough = writethrough;
+    return 0;
+}
+
+void qemuio_close(void)
+{
+    if (qemuio_bs) {
+        bdrv_unref(qemuio_bs);
+        qemuio_bs = NULL;
+    }
+}
+
+static void usage(const char *name)
+{
+    printf(
+"Usage: %s [OPTIONS]... [-c STRING]... [file]\n"
+"QEMU Disk exerciser\n"
+"\n"
+"  --object OBJECTDEF   define an object such as 'secret' for\n"
+"                       passwords and/or encryption keys\n"
+"  --image-opts         treat file as option string\n"
+"  -c, --cmd STRING     execute command with its arguments\n"
+"                       from the given string\n"
+"  -f, --format FMT     specifies the block driver to use\n"
+"  -r, --read-only      export read-only\n"
+"  -s, --snapshot       use snapshot file\n"
+"  -n, --nocache        disable host cache, short for -t none\n"
+"  -C, --copy-on-read   enable copy-on-read\n"
+"  -m, --misalign       misalign allocations for O_DIRECT\n"
+"  -k, --native-aio     use kernel AIO implementation\n"
+"                       (Linux only, prefer use of -i)\n"
+"  -i, --aio=MODE       use AIO mode (threads, native or io_uring)\n"
+"  -t, --cache=MODE     use the given cache mode for the image\n"
+"  -d, --discard=MODE   use the given discard mode for the image\n"
+"  -T, --trace [[enable=]<pattern>][,events=<file>][,file=<file>]\n"
+"                       specify tracing options\n"
+"                       see qemu-img(1) man page for full description\n"
+"  -U, --force-share    force shared permissions\n"
+"  -h, --help           display this help and exit\n"
+"  -V, --version        output version information and exit\n"
+"\n"
+"See '%s -c help' for information on available commands.\n"
+"\n"
+"See <https://qemu.org/contribute/report-a-bug> for how to report bugs.\n"
+"More information on the QEMU project at <https://qemu.org>.\n",
+           name, name);
+}
+
+enum { OPTION_OBJECT = 256, OPTION_IMAGE_OPTS };
+
+static const struct option long_options[] = {
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { "cmd", required_argument, NULL, 'c' },
+    { "format", required_argument, NULL, 'f' },
+    { "read-only", no_argument, NULL, 'r' },
+    { "snapshot", no_argument, NULL, 's' },
+    { "nocache", no_argument, NULL, 'n' },
+    { "copy-on-read", no_argument, NULL, 'C' },
+    { "misalign", no_argument, NULL, 'm' },
+    { "native-aio", no_argument, NULL, 'k' },
+    { "aio", required_argument, NULL, 'i' },
+    { "discard", required_argument, NULL, 'd' },
+    { "cache", required_argument, NULL, 't' },
+    { "trace", required_argument, NULL, 'T' },
+    { "object", required_argument, NULL, OPTION_OBJECT },
+    { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+    { "force-share", no_argument, NULL, 'U' },
+    { "options", required_argument, NULL, 'o' },
+    { NULL, 0, NULL, 0 }
+};
+
+/* Commands from stdin, one per line, with QEMU's "qemu-io> " prompt. */
+static int command_loop_stdin(void)
+{
+    char line[4096];
+    int failed = 0;
+    bool quit = false;
+
+    for (;;) {
+        printf("qemu-io> ");
+        fflush(stdout);
+        if (!fgets(line, sizeof(line), stdin)) {
+            break;
+        }
+        line[strcspn(line, "\n")] = '\0';
+        if (qemuio_command(line, &quit) < 0) {
+            failed = 1;
+        }
+        if (quit) {
+            break;
+        }
+    }
+    return failed;
+}
+
+int main(int argc, char **argv)
+{
+    int flags = BDRV_O_RDWR, c, ret = 0;
+    bool writethrough = true, image_opts = false, quit = false;
+    const char *fmt = NULL, *progname = "qemu-io";
+    g_autoptr(GPtrArray) cmds = g_ptr_array_new();
+    g_autoptr(JsonObject) opts = NULL;
+
+    error_set_progname(progname);
+    while ((c = getopt_long(argc, argv, "hc:d:f:rsnCmki:t:T:UVo:", long_options,
+                            NULL)) != -1) {
+        switch (c) {
+        case 's':
+        case 'C':
+        case 'm':
+        case 'k':
+        case 'i':
+        case 'd':
+        case 'T':
+        case OPTION_OBJECT:
+            break;
+        case 'n':
+            flags |= BDRV_O_NOCACHE;
+            writethrough = false;
+            break;
+        case 'f': fmt = optarg; break;
+        case 'c': g_ptr_array_add(cmds, optarg); break;
+        case 'r': flags &= ~BDRV_O_RDWR; break;
+        case 't':
+            if (bdrv_parse_cache_mode(optarg, &flags) < 0) {
+                error_report("Invalid cache option: %s", optarg);
+                return 1;
+            }
+            writethrough = (flags & BDRV_O_WRITETHROUGH) != 0;
+            break;
+        case 'U': flags |= BDRV_O_FORCE_SHARE; break;
+        case 'o': {
+            g_autoptr(GError) err = NULL;
+            opts = keyval_parse_flat(optarg, NULL, &err);
+            if (!opts) {
+                error_report("Invalid options: %s", err->message);
+                return 1;
+            }
+            break;
+        }
+        case OPTION_IMAGE_OPTS: image_opts = true; break;
+        case 'V':
+            printf("%s version " QEMU_PKGVERSION "\n"
+                   "Copyright (c) 2003-2022 Fabrice Bellard and the QEMU Project "
+                   "developers\n", progname);
+            return 0;
+        case 'h':
+            usage(progname);
+            return 0;
+        default:
+            usage(progname);
+            return 1;
+        }
+    }
+    if (argc - optind > 1) {
+        usage(progname);
+        return 1;
+    }
+    if (image_opts && fmt) {
+        error_report("--image-opts and --format are mutually exclusive");
+        return 1;
+    }
+
+    if (optind < argc) {
+        const char *name = argv[optind];
+        if (image_opts) {
+            g_autoptr(GError) err = NULL;
+            JsonObject *io = keyval_parse_flat(name, NULL, &err);
+            if (!io) {
+                error_report("Invalid option list: %s", err->message);
+                return 1;
+            }
+            if (opts) {
+                opts_merge(io, opts);
+            }
+            ret = qemuio_open(NULL, io, flags, writethrough);
+            json_object_unref(io);
+        } else {
+            if (fmt) {
+                if (!opts) {
+                    opts = json_object_new();
+                }
+                opts_set_str(opts, "driver", fmt);
+            }
+            ret = qemuio_open(name, opts, flags, writethrough);
+        }
+        if (ret < 0) {
+            return 1;
+        }
+        ret = 0;
+    }
+
+    if (cmds->len == 0) {
+        ret = command_loop_stdin();
+    } else {
+        for (guint i = 0; i < cmds->len && !quit; i++) {
+            if (qemuio_command(cmds->pdata[i], &quit) < 0) {
+                ret = 1;
+            }
+        }
+    }
+    qemuio_close();
+    return ret;
+}
