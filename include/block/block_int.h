@@ -151,6 +151,7 @@ struct BlockDriverState {
     BlockDriverState *file;       /* "file" child (formats) */
     BlockDriverState *backing;    /* "backing" child, or NULL */
     BlockDriverState *data_file;  /* qcow2 external data file; == NULL if internal */
+    BlockDriverState *backing_parent; /* the node this one is the backing file of */
 
     char *backing_file;      /* backing file name stored in the image */
     char *backing_format;
@@ -196,5 +197,14 @@ bool bdrv_probe_claims(const uint8_t *buf, int len);
 /* Is this a data file name we refuse to interpret (json:, protocol prefix)? */
 bool bdrv_filename_is_special(const char *name);
 
+
+/* A node that only names a file (never opened; all I/O fails with -ENOMEDIUM). */
+BlockDriverState *bdrv_new_placeholder(const char *filename);
+/*
+ * Open @bs's backing file: the "backing" option (object, node name; null handled by
+ * the caller) or bs->backing_file resolved against @bs's folder, format from
+ * bs->backing_format or probed, read-only. Refuses loops and overlong chains.
+ */
+int bdrv_open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp);
 
 #endif
