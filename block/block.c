@@ -71,6 +71,12 @@ BlockDriver *bdrv_find_format(const char *name)
     return NULL;
 }
 
+/* g_ptr_array_sort passes pointers to the elements */
+static gint compare_names(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaque)
 {
     g_autoptr(GPtrArray) names = g_ptr_array_new();
@@ -78,7 +84,7 @@ void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaqu
     for (size_t i = 0; i < ARRAY_SIZE(block_drivers); i++) {
         g_ptr_array_add(names, (gpointer)block_drivers[i]->format_name);
     }
-    g_ptr_array_sort(names, (GCompareFunc)(void *)g_strcmp0);
+    g_ptr_array_sort(names, compare_names);
     for (guint i = 0; i < names->len; i++) {
         fn(opaque, names->pdata[i]);
     }
