@@ -287,6 +287,10 @@ int64_t bdrv_get_allocated_file_size(BlockDriverState *bs)
     total = bdrv_get_allocated_file_size(bs->file);
     if (total >= 0 && bs->data_file && bs->data_file != bs->file) {
         r = bdrv_get_allocated_file_size(bs->data_file);
+        /* a data file left closed (BDRV_O_NO_DATA_FILE) adds nothing we know of */
+        if (r == -ENOTSUP) {
+            r = 0;
+        }
         total = r < 0 ? r : total + r;
     }
     return total;
