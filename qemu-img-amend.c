@@ -107,6 +107,7 @@ int img_amend(int argc, char **argv)
         goto out;
     }
 
+    bdrv_create_opts_normalize(fmt, opts);
     img_progress_init(progress, 1.0);
     if (bdrv_amend(bs, opts, force, &err) < 0) {
         img_progress_end();

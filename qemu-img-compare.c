@@ -127,16 +127,11 @@ static int compare_images(CompareImage *a, CompareImage *b, bool strict, bool qu
     g_autofree uint8_t *buf2 = g_malloc0(COMPARE_BUF_SIZE);
     int ret;
 
-    if (a->size != b->size) {
-        if (strict) {
-            if (!quiet) {
-                printf("Strict mode: Image size mismatch!\n");
-            }
-            return COMPARE_DIFFERENT;
-        }
+    if (a->size != b->size && strict) {
         if (!quiet) {
-            fprintf(stderr, "Warning: Image size mismatch!\n");
+            printf("Strict mode: Image size mismatch!\n");
         }
+        return COMPARE_DIFFERENT;
     }
     while (offset < total) {
         ImgBlockStatus st1, st2;
@@ -165,6 +160,11 @@ static int compare_images(CompareImage *a, CompareImage *b, bool strict, bool qu
     }
     if (a->size != b->size) {
         CompareImage *longer = a->size > b->size ? a : b;
+
+        /* only once the common part matched, and on stderr (QEMU's choice) */
+        if (!quiet) {
+            fprintf(stderr, "Warning: Image size mismatch!\n");
+        }
         memset(buf2, 0, COMPARE_BUF_SIZE);
         return check_tail(longer, total, buf1, buf2, quiet);
     }

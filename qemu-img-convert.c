@@ -79,8 +79,9 @@ static int64_t sector_run(const uint8_t *buf, int64_t n, bool zero)
 }
 
 /*
- * Write a buffer of source data: runs of zero sectors at least min_sparse long
- * become holes (or zero writes), everything else is written as data.
+ * Write a chunk of source data (one block status extent, at most the buffer): an
+ * all-zero chunk and runs of zero sectors at least min_sparse long become holes
+ * (or zero writes), everything else is written as data.
  */
 static int write_sparse(ConvertState *s, int64_t offset, int64_t n, const uint8_t *buf)
 {
@@ -89,6 +90,10 @@ static int write_sparse(ConvertState *s, int64_t offset, int64_t n, const uint8_
 
     if (s->min_sparse == 0) {
         return write_data(s, offset, n, buf, 0);
+    }
+    if (buffer_is_zero(buf, n)) {
+        /* a chunk that is all zeros is left out whatever its length (QEMU's) */
+        return write_zeroes(s, offset, n);
     }
     while (pos < n) {
         int64_t run = sector_run(buf + pos, n - pos, true);
@@ -395,6 +400,7 @@ static BlockDriverState *open_target(ConvertOpts *o, ConvertState *s)
             return NULL;
         }
         opts_set_str(opts, "size", size);
+        bdrv_create_opts_normalize(o->out_fmt, opts);
         if (bdrv_create(o->out_fmt, o->out_filename, opts, &err) < 0) {
             error_report("%s: error while converting %s: %s", o->out_filename,
                          o->out_fmt, err->message);

@@ -114,7 +114,6 @@ int img_create_image(const ImgCreateParams *p, GError **errp)
         }
     }
     if (backing && !backing_fmt) {
-        /* QEMU ends this hint without a newline */
         if (detected) {
             error_setg(errp, "Backing file specified without backing format\n"
                        "Detected format of %s.", detected);
@@ -137,6 +136,7 @@ int img_create_image(const ImgCreateParams *p, GError **errp)
         printf("Formatting '%s', %s\n", p->filename, describe);
         fflush(stdout);
     }
+    bdrv_create_opts_normalize(p->fmt, opts);
     return bdrv_create(p->fmt, p->filename, opts, errp);
 }
 
@@ -221,7 +221,13 @@ int img_create(int argc, char **argv)
     }
     p.options = options;
     if (img_create_image(&p, &err) < 0) {
-        error_report("%s: %s", p.filename, err->message);
+        if (strstr(err->message, "\nDetected format of ")) {
+            /* QEMU prints this hint without a final newline */
+            fprintf(stderr, "%s: %s: %s", error_get_progname(), p.filename,
+                    err->message);
+        } else {
+            error_report("%s: %s", p.filename, err->message);
+        }
         return EXIT_FAILURE;
     }
     return EXIT_SUCCESS;

@@ -46,6 +46,14 @@ static GPtrArray *collect_image_info_list(bool image_opts, const char *filename,
         g_free(next_fmt);
         next_name = next_fmt = NULL;
         image_opts = false;
+        if (chain && untrusted && json_object_has_member(info, "backing-filename")) {
+            /* following the chain would open a file the image names */
+            error_report("Could not open '%s': Image refers to a backing file ('%s'); "
+                         "refusing to open it in untrusted mode",
+                         json_object_get_string_member(info, "filename"),
+                         json_object_get_string_member(info, "backing-filename"));
+            goto fail;
+        }
         if (chain && json_object_has_member(info, "backing-filename")) {
             const char *full = json_object_has_member(info, "full-backing-filename") ?
                 json_object_get_string_member(info, "full-backing-filename") :

@@ -22,6 +22,9 @@ int img_resize(int argc, char **argv)
     BlockDriverState *bs;
     g_autoptr(GError) err = NULL;
 
+    if (argc < 3) {
+        error_exit("Not enough arguments");
+    }
     /* A negative size looks like an option: take it off before getopt sees it. */
     if (argc > 1 && argv[argc - 1][0] == '-' && g_ascii_isdigit(argv[argc - 1][1])) {
         size_arg = argv[--argc];

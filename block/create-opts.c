@@ -362,6 +362,27 @@ int bdrv_amend_opts_check(const char *fmt, JsonObject *opts, GError **errp)
     return check_opts(list, create_list, opts, errp);
 }
 
+void bdrv_create_opts_normalize(const char *fmt, JsonObject *opts)
+{
+    BlockDriver *drv = bdrv_find_format(fmt);
+    g_autoptr(GPtrArray) list = drv ? merged_descs(drv, true) : g_ptr_array_new();
+
+    if (drv && drv->amend_opt_descs) {
+        for (const CreateOptDesc *d = drv->amend_opt_descs; d->name; d++) {
+            g_ptr_array_add(list, (gpointer)d);
+        }
+    }
+    for (guint i = 0; i < list->len; i++) {
+        const CreateOptDesc *d = list->pdata[i];
+        g_autofree char *v = opts_get_str(opts, d->name);
+        bool b;
+
+        if (v && d->type == OPT_BOOL && parse_bool_value(v, &b) == 0) {
+            opts_set_str(opts, d->name, b ? "on" : "off");
+        }
+    }
+}
+
 char *bdrv_create_opts_describe(const char *fmt, JsonObject *opts)
 {
     BlockDriver *drv = bdrv_find_format(fmt);

@@ -190,6 +190,8 @@ char *bdrv_create_opts_help_merged(const char *fmt);
  * Sizes and numbers are rewritten in decimal. 0 or -errno.
  */
 int bdrv_create_opts_check(const char *fmt, JsonObject *opts, GError **errp);
+/* Rewrite checked bool values (yes/no/true/false) as on/off for the drivers. */
+void bdrv_create_opts_normalize(const char *fmt, JsonObject *opts);
 /* The "Formatting '...', fmt=..." line's option part, in QEMU's order, with the
  * defaults of unset options. */
 char *bdrv_create_opts_describe(const char *fmt, JsonObject *opts);
