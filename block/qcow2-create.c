@@ -469,6 +469,17 @@ static int prealloc_metadata(BlockDriverState *bs, uint64_t offset, uint64_t new
     if (ret < 0) {
         goto out;
     }
+    /* the file covers every cluster now allocated (the last data run is a hole) */
+    if (!has_data_file(bs) && !contiguous) {
+        int64_t flen = bdrv_getlength(bs->file);
+        uint64_t end = qcow2_highest_allocated_end(bs);
+        if (flen >= 0 && (uint64_t)flen < end) {
+            ret = bdrv_truncate(bs->file, end, false, PREALLOC_MODE_OFF, 0, NULL);
+            if (ret < 0) {
+                goto out;
+            }
+        }
+    }
     /* R2/C5: refcounts and tables on disk before the L1 entries that reach them */
     ret = qcow2_flush_caches(bs);
     if (ret < 0) {
