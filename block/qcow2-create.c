@@ -669,7 +669,7 @@ int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         return ret;
     }
     /* the data file grows first, keeping whatever it holds past the old end */
-    if (bs->data_file) {
+    if (bs->data_file && !bdrv_is_read_only(bs->data_file)) {
         int64_t dlen = bdrv_getlength(bs->data_file);
         if (dlen < 0) {
             error_setg_errno(errp, -dlen, "Could not get the data file size");
@@ -844,7 +844,8 @@ int qcow2_create_opts(const char *filename, JsonObject *opts, GError **errp)
         }
     }
     if (p.has_data_file) {
-        data = bdrv_open_file(p.data_file, BDRV_O_RDWR, errp);
+        /* keep_data_file: read-only, so nothing can ever write or resize it */
+        data = bdrv_open_file(p.data_file, p.keep_data_file ? 0 : BDRV_O_RDWR, errp);
         if (!data) {
             ret = -ENOENT;
             goto out;

@@ -592,6 +592,11 @@ int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
                 if (i < (int64_t)s->free_cluster_index) {
                     s->free_cluster_index = i;
                 }
+                /* compressed data must not be packed into a freed cluster */
+                if (s->free_byte_offset &&
+                    (s->free_byte_offset >> s->cluster_bits) == (uint64_t)i) {
+                    s->free_byte_offset = 0;
+                }
                 /* a freed table must not linger in a cache */
                 qcow2_cache_forget(s->l2_table_cache, (uint64_t)i << s->cluster_bits);
             }
@@ -653,11 +658,16 @@ int64_t qcow2_alloc_bytes(BlockDriverState *bs, int size)
     int64_t off = s->free_byte_offset;
     int ret;
 
+    uint64_t rc = 0;
+
     BLKDBG_EVENT(bs->file, BLKDBG_CLUSTER_ALLOC_BYTES);
     assert(size > 0 && size <= s->cluster_size);
-    /* pack into the cluster the previous compressed data ended in, if it fits */
+    /* pack into the cluster the previous compressed data ended in, if it fits;
+     * the cluster holds one reference per compressed chunk in it */
+
     if (off && offset_into_cluster(s, off) && offset_into_cluster(s, off) + size <=
-        s->cluster_size) {
+        s->cluster_size &&
+        qcow2_get_refcount(bs, off >> s->cluster_bits, &rc) == 0 && rc < s->refcount_max) {
         ret = qcow2_update_refcounts(bs, start_of_cluster(s, off), 1, 1);
         if (ret < 0) {
             return ret;
