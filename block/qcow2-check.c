@@ -94,12 +94,16 @@ static int check_l2(CheckState *cs, uint64_t l2_offset, uint64_t guest_base, boo
                         "copied flag set\n", (uint64_t)(e & ((1ULL << 62) - 1)));
                 cs->res->corruptions++;
             }
+            qcow2_compressed_range(s, e, &start, &len);
             if (active) {
+                uint64_t cl = start_of_cluster(s, start);
                 cs->res->bfi.allocated_clusters++;
                 cs->res->bfi.compressed_clusters++;
-                cs->prev_data = 0;
+                if (cs->prev_data && cl != cs->prev_data + s->cluster_size) {
+                    cs->res->bfi.fragmented_clusters++;
+                }
+                cs->prev_data = cl;
             }
-            qcow2_compressed_range(s, e, &start, &len);
             inc_refs(cs, start, len);
             break;
         }

@@ -116,7 +116,7 @@ int qcow2_grow_l1_table(BlockDriverState *bs, uint64_t min_size, bool exact)
     if (ret < 0) {
         goto fail;
     }
-    ret = bdrv_pwrite(bs->file, new_offset, new_bytes, be, 0);
+    ret = bdrv_pwrite(bs->file, new_offset, new_size * 8, be, 0);
     if (ret == 0) {
         ret = bdrv_flush(bs->file);
     }
@@ -281,8 +281,9 @@ static int check_l2_entry(BlockDriverState *bs, uint64_t entry, uint64_t guest_o
             qcow2_signal_corruption(bs, true, -1, -1, "Cluster allocation offset %#"
                                     PRIx64 " unaligned (L2 offset: %#" PRIx64
                                     ", L2 index: %#x)", host,
-                                    s->l1_table[offset_to_l1_index(s, guest_offset)] &
-                                    L1E_OFFSET_MASK, offset_to_l2_index(s, guest_offset));
+                                    (uint64_t)(s->l1_table[offset_to_l1_index(s,
+                                    guest_offset)] & L1E_OFFSET_MASK),
+                                    offset_to_l2_index(s, guest_offset));
             return -EIO;
         }
         if (has_data_file(bs) && host != (uint64_t)start_of_cluster(s, guest_offset) &&

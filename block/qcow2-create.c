@@ -469,6 +469,17 @@ static int prealloc_metadata(BlockDriverState *bs, uint64_t offset, uint64_t new
     if (ret < 0) {
         goto out;
     }
+    /* the file covers every cluster now allocated (the last data run is a hole) */
+    if (!has_data_file(bs) && !contiguous) {
+        int64_t flen = bdrv_getlength(bs->file);
+        uint64_t end = qcow2_highest_allocated_end(bs);
+        if (flen >= 0 && (uint64_t)flen < end) {
+            ret = bdrv_truncate(bs->file, end, false, PREALLOC_MODE_OFF, 0, NULL);
+            if (ret < 0) {
+                goto out;
+            }
+        }
+    }
     /* R2/C5: refcounts and tables on disk before the L1 entries that reach them */
     ret = qcow2_flush_caches(bs);
     if (ret < 0) {
@@ -658,7 +669,7 @@ int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         return ret;
     }
     /* the data file grows first, keeping whatever it holds past the old end */
-    if (bs->data_file) {
+    if (bs->data_file && !bdrv_is_read_only(bs->data_file)) {
         int64_t dlen = bdrv_getlength(bs->data_file);
         if (dlen < 0) {
             error_setg_errno(errp, -dlen, "Could not get the data file size");
@@ -833,7 +844,8 @@ int qcow2_create_opts(const char *filename, JsonObject *opts, GError **errp)
         }
     }
     if (p.has_data_file) {
-        data = bdrv_open_file(p.data_file, BDRV_O_RDWR, errp);
+        /* keep_data_file: read-only, so nothing can ever write or resize it */
+        data = bdrv_open_file(p.data_file, p.keep_data_file ? 0 : BDRV_O_RDWR, errp);
         if (!data) {
             ret = -ENOENT;
             goto out;

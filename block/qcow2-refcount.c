@@ -209,38 +209,52 @@ static int64_t find_free_range(BlockDriverState *bs, int64_t from, int64_t n)
     return start;
 }
 
-static int grow_refcount_table(BlockDriverState *bs, uint64_t min_entries,
-                               int64_t hint);
+static int write_refcount_area(BlockDriverState *bs, uint64_t area_start,
+                               uint64_t additional, bool exact, int64_t extra_index,
+                               uint64_t extra_offset, uint64_t *area_end);
+
+/* Write a zeroed refcount block at cluster @index (counting itself if it can). */
+static int write_new_refblock(BlockDriverState *bs, uint64_t ti, int64_t index)
+{
+    BDRVQcow2State *s = bs->opaque;
+    void *block;
+    int ret;
+
+    ret = qcow2_cache_get_empty(bs, s->refcount_block_cache,
+                                (uint64_t)index << s->cluster_bits, &block);
+    if (ret < 0) {
+        return ret;
+    }
+    memset(block, 0, s->cluster_size);
+    if ((uint64_t)(index >> s->refcount_block_bits) == ti) {
+        qcow2_refblock_set(s, block, index & (s->refcount_block_size - 1), 1);
+    }
+    qcow2_cache_entry_mark_dirty(s->refcount_block_cache, block);
+    qcow2_cache_put(s->refcount_block_cache, &block);
+    BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE);
+    return qcow2_cache_flush(bs, s->refcount_block_cache);
+}
 
 /*
  * Make sure the refcount block covering @cluster_index exists (R4). @hint is the
- * first cluster past the range the caller is allocating.
+ * first cluster past the range the caller is allocating. Returns 1 if the
+ * refcount table had to grow (a caller searching for free clusters starts over),
+ * else 0, or -errno.
  */
 static int ensure_refblock(BlockDriverState *bs, int64_t cluster_index, int64_t hint)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t ti = cluster_index >> s->refcount_block_bits;
     int64_t new_index, off;
-    void *block;
     int ret;
 
     off = refblock_offset(bs, cluster_index);
     if (off != 0) {
         return off < 0 ? off : 0;
     }
-    if (ti >= s->refcount_table_size) {
-        ret = grow_refcount_table(bs, ti + 1, hint);
-        if (ret < 0) {
-            return ret;
-        }
-        off = refblock_offset(bs, cluster_index);
-        if (off != 0) {
-            return off < 0 ? off : 0;
-        }
-    }
     BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC);
-    /* first free cluster at or after the hint */
-    for (new_index = hint;; new_index++) {
+    /* the first free cluster at or after the search pointer (R4) */
+    for (new_index = MAX(hint, 0);; new_index++) {
         ret = cluster_is_free(bs, new_index);
         if (ret < 0) {
             return ret;
@@ -249,93 +263,117 @@ static int ensure_refblock(BlockDriverState *bs, int64_t cluster_index, int64_t 
             break;
         }
     }
-    if ((uint64_t)(new_index >> s->refcount_block_bits) == ti) {
-        /* the block describes itself */
-        ret = qcow2_cache_get_empty(bs, s->refcount_block_cache,
-                                    new_index << s->cluster_bits, &block);
+    s->free_cluster_index = MAX(s->free_cluster_index, (uint64_t)new_index + 1);
+    if (ti < s->refcount_table_size) {
+        if ((uint64_t)(new_index >> s->refcount_block_bits) != ti) {
+            /* counted elsewhere; that range may need its own block first */
+            ret = ensure_refblock(bs, new_index, new_index + 1);
+            if (ret == 0) {
+                ret = qcow2_update_cluster_refcount(bs, new_index, 1);
+            }
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        /* R2: the block (and its own refcount) is on disk before the hook-up */
+        ret = write_new_refblock(bs, ti, new_index);
         if (ret < 0) {
             return ret;
         }
-        memset(block, 0, s->cluster_size);
-        qcow2_refblock_set(s, block, new_index & (s->refcount_block_size - 1), 1);
-    } else {
-        /* another range counts it; that range may need its own block */
-        ret = ensure_refblock(bs, new_index, new_index + 1);
+        BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_HOOKUP);
+        s->refcount_table[ti] = (uint64_t)new_index << s->cluster_bits;
+        ret = write_reftable_entries(bs, ti, 1);
         if (ret < 0) {
-            return ret;
+            s->refcount_table[ti] = 0;
         }
-        ret = qcow2_update_cluster_refcount(bs, new_index, 1);
-        if (ret < 0) {
-            return ret;
-        }
-        ret = qcow2_cache_get_empty(bs, s->refcount_block_cache,
-                                    new_index << s->cluster_bits, &block);
-        if (ret < 0) {
-            return ret;
-        }
-        memset(block, 0, s->cluster_size);
+        return ret;
     }
-    qcow2_cache_entry_mark_dirty(s->refcount_block_cache, block);
-    qcow2_cache_put(s->refcount_block_cache, &block);
-
-    /* R2: the block (and any refcount it needed) is on disk before the hook-up */
-    BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE);
-    ret = qcow2_cache_flush(bs, s->refcount_block_cache);
+    /*
+     * The table is full (R5). The new block describes cluster_index's range;
+     * a new table and the blocks describing it go right past every range in use
+     * so far, and all of it is switched to at once.
+     */
+    if ((uint64_t)(new_index >> s->refcount_block_bits) != ti) {
+        /* keep it simple: place the new block inside the range it describes */
+        new_index = MAX(new_index, (int64_t)(ti << s->refcount_block_bits));
+    }
+    ret = write_new_refblock(bs, ti, new_index);
     if (ret < 0) {
         return ret;
     }
-    BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_HOOKUP);
-    s->refcount_table[ti] = (uint64_t)new_index << s->cluster_bits;
-    ret = write_reftable_entries(bs, ti, 1);
-    if (ret < 0) {
-        s->refcount_table[ti] = 0;
-        return ret;
+    {
+        uint64_t blocks_used = DIV_ROUND_UP(MAX((uint64_t)cluster_index + 1,
+                                                (uint64_t)new_index + 1),
+                                            s->refcount_block_size);
+        BLKDBG_EVENT(bs->file, BLKDBG_REFTABLE_GROW);
+        ret = write_refcount_area(bs, blocks_used * s->refcount_block_size, 0, false,
+                                  ti, (uint64_t)new_index << s->cluster_bits, NULL);
+        /* the table moved (and the old one was freed): searches start over */
+        return ret < 0 ? ret : 1;
     }
-    return 0;
 }
 
 /*
- * R5: write a new refcount table (and the refcount blocks missing for it) into the
- * area starting at cluster @area_start, covering at least clusters [0, @cover),
- * then switch the header to it and free the old table. The new structures count
- * themselves. *@area_end (if non-NULL) is set to the first cluster after them.
+ * R5: write a new refcount table into the area starting at cluster @area_start,
+ * preceded by the refcount blocks missing for [area_start, area end + @additional)
+ * (the area counts itself). The table holds the old entries plus, if @extra_index
+ * >= 0, a block at @extra_offset for that index. @exact sizes the table to what
+ * is needed; otherwise it grows by half again. Then the header switches to the
+ * new table at once and the old table is freed. *@area_end gets the first
+ * cluster after the area.
  */
-static int write_refcount_area(BlockDriverState *bs, uint64_t area_start, uint64_t cover,
-                               uint64_t *area_end)
+static bool block_exists(BDRVQcow2State *s, uint64_t bi, int64_t extra_index)
+{
+    return (int64_t)bi == extra_index ||
+           (bi < s->refcount_table_size && s->refcount_table[bi]);
+}
+
+static int write_refcount_area(BlockDriverState *bs, uint64_t area_start,
+                               uint64_t additional, bool exact, int64_t extra_index,
+                               uint64_t extra_offset, uint64_t *area_end)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t per_block = s->refcount_block_size;
+    uint64_t entries_per_cluster = s->cluster_size / 8;
     uint64_t old_entries = s->refcount_table_size;
     uint64_t old_offset = s->refcount_table_offset;
     uint64_t old_clusters = size_to_clusters(s, old_entries * 8);
-    uint64_t entries, table_clusters, nb_new = 0, end;
+    uint64_t first_block = area_start / per_block;
+    uint64_t nb_new = 0, table_clusters = 0, entries, end;
     uint64_t new_table_offset;
     g_autofree uint64_t *table = NULL;
     g_autofree uint8_t *blocks = NULL;
-    g_autofree uint64_t *block_index = NULL;
+    g_autofree uint64_t *new_index = NULL;
     uint8_t hdr[12];
     int ret;
 
-    /* fixed point: the area must be covered too, and the table must hold it */
-    table_clusters = 1;
+    /* fixed point: blocks for the area itself, a table holding all blocks */
     for (;;) {
-        uint64_t missing = 0, nblocks, tc;
-        end = MAX(cover, area_start + nb_new + table_clusters);
-        nblocks = DIV_ROUND_UP(end, per_block);
-        entries = MAX(nblocks, old_entries);
-        tc = size_to_clusters(s, entries * 8);
-        for (uint64_t bi = 0; bi < nblocks; bi++) {
-            if (bi >= old_entries || !s->refcount_table[bi]) {
+        uint64_t last_block, needed, tc, missing = 0;
+        end = area_start + nb_new + table_clusters;
+        last_block = (end + additional - 1) / per_block;
+        for (uint64_t bi = first_block; bi <= last_block; bi++) {
+            if (!block_exists(s, bi, extra_index)) {
                 missing++;
+            }
+        }
+        needed = MAX(last_block + 1, (uint64_t)(extra_index + 1));
+        needed = MAX(needed, old_entries);
+        if (exact) {
+            tc = DIV_ROUND_UP(needed, entries_per_cluster);
+        } else {
+            tc = MAX(1, old_clusters);
+            while (tc * entries_per_cluster < needed) {
+                tc = (tc * 3 + 2) / 2;
             }
         }
         if (missing <= nb_new && tc <= table_clusters) {
             break;
         }
-        nb_new = MAX(missing, nb_new);
-        table_clusters = MAX(tc, table_clusters);
+        nb_new = MAX(nb_new, missing);
+        table_clusters = MAX(table_clusters, tc);
     }
-    entries = table_clusters * s->cluster_size / 8;
+    entries = table_clusters * entries_per_cluster;
     if (entries * 8 > QCOW_MAX_REFTABLE_SIZE) {
         return -EFBIG;
     }
@@ -343,50 +381,48 @@ static int write_refcount_area(BlockDriverState *bs, uint64_t area_start, uint64
 
     table = g_try_new0(uint64_t, entries);
     blocks = g_try_malloc0(MAX(nb_new, 1) * s->cluster_size);
-    block_index = g_try_new0(uint64_t, MAX(nb_new, 1));
-    if (!table || !blocks || !block_index) {
+    new_index = g_try_new0(uint64_t, MAX(nb_new, 1));
+    if (!table || !blocks || !new_index) {
         return -ENOMEM;
     }
     memcpy(table, s->refcount_table, old_entries * 8);
-    {
-        uint64_t k = 0;
-        for (uint64_t bi = 0; bi < DIV_ROUND_UP(end, per_block) && k < nb_new; bi++) {
-            if (!table[bi]) {
-                table[bi] = (area_start + k) << s->cluster_bits;
-                block_index[k++] = bi;
-            }
-        }
-        nb_new = k;
+    if (extra_index >= 0) {
+        table[extra_index] = extra_offset;
     }
-    /* count the area's own clusters: in new blocks directly, else through the cache */
-    for (uint64_t c = area_start; c < area_start + nb_new + table_clusters; c++) {
-        uint64_t bi = c / per_block;
-        bool in_new = false;
-        for (uint64_t k = 0; k < nb_new; k++) {
-            if (block_index[k] == bi) {
-                qcow2_refblock_set(s, blocks + k * s->cluster_size, c % per_block, 1);
-                in_new = true;
-                break;
+    {
+        uint64_t k = 0, last_block = (end + additional - 1) / per_block;
+        for (uint64_t bi = first_block; bi <= last_block && k < nb_new; bi++) {
+            if (!block_exists(s, bi, extra_index)) {
+                table[bi] = (area_start + k) << s->cluster_bits;
+                new_index[k++] = bi;
             }
         }
-        if (!in_new) {
+    }
+    /* the area counts its own clusters: in a new block, or through the cache */
+    for (uint64_t c = area_start; c < end; c++) {
+        uint64_t bi = c / per_block, k;
+        for (k = 0; k < nb_new && new_index[k] != bi; k++) {
+        }
+        if (k < nb_new) {
+            qcow2_refblock_set(s, blocks + k * s->cluster_size, c % per_block, 1);
+        } else {
             ret = qcow2_update_refcounts(bs, c << s->cluster_bits, 1, 1);
             if (ret < 0) {
                 return ret;
             }
         }
     }
-    BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_BLOCKS);
-    if (nb_new) {
-        ret = bdrv_pwrite(bs->file, area_start << s->cluster_bits, nb_new * s->cluster_size,
-                          blocks, 0);
-        if (ret < 0) {
-            return ret;
-        }
-    }
     ret = qcow2_cache_flush(bs, s->refcount_block_cache);
     if (ret < 0) {
         return ret;
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_BLOCKS);
+    if (nb_new) {
+        ret = bdrv_pwrite(bs->file, area_start << s->cluster_bits,
+                          nb_new * s->cluster_size, blocks, 0);
+        if (ret < 0) {
+            return ret;
+        }
     }
     for (uint64_t e = 0; e < entries; e++) {
         table[e] = GUINT64_TO_BE(table[e]);
@@ -418,25 +454,13 @@ static int write_refcount_area(BlockDriverState *bs, uint64_t area_start, uint64
     s->refcount_table = g_steal_pointer(&table);
     s->refcount_table_offset = new_table_offset;
     s->refcount_table_size = entries;
+    s->alloc_end = MAX(s->alloc_end, end);
     /* only now free the old table */
     qcow2_free_clusters(bs, old_offset, old_clusters << s->cluster_bits);
     if (area_end) {
-        *area_end = area_start + nb_new + table_clusters;
+        *area_end = end;
     }
     return 0;
-}
-
-static int grow_refcount_table(BlockDriverState *bs, uint64_t min_entries, int64_t hint)
-{
-    BDRVQcow2State *s = bs->opaque;
-    uint64_t old_entries = s->refcount_table_size;
-    uint64_t per_block = s->refcount_block_size;
-    /* past every cluster the old table can describe; grow by half again at least */
-    uint64_t area_start = MAX((uint64_t)hint, old_entries * per_block);
-    uint64_t entries = MAX(min_entries, old_entries + old_entries / 2 + 1);
-
-    BLKDBG_EVENT(bs->file, BLKDBG_REFTABLE_GROW);
-    return write_refcount_area(bs, area_start, entries * per_block, NULL);
 }
 
 int qcow2_relocate_reftable_for(BlockDriverState *bs, uint64_t start_cluster,
@@ -446,16 +470,46 @@ int qcow2_relocate_reftable_for(BlockDriverState *bs, uint64_t start_cluster,
     uint64_t area_end;
     int ret;
 
-    /* cover the new structures plus @additional clusters after them */
-    ret = write_refcount_area(bs, start_cluster, start_cluster + additional +
-                              DIV_ROUND_UP(additional, s->refcount_block_size) + 2,
-                              &area_end);
+    ret = write_refcount_area(bs, start_cluster, additional, true, -1, 0, &area_end);
     if (ret < 0) {
         return ret;
     }
     *host_base = area_end << s->cluster_bits;
-    if (s->free_cluster_index > area_end) {
-        s->free_cluster_index = area_end;
+    return 0;
+}
+
+/*
+ * Make the refcount blocks for clusters [first, last] exist. Returns 0 when they
+ * do, 1 if the refcount table had to grow on the way (the caller restarts its
+ * search for free clusters, as QEMU does), or -errno. *partial tells whether
+ * clusters before the new block's range were part of the request.
+ */
+static int ensure_refblocks(BlockDriverState *bs, int64_t first, int64_t last,
+                            bool *partial)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    for (int64_t i = first; i <= last; i = (i | (s->refcount_block_size - 1)) + 1) {
+        int64_t off = refblock_offset(bs, i);
+        int ret;
+
+        if (off < 0) {
+            return off;
+        }
+        if (off) {
+            continue;
+        }
+        ret = ensure_refblock(bs, i, s->free_cluster_index);
+        if (ret <= 0) {
+            if (ret < 0) {
+                return ret;
+            }
+            continue;
+        }
+        if (partial) {
+            *partial = i > first;
+        }
+        return 1;
     }
     return 0;
 }
@@ -484,11 +538,12 @@ int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
     first = offset >> s->cluster_bits;
     last = (offset + length - 1) >> s->cluster_bits;
     if (addend > 0) {
-        for (i = first; i <= last; i = (i | (s->refcount_block_size - 1)) + 1) {
-            ret = ensure_refblock(bs, i, last + 1);
-            if (ret < 0) {
-                return ret;
-            }
+        s->alloc_end = MAX(s->alloc_end, (uint64_t)last + 1);
+        do {
+            ret = ensure_refblocks(bs, first, last, NULL);
+        } while (ret == 1);
+        if (ret < 0) {
+            return ret;
         }
     }
     if (addend < 0) {
@@ -537,6 +592,11 @@ int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
                 if (i < (int64_t)s->free_cluster_index) {
                     s->free_cluster_index = i;
                 }
+                /* compressed data must not be packed into a freed cluster */
+                if (s->free_byte_offset &&
+                    (s->free_byte_offset >> s->cluster_bits) == (uint64_t)i) {
+                    s->free_byte_offset = 0;
+                }
                 /* a freed table must not linger in a cache */
                 qcow2_cache_forget(s->l2_table_cache, (uint64_t)i << s->cluster_bits);
             }
@@ -547,6 +607,12 @@ int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
     return 0;
 }
 
+/*
+ * The search pointer (free_cluster_index) moves past each allocated range even
+ * when it skipped free clusters below it; only frees move it back. After a new
+ * refcount block the search restarts. This is QEMU's allocation order, so new
+ * images come out with the same layout as QEMU's.
+ */
 int64_t qcow2_alloc_clusters(BlockDriverState *bs, uint64_t size)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -557,17 +623,28 @@ int64_t qcow2_alloc_clusters(BlockDriverState *bs, uint64_t size)
     if (n <= 0) {
         return -EINVAL;
     }
-    start = find_free_range(bs, s->free_cluster_index, n);
-    if (start < 0) {
-        return start;
+    for (;;) {
+        bool partial = false;
+        start = find_free_range(bs, s->free_cluster_index, n);
+        if (start < 0) {
+            return start;
+        }
+        s->free_cluster_index = start + n;
+        ret = ensure_refblocks(bs, start, start + n - 1, &partial);
+        if (ret < 0) {
+            return ret;
+        }
+        if (ret == 0) {
+            break;
+        }
+        /* a block was allocated: search again (from the range if it was cut) */
+        if (partial && start < (int64_t)s->free_cluster_index) {
+            s->free_cluster_index = start;
+        }
     }
     ret = qcow2_update_refcounts(bs, start << s->cluster_bits, n << s->cluster_bits, 1);
     if (ret < 0) {
         return ret;
-    }
-    /* the refcount blocks may have landed right after the range; fine either way */
-    if (start == (int64_t)s->free_cluster_index) {
-        s->free_cluster_index = start + n;
     }
     if ((uint64_t)(start + n) << s->cluster_bits > (1ULL << 56)) {
         return -EFBIG;
@@ -581,11 +658,16 @@ int64_t qcow2_alloc_bytes(BlockDriverState *bs, int size)
     int64_t off = s->free_byte_offset;
     int ret;
 
+    uint64_t rc = 0;
+
     BLKDBG_EVENT(bs->file, BLKDBG_CLUSTER_ALLOC_BYTES);
     assert(size > 0 && size <= s->cluster_size);
-    /* pack into the cluster the previous compressed data ended in, if it fits */
+    /* pack into the cluster the previous compressed data ended in, if it fits;
+     * the cluster holds one reference per compressed chunk in it */
+
     if (off && offset_into_cluster(s, off) && offset_into_cluster(s, off) + size <=
-        s->cluster_size) {
+        s->cluster_size &&
+        qcow2_get_refcount(bs, off >> s->cluster_bits, &rc) == 0 && rc < s->refcount_max) {
         ret = qcow2_update_refcounts(bs, start_of_cluster(s, off), 1, 1);
         if (ret < 0) {
             return ret;
@@ -598,6 +680,13 @@ int64_t qcow2_alloc_bytes(BlockDriverState *bs, int size)
     }
     s->free_byte_offset = off + size;
     return off;
+}
+
+uint64_t qcow2_highest_allocated_end(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    return s->alloc_end << s->cluster_bits;
 }
 
 void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t size)

@@ -219,8 +219,21 @@ static int build_header(BlockDriverState *bs, uint8_t *buf, size_t buflen)
     if (s->image_data_file) {
         PUT_EXT(QCOW2_EXT_MAGIC_DATA_FILE, s->image_data_file, strlen(s->image_data_file));
     }
-    if (s->version >= 3) {
-        PUT_EXT(QCOW2_EXT_MAGIC_FEATURE_TABLE, known_features, sizeof(known_features));
+    {
+        /*
+         * The feature table is optional. QEMU 7.2 writes it only with clusters
+         * larger than 4 KiB; we do the same so that headers come out identical.
+         */
+        size_t others = 8 + (bs->backing_file ? strlen(bs->backing_file) : 0);
+        for (guint i = 0; i < s->unknown_exts->len; i++) {
+            others += 8 + QEMU_ALIGN_UP(((Qcow2UnknownExt *)s->unknown_exts->pdata[i])->len,
+                                        8);
+        }
+        if (s->version >= 3 && s->cluster_size > 4096 &&
+            off + 8 + sizeof(known_features) + others <= buflen) {
+            PUT_EXT(QCOW2_EXT_MAGIC_FEATURE_TABLE, known_features,
+                    sizeof(known_features));
+        }
     }
     for (guint i = 0; i < s->unknown_exts->len; i++) {
         Qcow2UnknownExt *e = s->unknown_exts->pdata[i];

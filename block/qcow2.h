@@ -132,6 +132,7 @@ typedef struct BDRVQcow2State {
     uint64_t *refcount_table;       /* host byte order */
     uint64_t free_cluster_index;    /* allocation hint */
     uint64_t free_byte_offset;      /* where the next compressed data may go */
+    uint64_t alloc_end;             /* highest cluster index allocated + 1 */
 
     uint32_t nb_snapshots;
     uint64_t snapshots_offset;
@@ -273,6 +274,8 @@ int64_t qcow2_alloc_clusters_at(BlockDriverState *bs, uint64_t offset, int64_t n
 /* Sub-cluster allocation for compressed data; offset or -errno. */
 int64_t qcow2_alloc_bytes(BlockDriverState *bs, int size);
 void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t size);
+/* End of the highest cluster allocated while the image was open. */
+uint64_t qcow2_highest_allocated_end(BlockDriverState *bs);
 /* Free what an L2 entry points to (data clusters only for internal data). */
 void qcow2_free_any_cluster(BlockDriverState *bs, uint64_t l2_entry, int nb_clusters);
 /* Is [offset, offset+size) free of the metadata kinds in @ign's complement? 0 or kind. */
