@@ -28,12 +28,8 @@ typedef struct ConvertState {
 
 static bool buffer_is_zero(const uint8_t *buf, int64_t len)
 {
-    for (int64_t i = 0; i < len; i++) {
-        if (buf[i]) {
-            return false;
-        }
-    }
-    return true;
+    /* all bytes equal to the first, and the first is zero */
+    return len == 0 || (buf[0] == 0 && memcmp(buf, buf + 1, len - 1) == 0);
 }
 
 static int write_zeroes(ConvertState *s, int64_t offset, int64_t n)
