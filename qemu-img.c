@@ -284,6 +284,50 @@ JsonObject *img_parse_option_list(const char *options, GError **errp)
 
 /* ---- opening images ---- */
 
+/*
+ * An --image-opts string as QEMU reads it: key=value pairs; a bare first element
+ * names the "file" node, later bare elements are deprecated booleans.
+ */
+static JsonObject *parse_image_opts(const char *str)
+{
+    JsonObject *obj = json_object_new();
+    g_autoptr(GPtrArray) parts = split_option_list(str);
+
+    for (guint i = 0; i < parts->len && *str; i++) {
+        const char *part = parts->pdata[i];
+        const char *eq = strchr(part, '=');
+
+        if (eq) {
+            g_autofree char *key = g_strndup(part, eq - part);
+            json_object_set_string_member(obj, key, eq + 1);
+        } else if (i == 0) {
+            json_object_set_string_member(obj, "file", part);
+        } else {
+            bool no = g_str_has_prefix(part, "no");
+            const char *key = no ? part + 2 : part;
+
+            warn_report("short-form boolean option '%s' deprecated\n"
+                        "Please use %s=%s instead", part, key, no ? "off" : "on");
+            json_object_set_string_member(obj, key, no ? "off" : "on");
+        }
+    }
+    return obj;
+}
+
+static bool names_driver_or_file(JsonObject *opts)
+{
+    GList *members = json_object_get_members(opts);
+    bool found = false;
+
+    for (GList *l = members; l && !found; l = l->next) {
+        const char *key = l->data;
+        found = !strcmp(key, "driver") || !strcmp(key, "file") ||
+                g_str_has_prefix(key, "file.");
+    }
+    g_list_free(members);
+    return found;
+}
+
 BlockDriverState *img_open(bool image_opts, const char *filename, const char *fmt,
                            int flags, bool writethrough, bool quiet, bool force_share)
 {
@@ -292,13 +336,14 @@ BlockDriverState *img_open(bool image_opts, const char *filename, const char *fm
     BlockDriverState *bs;
 
     if (image_opts) {
-        opts = keyval_parse_flat(filename, NULL, &err);
-        if (!opts) {
-            error_report("Invalid option list: %s", err->message);
-            return NULL;
-        }
+        opts = parse_image_opts(filename);
         if (fmt) {
             opts_set_str(opts, "driver", fmt);
+        }
+        if (!names_driver_or_file(opts)) {
+            error_report("Could not open '%s': Must specify either driver or file",
+                         filename);
+            return NULL;
         }
     } else {
         opts = json_object_new();

@@ -385,8 +385,8 @@ BlockDriverState *bdrv_open_child(BlockDriverState *parent, JsonObject *parent_o
         /* a reference to an existing node */
         BlockDriverState *bs = bdrv_find_node(json_node_get_string(ref));
         if (!bs) {
-            error_setg(errp, "Cannot find device='' nor node-name='%s'",
-                       json_node_get_string(ref));
+            error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                       json_node_get_string(ref), json_node_get_string(ref));
             return NULL;
         }
         bdrv_ref(bs);
@@ -488,8 +488,8 @@ int bdrv_open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         json_node_get_value_type(node) == G_TYPE_STRING) {
         BlockDriverState *b = bdrv_find_node(json_node_get_string(node));
         if (!b) {
-            error_setg(errp, "Cannot find device='' nor node-name='%s'",
-                       json_node_get_string(node));
+            error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                       json_node_get_string(node), json_node_get_string(node));
             return -ENOENT;
         }
         bdrv_ref(b);
