@@ -18,6 +18,8 @@ typedef struct ConvertState {
     int64_t total_size;
     BlockDriverState *target;
     bool target_zero;        /* the target reads as zeros where we write nothing */
+    bool target_backing;     /* the target has a backing file: what the source's
+                              * top image does not allocate is left to it */
     bool compressed;
     int64_t min_sparse;      /* 0: no zero detection, write everything */
     int64_t cluster_size;    /* -c: the unit of compressed writes */
@@ -151,10 +153,10 @@ static int convert_source(ConvertState *s, BlockDriverState *bs, int64_t size,
 
     while (offset < size) {
         int64_t n = MIN(size - offset, CONVERT_BUF_SIZE);
-        bool zero = false;
+        bool zero = false, skip = false;
         int ret;
 
-        if (s->min_sparse > 0) {
+        if (s->min_sparse > 0 || s->target_backing) {
             ImgBlockStatus st;
             ret = img_block_status(bs, offset, n, &st);
             if (ret < 0) {
@@ -163,9 +165,13 @@ static int convert_source(ConvertState *s, BlockDriverState *bs, int64_t size,
                 return ret;
             }
             n = st.pnum;
-            zero = (st.flags & BDRV_BLOCK_ZERO) != 0;
+            zero = s->min_sparse > 0 && (st.flags & BDRV_BLOCK_ZERO);
+            skip = s->target_backing &&
+                   !((st.flags & BDRV_BLOCK_ALLOCATED) && st.depth == 0);
         }
-        if (zero) {
+        if (skip) {
+            ret = 0;
+        } else if (zero) {
             ret = write_zeroes(s, base + offset, n);
         } else {
             ret = read_source(s, bs, offset, n, base + offset);
@@ -178,6 +184,25 @@ static int convert_source(ConvertState *s, BlockDriverState *bs, int64_t size,
         }
         offset += n;
         account(s, n);
+    }
+    return 0;
+}
+
+/* Does the source's top image allocate anything in [offset, offset + n)? */
+static int top_allocates(BlockDriverState *bs, int64_t offset, int64_t n)
+{
+    while (n > 0) {
+        ImgBlockStatus st;
+        int ret = img_block_status(bs, offset, n, &st);
+
+        if (ret < 0) {
+            return ret;
+        }
+        if ((st.flags & BDRV_BLOCK_ALLOCATED) && st.depth == 0) {
+            return 1;
+        }
+        offset += st.pnum;
+        n -= st.pnum;
     }
     return 0;
 }
@@ -210,8 +235,22 @@ static int convert_compressed(ConvertState *s)
 {
     for (int64_t offset = 0; offset < s->total_size; offset += s->cluster_size) {
         int64_t n = MIN(s->cluster_size, s->total_size - offset);
-        int ret = read_concat(s, offset, n, s->buf);
+        int ret;
 
+        if (s->target_backing) {
+            /* a backing file means a single source */
+            ret = top_allocates(s->src[0], offset, n);
+            if (ret < 0) {
+                error_report("error while reading block status at offset %" PRId64
+                             ": %s", offset, img_strerror(ret));
+                return ret;
+            }
+            if (ret == 0) {
+                account(s, n);
+                continue;
+            }
+        }
+        ret = read_concat(s, offset, n, s->buf);
         if (ret < 0) {
             return ret;
         }
@@ -254,6 +293,7 @@ static int convert_do_copy(ConvertState *s)
 
 typedef struct ConvertOpts {
     const char *fmt, *out_fmt, *out_filename, *options, *cache, *src_cache;
+    const char *out_baseimg, *backing_fmt;        /* -B, -F */
     int64_t min_sparse;
     bool explicit_min_sparse, copy_range, compress, progress, quiet, skip_create;
     bool image_opts, tgt_image_opts, target_is_zero, force_share, untrusted;
@@ -286,7 +326,7 @@ static void parse_args(int argc, char **argv, ConvertOpts *o)
     uint64_t v;
     int c;
 
-    while ((c = getopt_long(argc, argv, ":hf:O:Cco:S:pt:T:qnm:WUr:", long_options,
+    while ((c = getopt_long(argc, argv, ":hf:O:B:F:Cco:S:pt:T:qnm:WUr:", long_options,
                             NULL)) != -1) {
         switch (c) {
         case ':':
@@ -299,6 +339,12 @@ static void parse_args(int argc, char **argv, ConvertOpts *o)
             break;
         case 'O':
             o->out_fmt = optarg;
+            break;
+        case 'B':
+            o->out_baseimg = optarg;
+            break;
+        case 'F':
+            o->backing_fmt = optarg;
             break;
         case 'C':
             o->copy_range = true;
@@ -395,6 +441,16 @@ static BlockDriverState *open_target(ConvertOpts *o, ConvertState *s)
             error_report("%s", err->message);
             return NULL;
         }
+        if (o->out_baseimg) {
+            opts_set_str(opts, "backing_file", o->out_baseimg);
+        }
+        if (o->backing_fmt) {
+            opts_set_str(opts, "backing_fmt", o->backing_fmt);
+        }
+        if (opts_has(opts, "backing_file") && !opts_has(opts, "backing_fmt")) {
+            error_report("Use of backing file requires explicit backing format");
+            return NULL;
+        }
         opts_set_str(opts, "size", size);
         bdrv_create_opts_normalize(o->out_fmt, opts);
         if (bdrv_create(o->out_fmt, o->out_filename, opts, &err) < 0) {
@@ -425,6 +481,13 @@ static BlockDriverState *open_target(ConvertOpts *o, ConvertState *s)
         s->cluster_size = bdi.cluster_size;
     }
     return bs;
+}
+
+static int target_is_zero_refused(void)
+{
+    error_report("Cannot use --target-is-zero when the destination image has a "
+                 "backing file");
+    return EXIT_SUCCESS;      /* sic: QEMU 7.2 exits with status 0 here */
 }
 
 int img_convert(int argc, char **argv)
@@ -509,16 +572,35 @@ int img_convert(int argc, char **argv)
         error_report("Unknown file format '%s'", o.out_fmt);
         goto out;
     }
+    if (o.out_baseimg && s.src_num > 1) {
+        error_report("Having a backing file for the target makes no sense when "
+                     "concatenating multiple input images");
+        goto out;
+    }
+    if (o.out_baseimg && (!o.out_fmt || !bdrv_create_opt_known(o.out_fmt,
+                                                               "backing_file"))) {
+        error_report("Backing file not supported for file format '%s'",
+                     o.out_fmt ? o.out_fmt : "");
+        goto out;
+    }
     if (o.compress && (!o.out_fmt || !bdrv_supports_compressed_writes(o.out_fmt))) {
         error_report("Compression not supported for this file format");
         goto out;
     }
 
+    if (o.out_baseimg && o.target_is_zero) {
+        ret = target_is_zero_refused();
+        goto out;
+    }
     s.target = open_target(&o, &s);
     if (!s.target) {
         goto out;
     }
-    s.target_zero = !o.skip_create || o.target_is_zero;
+    /* a backing file given for the new target (-B or -o backing_file=) */
+    s.target_backing = !o.skip_create && bdrv_get_backing_filename(s.target);
+    s.target_backing = s.target_backing || o.out_baseimg;
+    /* --target-is-zero is the user's word, even over a backing file (QEMU's) */
+    s.target_zero = o.target_is_zero || (!o.skip_create && !s.target_backing);
     s.compressed = o.compress;
     s.min_sparse = o.min_sparse;
     s.quiet = o.quiet;
