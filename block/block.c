@@ -620,6 +620,10 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
     }
     ret = drv->open(bs, opts, flags, errp);
     if (ret < 0) {
+        /* the driver releases what it set up; the children go here */
+        if (drv->close) {
+            drv->close(bs);
+        }
         goto fail;
     }
     all_nodes = g_list_append(all_nodes, bs);
@@ -630,6 +634,12 @@ fail:
         bdrv_unref(file);
     }
     if (bs) {
+        if (bs->backing) {
+            bdrv_unref(bs->backing);
+        }
+        if (bs->data_file && bs->data_file != bs->file) {
+            bdrv_unref(bs->data_file);
+        }
         if (bs->file) {
             bdrv_unref(bs->file);
         }

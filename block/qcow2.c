@@ -788,6 +788,7 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         }
     }
     bs->request_alignment = 1;
+    s->opened = true;
     return 0;
 }
 
@@ -795,7 +796,7 @@ static void qcow2_close(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
 
-    if (!s->read_only && s->l2_table_cache) {
+    if (s->opened && !s->read_only && s->l2_table_cache) {
         qcow2_flush_caches(bs);
         if (s->header_dirty_set && !s->signaled_corruption) {
             qcow2_mark_clean(bs);

@@ -160,6 +160,7 @@ typedef struct BDRVQcow2State {
     bool metadata_preallocation_checked;
     bool metadata_preallocation;
     bool read_only;
+    bool opened;                    /* open() completed */
     bool signaled_corruption;
 } BDRVQcow2State;
 
