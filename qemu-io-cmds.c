@@ -1086,7 +1086,7 @@ static void open_help(void)
 
 static int open_f(int argc, char **argv)
 {
-    int flags = BDRV_O_RDWR, c;
+    int flags = BDRV_O_RDWR | BDRV_O_UNMAP, c;
     bool writethrough = false;
     g_autoptr(JsonObject) opts = NULL;
     const char *fmt = NULL;
@@ -1103,7 +1103,16 @@ static int open_f(int argc, char **argv)
         case 'r': flags &= ~BDRV_O_RDWR; break;
         case 'k': break;
         case 'i': break;
-        case 'd': break;
+        case 'd':
+            if (!strcmp(optarg, "unmap") || !strcmp(optarg, "on")) {
+                flags |= BDRV_O_UNMAP;
+            } else if (!strcmp(optarg, "ignore") || !strcmp(optarg, "off")) {
+                flags &= ~BDRV_O_UNMAP;
+            } else {
+                error_report("Invalid discard option: %s", optarg);
+                return -EINVAL;
+            }
+            break;
         case 'U': flags |= BDRV_O_FORCE_SHARE; break;
         case 'f': fmt = optarg; break;   /* our extension: -f fmt */
         case 't':

@@ -244,6 +244,16 @@ static int apply_generic_opts(JsonObject *opts, int *flags, GError **errp)
     if (opts_get_bool(opts, "force-share", false, &local)) {
         *flags |= BDRV_O_FORCE_SHARE;
     }
+    if (opts_has(opts, "discard")) {
+        g_autofree char *d = opts_get_str(opts, "discard");
+        if (d && (!strcmp(d, "unmap") || !strcmp(d, "on"))) {
+            *flags |= BDRV_O_UNMAP;
+        } else if (d && (!strcmp(d, "ignore") || !strcmp(d, "off"))) {
+            *flags &= ~BDRV_O_UNMAP;
+        } else if (!local) {
+            error_setg(&local, "Invalid discard option");
+        }
+    }
     if (cache) {
         if (opts_has(cache, "direct")) {
             *flags &= ~BDRV_O_NOCACHE;

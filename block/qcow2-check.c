@@ -18,7 +18,7 @@ typedef struct CheckState {
     int64_t nb_clusters;    /* clusters in the image file */
     bool rebuild;           /* refcount structure must be rebuilt */
     bool quiet;             /* no messages (internal repairs) */
-    uint64_t prev_data;     /* for fragmentation counting */
+    uint64_t prev_data;     /* last data cluster seen, UINT64_MAX: none yet */
 } CheckState;
 
 static void G_GNUC_PRINTF_CHECK(2, 3) check_msg(CheckState *cs, const char *fmt, ...)
@@ -120,9 +120,9 @@ static int check_l2(CheckState *cs, uint64_t l2_offset, uint64_t guest_base, boo
                 cs->res->corruptions++;
                 break;
             }
-            if (active && qcow2_get_cluster_type(bs, e) == QCOW2_CLUSTER_NORMAL) {
+            if (active) {
                 cs->res->bfi.allocated_clusters++;
-                if (cs->prev_data && off != cs->prev_data + s->cluster_size) {
+                if (cs->prev_data != UINT64_MAX && off != cs->prev_data + s->cluster_size) {
                     cs->res->bfi.fragmented_clusters++;
                 }
                 cs->prev_data = off;
@@ -202,7 +202,7 @@ static int compute_references(CheckState *cs)
     int ret;
 
     memset(cs->ref, 0, cs->nb_clusters * sizeof(uint32_t));
-    cs->prev_data = 0;
+    cs->prev_data = UINT64_MAX;
     cs->res->bfi.allocated_clusters = 0;
     cs->res->bfi.fragmented_clusters = 0;
     cs->res->bfi.compressed_clusters = 0;

@@ -1052,8 +1052,8 @@ int qcow2_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **err
                    "You can use 'qemu-img rebase' instead.");
         return -ENOTSUP;
     }
-    if (compat && parse_version(compat, &version, errp) < 0) {
-        error_setg(errp, "Invalid compatibility level: '%s'", compat);
+    if (compat && parse_version(compat, &version, NULL) < 0) {
+        error_setg(errp, "Unknown compatibility level %s", compat);
         return -EINVAL;
     }
     if (has_bits && (!is_power_of_2(bits) || bits > 64)) {
