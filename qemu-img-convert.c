@@ -275,6 +275,15 @@ static int convert_do_copy(ConvertState *s)
     s->buf = g_malloc(MAX(CONVERT_BUF_SIZE, s->cluster_size));
     if (s->compressed) {
         ret = convert_compressed(s);
+        if (ret == 0) {
+            /* the end-of-stream compressed write QEMU's convert ends with; a
+             * target that cannot compress fails it, silently */
+            ret = bdrv_pwrite(s->target, 0, 0, s->buf, BDRV_REQ_WRITE_COMPRESSED);
+            if (ret < 0) {
+                g_free(s->buf);
+                return ret;
+            }
+        }
     } else {
         for (int i = 0; i < s->src_num && ret == 0; i++) {
             ret = convert_source(s, s->src[i], s->src_sizes[i], base);

@@ -139,7 +139,9 @@ int bdrv_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void 
         return -EACCES;
     }
     if (bytes == 0) {
-        return 0;
+        /* an empty compressed write asks the driver whether it can compress */
+        return (flags & BDRV_REQ_WRITE_COMPRESSED) ?
+               bs->drv->pwrite(bs, offset, 0, buf, flags) : 0;
     }
     if (!request_aligned(bs, offset, bytes, buf)) {
         ret = bounce_write(bs, offset, bytes, buf, flags & ~BDRV_REQ_FUA);

@@ -447,7 +447,7 @@ static int open_data_file(BlockDriverState *bs, JsonObject *opts, int flags,
                        "data file");
             return -EINVAL;
         }
-        if (data_file_is_raw(bs) && (flags & BDRV_O_RDWR)) {
+        if (data_file_is_raw(bs) && !(flags & BDRV_O_NO_DATA_FILE)) {
             error_setg(errp, "data-file-raw requires a data file");
             return -EINVAL;
         }
@@ -577,7 +577,6 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
     }
     ret = read_extensions(bs, hbuf, h.header_length, ext_end, errp);
     if (ret < 0) {
-        error_prepend(errp, "Could not read qcow2 header: ");
         return ret;
     }
 
