@@ -71,7 +71,8 @@ static int64_t raw_fmt_getlength(BlockDriverState *bs)
     if (len < 0) {
         return len;
     }
-    return MAX(0, len - (int64_t)s->offset);
+    /* whole sectors, as QEMU counts them: the tail of a partial one reads zeros */
+    return QEMU_ALIGN_UP(MAX(0, len - (int64_t)s->offset), BDRV_SECTOR_SIZE);
 }
 
 static int raw_fmt_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
@@ -134,6 +135,11 @@ static int raw_fmt_block_status(BlockDriverState *bs, int64_t offset, int64_t by
 
     if (ret < 0) {
         return ret;
+    }
+    if (*pnum == 0) {
+        /* the zero tail of a partial last sector, past the file's end */
+        *pnum = bytes;
+        ret = BDRV_BLOCK_ZERO;
     }
     *map = offset + s->offset;
     *file = bs->file;
