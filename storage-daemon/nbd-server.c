@@ -158,14 +158,15 @@ static void send_rep_err(NbdClient *c, uint32_t opt, uint32_t type, const char *
 
 static uint16_t export_flags(NbdClient *c, NbdExport *exp)
 {
+    /* every connection shares the node and its cache: multi-conn is safe */
     uint16_t flags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
-                     NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_SEND_FAST_ZERO |
-                     NBD_FLAG_SEND_CACHE;
+                     NBD_FLAG_SEND_CACHE | NBD_FLAG_CAN_MULTI_CONN;
 
     if (exp->writable) {
-        flags |= NBD_FLAG_SEND_TRIM;
+        flags |= NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES |
+                 NBD_FLAG_SEND_FAST_ZERO;
     } else {
-        flags |= NBD_FLAG_READ_ONLY | NBD_FLAG_CAN_MULTI_CONN;
+        flags |= NBD_FLAG_READ_ONLY;
     }
     if (c->structured) {
         flags |= NBD_FLAG_SEND_DF;
@@ -336,7 +337,8 @@ static void opt_list(NbdClient *c, uint32_t len)
         send_rep_err(c, NBD_OPT_LIST, NBD_REP_ERR_INVALID, "Invalid request length");
         return;
     }
-    for (GList *l = nbd_export_list(); l; l = l->next) {
+    /* oldest first */
+    for (GList *l = g_list_last(nbd_export_list()); l; l = l->prev) {
         NbdExport *exp = l->data;
         g_autoptr(GByteArray) b = g_byte_array_new();
 

@@ -24,8 +24,8 @@
 #define NBD_OPT_INFO            6
 #define NBD_OPT_GO              7
 #define NBD_OPT_STRUCTURED_REPLY 8
-#define NBD_OPT_LIST_META_CONTEXT 10
-#define NBD_OPT_SET_META_CONTEXT 11
+#define NBD_OPT_LIST_META_CONTEXT 9
+#define NBD_OPT_SET_META_CONTEXT 10
 
 #define NBD_REP_ACK             1
 #define NBD_REP_SERVER          2
