@@ -570,20 +570,22 @@ static int raw_create(JsonObject *opts, GError **errp)
     int64_t size = opts_get_int(opts, "size", 0, NULL);
     int prealloc = pa ? prealloc_mode_parse(pa) : PREALLOC_MODE_OFF;
     g_autoptr(JsonObject) o = json_object_new();
+    int ret;
 
     if (prealloc < 0 || prealloc == PREALLOC_MODE_METADATA) {
         error_setg(errp, "Unsupported preallocation mode: %s", pa);
         return -ENOTSUP;
     }
-    if (size < 0) {
-        /* a uint64 beyond what a file can hold, as ftruncate would say */
-        error_setg_errno(errp, EINVAL, "Could not resize file");
-        return -EINVAL;
-    }
     /* the same path as qemu-img create: create, check locks, resize */
     opts_set_str(o, "preallocation", PreallocMode_str[prealloc]);
-    json_object_set_int_member(o, "size", size);
-    return raw_create_opts(filename, o, errp);
+    json_object_set_int_member(o, "size", MAX(size, 0));
+    ret = raw_create_opts(filename, o, errp);
+    if (ret == 0 && size < 0) {
+        /* a uint64 beyond what a file can hold: the file exists, empty */
+        error_setg_errno(errp, EINVAL, "Could not resize file");
+        ret = -EINVAL;
+    }
+    return ret;
 }
 
 BlockDriver bdrv_file = {

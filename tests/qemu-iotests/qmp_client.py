@@ -13,6 +13,7 @@ Script lines:
   {json...}           send the line, print it, then print the reply to it
   @send TEXT          same, for text that need not be valid JSON
   @send-noreply TEXT  send TEXT and a newline, print it, do not wait
+  @sendn N TEXT       send TEXT and a newline, print it and the N replies to it
   @negotiate          send qmp_capabilities quietly (checks the reply)
   @event NAME [k=v]   print buffered events up to one named NAME whose data has
                       the given members (string compare), waiting for it
@@ -132,12 +133,17 @@ class Client:
         if echo:
             self.out(text)
         self.cur.send(text.encode() + b'\n')
-        line = self.cur.reply()
-        if line is None:
-            self.out('ERROR: no reply (connection closed or timed out)')
-            return None
-        if echo:
-            self.out(line)
+        return self.replies(1, echo)
+
+    def replies(self, n, echo=True):
+        line = None
+        for _ in range(n):
+            line = self.cur.reply()
+            if line is None:
+                self.out('ERROR: no reply (connection closed or timed out)')
+                sys.exit(1)
+            if echo:
+                self.out(line)
         return line
 
     def wait_event(self, spec):
@@ -207,6 +213,11 @@ class Client:
             word, _, rest = line.partition(' ')
             if word == '@send':
                 self.command(rest)
+            elif word == '@sendn':
+                n, _, text = rest.partition(' ')
+                self.out(text)
+                self.cur.send(text.encode() + b'\n')
+                self.replies(int(n))
             elif word == '@send-noreply':
                 self.out(rest)
                 self.cur.send(rest.encode() + b'\n')
@@ -246,7 +257,7 @@ class Client:
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--no-filter', action='store_true')
-    p.add_argument('--timeout', type=float, default=60.0)
+    p.add_argument('--timeout', type=float, default=30.0)
     p.add_argument('socket')
     args = p.parse_args()
     return Client(args).run(sys.stdin.readlines())
