@@ -18,8 +18,11 @@ Script lines:
   @event NAME [k=v]   print buffered events up to one named NAME whose data has
                       the given members (string compare), waiting for it
   @no-events          print any buffered events (after a short settle time)
-  @client NAME        switch to connection NAME (connects and prints the greeting
+  @client NAME [SOCK] switch to connection NAME (connects to SOCK, by default the
+                      socket given on the command line, and prints the greeting
                       if it is new); the first connection is called "main"
+  @connect NAME [SOCK] connect NAME without waiting for its greeting (a monitor
+                      serves one client at a time: the next one waits)
   @close              close the current connection
   @sleep SECONDS      sleep
   @burst N JSON       send N copies of JSON in one write, read N replies and
@@ -120,13 +123,21 @@ class Client:
             text = VERSION_RE.sub('VERSION', text)
         print(text, flush=True)
 
-    def switch(self, name):
+    def connect(self, name, path=None):
+        conn = Conn(path or self.args.socket, self.args.timeout, self.out)
+        conn.greeted = False
+        self.conns[name] = conn
+        return conn
+
+    def switch(self, name, path=None):
         if name not in self.conns or self.conns[name] is None:
-            conn = Conn(self.args.socket, self.args.timeout, self.out)
-            self.conns[name] = conn
+            self.connect(name, path)
+        conn = self.conns[name]
+        if not conn.greeted:
             greeting = conn.recv_line()
             self.out(greeting if greeting is not None else 'ERROR: no greeting')
-        self.cur = self.conns[name]
+            conn.greeted = True
+        self.cur = conn
         self.name = name
 
     def command(self, text, echo=True):
@@ -230,7 +241,9 @@ class Client:
             elif word == '@no-events':
                 self.flush_events()
             elif word == '@client':
-                self.switch(rest.strip())
+                self.switch(*rest.split())
+            elif word == '@connect':
+                self.connect(*rest.split())
             elif word == '@close':
                 self.cur.sock.close()
                 self.conns[self.name] = None
