@@ -176,8 +176,17 @@ static void monitor_process(Monitor *mon)
         PendingReq *p = g_queue_peek_head(&mon->pending);
         JsonNode *reply = NULL;
 
-        if (qmp_dispatch(mon, p->req, p->err, &mon->session, &reply) ==
-            QMP_DISPATCH_RETRY) {
+        QmpDispatchResult r = qmp_dispatch(mon, p->req, p->err, &mon->session,
+                                           &reply);
+
+        if (mon->in_fd < 0) {
+            /* the client went away meanwhile (its queue is gone with it) */
+            if (reply) {
+                json_node_unref(reply);
+            }
+            return;
+        }
+        if (r == QMP_DISPATCH_RETRY) {
             if (!mon->retry_timer) {
                 mon->retry_timer = g_timeout_add(RETRY_MS, monitor_retry, mon);
             }
@@ -190,6 +199,17 @@ static void monitor_process(Monitor *mon)
             json_node_unref(reply);
         }
     }
+}
+
+/* Has a socket client closed its end (nothing more to read, ever)? */
+static bool peer_gone(Monitor *mon)
+{
+    char c;
+
+    if (mon->chr->is_stdio) {
+        return false;
+    }
+    return recv(mon->in_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
 static gboolean monitor_readable(GIOChannel *ch, GIOCondition cond, gpointer opaque)
@@ -213,6 +233,12 @@ static gboolean monitor_readable(GIOChannel *ch, GIOCondition cond, gpointer opa
     }
     json_stream_feed(mon->stream, buf, n);
     g_free(buf);
+    if (peer_gone(mon)) {
+        /* as QEMU: requests of a client that has hung up are dropped */
+        mon->in_watch = 0;
+        monitor_disconnect(mon);
+        return G_SOURCE_REMOVE;
+    }
     monitor_process(mon);
     if (mon->in_fd < 0) {
         return G_SOURCE_REMOVE;     /* disconnected while sending */

@@ -16,7 +16,7 @@
 
 #define READ_CHUNK      (256 * 1024)
 #define OUTBUF_HIGH     (64 * MiB)
-#define MAX_OPTION_LEN  (64 * 1024)
+#define MAX_OPTION_LEN  NBD_MAX_BUFFER_SIZE
 #define RETRY_MS        10
 
 typedef enum NbdClientState {
@@ -47,6 +47,29 @@ static struct {
 static void client_close(NbdClient *c);
 static void client_update_watches(NbdClient *c);
 static void client_process(NbdClient *c);
+
+/*
+ * Hang up on a client that broke the protocol, saying why on stderr in QEMU's
+ * words (the handshake and transmission phases word it differently).
+ */
+static void client_fail(NbdClient *c, const char *fmt, ...) G_GNUC_PRINTF_CHECK(2, 3);
+static void client_fail(NbdClient *c, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (c->state == NC_TRANSMISSION) {
+        error_report("Disconnect client, due to: %s", msg);
+    } else {
+        error_report("option negotiation failed: %s", msg);
+    }
+    c->closing = true;
+}
+
+#define EOF_MSG "Unexpected end-of-file before all data were read"
 
 /* ---- byte order helpers ---- */
 
@@ -637,7 +660,7 @@ static size_t process_one(NbdClient *c)
         }
         flags = get32(p);
         if (flags & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
-            c->closing = true;      /* unknown client flags: hang up */
+            client_fail(c, "Unknown client flags 0x%" PRIx32 " received", flags);
             return avail;
         }
         c->no_zeroes = flags & NBD_FLAG_C_NO_ZEROES;
@@ -651,8 +674,13 @@ static size_t process_one(NbdClient *c)
         }
         opt = get32(p + 8);
         len = get32(p + 12);
-        if (get64(p) != NBD_OPTS_MAGIC || len > MAX_OPTION_LEN) {
-            c->closing = true;
+        if (get64(p) != NBD_OPTS_MAGIC) {
+            client_fail(c, "Bad magic received");
+            return avail;
+        }
+        if (len > MAX_OPTION_LEN) {
+            client_fail(c, "len (%" PRIu32 " ) is larger than max len (%u)", len,
+                        (unsigned)MAX_OPTION_LEN);
             return avail;
         }
         if (avail < 16 + (size_t)len) {
@@ -670,9 +698,13 @@ static size_t process_one(NbdClient *c)
         flags = get16(p + 4);
         type = get16(p + 6);
         len = get32(p + 24);
-        if (get32(p) != NBD_REQUEST_MAGIC ||
-            (type == NBD_CMD_WRITE && len > NBD_MAX_BUFFER_SIZE)) {
-            c->closing = true;
+        if (get32(p) != NBD_REQUEST_MAGIC) {
+            client_fail(c, "Request handling failed in intermediate state");
+            return avail;
+        }
+        if (type == NBD_CMD_WRITE && len > NBD_MAX_BUFFER_SIZE) {
+            client_fail(c, "len (%" PRIu32 ") is larger than max len (%u)", len,
+                        (unsigned)NBD_MAX_BUFFER_SIZE);
             return avail;
         }
         if (type == NBD_CMD_WRITE && avail < NBD_REQUEST_SIZE + (size_t)len) {
@@ -735,6 +767,33 @@ static void client_process(NbdClient *c)
     client_flush(c);
 }
 
+/* The client hung up: complain if it left in the middle of something. */
+static void client_eof(NbdClient *c)
+{
+    if (c->closing) {
+        return;
+    }
+    switch (c->state) {
+    case NC_CLIENT_FLAGS:
+        client_fail(c, "Failed to read client flags: " EOF_MSG);
+        break;
+    case NC_OPTIONS:
+        if (c->in->len < 8) {
+            client_fail(c, "Failed to read opts magic: " EOF_MSG);
+        } else {
+            client_fail(c, "Failed to read option: " EOF_MSG);
+        }
+        break;
+    case NC_TRANSMISSION:
+        if (c->in->len >= NBD_REQUEST_SIZE) {
+            client_fail(c, "Failed to read CMD_WRITE data: " EOF_MSG);
+        } else if (c->in->len > 0) {
+            client_fail(c, "Failed to read request: " EOF_MSG);
+        }
+        break;
+    }
+}
+
 static gboolean client_readable(GIOChannel *ch, GIOCondition cond, gpointer opaque)
 {
     NbdClient *c = opaque;
@@ -750,6 +809,7 @@ static gboolean client_readable(GIOChannel *ch, GIOCondition cond, gpointer opaq
         return G_SOURCE_CONTINUE;
     }
     if (n <= 0) {
+        client_eof(c);
         c->in_watch = 0;
         client_close(c);
         return G_SOURCE_REMOVE;
