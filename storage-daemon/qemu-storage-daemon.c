@@ -229,14 +229,17 @@ static void process_args(int argc, char **argv)
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    int c;
+    int c, longindex = -1;
 
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "-hT:V", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "-hT:V", longopts, &longindex)) != -1) {
         GError *err = NULL;
         bool ok = true;
-        const char *opt = argv[optind - 1];
+        g_autofree char *opt = longindex >= 0 ?
+                               g_strdup_printf("--%s", longopts[longindex].name) :
+                               g_strdup(argv[optind - 1]);
 
+        longindex = -1;
         switch (c) {
         case 'h':
             help();
