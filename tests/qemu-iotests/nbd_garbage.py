@@ -2,6 +2,8 @@
 """Misbehaving NBD clients for robustness tests (python3 standard library only).
 
   nbd_garbage.py SOCKET EXPORT
+  nbd_garbage.py --hold SOCKET EXPORT   (connect, print "connected", stay until
+                                         stdin closes, then report hang-ups)
 
 Each scenario connects, misbehaves, and reports whether the server hung up on
 it (it must, or at least refuse, without disturbing other clients).
@@ -135,7 +137,19 @@ def truncated_write(s, export):
     return 'client left mid-write'
 
 
+def hold(path, export):
+    s = connect(path)
+    go(s, export)
+    print('connected', flush=True)
+    sys.stdin.read()
+    s.settimeout(1)
+    print('server hung up' if hung_up(s) else 'still connected', flush=True)
+
+
 def main():
+    if sys.argv[1] == '--hold':
+        hold(sys.argv[2], sys.argv[3])
+        return
     path, export = sys.argv[1], sys.argv[2]
     for name, fn in [('garbage instead of client flags', garbage_first),
                      ('unknown client flags', bad_client_flags),
