@@ -9,6 +9,7 @@
 #include <libgen.h>
 
 static BlockDriver *const block_drivers[] = {
+    &bdrv_qcow2,
     &bdrv_raw,
     &bdrv_file,
 };
@@ -20,6 +21,8 @@ static const char *const generic_opts[] = {
 };
 
 static GList *all_nodes;          /* every open node, in creation order */
+/* The node whose backing file is being opened (for loop detection). */
+static __thread BlockDriverState *opening_backing_parent;
 static uint64_t auto_node_counter;
 
 const char *const PreallocMode_str[PREALLOC_MODE__MAX] = {
@@ -68,6 +71,12 @@ BlockDriver *bdrv_find_format(const char *name)
     return NULL;
 }
 
+/* g_ptr_array_sort passes pointers to the elements */
+static gint compare_names(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaque)
 {
     g_autoptr(GPtrArray) names = g_ptr_array_new();
@@ -75,7 +84,7 @@ void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaqu
     for (size_t i = 0; i < ARRAY_SIZE(block_drivers); i++) {
         g_ptr_array_add(names, (gpointer)block_drivers[i]->format_name);
     }
-    g_ptr_array_sort(names, (GCompareFunc)(void *)g_strcmp0);
+    g_ptr_array_sort(names, compare_names);
     for (guint i = 0; i < names->len; i++) {
         fn(opaque, names->pdata[i]);
     }
@@ -236,6 +245,16 @@ static int apply_generic_opts(JsonObject *opts, int *flags, GError **errp)
     }
     if (opts_get_bool(opts, "force-share", false, &local)) {
         *flags |= BDRV_O_FORCE_SHARE;
+    }
+    if (opts_has(opts, "discard")) {
+        g_autofree char *d = opts_get_str(opts, "discard");
+        if (d && (!strcmp(d, "unmap") || !strcmp(d, "on"))) {
+            *flags |= BDRV_O_UNMAP;
+        } else if (d && (!strcmp(d, "ignore") || !strcmp(d, "off"))) {
+            *flags &= ~BDRV_O_UNMAP;
+        } else if (!local) {
+            error_setg(&local, "Invalid discard option");
+        }
     }
     if (cache) {
         if (opts_has(cache, "direct")) {
@@ -407,8 +426,114 @@ BlockDriverState *bdrv_open_file(const char *filename, int flags, GError **errp)
 {
     g_autoptr(JsonObject) opts = json_object_new();
 
+    /* the name is a literal path: never parsed as json: or a protocol */
     opts_set_str(opts, "driver", "file");
-    return bdrv_open(filename, opts, flags, errp);
+    opts_set_str(opts, "filename", filename);
+    return bdrv_open(NULL, opts, flags, errp);
+}
+
+/* A node that names a file but was never opened: all I/O fails. */
+static int placeholder_io(BlockDriverState *bs, int64_t o, int64_t b, void *buf, int f)
+{
+    return -ENOMEDIUM;
+}
+
+static int placeholder_wio(BlockDriverState *bs, int64_t o, int64_t b, const void *buf,
+                           int f)
+{
+    return -ENOMEDIUM;
+}
+
+static int64_t placeholder_len(BlockDriverState *bs)
+{
+    return -ENOMEDIUM;
+}
+
+static BlockDriver bdrv_placeholder = {
+    .format_name = "file",
+    .is_protocol = true,
+    .pread = placeholder_io,
+    .pwrite = placeholder_wio,
+    .getlength = placeholder_len,
+};
+
+BlockDriverState *bdrv_new_placeholder(const char *filename)
+{
+    BlockDriverState *bs = bdrv_new(&bdrv_placeholder);
+
+    bs->filename = g_strdup(filename);
+    bs->node_name = g_strdup_printf("#block%03" PRIu64, auto_node_counter++);
+    bs->auto_node_name = true;
+    return bs;
+}
+
+/* dev/inode identity of a node's file, to find loops in backing chains */
+static bool same_file(BlockDriverState *a, const char *path)
+{
+    struct stat sa, sb;
+
+    while (a && a->file) {
+        a = a->file;
+    }
+    return a && a->filename && stat(a->filename, &sa) == 0 && stat(path, &sb) == 0 &&
+           sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+#define MAX_BACKING_CHAIN 1000
+
+int bdrv_open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp)
+{
+    JsonNode *node = opts && json_object_has_member(opts, "backing") ?
+                     json_object_get_member(opts, "backing") : NULL;
+    g_autoptr(JsonObject) bopts = NULL;
+    g_autofree char *path = NULL;
+    int depth = 0;
+
+    for (BlockDriverState *p = bs; p; p = p->backing_parent) {
+        depth++;
+    }
+    if (depth > MAX_BACKING_CHAIN) {
+        error_setg(errp, "Backing file chain too long");
+        return -EINVAL;
+    }
+    if (node && JSON_NODE_HOLDS_VALUE(node) &&
+        json_node_get_value_type(node) == G_TYPE_STRING) {
+        BlockDriverState *b = bdrv_find_node(json_node_get_string(node));
+        if (!b) {
+            error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                       json_node_get_string(node), json_node_get_string(node));
+            return -ENOENT;
+        }
+        bdrv_ref(b);
+        bs->backing = b;
+        return 0;
+    }
+    bopts = node && JSON_NODE_HOLDS_OBJECT(node) ?
+            opts_clone(json_node_get_object(node)) : json_object_new();
+    if (!opts_has(bopts, "file") && !opts_has(bopts, "filename")) {
+        path = bdrv_path_combine(bs->filename, bs->backing_file);
+        /* a loop in the chain would never end */
+        for (BlockDriverState *p = bs; p; p = p->backing_parent) {
+            if (same_file(p, path)) {
+                error_setg(errp, "Backing file '%s' creates a loop in the backing chain",
+                           bs->backing_file);
+                return -ELOOP;
+            }
+        }
+        if (!opts_has(bopts, "driver") && bs->backing_format) {
+            opts_set_str(bopts, "driver", bs->backing_format);
+        }
+    }
+    opening_backing_parent = bs;
+    bs->backing = bdrv_open(path, bopts, flags & ~BDRV_O_RDWR, errp);
+    opening_backing_parent = NULL;
+    if (!bs->backing) {
+        if (path) {
+            error_prepend(errp, "Could not open backing file: ");
+        }
+        return -EINVAL;
+    }
+    return 0;
 }
 
 BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags,
@@ -480,6 +605,8 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
         }
     }
     bs = bdrv_new(drv);
+    bs->backing_parent = opening_backing_parent;
+    opening_backing_parent = NULL;
     bs->file = file;
     file = NULL;
     bs->open_flags = flags;
@@ -505,6 +632,10 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
     }
     ret = drv->open(bs, opts, flags, errp);
     if (ret < 0) {
+        /* the driver releases what it set up; the children go here */
+        if (drv->close) {
+            drv->close(bs);
+        }
         goto fail;
     }
     all_nodes = g_list_append(all_nodes, bs);
@@ -515,6 +646,12 @@ fail:
         bdrv_unref(file);
     }
     if (bs) {
+        if (bs->backing) {
+            bdrv_unref(bs->backing);
+        }
+        if (bs->data_file && bs->data_file != bs->file) {
+            bdrv_unref(bs->data_file);
+        }
         if (bs->file) {
             bdrv_unref(bs->file);
         }

@@ -56,6 +56,46 @@ static inline int ctz64(uint64_t v)
     return v ? __builtin_ctzll(v) : 64;
 }
 
+/* Unaligned big-endian loads and stores */
+static inline uint32_t ldl_be(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return GUINT32_FROM_BE(v);
+}
+
+static inline uint64_t ldq_be(const void *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return GUINT64_FROM_BE(v);
+}
+
+static inline uint16_t lduw_be(const void *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return GUINT16_FROM_BE(v);
+}
+
+static inline void stl_be(void *p, uint32_t v)
+{
+    v = GUINT32_TO_BE(v);
+    memcpy(p, &v, 4);
+}
+
+static inline void stq_be(void *p, uint64_t v)
+{
+    v = GUINT64_TO_BE(v);
+    memcpy(p, &v, 8);
+}
+
+static inline void stw_be(void *p, uint16_t v)
+{
+    v = GUINT16_TO_BE(v);
+    memcpy(p, &v, 2);
+}
+
 #define QEMU_PACKED __attribute__((packed))
 #define G_GNUC_PRINTF_CHECK(a, b) __attribute__((format(printf, a, b)))
 

@@ -1,0 +1,673 @@
+/*
+ * qcow2 consistency check and repair (qemu-img check, and the refcount repair of
+ * dirty images on open). It walks every table into its own reference counts,
+ * compares them with the on-disk refcounts, checks the COPIED flags, and with -r
+ * repairs leaks, refcounts that are too low, COPIED flags, or rebuilds the whole
+ * refcount structure past the end of the image. It shares no state with I/O.
+ * Messages are QEMU's, on stderr.
+ */
+#include "qemu/osdep.h"
+#include "block/qcow2.h"
+
+typedef struct CheckState {
+    BlockDriverState *bs;
+    BDRVQcow2State *s;
+    BdrvCheckResult *res;
+    int fix;
+    uint32_t *ref;          /* computed references per host cluster */
+    int64_t nb_clusters;    /* clusters in the image file */
+    bool rebuild;           /* refcount structure must be rebuilt */
+    bool quiet;             /* no messages (internal repairs) */
+    uint64_t prev_data;     /* last data cluster seen, UINT64_MAX: none yet */
+} CheckState;
+
+static void G_GNUC_PRINTF_CHECK(2, 3) check_msg(CheckState *cs, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (cs->quiet) {
+        return;
+    }
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
+static void inc_refs(CheckState *cs, uint64_t offset, uint64_t size)
+{
+    BDRVQcow2State *s = cs->s;
+    uint64_t first, last;
+
+    if (size == 0) {
+        return;
+    }
+    first = offset >> s->cluster_bits;
+    last = (offset + size - 1) >> s->cluster_bits;
+    if (last >= (uint64_t)cs->nb_clusters) {
+        check_msg(cs, "ERROR: counting reference for region exceeding the end of "
+                "the file by one cluster or more: offset 0x%" PRIx64 " size 0x%" PRIx64
+                "\n", offset, size);
+        cs->res->corruptions++;
+        return;
+    }
+    for (uint64_t k = first; k <= last; k++) {
+        if (cs->ref[k] < UINT32_MAX) {
+            cs->ref[k]++;
+        }
+    }
+}
+
+static void inc_refs_cb(void *opaque, uint64_t offset, uint64_t size)
+{
+    inc_refs(opaque, offset, size);
+}
+
+/* Count what an L2 table references. */
+static int check_l2(CheckState *cs, uint64_t l2_offset, uint64_t guest_base, bool active)
+{
+    BDRVQcow2State *s = cs->s;
+    BlockDriverState *bs = cs->bs;
+    g_autofree uint64_t *l2 = g_malloc(s->cluster_size);
+    int ret = bdrv_pread(bs->file, l2_offset, s->cluster_size, l2, 0);
+
+    /* fragmentation is counted within one L2 table, as QEMU counts it */
+    cs->prev_data = UINT64_MAX;
+
+    if (ret < 0) {
+        check_msg(cs, "ERROR: I/O error in check_refcounts_l2\n");
+        cs->res->check_errors++;
+        return ret;
+    }
+    for (int j = 0; j < s->l2_size; j++) {
+        uint64_t e = GUINT64_FROM_BE(l2[j]);
+        uint64_t guest = guest_base + ((uint64_t)j << s->cluster_bits);
+        uint64_t off = e & L2E_OFFSET_MASK;
+
+        switch (qcow2_get_cluster_type(bs, e)) {
+        case QCOW2_CLUSTER_COMPRESSED: {
+            uint64_t start, len;
+            if (has_data_file(bs)) {
+                check_msg(cs, "ERROR compressed cluster %d with data file, "
+                        "entry=0x%" PRIx64 "\n", j, e);
+                cs->res->corruptions++;
+                break;
+            }
+            if (e & QCOW_OFLAG_COPIED) {
+                check_msg(cs, "ERROR: coffset=0x%" PRIx64 ": Compressed cluster has "
+                        "copied flag set\n", (uint64_t)(e & ((1ULL << 62) - 1)));
+                cs->res->corruptions++;
+            }
+            qcow2_compressed_range(s, e, &start, &len);
+            if (active) {
+                /* a compressed cluster always counts as fragmented */
+                cs->res->bfi.allocated_clusters++;
+                cs->res->bfi.compressed_clusters++;
+                cs->res->bfi.fragmented_clusters++;
+            }
+            inc_refs(cs, start, len);
+            break;
+        }
+        case QCOW2_CLUSTER_ZERO_ALLOC:
+        case QCOW2_CLUSTER_NORMAL:
+            if (offset_into_cluster(s, off)) {
+                check_msg(cs, "ERROR offset=%" PRIx64 ": Data cluster is not properly "
+                        "aligned; L2 entry corrupted.\n", off);
+                cs->res->corruptions++;
+                /* the cluster-sized range it points to still counts as referenced */
+            }
+            if (has_data_file(bs) && off != guest &&
+                qcow2_get_cluster_type(bs, e) == QCOW2_CLUSTER_NORMAL) {
+                check_msg(cs, "ERROR offset=%" PRIx64 ": Data cluster of guest offset %#"
+                        PRIx64 " is not mapped 1:1 in the external data file\n", off,
+                        guest);
+                cs->res->corruptions++;
+                break;
+            }
+            if (active) {
+                cs->res->bfi.allocated_clusters++;
+                if (cs->prev_data != UINT64_MAX && off != cs->prev_data + s->cluster_size) {
+                    cs->res->bfi.fragmented_clusters++;
+                }
+                cs->prev_data = off;
+            }
+            if (!has_data_file(bs)) {
+                inc_refs(cs, off, s->cluster_size);
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    return 0;
+}
+
+/* Count an L1 table and everything below it. */
+static int check_l1(CheckState *cs, uint64_t l1_offset, uint32_t l1_size, bool active)
+{
+    BDRVQcow2State *s = cs->s;
+    g_autofree uint64_t *l1 = NULL;
+    int ret;
+
+    inc_refs(cs, l1_offset, (uint64_t)l1_size * 8);
+    if (!l1_size) {
+        return 0;
+    }
+    if (active) {
+        l1 = g_memdup2(s->l1_table, (gsize)l1_size * 8);
+    } else {
+        l1 = g_try_new(uint64_t, l1_size);
+        if (!l1) {
+            return -ENOMEM;
+        }
+        ret = bdrv_pread(cs->bs->file, l1_offset, (int64_t)l1_size * 8, l1, 0);
+        if (ret < 0) {
+            check_msg(cs, "ERROR: I/O error in check_refcounts_l1\n");
+            cs->res->check_errors++;
+            return ret;
+        }
+        for (uint32_t i = 0; i < l1_size; i++) {
+            l1[i] = GUINT64_FROM_BE(l1[i]);
+        }
+    }
+    for (uint32_t i = 0; i < l1_size; i++) {
+        uint64_t l2 = l1[i] & L1E_OFFSET_MASK;
+
+        if (!l2) {
+            continue;
+        }
+        if (active && (l1[i] & L1E_RESERVED_MASK)) {
+            check_msg(cs, "ERROR found L1 entry with reserved bits set: %" PRIx64 "\n",
+                    l1[i]);
+            cs->res->corruptions++;
+        }
+        if (offset_into_cluster(s, l2)) {
+            check_msg(cs, "ERROR l2_offset=%" PRIx64 ": Table is not cluster aligned; "
+                    "L1 entry corrupted\n", l2);
+            cs->res->corruptions++;
+            continue;
+        }
+        inc_refs(cs, l2, s->cluster_size);
+        ret = check_l2(cs, l2, (uint64_t)i << (s->l2_bits + s->cluster_bits), active);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+/* Count every reference in the image into cs->ref. */
+static int compute_references(CheckState *cs)
+{
+    BDRVQcow2State *s = cs->s;
+    BlockDriverState *bs = cs->bs;
+    g_autoptr(GPtrArray) snaps = NULL;
+    g_autoptr(GError) err = NULL;
+    int ret;
+
+    memset(cs->ref, 0, cs->nb_clusters * sizeof(uint32_t));
+    cs->prev_data = UINT64_MAX;
+    cs->res->bfi.allocated_clusters = 0;
+    cs->res->bfi.fragmented_clusters = 0;
+    cs->res->bfi.compressed_clusters = 0;
+
+    inc_refs(cs, 0, s->cluster_size);                       /* header */
+    ret = check_l1(cs, s->l1_table_offset, s->l1_size, true);
+    if (ret < 0) {
+        return ret;
+    }
+    if (s->nb_snapshots) {
+        snaps = g_ptr_array_new_with_free_func(qcow2_snapshot_info_free);
+        ret = qcow2_read_snapshots(bs, snaps, &err);
+        if (ret < 0) {
+            check_msg(cs, "ERROR: %s\n", err->message);
+            cs->res->check_errors++;
+            return ret;
+        }
+        for (guint i = 0; i < snaps->len; i++) {
+            Qcow2SnapshotInfo *sn = snaps->pdata[i];
+            ret = check_l1(cs, sn->l1_table_offset, sn->l1_size, false);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        /* the snapshot table itself */
+        {
+            uint64_t len = 0;
+            for (guint i = 0; i < snaps->len; i++) {
+                len += ((Qcow2SnapshotInfo *)snaps->pdata[i])->entry_size;
+            }
+            inc_refs(cs, s->snapshots_offset, len);
+        }
+    }
+    /* refcount table and blocks */
+    inc_refs(cs, s->refcount_table_offset, (uint64_t)s->refcount_table_size * 8);
+    for (uint32_t i = 0; i < s->refcount_table_size; i++) {
+        uint64_t off = s->refcount_table[i] & REFT_OFFSET_MASK;
+        if (!off) {
+            continue;
+        }
+        if (offset_into_cluster(s, off)) {
+            check_msg(cs, "ERROR refcount block %u is not cluster aligned; refcount "
+                    "table entry corrupted\n", i);
+            cs->res->corruptions++;
+            cs->rebuild = true;
+            continue;
+        }
+        if ((off >> s->cluster_bits) >= (uint64_t)cs->nb_clusters) {
+            check_msg(cs, "ERROR refcount block %u is outside image\n", i);
+            cs->res->corruptions++;
+            cs->rebuild = true;
+            continue;
+        }
+        inc_refs(cs, off, s->cluster_size);
+    }
+    ret = qcow2_bitmaps_for_each_ref(bs, inc_refs_cb, cs);
+    if (ret < 0) {
+        check_msg(cs, "ERROR: could not read the bitmap directory: %s\n",
+                strerror(-ret));
+        cs->res->check_errors++;
+        return ret;
+    }
+    return 0;
+}
+
+static int set_refcount(CheckState *cs, int64_t cluster, uint64_t old, uint64_t new)
+{
+    return qcow2_update_cluster_refcount(cs->bs, cluster, (int64_t)new - (int64_t)old);
+}
+
+/* Compare computed references with the on-disk refcounts; repair per cs->fix. */
+/*
+ * Compare computed references with the on-disk refcounts. With @fix 0 every
+ * difference is reported (ERROR/Leaked) and counted; with fix flags what may be
+ * repaired is repaired ("Repairing") and counted as fixed, what may not is
+ * reported and counted. A cluster in use with refcount 0 asks for a rebuild.
+ * @count: add to the result counters (not for the quiet clean-up pass).
+ */
+static int compare_refcounts(CheckState *cs, int fix, bool count)
+{
+    BDRVQcow2State *s = cs->s;
+    BdrvCheckResult *res = cs->res;
+
+    for (int64_t i = 0; i < cs->nb_clusters; i++) {
+        uint64_t rc;
+        uint32_t ref = cs->ref[i];
+        int ret = qcow2_get_refcount(cs->bs, i, &rc);
+
+        if (ret < 0) {
+            check_msg(cs, "Can't get refcount for cluster %" PRId64 ": %s\n", i,
+                      strerror(-ret));
+            res->check_errors++;
+            continue;
+        }
+        if (rc == ref) {
+            continue;
+        }
+        if (rc < ref) {
+            if (rc == 0) {
+                /* in use but free: only a new refcount structure is safe */
+                cs->rebuild = true;
+                if (!fix) {
+                    check_msg(cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64
+                              " reference=%u\n", i, rc, ref);
+                    res->corruptions += count;
+                }
+                continue;
+            }
+            if ((fix & BDRV_FIX_ERRORS) && ref <= s->refcount_max) {
+                check_msg(cs, "Repairing cluster %" PRId64 " refcount=%" PRIu64
+                          " reference=%u\n", i, rc, ref);
+                if (set_refcount(cs, i, rc, ref) == 0) {
+                    res->corruptions_fixed += count;
+                    continue;
+                }
+            } else {
+                check_msg(cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64
+                          " reference=%u\n", i, rc, ref);
+            }
+            res->corruptions += count;
+        } else {
+            if (fix & BDRV_FIX_LEAKS) {
+                check_msg(cs, "Repairing cluster %" PRId64 " refcount=%" PRIu64
+                          " reference=%u\n", i, rc, ref);
+                if (set_refcount(cs, i, rc, ref) == 0) {
+                    res->leaks_fixed += count;
+                    continue;
+                }
+            } else {
+                check_msg(cs, "Leaked cluster %" PRId64 " refcount=%" PRIu64
+                          " reference=%u\n", i, rc, ref);
+            }
+            res->leaks += count;
+        }
+    }
+    return 0;
+}
+
+/* Check (and with FIX_ERRORS repair) COPIED flags against refcounts. */
+static int check_oflag_copied(CheckState *cs)
+{
+    BDRVQcow2State *s = cs->s;
+    BlockDriverState *bs = cs->bs;
+    bool fix = cs->fix & BDRV_FIX_ERRORS;
+    int ret;
+
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        uint64_t l1e = s->l1_table[i], l2 = l1e & L1E_OFFSET_MASK, rc;
+        g_autofree uint64_t *table = NULL;
+        bool l2_dirty = false;
+
+        if (!l2 || offset_into_cluster(s, l2)) {
+            continue;
+        }
+        ret = qcow2_get_refcount(bs, l2 >> s->cluster_bits, &rc);
+        if (ret < 0) {
+            continue;
+        }
+        if ((rc == 1) != !!(l1e & QCOW_OFLAG_COPIED)) {
+            check_msg(cs, "%s OFLAG_COPIED L2 cluster: l1_index=%u l1_entry=%" PRIx64
+                    " refcount=%" PRIu64 "\n", fix ? "Repairing" : "ERROR", i, l1e, rc);
+            if (fix) {
+                s->l1_table[i] = rc == 1 ? l1e | QCOW_OFLAG_COPIED
+                                         : l1e & ~QCOW_OFLAG_COPIED;
+                if (qcow2_write_l1_entries(bs, i, 1) == 0) {
+                    cs->res->corruptions_fixed++;
+                } else {
+                    cs->res->check_errors++;
+                }
+            } else {
+                cs->res->corruptions++;
+            }
+        }
+        if ((l2 >> s->cluster_bits) >= (uint64_t)cs->nb_clusters) {
+            continue;
+        }
+        table = g_malloc(s->cluster_size);
+        ret = bdrv_pread(bs->file, l2, s->cluster_size, table, 0);
+        if (ret < 0) {
+            cs->res->check_errors++;
+            continue;
+        }
+        for (int j = 0; j < s->l2_size; j++) {
+            uint64_t e = GUINT64_FROM_BE(table[j]), off = e & L2E_OFFSET_MASK, drc;
+            Qcow2ClusterType t = qcow2_get_cluster_type(bs, e);
+
+            if (t != QCOW2_CLUSTER_NORMAL && t != QCOW2_CLUSTER_ZERO_ALLOC) {
+                continue;
+            }
+            off = start_of_cluster(s, off);
+            if (has_data_file(bs)) {
+                drc = 1;       /* C3: data-file clusters are implicitly owned once */
+            } else if (qcow2_get_refcount(bs, off >> s->cluster_bits, &drc) < 0) {
+                continue;
+            }
+            if ((drc == 1) != !!(e & QCOW_OFLAG_COPIED)) {
+                check_msg(cs, "%s OFLAG_COPIED data cluster: l2_entry=%" PRIx64
+                        " refcount=%" PRIu64 "\n", fix ? "Repairing" : "ERROR", e, drc);
+                if (fix) {
+                    e = drc == 1 ? e | QCOW_OFLAG_COPIED : e & ~QCOW_OFLAG_COPIED;
+                    table[j] = GUINT64_TO_BE(e);
+                    l2_dirty = true;
+                    cs->res->corruptions_fixed++;
+                } else {
+                    cs->res->corruptions++;
+                }
+            }
+        }
+        if (l2_dirty) {
+            qcow2_cache_forget(s->l2_table_cache, l2);
+            ret = qcow2_pre_write_overlap_check(bs, QCOW2_OL_ACTIVE_L2, l2,
+                                                s->cluster_size, false);
+            if (ret == 0) {
+                ret = bdrv_pwrite(bs->file, l2, s->cluster_size, table, 0);
+            }
+            if (ret < 0) {
+                check_msg(cs, "ERROR: Could not write L2 table: %s\n", strerror(-ret));
+                cs->res->check_errors++;
+            }
+        }
+    }
+    return 0;
+}
+
+/*
+ * Write a whole new refcount structure from cs->ref (R5 style): blocks and table
+ * past the end of the image, then switch the header. The old structures become
+ * leaks that the following leak pass frees.
+ */
+static int rebuild_refcounts(CheckState *cs, bool quiet)
+{
+    BDRVQcow2State *s = cs->s;
+    BlockDriverState *bs = cs->bs;
+    uint64_t per_block = s->refcount_block_size;
+    uint64_t area_start = cs->nb_clusters, nb_blocks = 1, table_entries, table_clusters;
+    g_autofree uint8_t *blocks = NULL;
+    g_autofree uint64_t *table = NULL;
+    int ret;
+
+    if (!quiet) {
+        check_msg(cs, "Rebuilding refcount structure\n");
+    }
+    for (int64_t i = cs->nb_clusters - 1; i >= 0 && !cs->ref[i]; i--) {
+        area_start = i;
+    }
+    for (;;) {
+        uint64_t end = area_start + nb_blocks;
+        table_entries = DIV_ROUND_UP(end + 1, per_block) + 1;
+        table_clusters = size_to_clusters(s, table_entries * 8);
+        end += table_clusters;
+        if (DIV_ROUND_UP(end, per_block) <= nb_blocks) {
+            break;
+        }
+        nb_blocks = DIV_ROUND_UP(end, per_block);
+    }
+    table_entries = table_clusters * s->cluster_size / 8;
+    if (table_entries * 8 > QCOW_MAX_REFTABLE_SIZE) {
+        return -EFBIG;
+    }
+    blocks = g_try_malloc0(nb_blocks * s->cluster_size);
+    table = g_try_new0(uint64_t, table_entries);
+    if (!blocks || !table) {
+        return -ENOMEM;
+    }
+    for (uint64_t c = 0; c < area_start + nb_blocks + table_clusters; c++) {
+        uint64_t v = c < area_start ? (c < (uint64_t)cs->nb_clusters ? cs->ref[c] : 0) : 1;
+        if (v) {
+            qcow2_refblock_set(s, blocks + (c / per_block) * s->cluster_size,
+                               c % per_block, MIN(v, s->refcount_max));
+        }
+    }
+    for (uint64_t b = 0; b < nb_blocks; b++) {
+        table[b] = GUINT64_TO_BE((area_start + b) << s->cluster_bits);
+    }
+    /* the caches hold the old structure: drop it */
+    ret = qcow2_cache_empty(bs, s->refcount_block_cache);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = bdrv_pwrite(bs->file, area_start << s->cluster_bits,
+                      nb_blocks * s->cluster_size, blocks, 0);
+    if (ret == 0) {
+        ret = bdrv_pwrite(bs->file, (area_start + nb_blocks) << s->cluster_bits,
+                          table_clusters * s->cluster_size, table, 0);
+    }
+    if (ret == 0) {
+        ret = bdrv_flush(bs->file);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    {
+        /* one header write switches table (and refcount width) together */
+        uint64_t *old_table = s->refcount_table;
+        uint64_t old_offset = s->refcount_table_offset;
+        uint32_t old_size = s->refcount_table_size;
+        s->refcount_table_offset = (area_start + nb_blocks) << s->cluster_bits;
+        s->refcount_table_size = table_entries;
+        ret = qcow2_update_header(bs);
+        if (ret == 0) {
+            ret = bdrv_flush(bs->file);
+        }
+        s->refcount_table = old_table;
+        s->refcount_table_offset = old_offset;
+        s->refcount_table_size = old_size;
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    g_free(s->refcount_table);
+    s->refcount_table = g_new0(uint64_t, table_entries);
+    for (uint64_t b = 0; b < table_entries; b++) {
+        s->refcount_table[b] = GUINT64_FROM_BE(table[b]);
+    }
+    s->refcount_table_offset = (area_start + nb_blocks) << s->cluster_bits;
+    s->refcount_table_size = table_entries;
+    s->free_cluster_index = 0;
+    return 0;
+}
+
+static int image_end_clusters(CheckState *cs)
+{
+    int64_t end = 0;
+
+    for (int64_t i = 0; i < cs->nb_clusters; i++) {
+        uint64_t rc = 0;
+        if (cs->ref[i] || (qcow2_get_refcount(cs->bs, i, &rc) == 0 && rc)) {
+            end = i + 1;
+        }
+    }
+    return end;
+}
+
+static int run_check(CheckState *cs)
+{
+    int64_t file_len = bdrv_getlength(cs->bs->file);
+
+    if (file_len < 0) {
+        cs->res->check_errors++;
+        return file_len;
+    }
+    cs->nb_clusters = size_to_clusters(cs->s, file_len);
+    g_free(cs->ref);
+    cs->ref = g_try_new0(uint32_t, MAX(cs->nb_clusters, 1));
+    if (!cs->ref) {
+        cs->res->check_errors++;
+        return -ENOMEM;
+    }
+    return compute_references(cs);
+}
+
+int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
+{
+    BDRVQcow2State *s = bs->opaque;
+    CheckState cs = { .bs = bs, .s = s, .res = res, .fix = fix };
+    int ret;
+
+    memset(res, 0, sizeof(*res));
+    res->bfi.total_clusters = size_to_clusters(s, s->size);
+    ret = qcow2_flush_caches(bs);
+    if (ret < 0 && !(bs->open_flags & BDRV_O_RDWR)) {
+        ret = 0;
+    }
+    ret = run_check(&cs);
+    if (ret < 0) {
+        goto out;
+    }
+    /* first report everything as found */
+    compare_refcounts(&cs, 0, true);
+    if (fix && (res->leaks || res->corruptions || cs.rebuild)) {
+        BdrvCheckResult found = *res;
+
+        /* then repair what may be repaired, counting anew */
+        res->leaks = res->corruptions = 0;
+        cs.rebuild = false;
+        compare_refcounts(&cs, fix, true);
+        if (cs.rebuild && !(fix & BDRV_FIX_ERRORS)) {
+            check_msg(&cs, "ERROR need to rebuild refcount structures\n");
+            res->corruptions = found.corruptions;
+            ret = -EIO;
+            goto out;
+        }
+        if (cs.rebuild) {
+            uint64_t in_use_but_free = 0;
+            for (int64_t i = 0; i < cs.nb_clusters; i++) {
+                uint64_t rc;
+                if (cs.ref[i] && qcow2_get_refcount(bs, i, &rc) == 0 && rc == 0) {
+                    in_use_but_free++;
+                }
+            }
+            ret = rebuild_refcounts(&cs, false);
+            if (ret < 0) {
+                check_msg(&cs, "ERROR: Could not rebuild the refcount structure: %s\n",
+                          strerror(-ret));
+                res->check_errors++;
+                goto out;
+            }
+            res->corruptions_fixed += in_use_but_free;
+            /* the old structure now leaks: free it (reported, not counted) */
+            ret = run_check(&cs);
+            if (ret < 0) {
+                goto out;
+            }
+            compare_refcounts(&cs, BDRV_FIX_LEAKS, false);
+        }
+    }
+    check_oflag_copied(&cs);
+    res->image_end_offset = (int64_t)image_end_clusters(&cs) << s->cluster_bits;
+    if (fix) {
+        ret = qcow2_flush_caches(bs);
+        if (ret < 0) {
+            res->check_errors++;
+        }
+        /* a fully repaired image is consistent again */
+        if ((fix & BDRV_FIX_ERRORS) && !res->corruptions && !res->check_errors &&
+            (s->incompatible_features & QCOW2_INCOMPAT_CORRUPT)) {
+            s->incompatible_features &= ~QCOW2_INCOMPAT_CORRUPT;
+            qcow2_update_header(bs);
+        }
+    }
+    ret = 0;
+out:
+    g_free(cs.ref);
+    return ret;
+}
+
+int qcow2_change_refcount_order(BlockDriverState *bs, int new_order)
+{
+    BDRVQcow2State *s = bs->opaque;
+    BdrvCheckResult res = { 0 };
+    CheckState cs = { .bs = bs, .s = s, .res = &res, .fix = BDRV_FIX_LEAKS,
+                      .quiet = true };
+    int ret;
+
+    ret = qcow2_flush_caches(bs);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = run_check(&cs);
+    if (ret == 0 && (res.corruptions || res.check_errors)) {
+        ret = -EIO;      /* never rewrite refcounts of a damaged image */
+    }
+    if (ret == 0) {
+        ret = qcow2_cache_empty(bs, s->refcount_block_cache);
+    }
+    if (ret == 0) {
+        s->refcount_order = new_order;
+        s->refcount_bits = 1 << new_order;
+        s->refcount_max = s->refcount_bits == 64 ? UINT64_MAX
+                                                 : (1ULL << s->refcount_bits) - 1;
+        s->refcount_block_bits = s->cluster_bits - (new_order - 3);
+        s->refcount_block_size = 1 << s->refcount_block_bits;
+        ret = rebuild_refcounts(&cs, true);
+    }
+    if (ret == 0) {
+        /* the old structure leaks now: free it */
+        ret = run_check(&cs);
+        if (ret == 0) {
+            compare_refcounts(&cs, BDRV_FIX_LEAKS, false);
+            ret = qcow2_flush_caches(bs);
+        }
+    }
+    g_free(cs.ref);
+    return ret;
+}

@@ -1,0 +1,777 @@
+/*
+ * qcow2 guest -> host mapping: L1 and L2 tables, cluster allocation for writes,
+ * copy-on-write, zero clusters, discard, compressed clusters, L1 growth.
+ *
+ * Invariants this file keeps (tests name them as C1..C6):
+ *  C1. Guest data (including the copied-on-write parts of partially written
+ *      clusters) is written before the L2 entry that points to it.
+ *  C2. The COPIED flag is set on an L1/L2 entry exactly when the table or cluster
+ *      it points to has refcount 1; only COPIED clusters are written in place,
+ *      anything else is copied into a fresh cluster first.
+ *  C3. With an external data file a guest cluster lives at the same offset in the
+ *      data file; such clusters are never shared, never compressed, and are
+ *      always written in place (partial writes into unallocated or zero clusters
+ *      still copy the rest of the cluster, from zeros or the backing file).
+ *  C4. With data_file_raw the data file always holds the guest content: every
+ *      guest cluster stays mapped 1:1 (zero writes keep the mapping and write
+ *      zeros to the data file; discard keeps the mapping and discards in the data
+ *      file).
+ *  C5. A new L2 table is on disk (with the refcount that owns it, R2) before the
+ *      L1 entry that points to it.
+ *  C6. Zero flags are only used on version 3 images; on version 2 a zeroed or
+ *      discarded cluster becomes unallocated (reads fall through to zeros/backing).
+ */
+#include "qemu/osdep.h"
+#include "block/qcow2.h"
+#include <zlib.h>
+
+Qcow2ClusterType qcow2_get_cluster_type(BlockDriverState *bs, uint64_t l2_entry)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (l2_entry & QCOW_OFLAG_COMPRESSED) {
+        return QCOW2_CLUSTER_COMPRESSED;
+    }
+    if ((l2_entry & QCOW_OFLAG_ZERO) && s->version >= 3) {
+        return (l2_entry & L2E_OFFSET_MASK) ? QCOW2_CLUSTER_ZERO_ALLOC
+                                            : QCOW2_CLUSTER_ZERO_PLAIN;
+    }
+    if (!(l2_entry & L2E_OFFSET_MASK)) {
+        /* host offset 0 is valid only in an external data file (COPIED set) */
+        if (has_data_file(bs) && (l2_entry & QCOW_OFLAG_COPIED)) {
+            return QCOW2_CLUSTER_NORMAL;
+        }
+        return QCOW2_CLUSTER_UNALLOCATED;
+    }
+    return QCOW2_CLUSTER_NORMAL;
+}
+
+/* ---- L1 ---- */
+
+int qcow2_write_l1_entries(BlockDriverState *bs, int first, int n)
+{
+    BDRVQcow2State *s = bs->opaque;
+    /* write whole 512-byte sectors around the entries, as a unit */
+    int start = QEMU_ALIGN_DOWN(first, 64);
+    int end = MIN((int)s->l1_size, (int)QEMU_ALIGN_UP(first + n, 64));
+    g_autofree uint64_t *buf = g_new0(uint64_t, MAX(end - start, 1));
+    int ret;
+
+    for (int i = start; i < end; i++) {
+        buf[i - start] = GUINT64_TO_BE(s->l1_table[i]);
+    }
+    ret = qcow2_pre_write_overlap_check(bs, QCOW2_OL_ACTIVE_L1,
+                                        s->l1_table_offset + start * 8,
+                                        (end - start) * 8, false);
+    if (ret < 0) {
+        return ret;
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_L1_UPDATE);
+    return bdrv_pwrite(bs->file, s->l1_table_offset + start * 8, (end - start) * 8,
+                       buf, 0);
+}
+
+int qcow2_grow_l1_table(BlockDriverState *bs, uint64_t min_size, bool exact)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t new_size = min_size, new_bytes;
+    int64_t new_offset;
+    g_autofree uint64_t *new_table = NULL, *be = NULL;
+    uint8_t data[12];
+    int ret;
+
+    if (min_size <= s->l1_size) {
+        return 0;
+    }
+    if (!exact) {
+        /* grow by 1.5x to amortise repeated growth */
+        new_size = MAX(min_size, (uint64_t)s->l1_size + s->l1_size / 2);
+    }
+    if (new_size * 8 > QCOW_MAX_L1_SIZE) {
+        return -EFBIG;
+    }
+    new_bytes = QEMU_ALIGN_UP(new_size * 8, 512);
+    new_table = g_try_malloc0(new_bytes);
+    be = g_try_malloc0(new_bytes);
+    if (!new_table || !be) {
+        return -ENOMEM;
+    }
+    memcpy(new_table, s->l1_table, s->l1_size * 8);
+
+    BLKDBG_EVENT(bs->file, BLKDBG_L1_GROW_ALLOC_TABLE);
+    new_offset = qcow2_alloc_clusters(bs, new_bytes);
+    if (new_offset < 0) {
+        return new_offset;
+    }
+    /* the refcounts of the new table are on disk before the header points to it */
+    ret = qcow2_cache_flush(bs, s->refcount_block_cache);
+    if (ret < 0) {
+        goto fail;
+    }
+    for (uint64_t i = 0; i < new_size; i++) {
+        be[i] = GUINT64_TO_BE(new_table[i]);
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_L1_GROW_WRITE_TABLE);
+    ret = qcow2_pre_write_overlap_check(bs, 0, new_offset, new_bytes, false);
+    if (ret < 0) {
+        goto fail;
+    }
+    ret = bdrv_pwrite(bs->file, new_offset, new_size * 8, be, 0);
+    if (ret == 0) {
+        ret = bdrv_flush(bs->file);
+    }
+    if (ret < 0) {
+        goto fail;
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_L1_GROW_ACTIVATE_TABLE);
+    {
+        uint32_t be_size = GUINT32_TO_BE(new_size);
+        uint64_t be_off = GUINT64_TO_BE(new_offset);
+        memcpy(data, &be_size, 4);
+        memcpy(data + 4, &be_off, 8);
+    }
+    ret = bdrv_pwrite(bs->file, offsetof(QCowHeader, l1_size), 12, data, 0);
+    if (ret < 0) {
+        goto fail;
+    }
+    {
+        uint64_t old_offset = s->l1_table_offset;
+        uint64_t old_bytes = (uint64_t)s->l1_size * 8;
+        g_free(s->l1_table);
+        s->l1_table = g_steal_pointer(&new_table);
+        s->l1_table_offset = new_offset;
+        s->l1_size = new_size;
+        if (old_bytes) {
+            qcow2_free_clusters(bs, old_offset, old_bytes);
+        }
+    }
+    return 0;
+
+fail:
+    qcow2_free_clusters(bs, new_offset, new_bytes);
+    return ret;
+}
+
+/* ---- L2 tables ---- */
+
+/* Allocate a new L2 table for L1 index @l1_index (copying a shared one). C5. */
+static int l2_allocate(BlockDriverState *bs, int l1_index)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t old = s->l1_table[l1_index] & L1E_OFFSET_MASK;
+    int64_t l2_offset;
+    void *table, *old_table;
+    int ret;
+
+    BLKDBG_EVENT(bs->file, BLKDBG_L2_ALLOC_COW_READ);
+    l2_offset = qcow2_alloc_clusters(bs, s->cluster_size);
+    if (l2_offset < 0) {
+        return l2_offset;
+    }
+    ret = qcow2_cache_set_dependency(bs, s->l2_table_cache, s->refcount_block_cache);
+    if (ret < 0) {
+        goto fail;
+    }
+    ret = qcow2_cache_get_empty(bs, s->l2_table_cache, l2_offset, &table);
+    if (ret < 0) {
+        goto fail;
+    }
+    if (old) {
+        ret = qcow2_cache_get(bs, s->l2_table_cache, old, &old_table);
+        if (ret < 0) {
+            qcow2_cache_put(s->l2_table_cache, &table);
+            goto fail;
+        }
+        memcpy(table, old_table, s->cluster_size);
+        qcow2_cache_put(s->l2_table_cache, &old_table);
+    } else {
+        memset(table, 0, s->cluster_size);
+    }
+    qcow2_cache_entry_mark_dirty(s->l2_table_cache, table);
+    qcow2_cache_put(s->l2_table_cache, &table);
+
+    BLKDBG_EVENT(bs->file, BLKDBG_L2_ALLOC_WRITE);
+    ret = qcow2_cache_flush(bs, s->l2_table_cache);
+    if (ret < 0) {
+        goto fail;
+    }
+    s->l1_table[l1_index] = l2_offset | QCOW_OFLAG_COPIED;
+    ret = qcow2_write_l1_entries(bs, l1_index, 1);
+    if (ret < 0) {
+        s->l1_table[l1_index] = old;
+        goto fail;
+    }
+    if (old) {
+        /* the shared table loses one reference (R3 ordering by the cache) */
+        qcow2_free_clusters(bs, old, s->cluster_size);
+    }
+    return 0;
+
+fail:
+    qcow2_cache_forget(s->l2_table_cache, l2_offset);
+    qcow2_free_clusters(bs, l2_offset, s->cluster_size);
+    return ret;
+}
+
+int qcow2_get_l2_table(BlockDriverState *bs, uint64_t offset, uint64_t **l2_table,
+                       int *l2_index, bool allocate)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t l1_index = offset_to_l1_index(s, offset);
+    uint64_t l1e, l2_offset;
+    int ret;
+
+    *l2_table = NULL;
+    *l2_index = offset_to_l2_index(s, offset);
+    if (l1_index >= s->l1_size) {
+        if (!allocate) {
+            return 0;
+        }
+        ret = qcow2_grow_l1_table(bs, l1_index + 1, false);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    l1e = s->l1_table[l1_index];
+    l2_offset = l1e & L1E_OFFSET_MASK;
+    if (l2_offset && offset_into_cluster(s, l2_offset)) {
+        qcow2_signal_corruption(bs, true, l2_offset, -1, "L2 table offset %#" PRIx64
+                                " unaligned (L1 index: %#" PRIx64 ")", l2_offset,
+                                l1_index);
+        return -EIO;
+    }
+    if (allocate && (!l2_offset || !(l1e & QCOW_OFLAG_COPIED))) {
+        ret = l2_allocate(bs, l1_index);
+        if (ret < 0) {
+            return ret;
+        }
+        l2_offset = s->l1_table[l1_index] & L1E_OFFSET_MASK;
+    }
+    if (!l2_offset) {
+        return 0;
+    }
+    ret = qcow2_cache_get(bs, s->l2_table_cache, l2_offset, (void **)l2_table);
+    return ret < 0 ? ret : 0;
+}
+
+static inline BlockDriverState *data_node_of(BlockDriverState *bs)
+{
+    return bs->data_file ? bs->data_file : bs->file;
+}
+
+static inline uint64_t l2_get(uint64_t *t, int i)
+{
+    return GUINT64_FROM_BE(t[i]);
+}
+
+static inline void l2_set(uint64_t *t, int i, uint64_t v)
+{
+    t[i] = GUINT64_TO_BE(v);
+}
+
+/* Validate an L2 entry for reading; -EIO (and corruption marked) if bad. */
+static int check_l2_entry(BlockDriverState *bs, uint64_t entry, uint64_t guest_offset)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Qcow2ClusterType t = qcow2_get_cluster_type(bs, entry);
+    uint64_t host = entry & L2E_OFFSET_MASK;
+
+    if (t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC) {
+        if (offset_into_cluster(s, host)) {
+            qcow2_signal_corruption(bs, true, -1, -1, "Cluster allocation offset %#"
+                                    PRIx64 " unaligned (L2 offset: %#" PRIx64
+                                    ", L2 index: %#x)", host,
+                                    (uint64_t)(s->l1_table[offset_to_l1_index(s,
+                                    guest_offset)] & L1E_OFFSET_MASK),
+                                    offset_to_l2_index(s, guest_offset));
+            return -EIO;
+        }
+        if (has_data_file(bs) && host != (uint64_t)start_of_cluster(s, guest_offset) &&
+            t == QCOW2_CLUSTER_NORMAL) {
+            qcow2_signal_corruption(bs, true, -1, -1, "External data file cluster "
+                                    "for guest offset %#" PRIx64 " is mapped to %#"
+                                    PRIx64, start_of_cluster(s, guest_offset), host);
+            return -EIO;
+        }
+    }
+    if (t == QCOW2_CLUSTER_COMPRESSED && has_data_file(bs)) {
+        qcow2_signal_corruption(bs, true, -1, -1, "Compressed cluster entry found in "
+                                "image with external data file (L2 offset: %#" PRIx64
+                                ")", guest_offset);
+        return -EIO;
+    }
+    return 0;
+}
+
+int qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
+                          uint64_t *host_offset, Qcow2ClusterType *type)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t *l2;
+    int l2_index, ret;
+    uint64_t in_cluster = offset_into_cluster(s, offset);
+    uint64_t max_clusters, entry, n;
+    Qcow2ClusterType t;
+
+    /* never look past the L2 table the first cluster is in */
+    max_clusters = s->l2_size - offset_to_l2_index(s, offset);
+    if (*bytes > max_clusters * s->cluster_size - in_cluster) {
+        *bytes = max_clusters * s->cluster_size - in_cluster;
+    }
+    ret = qcow2_get_l2_table(bs, offset, &l2, &l2_index, false);
+    if (ret < 0) {
+        return ret;
+    }
+    if (!l2) {
+        *type = QCOW2_CLUSTER_UNALLOCATED;
+        *host_offset = 0;
+        return 0;
+    }
+    entry = l2_get(l2, l2_index);
+    ret = check_l2_entry(bs, entry, offset);
+    if (ret < 0) {
+        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+        return ret;
+    }
+    t = qcow2_get_cluster_type(bs, entry);
+    max_clusters = size_to_clusters(s, *bytes + in_cluster);
+    for (n = 1; n < max_clusters; n++) {
+        uint64_t e = l2_get(l2, l2_index + n);
+        if (qcow2_get_cluster_type(bs, e) != t || t == QCOW2_CLUSTER_COMPRESSED) {
+            break;
+        }
+        if ((t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC) &&
+            (e & L2E_OFFSET_MASK) != (entry & L2E_OFFSET_MASK) + n * s->cluster_size) {
+            break;
+        }
+    }
+    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+    *bytes = MIN(*bytes, n * s->cluster_size - in_cluster);
+    *type = t;
+    if (t == QCOW2_CLUSTER_COMPRESSED) {
+        *host_offset = entry;
+    } else if (t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC) {
+        *host_offset = (entry & L2E_OFFSET_MASK) + in_cluster;
+    } else {
+        *host_offset = 0;
+    }
+    return 0;
+}
+
+/* Can this entry be overwritten in place (C2, C3)? */
+static bool in_place_writable(BlockDriverState *bs, uint64_t entry)
+{
+    Qcow2ClusterType t = qcow2_get_cluster_type(bs, entry);
+
+    return t == QCOW2_CLUSTER_NORMAL && (has_data_file(bs) || (entry & QCOW_OFLAG_COPIED));
+}
+
+int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
+                            uint64_t *host_offset, Qcow2ClusterAlloc *m)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t *l2;
+    int l2_index, ret;
+    uint64_t in_cluster = offset_into_cluster(s, offset);
+    uint64_t max_clusters, entry, n;
+    int64_t host;
+
+    memset(m, 0, sizeof(*m));
+    max_clusters = MIN((uint64_t)(s->l2_size - offset_to_l2_index(s, offset)),
+                       size_to_clusters(s, *bytes + in_cluster));
+    ret = qcow2_get_l2_table(bs, offset, &l2, &l2_index, true);
+    if (ret < 0) {
+        return ret;
+    }
+    entry = l2_get(l2, l2_index);
+    ret = check_l2_entry(bs, entry, offset);
+    if (ret < 0) {
+        goto out;
+    }
+    if (in_place_writable(bs, entry)) {
+        for (n = 1; n < max_clusters; n++) {
+            uint64_t e = l2_get(l2, l2_index + n);
+            if (!in_place_writable(bs, e) || (e & L2E_OFFSET_MASK) !=
+                (entry & L2E_OFFSET_MASK) + n * s->cluster_size) {
+                break;
+            }
+        }
+        *bytes = MIN(*bytes, n * s->cluster_size - in_cluster);
+        *host_offset = (entry & L2E_OFFSET_MASK) + in_cluster;
+        goto out;
+    }
+
+    /* a run of clusters that all need new mappings */
+    for (n = 1; n < max_clusters; n++) {
+        if (in_place_writable(bs, l2_get(l2, l2_index + n))) {
+            break;
+        }
+    }
+    m->old_entries = g_new(uint64_t, n);
+    for (uint64_t i = 0; i < n; i++) {
+        m->old_entries[i] = l2_get(l2, l2_index + i);
+    }
+    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+
+    if (has_data_file(bs)) {
+        host = start_of_cluster(s, offset);          /* C3 */
+    } else {
+        host = qcow2_alloc_clusters(bs, n * s->cluster_size);
+        if (host < 0) {
+            g_free(m->old_entries);
+            m->old_entries = NULL;
+            return host;
+        }
+    }
+    *bytes = MIN(*bytes, n * s->cluster_size - in_cluster);
+    m->guest_offset = start_of_cluster(s, offset);
+    m->host_offset = host;
+    m->nb_clusters = n;
+    m->needs_link = true;
+    m->cow_start_bytes = in_cluster;
+    m->cow_end_offset = offset + *bytes;
+    m->cow_end_bytes = m->guest_offset + n * s->cluster_size - m->cow_end_offset;
+    *host_offset = host + in_cluster;
+    return 0;
+
+out:
+    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+    return ret;
+}
+
+int qcow2_alloc_cluster_link_l2(BlockDriverState *bs, Qcow2ClusterAlloc *m)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t *l2;
+    int l2_index, ret;
+
+    if (!m->needs_link) {
+        return 0;
+    }
+    ret = qcow2_cache_set_dependency(bs, s->l2_table_cache, s->refcount_block_cache);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = qcow2_get_l2_table(bs, m->guest_offset, &l2, &l2_index, true);
+    if (ret < 0) {
+        return ret;
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_L2_UPDATE);
+    for (int i = 0; i < m->nb_clusters; i++) {
+        l2_set(l2, l2_index + i, (m->host_offset + (uint64_t)i * s->cluster_size) |
+               QCOW_OFLAG_COPIED);
+    }
+    qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
+    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+    /* drop the references the old entries held */
+    for (int i = 0; i < m->nb_clusters; i++) {
+        uint64_t old = m->old_entries[i];
+        if ((old & L2E_OFFSET_MASK) != m->host_offset + (uint64_t)i * s->cluster_size ||
+            qcow2_get_cluster_type(bs, old) == QCOW2_CLUSTER_COMPRESSED) {
+            qcow2_free_any_cluster(bs, old, 1);
+        }
+    }
+    g_free(m->old_entries);
+    m->old_entries = NULL;
+    return 0;
+}
+
+void qcow2_alloc_cluster_abort(BlockDriverState *bs, Qcow2ClusterAlloc *m)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (m->needs_link && !has_data_file(bs)) {
+        qcow2_free_clusters(bs, m->host_offset, (int64_t)m->nb_clusters << s->cluster_bits);
+    }
+    g_free(m->old_entries);
+    m->old_entries = NULL;
+}
+
+/* ---- zero and discard ---- */
+
+/*
+ * Apply @op to the L2 entries of full clusters in [offset, offset+bytes) within
+ * one L2 table. Returns the number of clusters processed or -errno.
+ */
+typedef enum { L2_OP_ZERO, L2_OP_ZERO_UNMAP, L2_OP_DISCARD, L2_OP_REMOVE } L2Op;
+
+static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_clusters,
+                           L2Op op)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t *l2;
+    int l2_index, ret;
+    bool raw = data_file_is_raw(bs);
+
+    nb_clusters = MIN(nb_clusters, (uint64_t)(s->l2_size - offset_to_l2_index(s, offset)));
+    ret = qcow2_get_l2_table(bs, offset, &l2, &l2_index,
+                             op != L2_OP_DISCARD && op != L2_OP_REMOVE);
+    if (ret < 0) {
+        return ret;
+    }
+    if (!l2) {
+        /* no table: unallocated; discard needs nothing, zeroing needs a table */
+        return nb_clusters;
+    }
+    for (uint64_t i = 0; i < nb_clusters; i++) {
+        uint64_t old = l2_get(l2, l2_index + i), new = old;
+        Qcow2ClusterType t = qcow2_get_cluster_type(bs, old);
+        bool unmap = op != L2_OP_ZERO;
+
+        if (op == L2_OP_REMOVE) {
+            new = 0;          /* past the end of a shrunk image */
+        } else if (raw) {
+            /* C4: keep the 1:1 mapping; discard leaves the entry alone */
+            if (op == L2_OP_DISCARD) {
+                continue;
+            }
+            new = (start_of_cluster(s, offset) + (i << s->cluster_bits)) |
+                  QCOW_OFLAG_COPIED | QCOW_OFLAG_ZERO;
+        } else if (s->version < 3) {
+            /* C6 */
+            new = 0;
+        } else if (op == L2_OP_DISCARD) {
+            if (t == QCOW2_CLUSTER_UNALLOCATED && !bs->backing) {
+                continue;
+            }
+            if (t == QCOW2_CLUSTER_ZERO_PLAIN) {
+                continue;
+            }
+            new = bs->backing ? 0 : QCOW_OFLAG_ZERO;
+            if (bs->backing) {
+                new = QCOW_OFLAG_ZERO;   /* discarded data must not reveal the backing */
+            }
+        } else if (unmap || t == QCOW2_CLUSTER_UNALLOCATED || t == QCOW2_CLUSTER_COMPRESSED ||
+                   t == QCOW2_CLUSTER_ZERO_PLAIN) {
+            new = QCOW_OFLAG_ZERO;
+        } else {
+            new = old | QCOW_OFLAG_ZERO;
+        }
+        if (new == old) {
+            continue;
+        }
+        l2_set(l2, l2_index + i, new);
+        qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
+        if (t == QCOW2_CLUSTER_COMPRESSED) {
+            qcow2_free_any_cluster(bs, old, 1);
+        } else if ((t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC) &&
+                   !(new & L2E_OFFSET_MASK)) {
+            uint64_t host = has_data_file(bs) ? start_of_cluster(s, offset) +
+                            (i << s->cluster_bits) : old & L2E_OFFSET_MASK;
+            qcow2_free_any_cluster(bs, old, 1);
+            /* discard requests reach the file for what is no longer used */
+            if (op != L2_OP_ZERO && (bs->open_flags & BDRV_O_UNMAP)) {
+                uint64_t rc = 0;
+                if (has_data_file(bs)) {
+                    bdrv_pdiscard(data_node_of(bs), host, s->cluster_size);
+                } else if (qcow2_get_refcount(bs, host >> s->cluster_bits, &rc) == 0 &&
+                           rc == 0) {
+                    bdrv_pdiscard(bs->file, host, s->cluster_size);
+                }
+            }
+        }
+    }
+    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+    return nb_clusters;
+}
+
+static int cluster_range_op(BlockDriverState *bs, uint64_t offset, uint64_t bytes, L2Op op)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t nb = bytes >> s->cluster_bits;
+
+    while (nb > 0) {
+        int64_t done = l2_range_op(bs, offset, nb, op);
+        if (done < 0) {
+            return done;
+        }
+        offset += done << s->cluster_bits;
+        nb -= done;
+    }
+    return 0;
+}
+
+int qcow2_cluster_zeroize(BlockDriverState *bs, uint64_t offset, uint64_t bytes, int flags)
+{
+    return cluster_range_op(bs, offset, bytes,
+                            (flags & BDRV_REQ_MAY_UNMAP) ? L2_OP_ZERO_UNMAP : L2_OP_ZERO);
+}
+
+int qcow2_cluster_discard(BlockDriverState *bs, uint64_t offset, uint64_t bytes,
+                          bool full_discard)
+{
+    return cluster_range_op(bs, offset, bytes, full_discard ? L2_OP_REMOVE : L2_OP_DISCARD);
+}
+
+int qcow2_discard_unmap_range(BlockDriverState *bs, uint64_t offset, uint64_t bytes)
+{
+    return cluster_range_op(bs, offset, bytes, L2_OP_REMOVE);
+}
+
+int qcow2_expand_zero_clusters(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree uint8_t *zero = g_malloc0(s->cluster_size);
+    int ret;
+
+    if (s->nb_snapshots) {
+        return -ENOTSUP;
+    }
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        uint64_t *l2;
+        int idx;
+        if (!(s->l1_table[i] & L1E_OFFSET_MASK)) {
+            continue;
+        }
+        ret = qcow2_get_l2_table(bs, (uint64_t)i << (s->l2_bits + s->cluster_bits), &l2,
+                                 &idx, true);
+        if (ret < 0) {
+            return ret;
+        }
+        for (int j = 0; j < s->l2_size; j++) {
+            uint64_t e = l2_get(l2, j), off = e & L2E_OFFSET_MASK;
+            Qcow2ClusterType t = qcow2_get_cluster_type(bs, e);
+            if (t == QCOW2_CLUSTER_ZERO_PLAIN) {
+                if (!bs->backing) {
+                    l2_set(l2, j, 0);
+                } else {
+                    int64_t h = qcow2_alloc_clusters(bs, s->cluster_size);
+                    if (h < 0) {
+                        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+                        return h;
+                    }
+                    off = h;
+                    e = off | QCOW_OFLAG_COPIED;
+                    ret = bdrv_pwrite(bs->file, off, s->cluster_size, zero, 0);
+                    if (ret < 0) {
+                        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+                        return ret;
+                    }
+                    l2_set(l2, j, e);
+                }
+            } else if (t == QCOW2_CLUSTER_ZERO_ALLOC) {
+                ret = bdrv_pwrite(data_node_of(bs), off, s->cluster_size, zero, 0);
+                if (ret < 0) {
+                    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+                    return ret;
+                }
+                l2_set(l2, j, e & ~QCOW_OFLAG_ZERO);
+            } else {
+                continue;
+            }
+            qcow2_cache_set_dependency(bs, s->l2_table_cache, s->refcount_block_cache);
+            qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
+        }
+        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+    }
+    return qcow2_flush_caches(bs);
+}
+
+/* ---- compressed clusters ---- */
+
+int qcow2_decompress_cluster(BlockDriverState *bs, uint64_t l2_entry, uint8_t *out)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t start, len;
+    g_autofree uint8_t *in = NULL;
+    z_stream strm = { 0 };
+    int ret, zret;
+
+    qcow2_compressed_range(s, l2_entry, &start, &len);
+    {
+        int x = 62 - (s->cluster_bits - 8);
+        uint64_t off = l2_entry & ((1ULL << x) - 1);
+        /* read from the real start, up to the end of the last sector */
+        len -= off - start;
+        start = off;
+    }
+    in = g_try_malloc(len);
+    if (!in) {
+        return -ENOMEM;
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_READ_COMPRESSED);
+    ret = bdrv_pread(bs->file, start, len, in, 0);
+    if (ret < 0) {
+        return ret;
+    }
+    if (inflateInit2(&strm, -12) != Z_OK) {
+        return -EIO;
+    }
+    strm.next_in = in;
+    strm.avail_in = len;
+    strm.next_out = out;
+    strm.avail_out = s->cluster_size;
+    zret = inflate(&strm, Z_FINISH);
+    ret = ((zret == Z_STREAM_END || zret == Z_BUF_ERROR || zret == Z_OK) &&
+           strm.avail_out == 0) ? 0 : -EIO;
+    inflateEnd(&strm);
+    return ret;
+}
+
+int qcow2_alloc_compressed_cluster(BlockDriverState *bs, uint64_t offset,
+                                   int compressed_size, uint64_t *host_offset)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t *l2;
+    int l2_index, ret, x = 62 - (s->cluster_bits - 8);
+    int64_t host;
+    uint64_t entry, nb_csectors;
+
+    ret = qcow2_get_l2_table(bs, offset, &l2, &l2_index, true);
+    if (ret < 0) {
+        return ret;
+    }
+    entry = l2_get(l2, l2_index);
+    if (entry & L2E_OFFSET_MASK || (entry & QCOW_OFLAG_COMPRESSED)) {
+        /* compression never overwrites allocated data */
+        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+        return -EIO;
+    }
+    host = qcow2_alloc_bytes(bs, compressed_size);
+    if (host < 0) {
+        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+        return host;
+    }
+    nb_csectors = ((host + compressed_size - 1) >> 9) - (host >> 9);
+    *host_offset = host;
+    ret = qcow2_cache_set_dependency(bs, s->l2_table_cache, s->refcount_block_cache);
+    if (ret < 0) {
+        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+        return ret;
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_L2_UPDATE_COMPRESSED);
+    l2_set(l2, l2_index, QCOW_OFLAG_COMPRESSED | ((uint64_t)host) | (nb_csectors << x));
+    qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
+    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+    return 0;
+}
+
+int qcow2_shrink_l1_table(BlockDriverState *bs, uint64_t max_size)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (max_size >= s->l1_size) {
+        return 0;
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_L1_SHRINK_WRITE_TABLE);
+    for (uint64_t i = max_size; i < s->l1_size; i++) {
+        uint64_t l2 = s->l1_table[i] & L1E_OFFSET_MASK;
+        s->l1_table[i] = 0;
+        if (l2) {
+            /* entries are cleared on disk before the table is freed (R3) */
+            ret = qcow2_write_l1_entries(bs, i, 1);
+            if (ret < 0) {
+                return ret;
+            }
+            ret = bdrv_flush(bs->file);
+            if (ret < 0) {
+                return ret;
+            }
+            BLKDBG_EVENT(bs->file, BLKDBG_L1_SHRINK_FREE_L2_CLUSTERS);
+            qcow2_cache_forget(s->l2_table_cache, l2);
+            qcow2_free_clusters(bs, l2, s->cluster_size);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,1149 @@
+/*
+ * qcow2 image creation (qemu-img create and QMP blockdev-create), preallocation,
+ * resize (truncate) and amend.
+ *
+ * ONE decision point, qcow2_effective_prealloc(), tells create, resize, amend and
+ * blockdev-create which preallocation to apply: data_file_raw lifts "off" to
+ * "metadata", so an image whose data file is a raw image always maps every guest
+ * cluster 1:1 onto it.
+ *
+ * Creation writes a minimal image (header, refcount table, one refcount block),
+ * opens it with the driver and grows it to its size through qcow2_truncate(), so
+ * creating and growing share one code path. Metadata preallocation writes whole
+ * L2 tables in large sequential writes and updates refcounts range by range.
+ */
+#include "qemu/osdep.h"
+#include "qemu/cutils.h"
+#include "block/qcow2.h"
+
+PreallocMode qcow2_effective_prealloc(PreallocMode requested, bool data_file_raw)
+{
+    if (data_file_raw && requested == PREALLOC_MODE_OFF) {
+        return PREALLOC_MODE_METADATA;
+    }
+    return requested;
+}
+
+/* In QEMU's order: the "Formatting" line prints them this way. */
+const CreateOptDesc qcow2_create_opt_descs[] = {
+    { "encryption", OPT_BOOL, "Encrypt the image with format 'aes'. (Deprecated in "
+      "favor of encrypt.format=aes)", NULL },
+    { "cluster_size", OPT_SIZE, "qcow2 cluster size", "65536" },
+    { "extended_l2", OPT_BOOL, "Extended L2 tables", "off" },
+    { "preallocation", OPT_STRING, "Preallocation mode (allowed values: off, metadata, "
+      "falloc, full)", NULL },
+    { "compression_type", OPT_STRING, "Compression method used for image cluster "
+      "compression", "zlib" },
+    { "size", OPT_SIZE, "Virtual disk size", NULL },
+    { "compat", OPT_STRING, "Compatibility level (v2 [0.10] or v3 [1.1])", NULL },
+    { "backing_file", OPT_STRING, "File name of a base image", NULL },
+    { "backing_fmt", OPT_STRING, "Image format of the base image", NULL },
+    { "data_file", OPT_STRING, "File name of an external data file", NULL },
+    { "data_file_raw", OPT_BOOL, "The external data file must stay valid as a raw "
+      "image", NULL },
+    { "keep_data_file", OPT_BOOL, "Use the existing data file as it is: never create, "
+      "truncate or write it", NULL },
+    { "lazy_refcounts", OPT_BOOL, "Postpone refcount updates", "off" },
+    { "refcount_bits", OPT_NUMBER, "Width of a reference count entry in bits", "16" },
+    { NULL },
+};
+
+const CreateOptDesc qcow2_amend_opt_descs[] = {
+    { "compat", OPT_STRING, "Compatibility level (v2 [0.10] or v3 [1.1])", NULL },
+    { "size", OPT_SIZE, "Virtual disk size", NULL },
+    { "backing_file", OPT_STRING, "File name of a base image", NULL },
+    { "backing_fmt", OPT_STRING, "Image format of the base image", NULL },
+    { "data_file", OPT_STRING, "File name of an external data file", NULL },
+    { "data_file_raw", OPT_BOOL, "The external data file must stay valid as a raw "
+      "image", NULL },
+    { "lazy_refcounts", OPT_BOOL, "Postpone refcount updates", NULL },
+    { "refcount_bits", OPT_NUMBER, "Width of a reference count entry in bits", NULL },
+    { NULL },
+};
+
+typedef struct Qcow2CreateParams {
+    uint64_t size;
+    bool has_size;
+    int version;
+    uint64_t cluster_size;
+    PreallocMode prealloc;
+    bool lazy_refcounts;
+    int refcount_bits;
+    char *backing_file;
+    char *backing_fmt;
+    char *data_file;
+    bool has_data_file;
+    bool data_file_raw;
+    bool keep_data_file;
+} Qcow2CreateParams;
+
+static void params_clear(Qcow2CreateParams *p)
+{
+    g_free(p->backing_file);
+    g_free(p->backing_fmt);
+    g_free(p->data_file);
+}
+
+/* ---- validation shared by qemu-img and blockdev-create ---- */
+
+static int parse_version(const char *v, int *version, GError **errp)
+{
+    if (!v || !strcmp(v, "1.1") || !strcmp(v, "v3")) {
+        *version = 3;
+    } else if (!strcmp(v, "0.10") || !strcmp(v, "v2")) {
+        *version = 2;
+    } else {
+        error_setg(errp, "Parameter 'version' does not accept value '%s'", v);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int validate_params(Qcow2CreateParams *p, GError **errp)
+{
+    if (!is_power_of_2(p->cluster_size) || p->cluster_size < (1 << MIN_CLUSTER_BITS) ||
+        p->cluster_size > (1 << MAX_CLUSTER_BITS)) {
+        error_setg(errp, "Cluster size must be a power of two between %d and %dk",
+                   1 << MIN_CLUSTER_BITS, 1 << (MAX_CLUSTER_BITS - 10));
+        return -EINVAL;
+    }
+    if (!is_power_of_2(p->refcount_bits) || p->refcount_bits > 64) {
+        error_setg(errp, "Refcount width must be a power of two and may not exceed 64 "
+                   "bits");
+        return -EINVAL;
+    }
+    if (p->version < 3 && p->refcount_bits != 16) {
+        error_setg(errp, "Different refcount widths than 16 bits require compatibility "
+                   "level 1.1 or above (use version=v3 or greater)");
+        return -EINVAL;
+    }
+    if (p->version < 3 && p->lazy_refcounts) {
+        error_setg(errp, "Lazy refcounts only supported with compatibility level 1.1 "
+                   "and above (use version=v3 or greater)");
+        return -EINVAL;
+    }
+    if (p->has_data_file && p->version < 3) {
+        error_setg(errp, "External data files are only supported with compatibility "
+                   "level 1.1 and above (use version=v3 or greater)");
+        return -EINVAL;
+    }
+    if (p->data_file_raw && !p->has_data_file) {
+        error_setg(errp, "data-file-raw requires data-file");
+        return -EINVAL;
+    }
+    if (p->data_file_raw && p->backing_file) {
+        error_setg(errp, "Backing file and data-file-raw cannot be used at the same "
+                   "time: a raw data file cannot show the backing file's data");
+        return -EINVAL;
+    }
+    if (p->backing_file && p->prealloc != PREALLOC_MODE_OFF) {
+        error_setg(errp, "Backing file and preallocation can only be used at the same "
+                   "time if extended_l2 is on");
+        return -EINVAL;
+    }
+    if (p->has_size && !QEMU_IS_ALIGNED(p->size, BDRV_SECTOR_SIZE)) {
+        error_setg(errp, "Image size must be a multiple of %llu bytes",
+                   BDRV_SECTOR_SIZE);
+        return -EINVAL;
+    }
+    if (p->has_size && p->size > (uint64_t)INT64_MAX - p->cluster_size) {
+        error_setg(errp, "Image size is too large");
+        return -EFBIG;
+    }
+    if (p->keep_data_file) {
+        if (!p->has_data_file) {
+            error_setg(errp, "Must not use 'keep_data_file=on' without 'data_file'");
+            return -EINVAL;
+        }
+        if (p->prealloc == PREALLOC_MODE_FALLOC || p->prealloc == PREALLOC_MODE_FULL) {
+            error_setg(errp, "Preallocating more than only metadata would overwrite the "
+                       "external data file's content and is therefore incompatible with "
+                       "'keep_data_file=on'");
+            return -EINVAL;
+        }
+        if (!p->data_file_raw && p->prealloc != PREALLOC_MODE_METADATA) {
+            error_setg(errp, "'keep_data_file=on' requires 'preallocation=metadata' or "
+                       "'data_file_raw=on', or the file contents will not be visible");
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* ---- the minimal image: header, refcount table, one refcount block ---- */
+
+static int write_initial_image(BlockDriverState *file, Qcow2CreateParams *p,
+                               const char *data_file_name, GError **errp)
+{
+    uint64_t cs = p->cluster_size;
+    int refcount_order = ctz64(p->refcount_bits);
+    g_autofree uint8_t *buf = NULL;
+    void *mem = NULL;
+    size_t hlen = p->version >= 3 ? QEMU_ALIGN_UP(QCOW2_V3_HEADER_SIZE + 1, 8)
+                                   : QCOW2_V2_HEADER_SIZE;
+    size_t off;
+    int ret;
+
+    if (posix_memalign(&mem, 4096, 3 * cs)) {
+        error_setg(errp, "Could not allocate memory");
+        return -ENOMEM;
+    }
+    buf = mem;
+    memset(buf, 0, 3 * cs);
+    stl_be(buf, QCOW_MAGIC);
+    stl_be(buf + 4, p->version);
+    stl_be(buf + 20, ctz64(cs));                          /* cluster_bits */
+    stq_be(buf + 48, cs);                                  /* refcount_table_offset */
+    stl_be(buf + 56, 1);                                   /* refcount_table_clusters */
+    if (p->version >= 3) {
+        uint64_t incompat = p->has_data_file ? QCOW2_INCOMPAT_DATA_FILE : 0;
+        uint64_t compat = p->lazy_refcounts ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0;
+        uint64_t autoclear = p->data_file_raw ? QCOW2_AUTOCLEAR_DATA_FILE_RAW : 0;
+        stq_be(buf + 72, incompat);
+        stq_be(buf + 80, compat);
+        stq_be(buf + 88, autoclear);
+        stl_be(buf + 96, refcount_order);
+        stl_be(buf + 100, hlen);
+    }
+    off = hlen;
+    if (p->backing_fmt && p->backing_file) {
+        size_t n = strlen(p->backing_fmt);
+        stl_be(buf + off, QCOW2_EXT_MAGIC_BACKING_FORMAT);
+        stl_be(buf + off + 4, n);
+        memcpy(buf + off + 8, p->backing_fmt, n);
+        off += 8 + QEMU_ALIGN_UP(n, 8);
+    }
+    if (data_file_name) {
+        size_t n = strlen(data_file_name);
+        if (off + 16 + n > cs / 2) {
+            error_setg(errp, "Data file name too long");
+            return -EINVAL;
+        }
+        stl_be(buf + off, QCOW2_EXT_MAGIC_DATA_FILE);
+        stl_be(buf + off + 4, n);
+        memcpy(buf + off + 8, data_file_name, n);
+        off += 8 + QEMU_ALIGN_UP(n, 8);
+    }
+    off += 8;                                              /* end of extensions */
+    if (p->backing_file) {
+        size_t n = strlen(p->backing_file);
+        if (n > QCOW2_MAX_BACKING_NAME || off + n > cs) {
+            error_setg(errp, "Backing file name too long");
+            return -EINVAL;
+        }
+        memcpy(buf + off, p->backing_file, n);
+        stq_be(buf + 8, off);
+        stl_be(buf + 16, n);
+    }
+    /* refcount table: one block at cluster 2, counting clusters 0, 1 and 2 */
+    stq_be(buf + cs, 2 * cs);
+    {
+        BDRVQcow2State tmp = { .refcount_order = refcount_order };
+        for (int i = 0; i < 3; i++) {
+            qcow2_refblock_set(&tmp, buf + 2 * cs, i, 1);
+        }
+    }
+    ret = bdrv_pwrite(file, 0, 3 * cs, buf, 0);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not write qcow2 header");
+        return ret;
+    }
+    return 0;
+}
+
+/*
+ * Format @file (and @data_file) as a qcow2 image described by @p, then grow it to
+ * its size with the effective preallocation.
+ */
+static int qcow2_format(BlockDriverState *file, BlockDriverState *data_file,
+                        const char *data_file_name, Qcow2CreateParams *p, GError **errp)
+{
+    g_autoptr(JsonObject) opts = json_object_new();
+    BlockDriverState *bs;
+    PreallocMode mode = qcow2_effective_prealloc(p->prealloc, p->data_file_raw);
+    int ret;
+
+    ret = write_initial_image(file, p, data_file_name, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    opts_set_str(opts, "driver", "qcow2");
+    opts_set_str(opts, "file", bdrv_get_node_name(file));
+    if (data_file) {
+        opts_set_str(opts, "data-file", bdrv_get_node_name(data_file));
+    }
+    json_object_set_null_member(opts, "backing");
+    /* small caches: preallocation streams its tables */
+    opts_set_str(opts, "l2-cache-size", "0");
+    bs = bdrv_open(NULL, opts, BDRV_O_RDWR | BDRV_O_NO_BACKING, errp);
+    if (!bs) {
+        return -EIO;
+    }
+    ret = qcow2_truncate(bs, p->size, true, mode, 0, errp);
+    if (ret == 0) {
+        /* the final header: feature table and every extension */
+        ret = qcow2_update_header(bs);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not update qcow2 header");
+        }
+    }
+    if (ret == 0) {
+        ret = bdrv_flush(bs);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not flush the new image");
+        }
+    }
+    bdrv_unref(bs);
+    return ret;
+}
+
+/* ---- preallocation ---- */
+
+/* Batch of consecutive new L2 tables, written in large sequential writes. */
+typedef struct L2Batch {
+    BlockDriverState *bs;
+    uint8_t *buf;
+    size_t cap;          /* bytes */
+    uint64_t start;      /* host offset of the first table in buf */
+    size_t used;
+} L2Batch;
+
+static int l2_batch_flush(L2Batch *b)
+{
+    int ret = 0;
+
+    if (b->used) {
+        BLKDBG_EVENT(b->bs->file, BLKDBG_L2_ALLOC_WRITE);
+        ret = bdrv_pwrite(b->bs->file, b->start, b->used, b->buf, 0);
+        b->used = 0;
+    }
+    return ret;
+}
+
+/* A zeroed table slot at @host in the batch (flushing if not contiguous). */
+static int l2_batch_add(L2Batch *b, uint64_t host, uint64_t **table)
+{
+    BDRVQcow2State *s = b->bs->opaque;
+    int ret;
+
+    if (b->used && (host != b->start + b->used || b->used + s->cluster_size > b->cap)) {
+        ret = l2_batch_flush(b);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (!b->used) {
+        b->start = host;
+    }
+    *table = (uint64_t *)(b->buf + b->used);
+    memset(*table, 0, s->cluster_size);
+    b->used += s->cluster_size;
+    return 0;
+}
+
+/* Fill L2 entries [first, first+n) of a table for guest clusters from @guest. */
+static void fill_entries(BlockDriverState *bs, uint64_t *table, int first, int n,
+                         uint64_t guest, uint64_t host)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    for (int i = 0; i < n; i++) {
+        uint64_t e = ((has_data_file(bs) ? guest : host) + ((uint64_t)i << s->cluster_bits))
+                     | QCOW_OFLAG_COPIED;
+        table[first + i] = GUINT64_TO_BE(e);
+    }
+}
+
+/*
+ * Map guest clusters [offset, new_length) that are not yet allocated: 1:1 in the
+ * data file, or interleaved "L2 table, its data clusters" in the image file
+ * (QEMU's metadata layout). With @contiguous_host (falloc/full), data clusters come
+ * from @host_base onwards instead.
+ */
+static int prealloc_metadata(BlockDriverState *bs, uint64_t offset, uint64_t new_length,
+                             bool contiguous, uint64_t host_base, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cs = s->cluster_size;
+    uint64_t first_cl = offset >> s->cluster_bits;
+    uint64_t end_cl = DIV_ROUND_UP(new_length, cs);
+    uint32_t l1_first = UINT32_MAX, l1_last = 0;
+    L2Batch batch = { .bs = bs };
+    void *mem = NULL;
+    int ret = 0;
+
+    batch.cap = MAX((size_t)cs, (size_t)(8 * MiB));
+    batch.cap = QEMU_ALIGN_DOWN(batch.cap, cs);
+    if (posix_memalign(&mem, 4096, batch.cap)) {
+        error_setg(errp, "Could not allocate memory");
+        return -ENOMEM;
+    }
+    batch.buf = mem;
+
+    for (uint64_t cl = first_cl; cl < end_cl;) {
+        uint32_t l1i = cl >> s->l2_bits;
+        int l2i = cl & (s->l2_size - 1);
+        int n = MIN((uint64_t)(s->l2_size - l2i), end_cl - cl);
+        uint64_t l2_off = s->l1_table[l1i] & L1E_OFFSET_MASK;
+        uint64_t data_host = 0;
+        uint64_t *table;
+
+        if (l2_off && (s->l1_table[l1i] & QCOW_OFLAG_COPIED)) {
+            /* an existing table: map its unallocated entries through the cache */
+            uint64_t *l2;
+            int idx;
+            ret = qcow2_get_l2_table(bs, cl << s->cluster_bits, &l2, &idx, true);
+            if (ret < 0) {
+                goto out;
+            }
+            for (int i = 0; i < n; i++) {
+                uint64_t e = GUINT64_FROM_BE(l2[l2i + i]);
+                Qcow2ClusterType t = qcow2_get_cluster_type(bs, e);
+                uint64_t host;
+                if (t != QCOW2_CLUSTER_UNALLOCATED && t != QCOW2_CLUSTER_ZERO_PLAIN) {
+                    continue;
+                }
+                if (has_data_file(bs)) {
+                    host = (cl + i) << s->cluster_bits;
+                } else if (contiguous) {
+                    host = host_base;
+                    host_base += cs;
+                } else {
+                    int64_t h = qcow2_alloc_clusters(bs, cs);
+                    if (h < 0) {
+                        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+                        ret = h;
+                        goto out;
+                    }
+                    host = h;
+                }
+                l2[l2i + i] = GUINT64_TO_BE(host | QCOW_OFLAG_COPIED |
+                                            (t == QCOW2_CLUSTER_ZERO_PLAIN &&
+                                             has_data_file(bs) && !data_file_is_raw(bs) ?
+                                             QCOW_OFLAG_ZERO : 0));
+            }
+            qcow2_cache_set_dependency(bs, s->l2_table_cache, s->refcount_block_cache);
+            qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
+            qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+            cl += n;
+            continue;
+        }
+        if (l2_off) {
+            error_setg(errp, "Cannot preallocate over a shared L2 table");
+            ret = -ENOTSUP;
+            goto out;
+        }
+        /* a new table, then (internal data) its data clusters right after it */
+        {
+            int64_t h = qcow2_alloc_clusters(bs, cs);
+            if (h < 0) {
+                ret = h;
+                goto out;
+            }
+            l2_off = h;
+        }
+        if (!has_data_file(bs)) {
+            if (contiguous) {
+                data_host = host_base;
+                host_base += (uint64_t)n * cs;
+            } else {
+                int64_t h = qcow2_alloc_clusters(bs, (uint64_t)n * cs);
+                if (h < 0) {
+                    ret = h;
+                    goto out;
+                }
+                data_host = h;
+            }
+        }
+        ret = l2_batch_add(&batch, l2_off, &table);
+        if (ret < 0) {
+            goto out;
+        }
+        fill_entries(bs, table, l2i, n, cl << s->cluster_bits, data_host);
+        s->l1_table[l1i] = l2_off | QCOW_OFLAG_COPIED;
+        l1_first = MIN(l1_first, l1i);
+        l1_last = MAX(l1_last, l1i);
+        cl += n;
+    }
+    ret = l2_batch_flush(&batch);
+    if (ret < 0) {
+        goto out;
+    }
+    /* the file covers every cluster now allocated (the last data run is a hole) */
+    if (!has_data_file(bs) && !contiguous) {
+        int64_t flen = bdrv_getlength(bs->file);
+        uint64_t end = qcow2_highest_allocated_end(bs);
+        if (flen >= 0 && (uint64_t)flen < end) {
+            ret = bdrv_truncate(bs->file, end, false, PREALLOC_MODE_OFF, 0, NULL);
+            if (ret < 0) {
+                goto out;
+            }
+        }
+    }
+    /* R2/C5: refcounts and tables on disk before the L1 entries that reach them */
+    ret = qcow2_flush_caches(bs);
+    if (ret < 0) {
+        goto out;
+    }
+    if (l1_first != UINT32_MAX) {
+        ret = qcow2_write_l1_entries(bs, l1_first, l1_last - l1_first + 1);
+        if (ret == 0) {
+            ret = bdrv_flush(bs->file);
+        }
+    }
+out:
+    free(batch.buf);
+    if (ret < 0 && !(errp && *errp)) {
+        error_setg_errno(errp, -ret, "Could not preallocate metadata");
+    }
+    return ret;
+}
+
+/* Clusters of guest [offset, new_length) not mapped yet (internal data). */
+static int64_t count_unmapped(BlockDriverState *bs, uint64_t offset, uint64_t new_length)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t n = 0;
+
+    while (offset < new_length) {
+        uint64_t bytes = new_length - offset, host;
+        Qcow2ClusterType t;
+        int ret = qcow2_get_host_offset(bs, offset, &bytes, &host, &t);
+        if (ret < 0) {
+            return ret;
+        }
+        if (t == QCOW2_CLUSTER_UNALLOCATED || t == QCOW2_CLUSTER_ZERO_PLAIN) {
+            n += DIV_ROUND_UP(bytes + offset_into_cluster(s, offset), s->cluster_size);
+        }
+        offset += bytes;
+    }
+    return n;
+}
+
+int qcow2_preallocate(BlockDriverState *bs, uint64_t offset, uint64_t new_length,
+                      PreallocMode mode, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t nb_data, host_base, file_end;
+    int ret;
+
+    if (mode == PREALLOC_MODE_OFF || new_length <= offset) {
+        return 0;
+    }
+    offset = start_of_cluster(s, offset);
+    if (has_data_file(bs) || mode == PREALLOC_MODE_METADATA) {
+        return prealloc_metadata(bs, offset, new_length, false, 0, errp);
+    }
+    /*
+     * falloc/full with internal data: all new data clusters in one contiguous host
+     * range at the end of the file, the L2 tables wherever the allocator puts them,
+     * then the file itself preallocated over that range.
+     */
+    nb_data = count_unmapped(bs, offset, new_length);
+    if (nb_data < 0) {
+        error_setg_errno(errp, -nb_data, "Could not preallocate");
+        return nb_data;
+    }
+    file_end = bdrv_getlength(bs->file);
+    if (file_end < 0) {
+        error_setg_errno(errp, -file_end, "Could not get the image file size");
+        return file_end;
+    }
+    ret = qcow2_relocate_reftable_for(bs, size_to_clusters(s, file_end), nb_data +
+                                      DIV_ROUND_UP(nb_data, s->l2_size) + 1, &host_base);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not allocate refcount structures");
+        return ret;
+    }
+    ret = qcow2_update_refcounts(bs, host_base, nb_data * s->cluster_size, 1);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not allocate data clusters");
+        return ret;
+    }
+    ret = bdrv_truncate(bs->file, host_base + nb_data * s->cluster_size, false, mode, 0,
+                        errp);
+    if (ret < 0) {
+        return ret;
+    }
+    return prealloc_metadata(bs, offset, new_length, true, host_base, errp);
+}
+
+/* ---- resize ---- */
+
+static int write_header_size(BlockDriverState *bs, uint64_t size)
+{
+    uint64_t be = GUINT64_TO_BE(size);
+    int ret = bdrv_pwrite(bs->file, offsetof(QCowHeader, size), 8, &be, 0);
+
+    return ret < 0 ? ret : bdrv_flush(bs->file);
+}
+
+static int qcow2_shrink(BlockDriverState *bs, uint64_t offset, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t end = QEMU_ALIGN_UP(s->size, s->cluster_size);
+    uint64_t start = QEMU_ALIGN_UP(offset, s->cluster_size);
+    int ret;
+
+    if (s->nb_snapshots) {
+        error_setg(errp, "Can't resize an image which has snapshots");
+        return -ENOTSUP;
+    }
+    /* drop every cluster past the new end: they become unallocated */
+    if (end > start) {
+        ret = qcow2_discard_unmap_range(bs, start, end - start);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Failed to discard cropped clusters");
+            return ret;
+        }
+    }
+    ret = qcow2_flush_caches(bs);
+    if (ret == 0) {
+        ret = qcow2_shrink_l1_table(bs, qcow2_l1_entries_for(offset, s->cluster_bits));
+    }
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to reduce the number of L2 tables");
+        return ret;
+    }
+    ret = write_header_size(bs, offset);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to update the image size");
+        return ret;
+    }
+    s->size = offset;
+    s->l1_vm_state_index = qcow2_l1_entries_for(offset, s->cluster_bits);
+    if (data_file_is_raw(bs) && bs->data_file) {
+        /* the raw data file keeps matching the image */
+        ret = bdrv_truncate(bs->data_file, offset, true, PREALLOC_MODE_OFF, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                   PreallocMode prealloc, int flags, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t old = s->size;
+    PreallocMode mode = qcow2_effective_prealloc(prealloc, data_file_is_raw(bs));
+    uint64_t l1_needed;
+    int ret;
+
+    if (s->read_only) {
+        error_setg(errp, "Image is read-only");
+        return -EACCES;
+    }
+    if (!QEMU_IS_ALIGNED(offset, BDRV_SECTOR_SIZE)) {
+        error_setg(errp, "The new size must be a multiple of %llu", BDRV_SECTOR_SIZE);
+        return -EINVAL;
+    }
+    if (has_data_file(bs) && !bs->data_file) {
+        error_setg(errp, "Cannot resize without access to the data file");
+        return -ENOMEDIUM;
+    }
+    if ((uint64_t)offset < old) {
+        if (prealloc != PREALLOC_MODE_OFF) {
+            error_setg(errp, "Preallocation can't be used for shrinking an image");
+            return -EINVAL;
+        }
+        return qcow2_shrink(bs, offset, errp);
+    }
+    if ((uint64_t)offset == old && s->l1_size >= qcow2_l1_entries_for(old, s->cluster_bits)
+        && old) {
+        return 0;
+    }
+    if (s->nb_snapshots && (uint64_t)offset != old) {
+        error_setg(errp, "Can't resize an image which has snapshots");
+        return -ENOTSUP;
+    }
+    l1_needed = qcow2_l1_entries_for(offset, s->cluster_bits);
+    if (l1_needed * 8 > QCOW_MAX_L1_SIZE) {
+        error_setg(errp, "The new size is too large for this cluster size");
+        return -EFBIG;
+    }
+    ret = qcow2_grow_l1_table(bs, l1_needed, true);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to grow the L1 table");
+        return ret;
+    }
+    /* the data file grows first, keeping whatever it holds past the old end */
+    if (bs->data_file && !bdrv_is_read_only(bs->data_file)) {
+        int64_t dlen = bdrv_getlength(bs->data_file);
+        if (dlen < 0) {
+            error_setg_errno(errp, -dlen, "Could not get the data file size");
+            return dlen;
+        }
+        if (dlen < offset || mode == PREALLOC_MODE_FALLOC) {
+            PreallocMode dmode = mode == PREALLOC_MODE_METADATA ? PREALLOC_MODE_OFF : mode;
+            int64_t target = MAX(dlen, offset);
+            if (dmode == PREALLOC_MODE_FALLOC || dmode == PREALLOC_MODE_FULL) {
+                /* preallocate only what is new: existing bytes stay as they are */
+                ret = dlen < offset ? bdrv_truncate(bs->data_file, target, false, dmode, 0,
+                                                    errp) : 0;
+            } else {
+                ret = bdrv_truncate(bs->data_file, target, false, PREALLOC_MODE_OFF, 0,
+                                    errp);
+            }
+            if (ret < 0) {
+                error_prepend(errp, "Could not resize the data file: ");
+                return ret;
+            }
+        }
+    }
+    ret = qcow2_preallocate(bs, old, offset, mode, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = write_header_size(bs, offset);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to update the image size");
+        return ret;
+    }
+    s->size = offset;
+    s->l1_vm_state_index = l1_needed;
+    return 0;
+}
+
+/* ---- qemu-img create ---- */
+
+static int parse_create_opts(JsonObject *opts, Qcow2CreateParams *p, GError **errp)
+{
+    GError *local = NULL;
+    g_autofree char *compat = opts_get_str(opts, "compat");
+    g_autofree char *pa = opts_get_str(opts, "preallocation");
+    g_autofree char *ct = opts_get_str(opts, "compression_type");
+
+    p->has_size = opts_has(opts, "size");
+    p->size = opts_get_size(opts, "size", 0, &local);
+    p->cluster_size = local ? 0 : opts_get_size(opts, "cluster_size", DEFAULT_CLUSTER_SIZE,
+                                                 &local);
+    p->lazy_refcounts = local ? false : opts_get_bool(opts, "lazy_refcounts", false, &local);
+    p->refcount_bits = local ? 0 : opts_get_int(opts, "refcount_bits", 16, &local);
+    p->data_file_raw = local ? false : opts_get_bool(opts, "data_file_raw", false, &local);
+    p->keep_data_file = local ? false : opts_get_bool(opts, "keep_data_file", false, &local);
+    if (local) {
+        if (g_str_has_prefix(local->message, "Parameter 'keep_data_file' expects")) {
+            g_autofree char *v = opts_get_str(opts, "keep_data_file");
+            error_setg(errp, "Invalid value '%s' for 'keep_data_file': Must be 'on' or "
+                       "'off'", v);
+            g_error_free(local);
+            return -EINVAL;
+        }
+        error_propagate(errp, local);
+        return -EINVAL;
+    }
+    if (parse_version(compat, &p->version, errp) < 0) {
+        return -EINVAL;
+    }
+    p->prealloc = PREALLOC_MODE_OFF;
+    if (pa) {
+        int m = prealloc_mode_parse(pa);
+        if (m < 0) {
+            error_setg(errp, "Parameter 'preallocation' does not accept value '%s'", pa);
+            return -EINVAL;
+        }
+        p->prealloc = m;
+    }
+    if (ct && strcmp(ct, "zlib")) {
+        if (!strcmp(ct, "zstd")) {
+            error_setg(errp, "compression_type=zstd is not supported by this build");
+        } else {
+            error_setg(errp, "Parameter 'compression-type' does not accept value '%s'",
+                       ct);
+        }
+        return -EINVAL;
+    }
+    if (opts_get_bool(opts, "extended_l2", false, NULL)) {
+        error_setg(errp, "extended_l2=on is not supported by this build");
+        return -ENOTSUP;
+    }
+    if (opts_get_bool(opts, "encryption", false, NULL) || opts_has(opts, "encrypt")) {
+        error_setg(errp, "Encrypted images are not supported by this build");
+        return -ENOTSUP;
+    }
+    p->backing_file = opts_get_str(opts, "backing_file");
+    p->backing_fmt = opts_get_str(opts, "backing_fmt");
+    p->data_file = opts_get_str(opts, "data_file");
+    p->has_data_file = p->data_file && *p->data_file;
+    return 0;
+}
+
+/* The size of a backing file, for create without a size. */
+static int backing_size(Qcow2CreateParams *p, const char *filename, GError **errp)
+{
+    g_autoptr(JsonObject) o = json_object_new();
+    g_autofree char *path = bdrv_path_combine(filename, p->backing_file);
+    BlockDriverState *b;
+    int64_t len;
+
+    if (p->backing_fmt) {
+        opts_set_str(o, "driver", p->backing_fmt);
+    }
+    b = bdrv_open(path, o, BDRV_O_NO_BACKING | BDRV_O_FORCE_SHARE, errp);
+    if (!b) {
+        error_prepend(errp, "Could not open backing image: ");
+        return -ENOENT;
+    }
+    len = bdrv_getlength(b);
+    bdrv_unref(b);
+    if (len < 0) {
+        error_setg_errno(errp, -len, "Could not get backing image size");
+        return len;
+    }
+    p->size = len;
+    p->has_size = true;
+    return 0;
+}
+
+int qcow2_create_opts(const char *filename, JsonObject *opts, GError **errp)
+{
+    Qcow2CreateParams p = { 0 };
+    g_autoptr(JsonObject) fopts = json_object_new();
+    BlockDriverState *file = NULL, *data = NULL;
+    int ret;
+
+    ret = parse_create_opts(opts, &p, errp);
+    if (ret < 0) {
+        goto out;
+    }
+    if (!p.has_size && p.backing_file) {
+        ret = backing_size(&p, filename, errp);
+        if (ret < 0) {
+            goto out;
+        }
+    }
+    if (!p.has_size) {
+        error_setg(errp, "Image creation needs a size parameter");
+        ret = -EINVAL;
+        goto out;
+    }
+    ret = validate_params(&p, errp);
+    if (ret < 0) {
+        goto out;
+    }
+    if (p.has_data_file && bdrv_filename_is_special(p.data_file)) {
+        error_setg(errp, "The data file name '%s' looks like a protocol or json: "
+                   "filename; only plain local file names are allowed", p.data_file);
+        ret = -EINVAL;
+        goto out;
+    }
+
+    /* the data file: created or truncated, or with keep_data_file used as it is */
+    if (p.has_data_file && !p.keep_data_file) {
+        g_autoptr(JsonObject) dopts = json_object_new();
+        g_autofree char *sz = g_strdup_printf("%" PRIu64, p.size);
+        opts_set_str(dopts, "size", sz);
+        if (p.prealloc == PREALLOC_MODE_FALLOC || p.prealloc == PREALLOC_MODE_FULL) {
+            opts_set_str(dopts, "preallocation", PreallocMode_str[p.prealloc]);
+        }
+        ret = bdrv_create_file(p.data_file, dopts, errp);
+        if (ret < 0) {
+            goto out;
+        }
+    }
+    if (p.has_data_file) {
+        /* keep_data_file: read-only, so nothing can ever write or resize it */
+        data = bdrv_open_file(p.data_file, p.keep_data_file ? 0 : BDRV_O_RDWR, errp);
+        if (!data) {
+            ret = -ENOENT;
+            goto out;
+        }
+    }
+
+    ret = bdrv_create_file(filename, fopts, errp);
+    if (ret < 0) {
+        goto out;
+    }
+    file = bdrv_open_file(filename, BDRV_O_RDWR, errp);
+    if (!file) {
+        ret = -EIO;
+        goto out;
+    }
+    ret = qcow2_format(file, data, p.has_data_file ? p.data_file : NULL, &p, errp);
+out:
+    if (file) {
+        bdrv_unref(file);
+    }
+    if (data) {
+        bdrv_unref(data);
+    }
+    params_clear(&p);
+    return ret;
+}
+
+/* ---- blockdev-create ---- */
+
+static BlockDriverState *qmp_node(JsonObject *opts, const char *key, GError **errp)
+{
+    JsonNode *n = opts_has(opts, key) ? json_object_get_member(opts, key) : NULL;
+    BlockDriverState *bs;
+
+    if (!n) {
+        return NULL;
+    }
+    if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING) {
+        bs = bdrv_find_node(json_node_get_string(n));
+        if (!bs) {
+            error_setg(errp, "Cannot find device='' nor node-name='%s'",
+                       json_node_get_string(n));
+        }
+        return bs;
+    }
+    error_setg(errp, "Invalid parameter type for '%s', expected: string", key);
+    return NULL;
+}
+
+int qcow2_create_qmp(JsonObject *opts, GError **errp)
+{
+    Qcow2CreateParams p = { 0 };
+    GError *local = NULL;
+    BlockDriverState *file, *data = NULL;
+    g_autofree char *version = opts_get_str(opts, "version");
+    g_autofree char *pa = opts_get_str(opts, "preallocation");
+    g_autofree char *ct = opts_get_str(opts, "compression-type");
+    int ret;
+
+    file = qmp_node(opts, "file", errp);
+    if (!file) {
+        if (errp && !*errp) {
+            error_setg(errp, "Parameter 'file' is missing");
+        }
+        return -EINVAL;
+    }
+    if (opts_has(opts, "data-file")) {
+        data = qmp_node(opts, "data-file", errp);
+        if (!data) {
+            return -EINVAL;
+        }
+        p.has_data_file = true;
+        /* the name stored in the image: the node's file name */
+        p.data_file = g_strdup(bdrv_get_filename(data));
+    }
+    if (!opts_has(opts, "size")) {
+        error_setg(errp, "Parameter 'size' is missing");
+        params_clear(&p);
+        return -EINVAL;
+    }
+    p.has_size = true;
+    p.size = opts_get_size(opts, "size", 0, &local);
+    p.cluster_size = local ? 0 : opts_get_size(opts, "cluster-size", DEFAULT_CLUSTER_SIZE,
+                                               &local);
+    p.lazy_refcounts = local ? false : opts_get_bool(opts, "lazy-refcounts", false, &local);
+    p.refcount_bits = local ? 0 : opts_get_int(opts, "refcount-bits", 16, &local);
+    p.data_file_raw = local ? false : opts_get_bool(opts, "data-file-raw", false, &local);
+    if (local) {
+        error_propagate(errp, local);
+        params_clear(&p);
+        return -EINVAL;
+    }
+    /* blockdev-create formats onto an existing data file: its content stays */
+    p.keep_data_file = false;
+    if (parse_version(version, &p.version, errp) < 0) {
+        params_clear(&p);
+        return -EINVAL;
+    }
+    p.prealloc = PREALLOC_MODE_OFF;
+    if (pa) {
+        int m = prealloc_mode_parse(pa);
+        if (m < 0) {
+            error_setg(errp, "Parameter 'preallocation' does not accept value '%s'", pa);
+            params_clear(&p);
+            return -EINVAL;
+        }
+        p.prealloc = m;
+    }
+    if (ct && strcmp(ct, "zlib")) {
+        error_setg(errp, "Parameter 'compression-type' does not accept value '%s'", ct);
+        params_clear(&p);
+        return -EINVAL;
+    }
+    if (opts_get_bool(opts, "extended-l2", false, NULL)) {
+        error_setg(errp, "extended-l2 is not supported by this build");
+        params_clear(&p);
+        return -ENOTSUP;
+    }
+    p.backing_file = opts_get_str(opts, "backing-file");
+    p.backing_fmt = opts_get_str(opts, "backing-fmt");
+    ret = validate_params(&p, errp);
+    if (ret == 0) {
+        ret = qcow2_format(file, data, p.has_data_file ? p.data_file : NULL, &p, errp);
+    }
+    params_clear(&p);
+    return ret;
+}
+
+/* ---- amend ---- */
+
+static int amend_refcount_bits(BlockDriverState *bs, int bits, GError **errp)
+{
+    int ret = qcow2_change_refcount_order(bs, ctz64(bits));
+
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to change the refcount width");
+    }
+    return ret;
+}
+
+static int downgrade_to_v2(BlockDriverState *bs, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (has_data_file(bs)) {
+        error_setg(errp, "Cannot downgrade an image with a data file");
+        return -ENOTSUP;
+    }
+    if (s->refcount_order != 4) {
+        error_setg(errp, "compat=0.10 requires refcount_bits=16");
+        return -ENOTSUP;
+    }
+    if (s->has_bitmaps_ext) {
+        error_setg(errp, "Cannot downgrade an image with bitmaps");
+        return -ENOTSUP;
+    }
+    ret = qcow2_expand_zero_clusters(bs);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to turn zero into data clusters");
+        return ret;
+    }
+    ret = qcow2_mark_clean(bs);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to make the image clean");
+        return ret;
+    }
+    s->version = 2;
+    s->compatible_features = 0;
+    s->incompatible_features = 0;
+    s->autoclear_features = 0;
+    s->use_lazy_refcounts = false;
+    ret = qcow2_update_header(bs);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to update the image header");
+    }
+    return ret;
+}
+
+int qcow2_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    GError *local = NULL;
+    g_autofree char *compat = opts_get_str(opts, "compat");
+    int version = s->version, ret;
+    bool has_lazy = opts_has(opts, "lazy_refcounts");
+    bool lazy = opts_get_bool(opts, "lazy_refcounts", false, &local);
+    bool has_bits = opts_has(opts, "refcount_bits");
+    int64_t bits = opts_get_int(opts, "refcount_bits", s->refcount_bits,
+                                local ? NULL : &local);
+    bool has_size = opts_has(opts, "size");
+    uint64_t size = opts_get_size(opts, "size", s->size, local ? NULL : &local);
+    bool has_raw = opts_has(opts, "data_file_raw");
+    bool raw = opts_get_bool(opts, "data_file_raw", false, local ? NULL : &local);
+    bool has_df = opts_has(opts, "data_file");
+    g_autofree char *df = opts_get_str(opts, "data_file");
+
+    if (local) {
+        error_propagate(errp, local);
+        return -EINVAL;
+    }
+    if (opts_has(opts, "backing_file") || opts_has(opts, "backing_fmt")) {
+        error_setg(errp, "Cannot amend the backing file\n"
+                   "You can use 'qemu-img rebase' instead.");
+        return -ENOTSUP;
+    }
+    if (compat && parse_version(compat, &version, NULL) < 0) {
+        error_setg(errp, "Unknown compatibility level %s", compat);
+        return -EINVAL;
+    }
+    if (has_bits && (!is_power_of_2(bits) || bits > 64)) {
+        error_setg(errp, "Refcount width must be a power of two and may not exceed 64 "
+                   "bits");
+        return -EINVAL;
+    }
+    if (version < 3 && ((has_bits && bits != 16) || (!has_bits && s->refcount_bits != 16))) {
+        error_setg(errp, "compat=0.10 requires refcount_bits=16");
+        return -EINVAL;
+    }
+    if (version < 3 && has_lazy && lazy) {
+        error_setg(errp, "Lazy refcounts only supported with compatibility level 1.1 "
+                   "and above (use compat=1.1 or greater)");
+        return -EINVAL;
+    }
+    if (has_df && df && *df && !has_data_file(bs)) {
+        error_setg(errp, "data-file can only be set for images that use an external "
+                   "data file");
+        return -EINVAL;
+    }
+    if (has_df && df && *df && bdrv_filename_is_special(df)) {
+        error_setg(errp, "The data file name '%s' looks like a protocol or json: "
+                   "filename; only plain local file names are allowed", df);
+        return -EINVAL;
+    }
+    if (has_raw && raw && !data_file_is_raw(bs)) {
+        /* the existing mapping was never promised to be 1:1 */
+        error_setg(errp, "data-file-raw cannot be set on existing images");
+        return -EINVAL;
+    }
+    if (has_size && !QEMU_IS_ALIGNED(size, BDRV_SECTOR_SIZE)) {
+        error_setg(errp, "The new size must be a multiple of %llu", BDRV_SECTOR_SIZE);
+        return -EINVAL;
+    }
+
+    /* apply: version upgrade first, downgrade last */
+    if (version > s->version) {
+        s->version = version;
+        ret = qcow2_update_header(bs);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Failed to update the image header");
+            return ret;
+        }
+    }
+    if (has_df) {
+        g_free(s->image_data_file);
+        s->image_data_file = df && *df ? g_strdup(df) : NULL;
+    }
+    if (has_raw && !raw) {
+        s->autoclear_features &= ~QCOW2_AUTOCLEAR_DATA_FILE_RAW;
+    }
+    if (has_lazy && version >= 3) {
+        if (lazy) {
+            s->compatible_features |= QCOW2_COMPAT_LAZY_REFCOUNTS;
+        } else {
+            ret = qcow2_mark_clean(bs);
+            if (ret < 0) {
+                error_setg_errno(errp, -ret, "Failed to make the image clean");
+                return ret;
+            }
+            s->compatible_features &= ~QCOW2_COMPAT_LAZY_REFCOUNTS;
+        }
+        s->use_lazy_refcounts = lazy;
+    }
+    if (has_df || has_raw || has_lazy) {
+        ret = qcow2_update_header(bs);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Failed to update the image header");
+            return ret;
+        }
+    }
+    if (has_bits && bits != s->refcount_bits) {
+        ret = amend_refcount_bits(bs, bits, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (has_size && size != s->size) {
+        /* the same decision point as resize: a raw data file grows 1:1 */
+        ret = qcow2_truncate(bs, size, false, PREALLOC_MODE_OFF, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (version < s->version) {
+        ret = downgrade_to_v2(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,515 @@
+/*
+ * qcow2 guest I/O: reads (unallocated, zero, normal, compressed clusters, backing
+ * fall-through), writes with copy-on-write of partial clusters, zero writes,
+ * discard, compressed writes, flush and block status.
+ */
+#include "qemu/osdep.h"
+#include "block/qcow2.h"
+#include <zlib.h>
+
+static inline BlockDriverState *data_node(BlockDriverState *bs)
+{
+    return bs->data_file ? bs->data_file : bs->file;
+}
+
+/* Does a backing file show through unallocated clusters? Never with data-file-raw. */
+static inline BlockDriverState *visible_backing(BlockDriverState *bs)
+{
+    return data_file_is_raw(bs) ? NULL : bs->backing;
+}
+
+/* Read guest [offset, offset+bytes) of the backing chain, zeros past its end. */
+static int read_backing(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf)
+{
+    BlockDriverState *backing = visible_backing(bs);
+    int64_t blen, n;
+
+    if (!backing) {
+        memset(buf, 0, bytes);
+        return 0;
+    }
+    blen = bdrv_getlength(backing);
+    if (blen < 0) {
+        return blen;
+    }
+    n = offset < blen ? MIN(bytes, blen - offset) : 0;
+    if (n > 0) {
+        int ret;
+        BLKDBG_EVENT(bs->file, BLKDBG_READ_BACKING_AIO);
+        ret = bdrv_pread(backing, offset, n, buf, 0);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    memset(buf + n, 0, bytes - n);
+    return 0;
+}
+
+int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                   int flags)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint8_t *p = buf;
+    g_autofree uint8_t *cluster = NULL;
+
+    while (bytes > 0) {
+        uint64_t cur = bytes, host;
+        Qcow2ClusterType type;
+        int ret = qcow2_get_host_offset(bs, offset, &cur, &host, &type);
+
+        if (ret < 0) {
+            return ret;
+        }
+        switch (type) {
+        case QCOW2_CLUSTER_UNALLOCATED:
+            ret = read_backing(bs, offset, cur, p);
+            break;
+        case QCOW2_CLUSTER_ZERO_PLAIN:
+        case QCOW2_CLUSTER_ZERO_ALLOC:
+            memset(p, 0, cur);
+            break;
+        case QCOW2_CLUSTER_NORMAL:
+            if (!bs->data_file && has_data_file(bs)) {
+                return -ENOMEDIUM;
+            }
+            BLKDBG_EVENT(bs->file, BLKDBG_READ_AIO);
+            ret = bdrv_pread(data_node(bs), host, cur, p, 0);
+            break;
+        case QCOW2_CLUSTER_COMPRESSED:
+            if (!cluster) {
+                cluster = g_malloc(s->cluster_size);
+            }
+            ret = qcow2_decompress_cluster(bs, host, cluster);
+            if (ret == 0) {
+                memcpy(p, cluster + offset_into_cluster(s, offset), cur);
+            }
+            break;
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        p += cur;
+        offset += cur;
+        bytes -= cur;
+    }
+    return 0;
+}
+
+/* Read part of a cluster as it was before a write (the source of copy-on-write). */
+static int read_old_content(BlockDriverState *bs, uint64_t old_entry, uint64_t guest_off,
+                            int64_t len, uint8_t *dst)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree uint8_t *cluster = NULL;
+    int ret;
+
+    if (len <= 0) {
+        return 0;
+    }
+    switch (qcow2_get_cluster_type(bs, old_entry)) {
+    case QCOW2_CLUSTER_NORMAL:
+        BLKDBG_EVENT(bs->file, BLKDBG_COW_READ);
+        return bdrv_pread(data_node(bs), (old_entry & L2E_OFFSET_MASK) +
+                          offset_into_cluster(s, guest_off), len, dst, 0);
+    case QCOW2_CLUSTER_COMPRESSED:
+        cluster = g_malloc(s->cluster_size);
+        ret = qcow2_decompress_cluster(bs, old_entry, cluster);
+        if (ret == 0) {
+            memcpy(dst, cluster + offset_into_cluster(s, guest_off), len);
+        }
+        return ret;
+    case QCOW2_CLUSTER_UNALLOCATED:
+        return read_backing(bs, guest_off, len, dst);
+    default:
+        memset(dst, 0, len);
+        return 0;
+    }
+}
+
+/* Write one assembled cluster: old content around [data_off, data_off+data_len). */
+static int write_cow_cluster(BlockDriverState *bs, uint64_t old_entry, uint64_t guest_cl,
+                             uint64_t host_cl, uint64_t data_off, uint64_t data_len,
+                             const uint8_t *data)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree uint8_t *c = NULL;
+    void *mem = NULL;
+    int ret;
+
+    if (posix_memalign(&mem, 4096, s->cluster_size)) {
+        return -ENOMEM;
+    }
+    c = mem;
+    ret = read_old_content(bs, old_entry, guest_cl, data_off, c);
+    if (ret == 0) {
+        ret = read_old_content(bs, old_entry, guest_cl + data_off + data_len,
+                               s->cluster_size - data_off - data_len,
+                               c + data_off + data_len);
+    }
+    if (ret < 0) {
+        free(g_steal_pointer(&c));
+        return ret;
+    }
+    memcpy(c + data_off, data, data_len);
+    BLKDBG_EVENT(bs->file, BLKDBG_COW_WRITE);
+    ret = bdrv_pwrite(data_node(bs), host_cl, s->cluster_size, c, 0);
+    free(g_steal_pointer(&c));
+    return ret;
+}
+
+/* Write guest data into a fresh mapping @m, copying old content around it (C1). */
+static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64_t offset,
+                              uint64_t bytes, const uint8_t *buf)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cs = s->cluster_size;
+    uint64_t head = m->cow_start_bytes, tail = m->cow_end_bytes;
+    uint64_t first_end = MIN(cs, head + bytes);   /* data end inside the first cluster */
+    int ret;
+
+    ret = qcow2_pre_write_overlap_check(bs, 0, m->host_offset,
+                                        (int64_t)m->nb_clusters * cs, true);
+    if (ret < 0) {
+        return ret;
+    }
+    if (!head && !tail) {
+        BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
+        return bdrv_pwrite(data_node(bs), m->host_offset, bytes, buf, 0);
+    }
+    if (m->nb_clusters == 1) {
+        return write_cow_cluster(bs, m->old_entries[0], m->guest_offset, m->host_offset,
+                                 head, bytes, buf);
+    }
+    /* first cluster */
+    if (head) {
+        ret = write_cow_cluster(bs, m->old_entries[0], m->guest_offset, m->host_offset,
+                                head, first_end - head, buf);
+    } else {
+        ret = bdrv_pwrite(data_node(bs), m->host_offset, cs, buf, 0);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    /* middle clusters straight from the caller's buffer */
+    {
+        uint64_t mid_start = cs, mid_end = (uint64_t)(m->nb_clusters - 1) * cs;
+        if (mid_end > mid_start) {
+            BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
+            ret = bdrv_pwrite(data_node(bs), m->host_offset + mid_start,
+                              mid_end - mid_start, buf + (mid_start - head), 0);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    /* last cluster */
+    {
+        uint64_t last = (uint64_t)(m->nb_clusters - 1) * cs;
+        uint64_t len = cs - tail;
+        if (tail) {
+            return write_cow_cluster(bs, m->old_entries[m->nb_clusters - 1],
+                                     m->guest_offset + last, m->host_offset + last, 0,
+                                     len, buf + (last - head));
+        }
+        return bdrv_pwrite(data_node(bs), m->host_offset + last, cs,
+                           buf + (last - head), 0);
+    }
+}
+
+/* Before the first write: lazy refcounts mark the image dirty; auto bitmaps go stale. */
+static int prepare_first_write(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (s->use_lazy_refcounts && !(s->incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
+        ret = qcow2_mark_dirty(bs);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (s->has_bitmaps_ext && !s->bitmaps_marked_in_use) {
+        ret = qcow2_bitmaps_mark_in_use(bs);
+        if (ret < 0) {
+            return ret;
+        }
+        s->bitmaps_marked_in_use = true;
+    }
+    return 0;
+}
+
+static int check_writable(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (s->read_only) {
+        return s->signaled_corruption ? -EIO : -EACCES;
+    }
+    if (has_data_file(bs) && !bs->data_file) {
+        return -ENOMEDIUM;
+    }
+    return prepare_first_write(bs);
+}
+
+static int write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            const uint8_t *buf)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (has_data_file(bs)) {
+        return -ENOTSUP;
+    }
+    if (offset_into_cluster(s, offset)) {
+        return -EINVAL;
+    }
+    while (bytes > 0) {
+        int64_t len = MIN(bytes, (int64_t)s->cluster_size);
+        g_autofree uint8_t *in = g_malloc0(s->cluster_size);
+        g_autofree uint8_t *out = g_malloc(s->cluster_size);
+        z_stream strm = { 0 };
+        int zret, out_len, ret;
+        uint64_t host;
+
+        if (len < s->cluster_size && offset + len != (int64_t)s->size) {
+            return -EINVAL;
+        }
+        memcpy(in, buf, len);
+        if (deflateInit2(&strm, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
+                         Z_DEFAULT_STRATEGY) != Z_OK) {
+            return -EIO;
+        }
+        strm.next_in = in;
+        strm.avail_in = s->cluster_size;
+        strm.next_out = out;
+        strm.avail_out = s->cluster_size;
+        zret = deflate(&strm, Z_FINISH);
+        out_len = s->cluster_size - strm.avail_out;
+        deflateEnd(&strm);
+        if (zret != Z_STREAM_END || out_len >= s->cluster_size) {
+            /* incompressible: store it normally */
+            ret = qcow2_co_pwrite(bs, offset, len, buf, 0);
+        } else {
+            ret = qcow2_alloc_compressed_cluster(bs, offset, out_len, &host);
+            if (ret == 0) {
+                ret = qcow2_pre_write_overlap_check(bs, 0, host, out_len, false);
+            }
+            if (ret == 0) {
+                BLKDBG_EVENT(bs->file, BLKDBG_WRITE_COMPRESSED);
+                ret = bdrv_pwrite(bs->file, host, out_len, out, 0);
+            }
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        offset += len;
+        buf += len;
+        bytes -= len;
+    }
+    return 0;
+}
+
+int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                    const void *buf, int flags)
+{
+    const uint8_t *p = buf;
+    int ret = check_writable(bs);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (flags & BDRV_REQ_WRITE_COMPRESSED) {
+        return write_compressed(bs, offset, bytes, buf);
+    }
+    while (bytes > 0) {
+        uint64_t cur = bytes, host;
+        Qcow2ClusterAlloc m;
+
+        ret = qcow2_alloc_host_offset(bs, offset, &cur, &host, &m);
+        if (ret < 0) {
+            return ret;
+        }
+        if (m.needs_link) {
+            ret = write_new_clusters(bs, &m, offset, cur, p);
+            if (ret == 0) {
+                ret = qcow2_alloc_cluster_link_l2(bs, &m);
+            }
+            if (ret < 0) {
+                qcow2_alloc_cluster_abort(bs, &m);
+                return ret;
+            }
+        } else {
+            ret = qcow2_pre_write_overlap_check(bs, 0, host, cur, true);
+            if (ret < 0) {
+                return ret;
+            }
+            BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
+            ret = bdrv_pwrite(data_node(bs), host, cur, p, 0);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        p += cur;
+        offset += cur;
+        bytes -= cur;
+    }
+    return 0;
+}
+
+/* Does this whole cluster read as zeros now? */
+static bool cluster_reads_zero(BlockDriverState *bs, uint64_t cluster_off)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t bytes = s->cluster_size, host;
+    Qcow2ClusterType type;
+
+    if (qcow2_get_host_offset(bs, cluster_off, &bytes, &host, &type) < 0) {
+        return false;
+    }
+    if (type == QCOW2_CLUSTER_ZERO_PLAIN || type == QCOW2_CLUSTER_ZERO_ALLOC) {
+        return true;
+    }
+    if (type == QCOW2_CLUSTER_UNALLOCATED) {
+        BlockDriverState *b = visible_backing(bs);
+        return !b || (int64_t)cluster_off >= bdrv_getlength(b);
+    }
+    return false;
+}
+
+static int write_zero_buffer(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    g_autofree uint8_t *zero = g_malloc0(bytes);
+
+    return qcow2_co_pwrite(bs, offset, bytes, zero, 0);
+}
+
+int qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                           int flags)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t start, end, cs = s->cluster_size;
+    int ret = check_writable(bs);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (s->version < 3 && !data_file_is_raw(bs)) {
+        return -ENOTSUP;     /* no zero flag: the generic layer writes zeros */
+    }
+    start = offset;
+    end = offset + bytes;
+    /*
+     * Partial clusters at either end: a cluster that already reads as zero is
+     * zeroed whole (its content does not change); otherwise zeros are written.
+     */
+    if (offset_into_cluster(s, start)) {
+        int64_t cl = start_of_cluster(s, start);
+        if (cluster_reads_zero(bs, cl)) {
+            start = cl;
+        } else {
+            int64_t n = MIN(end, cl + cs) - start;
+            ret = write_zero_buffer(bs, start, n);
+            start += n;
+            if (ret < 0 || start == end) {
+                return ret;
+            }
+        }
+    }
+    if (offset_into_cluster(s, end) && end != (int64_t)s->size) {
+        int64_t cl = MAX(start_of_cluster(s, end), start);
+        if (cluster_reads_zero(bs, start_of_cluster(s, end))) {
+            end = MIN(start_of_cluster(s, end) + cs, (int64_t)s->size);
+        } else {
+            ret = write_zero_buffer(bs, cl, end - cl);
+            if (ret < 0) {
+                return ret;
+            }
+            end = cl;
+        }
+    }
+    if (end <= start) {
+        return 0;
+    }
+    if (data_file_is_raw(bs)) {
+        /* C4: the data file gets the zeros too; the mapping stays 1:1 */
+        ret = bdrv_pwrite_zeroes(bs->data_file, start, end - start,
+                                 flags & BDRV_REQ_MAY_UNMAP);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    /* the last cluster may be partial at the end of the image */
+    return qcow2_cluster_zeroize(bs, start, QEMU_ALIGN_UP(end - start, cs), flags);
+}
+
+int qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t start = QEMU_ALIGN_UP(offset, s->cluster_size);
+    int64_t end = offset + bytes == (int64_t)s->size ?
+                  QEMU_ALIGN_UP(offset + bytes, s->cluster_size) :
+                  QEMU_ALIGN_DOWN(offset + bytes, s->cluster_size);
+    int ret = check_writable(bs);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (end <= start) {
+        return 0;
+    }
+    if (data_file_is_raw(bs)) {
+        /* C4: discard in the data file; the mapping stays, both read the same */
+        return bdrv_pdiscard(bs->data_file, start,
+                             MIN(end, (int64_t)s->size) - start);
+    }
+    return qcow2_cluster_discard(bs, start, end - start, false);
+}
+
+int qcow2_co_flush_to_os(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (s->read_only) {
+        return 0;
+    }
+    return qcow2_write_caches(bs);
+}
+
+int qcow2_co_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                          int64_t *pnum, int64_t *map, BlockDriverState **file)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cur = bytes, host;
+    Qcow2ClusterType type;
+    int ret, status = 0;
+
+    if (!s->metadata_preallocation_checked) {
+        s->metadata_preallocation = !has_data_file(bs) &&
+                                    qcow2_detect_metadata_preallocation(bs);
+        s->metadata_preallocation_checked = true;
+    }
+    ret = qcow2_get_host_offset(bs, offset, &cur, &host, &type);
+    if (ret < 0) {
+        return ret;
+    }
+    *pnum = cur;
+    switch (type) {
+    case QCOW2_CLUSTER_UNALLOCATED:
+        return 0;
+    case QCOW2_CLUSTER_ZERO_PLAIN:
+        return BDRV_BLOCK_ZERO | BDRV_BLOCK_ALLOCATED;
+    case QCOW2_CLUSTER_ZERO_ALLOC:
+        status = BDRV_BLOCK_ZERO;
+        break;
+    case QCOW2_CLUSTER_NORMAL:
+        status = BDRV_BLOCK_DATA;
+        if (s->metadata_preallocation) {
+            status |= BDRV_BLOCK_RECURSE;
+        }
+        break;
+    case QCOW2_CLUSTER_COMPRESSED:
+        return BDRV_BLOCK_DATA | BDRV_BLOCK_ALLOCATED;
+    }
+    *map = host;
+    *file = data_node(bs);
+    return status | BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_OFFSET_VALID;
+}

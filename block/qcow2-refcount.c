@@ -1,0 +1,835 @@
+/*
+ * qcow2 host cluster allocator: the refcount table and refcount blocks.
+ *
+ * Invariants this file keeps (tests name them as R1..R6):
+ *  R1. A cluster's refcount counts the references to it from the header, the L1
+ *      table, L2 tables, the refcount table and blocks, snapshot tables and the
+ *      bitmap structures; refcount 0 means free, 1 means owned by exactly one
+ *      user (an L2 entry for it may carry the COPIED flag), >1 means shared.
+ *  R2. A refcount increase reaches the disk before any table entry that makes
+ *      the cluster reachable: the L2 cache depends on the refcount cache, and a
+ *      new refcount block is written and flushed before the refcount table entry
+ *      that hooks it up.
+ *  R3. A refcount decrease reaches the disk only after the entry that referenced
+ *      the cluster is gone on disk: the refcount cache then depends on the L2
+ *      cache. A crash can therefore leak clusters, never double-own them.
+ *  R4. A new refcount block is placed at the first free cluster at or after the
+ *      end of the range being allocated; if that cluster lies in the range the
+ *      block describes, the block counts itself.
+ *  R5. The refcount table grows by writing a complete new table (and the blocks
+ *      describing it) into free space past the end of the image, flushing, then
+ *      switching the header to it, and only then freeing the old table.
+ *  R6. Guest data in an external data file is not refcounted.
+ */
+#include "qemu/osdep.h"
+#include "block/qcow2.h"
+
+/* ---- entries in a refcount block (on-disk, big-endian for >= 8 bits) ---- */
+
+uint64_t qcow2_refblock_get(BDRVQcow2State *s, const void *block, uint64_t index)
+{
+    const uint8_t *b = block;
+
+    switch (s->refcount_order) {
+    case 0: return (b[index / 8] >> (index % 8)) & 0x1;
+    case 1: return (b[index / 4] >> (2 * (index % 4))) & 0x3;
+    case 2: return (b[index / 2] >> (4 * (index % 2))) & 0xf;
+    case 3: return b[index];
+    case 4: return GUINT16_FROM_BE(((const uint16_t *)block)[index]);
+    case 5: return GUINT32_FROM_BE(((const uint32_t *)block)[index]);
+    default: return GUINT64_FROM_BE(((const uint64_t *)block)[index]);
+    }
+}
+
+void qcow2_refblock_set(BDRVQcow2State *s, void *block, uint64_t index, uint64_t value)
+{
+    uint8_t *b = block;
+
+    switch (s->refcount_order) {
+    case 0: b[index / 8] = (b[index / 8] & ~(0x1 << (index % 8))) |
+                           ((value & 0x1) << (index % 8)); break;
+    case 1: b[index / 4] = (b[index / 4] & ~(0x3 << (2 * (index % 4)))) |
+                           ((value & 0x3) << (2 * (index % 4))); break;
+    case 2: b[index / 2] = (b[index / 2] & ~(0xf << (4 * (index % 2)))) |
+                           ((value & 0xf) << (4 * (index % 2))); break;
+    case 3: b[index] = value; break;
+    case 4: ((uint16_t *)block)[index] = GUINT16_TO_BE(value); break;
+    case 5: ((uint32_t *)block)[index] = GUINT32_TO_BE(value); break;
+    default: ((uint64_t *)block)[index] = GUINT64_TO_BE(value); break;
+    }
+}
+
+/* ---- table ---- */
+
+int qcow2_refcount_init(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t bytes = (uint64_t)s->refcount_table_size * sizeof(uint64_t);
+    int ret;
+
+    s->refcount_table = g_try_malloc0(MAX(bytes, 8));
+    if (!s->refcount_table) {
+        return -ENOMEM;
+    }
+    if (bytes) {
+        BLKDBG_EVENT(bs->file, BLKDBG_REFTABLE_LOAD);
+        ret = bdrv_pread(bs->file, s->refcount_table_offset, bytes, s->refcount_table, 0);
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint32_t i = 0; i < s->refcount_table_size; i++) {
+            s->refcount_table[i] = GUINT64_FROM_BE(s->refcount_table[i]);
+        }
+    }
+    return 0;
+}
+
+void qcow2_refcount_close(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    g_free(s->refcount_table);
+    s->refcount_table = NULL;
+}
+
+uint64_t qcow2_refcount_covered_clusters(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    return (uint64_t)s->refcount_table_size << s->refcount_block_bits;
+}
+
+/* Offset of the refcount block for @cluster_index, 0 if none; -EIO if corrupt. */
+static int64_t refblock_offset(BlockDriverState *bs, int64_t cluster_index)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t ti = cluster_index >> s->refcount_block_bits;
+    uint64_t off;
+
+    if (ti >= s->refcount_table_size) {
+        return 0;
+    }
+    off = s->refcount_table[ti] & REFT_OFFSET_MASK;
+    if (off && offset_into_cluster(s, off)) {
+        qcow2_signal_corruption(bs, true, off, s->cluster_size, "Refblock offset %#"
+                                PRIx64 " unaligned (reftable index: %#" PRIx64 ")",
+                                off, ti);
+        return -EIO;
+    }
+    return off;
+}
+
+int qcow2_get_refcount(BlockDriverState *bs, int64_t cluster_index, uint64_t *refcount)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t off = refblock_offset(bs, cluster_index);
+    void *block;
+    int ret;
+
+    if (off <= 0) {
+        *refcount = 0;
+        return off;
+    }
+    ret = qcow2_cache_get(bs, s->refcount_block_cache, off, &block);
+    if (ret < 0) {
+        return ret;
+    }
+    *refcount = qcow2_refblock_get(s, block,
+                                   cluster_index & (s->refcount_block_size - 1));
+    qcow2_cache_put(s->refcount_block_cache, &block);
+    return 0;
+}
+
+/* Write refcount table entries [first, first+n) to disk. */
+static int write_reftable_entries(BlockDriverState *bs, uint64_t first, uint64_t n)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree uint64_t *buf = g_new(uint64_t, n);
+    int ret;
+
+    for (uint64_t i = 0; i < n; i++) {
+        buf[i] = GUINT64_TO_BE(s->refcount_table[first + i]);
+    }
+    ret = qcow2_pre_write_overlap_check(bs, QCOW2_OL_REFCOUNT_TABLE,
+                                        s->refcount_table_offset + first * 8, n * 8,
+                                        false);
+    if (ret < 0) {
+        return ret;
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_REFTABLE_UPDATE);
+    return bdrv_pwrite(bs->file, s->refcount_table_offset + first * 8, n * 8, buf, 0);
+}
+
+/* Is @cluster_index free (refcount 0, blocks missing count as free)? */
+static int cluster_is_free(BlockDriverState *bs, int64_t cluster_index)
+{
+    uint64_t rc;
+    int ret = qcow2_get_refcount(bs, cluster_index, &rc);
+
+    return ret < 0 ? ret : rc == 0;
+}
+
+/*
+ * First run of @n free clusters at or after @from. Scans a refcount block at a
+ * time. Returns the first cluster index or -errno.
+ */
+static int64_t find_free_range(BlockDriverState *bs, int64_t from, int64_t n)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t start = from, i = from;
+    uint64_t limit = (QCOW_MAX_REFTABLE_SIZE / 8) << s->refcount_block_bits;
+
+    while (i - start < n) {
+        int64_t off = refblock_offset(bs, i);
+        int64_t block_end = (i | (s->refcount_block_size - 1)) + 1;
+        void *block;
+        int ret;
+
+        if ((uint64_t)i >= limit) {
+            return -EFBIG;
+        }
+        if (off < 0) {
+            return off;
+        }
+        if (off == 0) {
+            i = block_end;        /* a missing block: everything in it is free */
+            continue;
+        }
+        ret = qcow2_cache_get(bs, s->refcount_block_cache, off, &block);
+        if (ret < 0) {
+            return ret;
+        }
+        for (; i < block_end && i - start < n; i++) {
+            if (qcow2_refblock_get(s, block, i & (s->refcount_block_size - 1))) {
+                start = i + 1;
+            }
+        }
+        qcow2_cache_put(s->refcount_block_cache, &block);
+    }
+    return start;
+}
+
+static int write_refcount_area(BlockDriverState *bs, uint64_t area_start,
+                               uint64_t additional, bool exact, int64_t extra_index,
+                               uint64_t extra_offset, uint64_t *area_end);
+
+/* Write a zeroed refcount block at cluster @index (counting itself if it can). */
+static int write_new_refblock(BlockDriverState *bs, uint64_t ti, int64_t index)
+{
+    BDRVQcow2State *s = bs->opaque;
+    void *block;
+    int ret;
+
+    ret = qcow2_cache_get_empty(bs, s->refcount_block_cache,
+                                (uint64_t)index << s->cluster_bits, &block);
+    if (ret < 0) {
+        return ret;
+    }
+    memset(block, 0, s->cluster_size);
+    if ((uint64_t)(index >> s->refcount_block_bits) == ti) {
+        qcow2_refblock_set(s, block, index & (s->refcount_block_size - 1), 1);
+    }
+    qcow2_cache_entry_mark_dirty(s->refcount_block_cache, block);
+    qcow2_cache_put(s->refcount_block_cache, &block);
+    BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE);
+    return qcow2_cache_flush(bs, s->refcount_block_cache);
+}
+
+/*
+ * Make sure the refcount block covering @cluster_index exists (R4). @hint is the
+ * first cluster past the range the caller is allocating. Returns 1 if the
+ * refcount table had to grow (a caller searching for free clusters starts over),
+ * else 0, or -errno.
+ */
+static int ensure_refblock(BlockDriverState *bs, int64_t cluster_index, int64_t hint)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t ti = cluster_index >> s->refcount_block_bits;
+    int64_t new_index, off;
+    int ret;
+
+    off = refblock_offset(bs, cluster_index);
+    if (off != 0) {
+        return off < 0 ? off : 0;
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC);
+    /* the first free cluster at or after the search pointer (R4) */
+    for (new_index = MAX(hint, 0);; new_index++) {
+        ret = cluster_is_free(bs, new_index);
+        if (ret < 0) {
+            return ret;
+        }
+        if (ret) {
+            break;
+        }
+    }
+    s->free_cluster_index = MAX(s->free_cluster_index, (uint64_t)new_index + 1);
+    if (ti < s->refcount_table_size) {
+        if ((uint64_t)(new_index >> s->refcount_block_bits) != ti) {
+            /* counted elsewhere; that range may need its own block first */
+            ret = ensure_refblock(bs, new_index, new_index + 1);
+            if (ret == 0) {
+                ret = qcow2_update_cluster_refcount(bs, new_index, 1);
+            }
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        /* R2: the block (and its own refcount) is on disk before the hook-up */
+        ret = write_new_refblock(bs, ti, new_index);
+        if (ret < 0) {
+            return ret;
+        }
+        BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_HOOKUP);
+        s->refcount_table[ti] = (uint64_t)new_index << s->cluster_bits;
+        ret = write_reftable_entries(bs, ti, 1);
+        if (ret < 0) {
+            s->refcount_table[ti] = 0;
+        }
+        return ret;
+    }
+    /*
+     * The table is full (R5). The new block describes cluster_index's range;
+     * a new table and the blocks describing it go right past every range in use
+     * so far, and all of it is switched to at once.
+     */
+    if ((uint64_t)(new_index >> s->refcount_block_bits) != ti) {
+        /* keep it simple: place the new block inside the range it describes */
+        new_index = MAX(new_index, (int64_t)(ti << s->refcount_block_bits));
+    }
+    ret = write_new_refblock(bs, ti, new_index);
+    if (ret < 0) {
+        return ret;
+    }
+    {
+        uint64_t blocks_used = DIV_ROUND_UP(MAX((uint64_t)cluster_index + 1,
+                                                (uint64_t)new_index + 1),
+                                            s->refcount_block_size);
+        BLKDBG_EVENT(bs->file, BLKDBG_REFTABLE_GROW);
+        ret = write_refcount_area(bs, blocks_used * s->refcount_block_size, 0, false,
+                                  ti, (uint64_t)new_index << s->cluster_bits, NULL);
+        /* the table moved (and the old one was freed): searches start over */
+        return ret < 0 ? ret : 1;
+    }
+}
+
+/*
+ * R5: write a new refcount table into the area starting at cluster @area_start,
+ * preceded by the refcount blocks missing for [area_start, area end + @additional)
+ * (the area counts itself). The table holds the old entries plus, if @extra_index
+ * >= 0, a block at @extra_offset for that index. @exact sizes the table to what
+ * is needed; otherwise it grows by half again. Then the header switches to the
+ * new table at once and the old table is freed. *@area_end gets the first
+ * cluster after the area.
+ */
+static bool block_exists(BDRVQcow2State *s, uint64_t bi, int64_t extra_index)
+{
+    return (int64_t)bi == extra_index ||
+           (bi < s->refcount_table_size && s->refcount_table[bi]);
+}
+
+static int write_refcount_area(BlockDriverState *bs, uint64_t area_start,
+                               uint64_t additional, bool exact, int64_t extra_index,
+                               uint64_t extra_offset, uint64_t *area_end)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t per_block = s->refcount_block_size;
+    uint64_t entries_per_cluster = s->cluster_size / 8;
+    uint64_t old_entries = s->refcount_table_size;
+    uint64_t old_offset = s->refcount_table_offset;
+    uint64_t old_clusters = size_to_clusters(s, old_entries * 8);
+    uint64_t first_block = area_start / per_block;
+    uint64_t nb_new = 0, table_clusters = 0, entries, end;
+    uint64_t new_table_offset;
+    g_autofree uint64_t *table = NULL;
+    g_autofree uint8_t *blocks = NULL;
+    g_autofree uint64_t *new_index = NULL;
+    uint8_t hdr[12];
+    int ret;
+
+    /* fixed point: blocks for the area itself, a table holding all blocks */
+    for (;;) {
+        uint64_t last_block, needed, tc, missing = 0;
+        end = area_start + nb_new + table_clusters;
+        last_block = (end + additional - 1) / per_block;
+        for (uint64_t bi = first_block; bi <= last_block; bi++) {
+            if (!block_exists(s, bi, extra_index)) {
+                missing++;
+            }
+        }
+        needed = MAX(last_block + 1, (uint64_t)(extra_index + 1));
+        needed = MAX(needed, old_entries);
+        if (exact) {
+            tc = DIV_ROUND_UP(needed, entries_per_cluster);
+        } else {
+            tc = MAX(1, old_clusters);
+            while (tc * entries_per_cluster < needed) {
+                tc = (tc * 3 + 2) / 2;
+            }
+        }
+        if (missing <= nb_new && tc <= table_clusters) {
+            break;
+        }
+        nb_new = MAX(nb_new, missing);
+        table_clusters = MAX(table_clusters, tc);
+    }
+    entries = table_clusters * entries_per_cluster;
+    if (entries * 8 > QCOW_MAX_REFTABLE_SIZE) {
+        return -EFBIG;
+    }
+    new_table_offset = (area_start + nb_new) << s->cluster_bits;
+
+    table = g_try_new0(uint64_t, entries);
+    blocks = g_try_malloc0(MAX(nb_new, 1) * s->cluster_size);
+    new_index = g_try_new0(uint64_t, MAX(nb_new, 1));
+    if (!table || !blocks || !new_index) {
+        return -ENOMEM;
+    }
+    memcpy(table, s->refcount_table, old_entries * 8);
+    if (extra_index >= 0) {
+        table[extra_index] = extra_offset;
+    }
+    {
+        uint64_t k = 0, last_block = (end + additional - 1) / per_block;
+        for (uint64_t bi = first_block; bi <= last_block && k < nb_new; bi++) {
+            if (!block_exists(s, bi, extra_index)) {
+                table[bi] = (area_start + k) << s->cluster_bits;
+                new_index[k++] = bi;
+            }
+        }
+    }
+    /* the area counts its own clusters: in a new block, or through the cache */
+    for (uint64_t c = area_start; c < end; c++) {
+        uint64_t bi = c / per_block, k;
+        for (k = 0; k < nb_new && new_index[k] != bi; k++) {
+        }
+        if (k < nb_new) {
+            qcow2_refblock_set(s, blocks + k * s->cluster_size, c % per_block, 1);
+        } else {
+            ret = qcow2_update_refcounts(bs, c << s->cluster_bits, 1, 1);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    ret = qcow2_cache_flush(bs, s->refcount_block_cache);
+    if (ret < 0) {
+        return ret;
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_BLOCKS);
+    if (nb_new) {
+        ret = bdrv_pwrite(bs->file, area_start << s->cluster_bits,
+                          nb_new * s->cluster_size, blocks, 0);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    for (uint64_t e = 0; e < entries; e++) {
+        table[e] = GUINT64_TO_BE(table[e]);
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE_TABLE);
+    ret = bdrv_pwrite(bs->file, new_table_offset, table_clusters * s->cluster_size, table,
+                      0);
+    if (ret == 0) {
+        ret = bdrv_flush(bs->file);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    /* switch the header: refcount_table_offset and refcount_table_clusters */
+    BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_SWITCH_TABLE);
+    stq_be(hdr, new_table_offset);
+    stl_be(hdr + 8, table_clusters);
+    ret = bdrv_pwrite(bs->file, offsetof(QCowHeader, refcount_table_offset), 12, hdr, 0);
+    if (ret == 0) {
+        ret = bdrv_flush(bs->file);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    for (uint64_t e = 0; e < entries; e++) {
+        table[e] = GUINT64_FROM_BE(table[e]);
+    }
+    g_free(s->refcount_table);
+    s->refcount_table = g_steal_pointer(&table);
+    s->refcount_table_offset = new_table_offset;
+    s->refcount_table_size = entries;
+    s->alloc_end = MAX(s->alloc_end, end);
+    /* only now free the old table */
+    qcow2_free_clusters(bs, old_offset, old_clusters << s->cluster_bits);
+    if (area_end) {
+        *area_end = end;
+    }
+    return 0;
+}
+
+int qcow2_relocate_reftable_for(BlockDriverState *bs, uint64_t start_cluster,
+                                uint64_t additional, int64_t *host_base)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t area_end;
+    int ret;
+
+    ret = write_refcount_area(bs, start_cluster, additional, true, -1, 0, &area_end);
+    if (ret < 0) {
+        return ret;
+    }
+    *host_base = area_end << s->cluster_bits;
+    return 0;
+}
+
+/*
+ * Make the refcount blocks for clusters [first, last] exist. Returns 0 when they
+ * do, 1 if the refcount table had to grow on the way (the caller restarts its
+ * search for free clusters, as QEMU does), or -errno. *partial tells whether
+ * clusters before the new block's range were part of the request.
+ */
+static int ensure_refblocks(BlockDriverState *bs, int64_t first, int64_t last,
+                            bool *partial)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    for (int64_t i = first; i <= last; i = (i | (s->refcount_block_size - 1)) + 1) {
+        int64_t off = refblock_offset(bs, i);
+        int ret;
+
+        if (off < 0) {
+            return off;
+        }
+        if (off) {
+            continue;
+        }
+        ret = ensure_refblock(bs, i, s->free_cluster_index);
+        if (ret <= 0) {
+            if (ret < 0) {
+                return ret;
+            }
+            continue;
+        }
+        if (partial) {
+            *partial = i > first;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Add @addend to the refcount of one cluster. The block must exist unless the
+ * refcount grows (then it is created, R4).
+ */
+int qcow2_update_cluster_refcount(BlockDriverState *bs, int64_t cluster_index,
+                                  int64_t addend)
+{
+    return qcow2_update_refcounts(bs, cluster_index << ((BDRVQcow2State *)bs->opaque)
+                                  ->cluster_bits, 1, addend);
+}
+
+int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
+                           int64_t addend)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t first, last, i;
+    int ret;
+
+    if (length <= 0) {
+        return 0;
+    }
+    first = offset >> s->cluster_bits;
+    last = (offset + length - 1) >> s->cluster_bits;
+    if (addend > 0) {
+        s->alloc_end = MAX(s->alloc_end, (uint64_t)last + 1);
+        do {
+            ret = ensure_refblocks(bs, first, last, NULL);
+        } while (ret == 1);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (addend < 0) {
+        /* R3: decreases wait for the L2 updates that dropped the references */
+        ret = qcow2_cache_set_dependency(bs, s->refcount_block_cache,
+                                         s->l2_table_cache);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_UPDATE);
+    for (i = first; i <= last;) {
+        int64_t off = refblock_offset(bs, i);
+        int64_t block_end = MIN(last + 1, (i | (s->refcount_block_size - 1)) + 1);
+        void *block;
+
+        if (off <= 0) {
+            if (off == 0) {
+                qcow2_signal_corruption(bs, true, -1, -1, "Cannot decrease refcount of "
+                                        "cluster %#" PRIx64 ": no refcount block",
+                                        (uint64_t)i);
+            }
+            return off < 0 ? off : -EIO;
+        }
+        ret = qcow2_cache_get(bs, s->refcount_block_cache, off, &block);
+        if (ret < 0) {
+            return ret;
+        }
+        for (; i < block_end; i++) {
+            uint64_t idx = i & (s->refcount_block_size - 1);
+            uint64_t rc = qcow2_refblock_get(s, block, idx);
+            if ((addend < 0 && rc < (uint64_t)-addend) ||
+                (addend > 0 && rc + addend > s->refcount_max)) {
+                qcow2_cache_put(s->refcount_block_cache, &block);
+                if (addend < 0) {
+                    qcow2_signal_corruption(bs, true, -1, -1, "Refcount of cluster %#"
+                                            PRIx64 " would drop below zero",
+                                            (uint64_t)i);
+                    return -EIO;
+                }
+                return -ERANGE;
+            }
+            rc += addend;
+            qcow2_refblock_set(s, block, idx, rc);
+            if (rc == 0) {
+                if (i < (int64_t)s->free_cluster_index) {
+                    s->free_cluster_index = i;
+                }
+                /* compressed data must not be packed into a freed cluster */
+                if (s->free_byte_offset &&
+                    (s->free_byte_offset >> s->cluster_bits) == (uint64_t)i) {
+                    s->free_byte_offset = 0;
+                }
+                /* a freed table must not linger in a cache */
+                qcow2_cache_forget(s->l2_table_cache, (uint64_t)i << s->cluster_bits);
+            }
+        }
+        qcow2_cache_entry_mark_dirty(s->refcount_block_cache, block);
+        qcow2_cache_put(s->refcount_block_cache, &block);
+    }
+    return 0;
+}
+
+/*
+ * The search pointer (free_cluster_index) moves past each allocated range even
+ * when it skipped free clusters below it; only frees move it back. After a new
+ * refcount block the search restarts. This is QEMU's allocation order, so new
+ * images come out with the same layout as QEMU's.
+ */
+int64_t qcow2_alloc_clusters(BlockDriverState *bs, uint64_t size)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t n = size_to_clusters(s, size), start;
+    int ret;
+
+    BLKDBG_EVENT(bs->file, BLKDBG_CLUSTER_ALLOC);
+    if (n <= 0) {
+        return -EINVAL;
+    }
+    for (;;) {
+        bool partial = false;
+        start = find_free_range(bs, s->free_cluster_index, n);
+        if (start < 0) {
+            return start;
+        }
+        s->free_cluster_index = start + n;
+        ret = ensure_refblocks(bs, start, start + n - 1, &partial);
+        if (ret < 0) {
+            return ret;
+        }
+        if (ret == 0) {
+            break;
+        }
+        /* a block was allocated: search again (from the range if it was cut) */
+        if (partial && start < (int64_t)s->free_cluster_index) {
+            s->free_cluster_index = start;
+        }
+    }
+    ret = qcow2_update_refcounts(bs, start << s->cluster_bits, n << s->cluster_bits, 1);
+    if (ret < 0) {
+        return ret;
+    }
+    if ((uint64_t)(start + n) << s->cluster_bits > (1ULL << 56)) {
+        return -EFBIG;
+    }
+    return start << s->cluster_bits;
+}
+
+int64_t qcow2_alloc_bytes(BlockDriverState *bs, int size)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t off = s->free_byte_offset;
+    int ret;
+
+    uint64_t rc = 0;
+
+    BLKDBG_EVENT(bs->file, BLKDBG_CLUSTER_ALLOC_BYTES);
+    assert(size > 0 && size <= s->cluster_size);
+    /* pack into the cluster the previous compressed data ended in, if it fits;
+     * the cluster holds one reference per compressed chunk in it */
+
+    if (off && offset_into_cluster(s, off) && offset_into_cluster(s, off) + size <=
+        s->cluster_size &&
+        qcow2_get_refcount(bs, off >> s->cluster_bits, &rc) == 0 && rc < s->refcount_max) {
+        ret = qcow2_update_refcounts(bs, start_of_cluster(s, off), 1, 1);
+        if (ret < 0) {
+            return ret;
+        }
+    } else {
+        off = qcow2_alloc_clusters(bs, s->cluster_size);
+        if (off < 0) {
+            return off;
+        }
+    }
+    s->free_byte_offset = off + size;
+    return off;
+}
+
+uint64_t qcow2_highest_allocated_end(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    return s->alloc_end << s->cluster_bits;
+}
+
+void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t size)
+{
+    int ret;
+
+    BLKDBG_EVENT(bs->file, BLKDBG_CLUSTER_FREE);
+    ret = qcow2_update_refcounts(bs, offset, size, -1);
+    if (ret < 0) {
+        /* the clusters leak; check -r leaks recovers them */
+        fprintf(stderr, "qcow2_free_clusters failed: %s\n", strerror(-ret));
+    }
+}
+
+void qcow2_free_any_cluster(BlockDriverState *bs, uint64_t l2_entry, int nb_clusters)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    switch (qcow2_get_cluster_type(bs, l2_entry)) {
+    case QCOW2_CLUSTER_COMPRESSED: {
+        uint64_t off, len;
+        qcow2_compressed_range(s, l2_entry, &off, &len);
+        qcow2_free_clusters(bs, off, len);
+        break;
+    }
+    case QCOW2_CLUSTER_NORMAL:
+    case QCOW2_CLUSTER_ZERO_ALLOC:
+        if (!has_data_file(bs)) {       /* R6 */
+            qcow2_free_clusters(bs, l2_entry & L2E_OFFSET_MASK,
+                                (int64_t)nb_clusters << s->cluster_bits);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- overlap checks ---- */
+
+static bool ranges_overlap(int64_t a, int64_t alen, int64_t b, int64_t blen)
+{
+    return a < b + blen && b < a + alen;
+}
+
+int qcow2_check_metadata_overlap(BlockDriverState *bs, int ign, int64_t offset,
+                                 int64_t size)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int chk = QCOW2_OL_CHEAP | QCOW2_OL_ACTIVE_L2;
+
+    chk &= ~ign;
+    if (size <= 0) {
+        return 0;
+    }
+    if ((chk & QCOW2_OL_MAIN_HEADER) && offset < s->cluster_size) {
+        return QCOW2_OL_MAIN_HEADER;
+    }
+    if ((chk & QCOW2_OL_ACTIVE_L1) && s->l1_size &&
+        ranges_overlap(offset, size, s->l1_table_offset, s->l1_size * 8)) {
+        return QCOW2_OL_ACTIVE_L1;
+    }
+    if ((chk & QCOW2_OL_REFCOUNT_TABLE) &&
+        ranges_overlap(offset, size, s->refcount_table_offset,
+                       (int64_t)s->refcount_table_size * 8)) {
+        return QCOW2_OL_REFCOUNT_TABLE;
+    }
+    if ((chk & QCOW2_OL_SNAPSHOT_TABLE) && s->nb_snapshots &&
+        ranges_overlap(offset, size, s->snapshots_offset, s->cluster_size)) {
+        return QCOW2_OL_SNAPSHOT_TABLE;
+    }
+    if ((chk & QCOW2_OL_BITMAP_DIRECTORY) && s->has_bitmaps_ext &&
+        ranges_overlap(offset, size, s->bitmap_directory_offset,
+                       s->bitmap_directory_size)) {
+        return QCOW2_OL_BITMAP_DIRECTORY;
+    }
+    if (chk & QCOW2_OL_REFCOUNT_BLOCK) {
+        for (uint32_t i = 0; i < s->refcount_table_size; i++) {
+            uint64_t b = s->refcount_table[i] & REFT_OFFSET_MASK;
+            if (b && ranges_overlap(offset, size, b, s->cluster_size)) {
+                return QCOW2_OL_REFCOUNT_BLOCK;
+            }
+        }
+    }
+    if (chk & QCOW2_OL_ACTIVE_L2) {
+        for (uint32_t i = 0; i < s->l1_size; i++) {
+            uint64_t l2 = s->l1_table[i] & L1E_OFFSET_MASK;
+            if (l2 && ranges_overlap(offset, size, l2, s->cluster_size)) {
+                return QCOW2_OL_ACTIVE_L2;
+            }
+        }
+    }
+    return 0;
+}
+
+static const char *metadata_ol_name(int kind)
+{
+    switch (kind) {
+    case QCOW2_OL_MAIN_HEADER: return "qcow2_header";
+    case QCOW2_OL_ACTIVE_L1: return "active L1 table";
+    case QCOW2_OL_ACTIVE_L2: return "active L2 table";
+    case QCOW2_OL_REFCOUNT_TABLE: return "refcount table";
+    case QCOW2_OL_REFCOUNT_BLOCK: return "refcount block";
+    case QCOW2_OL_SNAPSHOT_TABLE: return "snapshot table";
+    case QCOW2_OL_INACTIVE_L1: return "inactive L1 table";
+    case QCOW2_OL_BITMAP_DIRECTORY: return "bitmap directory";
+    default: return "metadata";
+    }
+}
+
+int qcow2_pre_write_overlap_check(BlockDriverState *bs, int ign, int64_t offset,
+                                  int64_t size, bool data_file)
+{
+    int kind;
+
+    if (data_file && has_data_file(bs)) {
+        return 0;      /* the data file holds no metadata */
+    }
+    kind = qcow2_check_metadata_overlap(bs, ign, offset, size);
+    if (kind) {
+        qcow2_signal_corruption(bs, true, offset, size, "Preventing invalid write on "
+                                "metadata (overlaps with %s)", metadata_ol_name(kind));
+        return -EIO;
+    }
+    return 0;
+}
+
+bool qcow2_detect_metadata_preallocation(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t file_len = bdrv_getlength(bs->file);
+    int64_t real = bdrv_get_allocated_file_size(bs->file);
+    uint64_t referenced = 0, covered, rc;
+
+    if (file_len < 0 || real < 0) {
+        return false;
+    }
+    covered = MIN(qcow2_refcount_covered_clusters(bs), size_to_clusters(s, file_len));
+    for (uint64_t i = 0; i < covered; i++) {
+        if (qcow2_get_refcount(bs, i, &rc) < 0) {
+            return false;
+        }
+        referenced += rc > 0;
+    }
+    /* more clusters referenced than the host actually stores */
+    return referenced > size_to_clusters(s, real);
+}

@@ -1,0 +1,435 @@
+/*
+ * qcow2: the on-disk format (header, extensions, table entry bits) and the driver
+ * state shared by qcow2.c (open/close/header), qcow2-cluster.c (guest->host
+ * mapping), qcow2-refcount.c (host cluster allocator), qcow2-cache.c (table
+ * cache), qcow2-check.c (check/repair) and qcow2-create.c (create, preallocation,
+ * resize, amend).
+ */
+#ifndef BLOCK_QCOW2_H
+#define BLOCK_QCOW2_H
+
+#include "block/block_int.h"
+
+#define QCOW_MAGIC 0x514649fbU      /* "QFI\xfb" */
+
+#define QCOW2_INCOMPAT_DIRTY       (1ULL << 0)
+#define QCOW2_INCOMPAT_CORRUPT     (1ULL << 1)
+#define QCOW2_INCOMPAT_DATA_FILE   (1ULL << 2)
+#define QCOW2_INCOMPAT_COMPRESSION (1ULL << 3)
+#define QCOW2_INCOMPAT_EXTL2       (1ULL << 4)
+#define QCOW2_INCOMPAT_MASK        0x1fULL
+
+#define QCOW2_COMPAT_LAZY_REFCOUNTS (1ULL << 0)
+#define QCOW2_COMPAT_MASK           0x1ULL
+
+#define QCOW2_AUTOCLEAR_BITMAPS       (1ULL << 0)
+#define QCOW2_AUTOCLEAR_DATA_FILE_RAW (1ULL << 1)
+#define QCOW2_AUTOCLEAR_MASK          0x3ULL
+
+#define QCOW2_EXT_MAGIC_END            0x00000000U
+#define QCOW2_EXT_MAGIC_BACKING_FORMAT 0xe2792acaU
+#define QCOW2_EXT_MAGIC_FEATURE_TABLE  0x6803f857U
+#define QCOW2_EXT_MAGIC_BITMAPS        0x23852875U
+#define QCOW2_EXT_MAGIC_CRYPTO_HEADER  0x0537be77U
+#define QCOW2_EXT_MAGIC_DATA_FILE      0x44415441U
+
+#define QCOW_OFLAG_COPIED     (1ULL << 63)
+#define QCOW_OFLAG_COMPRESSED (1ULL << 62)
+#define QCOW_OFLAG_ZERO       (1ULL << 0)
+
+#define L1E_OFFSET_MASK   0x00fffffffffffe00ULL
+#define L2E_OFFSET_MASK   0x00fffffffffffe00ULL
+#define REFT_OFFSET_MASK  0xfffffffffffffe00ULL
+#define L1E_RESERVED_MASK 0x7f000000000001ffULL
+#define L2E_STD_RESERVED_MASK 0x3f000000000001feULL
+
+#define MIN_CLUSTER_BITS 9
+#define MAX_CLUSTER_BITS 21
+#define DEFAULT_CLUSTER_SIZE 65536
+
+/* QEMU's limits: L1 table up to 32 MiB, refcount table up to 8 MiB */
+#define QCOW_MAX_L1_SIZE       (32 * MiB)
+#define QCOW_MAX_REFTABLE_SIZE (8 * MiB)
+#define QCOW_MAX_SNAPSHOTS     65536
+#define QCOW2_MAX_BACKING_NAME 1023
+
+#define DEFAULT_L2_CACHE_MAX_SIZE (32 * MiB)
+#define MIN_L2_CACHE_CLUSTERS      2
+#define MIN_REFCOUNT_CACHE_CLUSTERS 4
+#define DEFAULT_REFCOUNT_CACHE_CLUSTERS 4
+
+/* The first 104 bytes of a version 3 header (version 2 uses the first 72). */
+typedef struct QEMU_PACKED QCowHeader {
+    uint32_t magic;
+    uint32_t version;
+    uint64_t backing_file_offset;
+    uint32_t backing_file_size;
+    uint32_t cluster_bits;
+    uint64_t size;
+    uint32_t crypt_method;
+    uint32_t l1_size;
+    uint64_t l1_table_offset;
+    uint64_t refcount_table_offset;
+    uint32_t refcount_table_clusters;
+    uint32_t nb_snapshots;
+    uint64_t snapshots_offset;
+    /* version 3 */
+    uint64_t incompatible_features;
+    uint64_t compatible_features;
+    uint64_t autoclear_features;
+    uint32_t refcount_order;
+    uint32_t header_length;
+    /* optional */
+    uint8_t compression_type;
+    uint8_t padding[7];
+} QCowHeader;
+
+#define QCOW2_V2_HEADER_SIZE 72
+#define QCOW2_V3_HEADER_SIZE 104
+
+/* An extension we do not interpret, kept to be written back unchanged. */
+typedef struct Qcow2UnknownExt {
+    uint32_t magic;
+    uint32_t len;
+    uint8_t *data;
+} Qcow2UnknownExt;
+
+typedef struct Qcow2Feature {
+    uint8_t type;   /* 0 incompatible, 1 compatible, 2 autoclear */
+    uint8_t bit;
+    char name[46];
+} QEMU_PACKED Qcow2Feature;
+
+typedef struct Qcow2Cache Qcow2Cache;
+
+typedef struct BDRVQcow2State {
+    int cluster_bits;
+    int cluster_size;
+    int l2_bits;            /* log2 of L2 entries per table */
+    int l2_size;            /* L2 entries per table */
+    int refcount_order;
+    int refcount_bits;
+    int refcount_block_bits; /* log2 of refcount entries per block */
+    int refcount_block_size; /* refcount entries per block */
+    uint64_t refcount_max;
+
+    int version;
+    uint64_t incompatible_features;
+    uint64_t compatible_features;
+    uint64_t autoclear_features;
+    uint32_t header_length;
+    uint8_t compression_type;
+    uint32_t crypt_method;
+    uint64_t size;          /* virtual size */
+
+    uint32_t l1_size;
+    uint64_t l1_table_offset;
+    uint64_t *l1_table;     /* host byte order */
+    uint32_t l1_vm_state_index;
+
+    uint64_t refcount_table_offset;
+    uint32_t refcount_table_size;   /* entries */
+    uint64_t *refcount_table;       /* host byte order */
+    uint64_t free_cluster_index;    /* allocation hint */
+    uint64_t free_byte_offset;      /* where the next compressed data may go */
+    uint64_t alloc_end;             /* highest cluster index allocated + 1 */
+
+    uint32_t nb_snapshots;
+    uint64_t snapshots_offset;
+
+    /* header extensions */
+    char *image_backing_format;
+    char *image_data_file;
+    Qcow2Feature *feature_table;
+    int nb_features;
+    GPtrArray *unknown_exts;        /* of Qcow2UnknownExt* */
+    bool has_bitmaps_ext;
+    uint32_t nb_bitmaps;
+    uint64_t bitmap_directory_size;
+    uint64_t bitmap_directory_offset;
+    bool bitmaps_marked_in_use;     /* auto bitmaps flagged in_use on first write */
+
+    Qcow2Cache *l2_table_cache;
+    Qcow2Cache *refcount_block_cache;
+    uint64_t l2_cache_size;         /* bytes */
+    uint64_t refcount_cache_size;
+
+    bool use_lazy_refcounts;
+    bool header_dirty_set;          /* we set the dirty bit in the header */
+    bool data_file_is_external;
+    bool metadata_preallocation_checked;
+    bool metadata_preallocation;
+    bool read_only;
+    bool opened;                    /* open() completed */
+    bool signaled_corruption;
+} BDRVQcow2State;
+
+static inline bool has_data_file(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    return s->incompatible_features & QCOW2_INCOMPAT_DATA_FILE;
+}
+
+static inline bool data_file_is_raw(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    return s->autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW;
+}
+
+static inline int64_t start_of_cluster(BDRVQcow2State *s, int64_t offset)
+{
+    return offset & ~((int64_t)s->cluster_size - 1);
+}
+
+static inline int64_t offset_into_cluster(BDRVQcow2State *s, int64_t offset)
+{
+    return offset & (s->cluster_size - 1);
+}
+
+static inline uint64_t size_to_clusters(BDRVQcow2State *s, uint64_t size)
+{
+    return (size + (s->cluster_size - 1)) >> s->cluster_bits;
+}
+
+static inline int offset_to_l1_index(BDRVQcow2State *s, uint64_t offset)
+{
+    return offset >> (s->l2_bits + s->cluster_bits);
+}
+
+static inline int offset_to_l2_index(BDRVQcow2State *s, int64_t offset)
+{
+    return (offset >> s->cluster_bits) & (s->l2_size - 1);
+}
+
+/* L1 entries needed for a virtual size (QEMU's rounding). */
+static inline uint64_t qcow2_l1_entries_for(uint64_t size, int cluster_bits)
+{
+    int shift = cluster_bits + (cluster_bits - 3);
+    return DIV_ROUND_UP(size, 1ULL << shift);
+}
+
+/* Guest cluster kinds from an L2 entry */
+typedef enum Qcow2ClusterType {
+    QCOW2_CLUSTER_UNALLOCATED,
+    QCOW2_CLUSTER_ZERO_PLAIN,   /* zero flag, no host offset */
+    QCOW2_CLUSTER_ZERO_ALLOC,   /* zero flag with a preallocated host offset */
+    QCOW2_CLUSTER_NORMAL,
+    QCOW2_CLUSTER_COMPRESSED,
+} Qcow2ClusterType;
+
+Qcow2ClusterType qcow2_get_cluster_type(BlockDriverState *bs, uint64_t l2_entry);
+
+/* Host byte range [*start, *start + *len) holding a compressed cluster's data:
+ * from the sector containing its offset, nb_csectors * 512 bytes. */
+static inline void qcow2_compressed_range(BDRVQcow2State *s, uint64_t l2_entry,
+                                          uint64_t *start, uint64_t *len)
+{
+    int x = 62 - (s->cluster_bits - 8);
+    uint64_t off = l2_entry & ((1ULL << x) - 1);
+    uint64_t nb_csectors = ((l2_entry >> x) & ((1ULL << (s->cluster_bits - 8)) - 1)) + 1;
+
+    *start = off & ~511ULL;
+    *len = nb_csectors * 512;
+}
+
+/* Metadata kinds for overlap checks */
+#define QCOW2_OL_MAIN_HEADER    (1 << 0)
+#define QCOW2_OL_ACTIVE_L1      (1 << 1)
+#define QCOW2_OL_ACTIVE_L2      (1 << 2)
+#define QCOW2_OL_REFCOUNT_TABLE (1 << 3)
+#define QCOW2_OL_REFCOUNT_BLOCK (1 << 4)
+#define QCOW2_OL_SNAPSHOT_TABLE (1 << 5)
+#define QCOW2_OL_INACTIVE_L1    (1 << 6)
+#define QCOW2_OL_BITMAP_DIRECTORY (1 << 8)
+#define QCOW2_OL_CHEAP (QCOW2_OL_MAIN_HEADER | QCOW2_OL_ACTIVE_L1 | \
+                        QCOW2_OL_REFCOUNT_TABLE | QCOW2_OL_REFCOUNT_BLOCK | \
+                        QCOW2_OL_SNAPSHOT_TABLE | QCOW2_OL_INACTIVE_L1 | \
+                        QCOW2_OL_BITMAP_DIRECTORY)
+
+/* qcow2.c */
+int qcow2_update_header(BlockDriverState *bs);
+int qcow2_mark_dirty(BlockDriverState *bs);
+int qcow2_mark_clean(BlockDriverState *bs);
+int qcow2_mark_corrupt(BlockDriverState *bs);
+/* Report detected corruption, mark the image corrupt; fatal: also stop writes. */
+void qcow2_signal_corruption(BlockDriverState *bs, bool fatal, int64_t offset,
+                             int64_t size, const char *fmt, ...) G_GNUC_PRINTF_CHECK(5, 6);
+/* Write the whole L1 table (or entries [first, first+n)) to disk. */
+int qcow2_write_l1_entries(BlockDriverState *bs, int first, int n);
+/* Pick the L2/refcount cache sizes from options (QEMU's defaults and rules). */
+int qcow2_read_cache_options(BlockDriverState *bs, JsonObject *opts, GError **errp);
+
+/* qcow2-refcount.c */
+int qcow2_refcount_init(BlockDriverState *bs);
+void qcow2_refcount_close(BlockDriverState *bs);
+int qcow2_get_refcount(BlockDriverState *bs, int64_t cluster_index, uint64_t *refcount);
+int qcow2_update_cluster_refcount(BlockDriverState *bs, int64_t cluster_index,
+                                  int64_t addend);
+/* Add @addend to the refcount of every cluster overlapping [offset, offset+length). */
+int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
+                           int64_t addend);
+/* Allocate @size bytes of contiguous clusters in the image file; offset or -errno. */
+int64_t qcow2_alloc_clusters(BlockDriverState *bs, uint64_t size);
+/* Allocate @nb_clusters at exactly @offset where free; number allocated or -errno. */
+int64_t qcow2_alloc_clusters_at(BlockDriverState *bs, uint64_t offset, int64_t nb_clusters);
+/* Sub-cluster allocation for compressed data; offset or -errno. */
+int64_t qcow2_alloc_bytes(BlockDriverState *bs, int size);
+void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t size);
+/* End of the highest cluster allocated while the image was open. */
+uint64_t qcow2_highest_allocated_end(BlockDriverState *bs);
+/* Free what an L2 entry points to (data clusters only for internal data). */
+void qcow2_free_any_cluster(BlockDriverState *bs, uint64_t l2_entry, int nb_clusters);
+/* Is [offset, offset+size) free of the metadata kinds in @ign's complement? 0 or kind. */
+int qcow2_check_metadata_overlap(BlockDriverState *bs, int ign, int64_t offset,
+                                 int64_t size);
+/* Overlap check before a write; signals corruption and returns -EIO on overlap. */
+int qcow2_pre_write_overlap_check(BlockDriverState *bs, int ign, int64_t offset,
+                                  int64_t size, bool data_file);
+/* Rebuild all refcounts from the metadata (dirty image, lazy refcounts). */
+int qcow2_rebuild_refcounts(BlockDriverState *bs, GError **errp);
+/* Total host clusters covered by the refcount structures. */
+uint64_t qcow2_refcount_covered_clusters(BlockDriverState *bs);
+/* Helpers on raw refcount blocks (for check and rebuild) */
+uint64_t qcow2_refblock_get(BDRVQcow2State *s, const void *block, uint64_t index);
+void qcow2_refblock_set(BDRVQcow2State *s, void *block, uint64_t index, uint64_t value);
+/* Decide whether the image looks metadata-preallocated (for block status). */
+bool qcow2_detect_metadata_preallocation(BlockDriverState *bs);
+/*
+ * Move the refcount table to cluster @start_cluster (with any refcount blocks it
+ * needs) so that it covers @additional clusters after itself; *host_base is the
+ * first byte after the new structures (QEMU's layout for falloc/full).
+ */
+int qcow2_relocate_reftable_for(BlockDriverState *bs, uint64_t start_cluster,
+                                uint64_t additional, int64_t *host_base);
+/* Rewrite the refcount structure with a new refcount width (amend). */
+int qcow2_change_refcount_order(BlockDriverState *bs, int new_order);
+
+/* qcow2-cluster.c */
+/*
+ * Look up the host mapping of guest [offset, offset+*bytes): sets *bytes to the
+ * length of the first run of same-kind contiguous clusters, *host_offset (for
+ * normal/zero-alloc: host offset of @offset; compressed: the L2 entry) and returns
+ * the cluster type or -errno.
+ */
+int qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
+                          uint64_t *host_offset, Qcow2ClusterType *type);
+/*
+ * Make guest [offset, offset+*bytes) writable in place: returns the host offset
+ * for @offset and shrinks *bytes to a contiguous run. Newly allocated clusters
+ * are recorded in *m and only linked into L2 by qcow2_alloc_cluster_link_l2 after
+ * the data is written.
+ */
+typedef struct Qcow2ClusterAlloc {
+    uint64_t guest_offset;      /* first guest cluster (cluster aligned) */
+    uint64_t host_offset;       /* host offset of the first cluster */
+    int nb_clusters;
+    bool needs_link;            /* new allocation: L2 must be updated */
+    /* bytes within the first/last cluster to copy from the old content */
+    uint64_t cow_start_bytes;   /* [cluster start, write start) */
+    uint64_t cow_end_offset;    /* [write end, cluster end) as guest offsets */
+    uint64_t cow_end_bytes;
+    uint64_t old_l2_entries_first; /* L2 entry of the first cluster before the write */
+    uint64_t old_l2_entries_last;
+    uint64_t *old_entries;      /* old L2 entries of every cluster (for COW/free) */
+} Qcow2ClusterAlloc;
+int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
+                            uint64_t *host_offset, Qcow2ClusterAlloc *m);
+int qcow2_alloc_cluster_link_l2(BlockDriverState *bs, Qcow2ClusterAlloc *m);
+void qcow2_alloc_cluster_abort(BlockDriverState *bs, Qcow2ClusterAlloc *m);
+int qcow2_get_l2_table(BlockDriverState *bs, uint64_t offset, uint64_t **l2_table,
+                       int *l2_index, bool allocate);
+int qcow2_cluster_zeroize(BlockDriverState *bs, uint64_t offset, uint64_t bytes,
+                          int flags);
+int qcow2_cluster_discard(BlockDriverState *bs, uint64_t offset, uint64_t bytes,
+                          bool full_discard);
+int qcow2_grow_l1_table(BlockDriverState *bs, uint64_t min_size, bool exact);
+int qcow2_shrink_l1_table(BlockDriverState *bs, uint64_t max_size);
+/* Make guest clusters in [offset, offset+bytes) unallocated and free them. */
+int qcow2_discard_unmap_range(BlockDriverState *bs, uint64_t offset, uint64_t bytes);
+/* Turn zero clusters into unallocated or zero-filled data clusters (for v2). */
+int qcow2_expand_zero_clusters(BlockDriverState *bs);
+int qcow2_alloc_compressed_cluster(BlockDriverState *bs, uint64_t offset,
+                                   int compressed_size, uint64_t *host_offset);
+int qcow2_decompress_cluster(BlockDriverState *bs, uint64_t l2_entry, uint8_t *out);
+
+/* qcow2-cache.c */
+Qcow2Cache *qcow2_cache_create(BlockDriverState *bs, int num_tables, int table_size);
+void qcow2_cache_destroy(Qcow2Cache *c);
+int qcow2_cache_get(BlockDriverState *bs, Qcow2Cache *c, uint64_t offset, void **table);
+int qcow2_cache_get_empty(BlockDriverState *bs, Qcow2Cache *c, uint64_t offset,
+                          void **table);
+void qcow2_cache_put(Qcow2Cache *c, void **table);
+void qcow2_cache_entry_mark_dirty(Qcow2Cache *c, void *table);
+int qcow2_cache_write(BlockDriverState *bs, Qcow2Cache *c);
+int qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c);
+int qcow2_cache_set_dependency(BlockDriverState *bs, Qcow2Cache *c,
+                               Qcow2Cache *dependency);
+void qcow2_cache_depends_on_flush(Qcow2Cache *c);
+void qcow2_cache_discard(Qcow2Cache *c, void *table);
+/* Drop the entry caching @offset if present (clean or dirty). */
+void qcow2_cache_forget(Qcow2Cache *c, uint64_t offset);
+int qcow2_cache_empty(BlockDriverState *bs, Qcow2Cache *c);
+bool qcow2_cache_is_table_offset(Qcow2Cache *c, uint64_t offset);
+/* Write back everything in crash-safe order (refcounts, then L2). */
+int qcow2_write_caches(BlockDriverState *bs);
+int qcow2_flush_caches(BlockDriverState *bs);
+
+/* qcow2-io.c */
+int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                   int flags);
+int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                    const void *buf, int flags);
+int qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                           int flags);
+int qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes);
+int qcow2_co_flush_to_os(BlockDriverState *bs);
+int qcow2_co_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                          int64_t *pnum, int64_t *map, BlockDriverState **file);
+
+/* qcow2-check.c */
+int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix);
+
+/* qcow2-create.c */
+/* THE decision point: effective preallocation for create/resize/amend. */
+PreallocMode qcow2_effective_prealloc(PreallocMode requested, bool data_file_raw);
+int qcow2_create_opts(const char *filename, JsonObject *opts, GError **errp);
+int qcow2_create_qmp(JsonObject *opts, GError **errp);
+int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                   PreallocMode prealloc, int flags, GError **errp);
+int qcow2_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **errp);
+/* Preallocate metadata (and data per @mode) for guest [offset, new_length). */
+int qcow2_preallocate(BlockDriverState *bs, uint64_t offset, uint64_t new_length,
+                      PreallocMode mode, GError **errp);
+extern const CreateOptDesc qcow2_create_opt_descs[];
+extern const CreateOptDesc qcow2_amend_opt_descs[];
+
+/* qcow2-bitmap.c */
+JsonArray *qcow2_bitmaps_info(BlockDriverState *bs, GError **errp);
+/* Flag every auto bitmap in_use: our writes do not update bitmaps. */
+int qcow2_bitmaps_mark_in_use(BlockDriverState *bs);
+/* For check: add the bitmap directory, tables and data clusters to @refcounts. */
+typedef void (*Qcow2RefFn)(void *opaque, uint64_t offset, uint64_t size);
+int qcow2_bitmaps_for_each_ref(BlockDriverState *bs, Qcow2RefFn fn, void *opaque);
+
+/* qcow2-snapshot.c */
+typedef struct Qcow2SnapshotInfo {
+    uint64_t l1_table_offset;
+    uint32_t l1_size;
+    char *id_str;
+    char *name;
+    uint32_t date_sec;
+    uint32_t date_nsec;
+    uint64_t vm_clock_nsec;
+    uint64_t vm_state_size;
+    uint64_t disk_size;
+    int64_t icount;
+    uint64_t entry_size;        /* bytes in the snapshot table, padded */
+} Qcow2SnapshotInfo;
+void qcow2_snapshot_info_free(gpointer sn);
+/* Parsed snapshot table (GPtrArray of Qcow2SnapshotInfo). */
+int qcow2_read_snapshots(BlockDriverState *bs, GPtrArray *out, GError **errp);
+int qcow2_read_snapshots_check(BlockDriverState *bs, GError **errp);
+int qcow2_snapshot_create(BlockDriverState *bs, const char *name);
+int qcow2_snapshot_list(BlockDriverState *bs, GPtrArray *out);
+
+#endif
