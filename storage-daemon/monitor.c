@@ -101,9 +101,73 @@ static gboolean monitor_out_ready(GIOChannel *ch, GIOCondition cond, gpointer op
     return G_SOURCE_REMOVE;
 }
 
+/*
+ * QEMU's pretty form for monitors: CRLF line ends, 4-space indents, and empty
+ * objects and arrays opened and closed on lines of their own.
+ */
+static void pretty_print(GString *s, JsonNode *n, int level)
+{
+    bool obj = JSON_NODE_HOLDS_OBJECT(n);
+    GList *keys = NULL, *l;
+    guint len;
+
+    if (!obj && !JSON_NODE_HOLDS_ARRAY(n)) {
+        g_autofree char *text = json_node_to_string_qemu(n, false);
+        g_string_append(s, text);
+        return;
+    }
+    if (obj) {
+        keys = json_object_get_members(json_node_get_object(n));
+        len = g_list_length(keys);
+    } else {
+        len = json_array_get_length(json_node_get_array(n));
+    }
+    g_string_append_c(s, obj ? '{' : '[');
+    l = keys;
+    for (guint i = 0; i < len; i++) {
+        g_string_append(s, i ? ",\r\n" : "\r\n");
+        for (int j = 0; j <= level; j++) {
+            g_string_append(s, "    ");
+        }
+        if (obj) {
+            JsonNode *key = json_node_new(JSON_NODE_VALUE);
+            g_autofree char *k = NULL;
+
+            json_node_set_string(key, l->data);
+            k = json_node_to_string_qemu(key, false);
+            json_node_unref(key);
+            g_string_append_printf(s, "%s: ", k);
+            pretty_print(s, json_object_get_member(json_node_get_object(n), l->data),
+                         level + 1);
+            l = l->next;
+        } else {
+            pretty_print(s, json_array_get_element(json_node_get_array(n), i),
+                         level + 1);
+        }
+    }
+    g_string_append(s, "\r\n");
+    for (int j = 0; j < level; j++) {
+        g_string_append(s, "    ");
+    }
+    g_string_append_c(s, obj ? '}' : ']');
+    g_list_free(keys);
+}
+
+static char *monitor_format(Monitor *mon, JsonNode *msg)
+{
+    GString *s;
+
+    if (!mon->pretty) {
+        return json_node_to_string_qemu(msg, false);
+    }
+    s = g_string_new(NULL);
+    pretty_print(s, msg, 0);
+    return g_string_free(s, FALSE);
+}
+
 static void monitor_send(Monitor *mon, JsonNode *msg)
 {
-    g_autofree char *text = json_node_to_string_qemu(msg, mon->pretty);
+    g_autofree char *text = monitor_format(mon, msg);
 
     if (mon->out_fd < 0) {
         return;
