@@ -212,7 +212,7 @@ static JsonObject *amend_opts_from_qmp(JsonObject *qmp)
     return o;
 }
 
-static JsonNode *amend_common(JsonObject *args, GError **errp)
+static JsonNode *amend_common(const char *cmd, JsonObject *args, GError **errp)
 {
     const char *node = opts_peek_str(args, "node-name");
     JsonObject *opts = json_object_get_object_member(args, "options");
@@ -225,7 +225,7 @@ static JsonNode *amend_common(JsonObject *args, GError **errp)
         return NULL;
     }
     if (strcmp(bdrv_get_format_name(bs), driver)) {
-        error_setg(errp, "x-blockdev-amend doesn't support changing the block driver");
+        error_setg(errp, "%s doesn't support changing the block driver", cmd);
         return NULL;
     }
     aj = g_new0(AmendJob, 1);
@@ -243,10 +243,10 @@ static JsonNode *amend_common(JsonObject *args, GError **errp)
 
 JsonNode *qmp_x_blockdev_amend(JsonObject *args, Monitor *mon, GError **errp)
 {
-    return amend_common(args, errp);
+    return amend_common("x-blockdev-amend", args, errp);
 }
 
 JsonNode *qmp_blockdev_amend(JsonObject *args, Monitor *mon, GError **errp)
 {
-    return amend_common(args, errp);
+    return amend_common("blockdev-amend", args, errp);
 }
