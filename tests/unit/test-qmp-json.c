@@ -94,7 +94,8 @@ static void test_recovery(void)
 static void test_parse_one(void)
 {
     g_autoptr(GError) err = NULL;
-    JsonNode *n = qmp_json_parse("{\"a\": [1, 2.5, null, true]}", 26, &err);
+    const char *good = "{\"a\": [1, 2.5, null, true]}";
+    JsonNode *n = qmp_json_parse(good, strlen(good), &err);
     g_autofree char *text = NULL;
 
     g_assert_no_error(err);
