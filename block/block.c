@@ -161,6 +161,8 @@ BlockDriverState *bdrv_file_child(BlockDriverState *bs) { return bs->file; }
 BlockDriverState *bdrv_backing_child(BlockDriverState *bs) { return bs->backing; }
 BlockDriverState *bdrv_data_file_child(BlockDriverState *bs) { return bs->data_file; }
 const char *bdrv_get_filename(BlockDriverState *bs) { return bs->filename; }
+int bdrv_get_refcnt(BlockDriverState *bs) { return bs->refcnt; }
+JsonObject *bdrv_get_options(BlockDriverState *bs) { return bs->options; }
 bool bdrv_is_read_only(BlockDriverState *bs) { return !(bs->open_flags & BDRV_O_RDWR); }
 int bdrv_get_flags(BlockDriverState *bs) { return bs->open_flags; }
 const char *bdrv_get_backing_filename(BlockDriverState *bs) { return bs->backing_file; }

@@ -579,6 +579,35 @@ out:
     return ret;
 }
 
+/*
+ * blockdev-create for driver "file": QMP options filename, size, preallocation
+ * (off, falloc, full), nocow and extent-size-hint (accepted, ignored).
+ */
+static int raw_create(JsonObject *opts, GError **errp)
+{
+    g_autofree char *filename = opts_get_str(opts, "filename");
+    const char *pa = opts_peek_str(opts, "preallocation");
+    int64_t size = opts_get_int(opts, "size", 0, NULL);
+    int prealloc = pa ? prealloc_mode_parse(pa) : PREALLOC_MODE_OFF;
+    g_autoptr(JsonObject) o = json_object_new();
+    int ret;
+
+    if (prealloc < 0 || prealloc == PREALLOC_MODE_METADATA) {
+        error_setg(errp, "Unsupported preallocation mode: %s", pa);
+        return -ENOTSUP;
+    }
+    /* the same path as qemu-img create: create, check locks, resize */
+    opts_set_str(o, "preallocation", PreallocMode_str[prealloc]);
+    json_object_set_int_member(o, "size", MAX(size, 0));
+    ret = raw_create_opts(filename, o, errp);
+    if (ret == 0 && size < 0) {
+        /* a uint64 beyond what a file can hold: the file exists, empty */
+        error_setg_errno(errp, EINVAL, "Could not resize file");
+        ret = -EINVAL;
+    }
+    return ret;
+}
+
 BlockDriver bdrv_file = {
     .format_name = "file",
     .instance_size = sizeof(BDRVRawState),
@@ -596,5 +625,6 @@ BlockDriver bdrv_file = {
     .truncate = raw_truncate,
     .block_status = raw_block_status,
     .create_opts = raw_create_opts,
+    .create = raw_create,
     .create_opt_descs = file_create_opts,
 };

@@ -900,8 +900,8 @@ static BlockDriverState *qmp_node(JsonObject *opts, const char *key, GError **er
     if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING) {
         bs = bdrv_find_node(json_node_get_string(n));
         if (!bs) {
-            error_setg(errp, "Cannot find device='' nor node-name='%s'",
-                       json_node_get_string(n));
+            error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                       json_node_get_string(n), json_node_get_string(n));
         }
         return bs;
     }

@@ -397,27 +397,56 @@ void opts_set_str_path(JsonObject *o, const char *dotted, const char *val)
 
 /* ---- QEMU-style JSON output ---- */
 
+/*
+ * Strings are printed in ASCII as QEMU prints them: other characters as \uXXXX
+ * (upper-case hex, surrogate pairs above U+FFFF), invalid UTF-8 as \uFFFD, and
+ * the two-byte form C0 80 (how a NUL is kept inside a C string) as \u0000.
+ */
 static void json_escape(GString *s, const char *str)
 {
     const unsigned char *p = (const unsigned char *)str;
 
     g_string_append_c(s, '"');
-    for (; *p; p++) {
+    while (*p) {
+        gunichar c;
+
         switch (*p) {
-        case '"': g_string_append(s, "\\\""); break;
-        case '\\': g_string_append(s, "\\\\"); break;
-        case '\b': g_string_append(s, "\\b"); break;
-        case '\f': g_string_append(s, "\\f"); break;
-        case '\n': g_string_append(s, "\\n"); break;
-        case '\r': g_string_append(s, "\\r"); break;
-        case '\t': g_string_append(s, "\\t"); break;
-        default:
+        case '"': g_string_append(s, "\\\""); p++; continue;
+        case '\\': g_string_append(s, "\\\\"); p++; continue;
+        case '\b': g_string_append(s, "\\b"); p++; continue;
+        case '\f': g_string_append(s, "\\f"); p++; continue;
+        case '\n': g_string_append(s, "\\n"); p++; continue;
+        case '\r': g_string_append(s, "\\r"); p++; continue;
+        case '\t': g_string_append(s, "\\t"); p++; continue;
+        }
+        if (*p < 0x80) {
             if (*p < 0x20 || *p == 0x7f) {
                 g_string_append_printf(s, "\\u%04X", *p);
             } else {
                 g_string_append_c(s, *p);
             }
+            p++;
+            continue;
         }
+        if (p[0] == 0xc0 && p[1] == 0x80) {
+            g_string_append(s, "\\u0000");
+            p += 2;
+            continue;
+        }
+        c = g_utf8_get_char_validated((const char *)p, -1);
+        if (c == (gunichar)-1 || c == (gunichar)-2) {
+            g_string_append(s, "\\uFFFD");
+            p++;
+            continue;
+        }
+        if (c > 0xffff) {
+            c -= 0x10000;
+            g_string_append_printf(s, "\\u%04X\\u%04X", 0xd800 + (c >> 10),
+                                   0xdc00 + (c & 0x3ff));
+        } else {
+            g_string_append_printf(s, "\\u%04X", c);
+        }
+        p = (const unsigned char *)g_utf8_next_char(p);
     }
     g_string_append_c(s, '"');
 }

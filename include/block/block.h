@@ -116,6 +116,10 @@ BlockDriverState *bdrv_file_child(BlockDriverState *bs);
 BlockDriverState *bdrv_backing_child(BlockDriverState *bs);
 BlockDriverState *bdrv_data_file_child(BlockDriverState *bs);
 const char *bdrv_get_filename(BlockDriverState *bs);
+/* References held on the node: its parents', exports' and its owner's. */
+int bdrv_get_refcnt(BlockDriverState *bs);
+/* The node's options as opened (children nested); borrowed, may be NULL. */
+JsonObject *bdrv_get_options(BlockDriverState *bs);
 bool bdrv_is_read_only(BlockDriverState *bs);
 int bdrv_get_flags(BlockDriverState *bs);
 /* The backing file name stored in the image, and its format (may be NULL). */

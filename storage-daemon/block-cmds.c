@@ -1,0 +1,319 @@
+/*
+ * Block node commands: blockdev-add and --blockdev (with the BlockdevOptions
+ * schema they are checked against), blockdev-del, query-named-block-nodes (the
+ * BlockDeviceInfo fields libvirt reads, in QEMU's member order) and block_resize.
+ * Keeps the list of nodes the monitor owns (those blockdev-add opened).
+ */
+#include "daemon.h"
+#include "qmp-commands.h"
+
+static GList *owned_nodes;      /* BlockDriverState* opened by blockdev-add */
+
+/* ---- the BlockdevOptions schema ---- */
+
+static const char *const driver_values[] = { "file", "qcow2", "raw", NULL };
+static const char *const discard_values[] = { "ignore", "unmap", NULL };
+static const char *const detect_zeroes_values[] = { "off", "on", "unmap", NULL };
+static const char *const on_off_auto_values[] = { "auto", "on", "off", NULL };
+static const char *const aio_values[] = { "threads", "native", "io_uring", NULL };
+
+static const QArg cache_members[] = {
+    { "direct", QT_BOOL, true, NULL, NULL, NULL },
+    { "no-flush", QT_BOOL, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+static const QArg blockdev_base[] = {
+    { "driver", QT_ENUM, false, driver_values, NULL, NULL },
+    { "node-name", QT_STR, true, NULL, NULL, NULL },
+    { "discard", QT_ENUM, true, discard_values, NULL, NULL },
+    { "cache", QT_STRUCT, true, NULL, cache_members, NULL },
+    { "read-only", QT_BOOL, true, NULL, NULL, NULL },
+    { "auto-read-only", QT_BOOL, true, NULL, NULL, NULL },
+    { "force-share", QT_BOOL, true, NULL, NULL, NULL },
+    { "detect-zeroes", QT_ENUM, true, detect_zeroes_values, NULL, NULL },
+    QARG_END,
+};
+
+/* Inline child options ({"file": {...}}) are checked as BlockdevOptions too. */
+static const QVariant blockdev_variants[4];
+
+static const QArg file_members[] = {
+    { "filename", QT_STR, false, NULL, NULL, NULL },
+    { "pr-manager", QT_STR, true, NULL, NULL, NULL },
+    { "locking", QT_ENUM, true, on_off_auto_values, NULL, NULL },
+    { "aio", QT_ENUM, true, aio_values, NULL, NULL },
+    { "aio-max-batch", QT_INT, true, NULL, NULL, NULL },
+    { "drop-cache", QT_BOOL, true, NULL, NULL, NULL },
+    { "x-check-cache-dropped", QT_BOOL, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+static const QArg raw_members[] = {
+    { "file", QT_REF, false, NULL, blockdev_base, blockdev_variants },
+    { "offset", QT_INT, true, NULL, NULL, NULL },
+    { "size", QT_INT, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+static const QArg qcow2_members[] = {
+    { "file", QT_REF, false, NULL, blockdev_base, blockdev_variants },
+    { "backing", QT_REF_OR_NULL, true, NULL, blockdev_base, blockdev_variants },
+    { "lazy-refcounts", QT_BOOL, true, NULL, NULL, NULL },
+    { "pass-discard-request", QT_BOOL, true, NULL, NULL, NULL },
+    { "pass-discard-snapshot", QT_BOOL, true, NULL, NULL, NULL },
+    { "pass-discard-other", QT_BOOL, true, NULL, NULL, NULL },
+    { "overlap-check", QT_ANY, true, NULL, NULL, NULL },
+    { "cache-size", QT_INT, true, NULL, NULL, NULL },
+    { "l2-cache-size", QT_INT, true, NULL, NULL, NULL },
+    { "l2-cache-entry-size", QT_INT, true, NULL, NULL, NULL },
+    { "refcount-cache-size", QT_INT, true, NULL, NULL, NULL },
+    { "cache-clean-interval", QT_INT, true, NULL, NULL, NULL },
+    { "encrypt", QT_ANY, true, NULL, NULL, NULL },
+    { "data-file", QT_REF, true, NULL, blockdev_base, blockdev_variants },
+    QARG_END,
+};
+
+static const QVariant blockdev_variants[4] = {
+    { "file", file_members },
+    { "qcow2", qcow2_members },
+    { "raw", raw_members },
+    { NULL, NULL },
+};
+
+const QArg qapi_blockdev_options = {
+    "options", QT_UNION, false, NULL, blockdev_base, blockdev_variants,
+};
+
+const QArg qapi_blockdev_del_args[] = {
+    { "node-name", QT_STR, false, NULL, NULL, NULL },
+    QARG_END,
+};
+
+const QArg qapi_query_named_block_nodes_args[] = {
+    { "flat", QT_BOOL, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+const QArg qapi_block_resize_args[] = {
+    { "device", QT_STR, true, NULL, NULL, NULL },
+    { "node-name", QT_STR, true, NULL, NULL, NULL },
+    { "size", QT_INT, false, NULL, NULL, NULL },
+    QARG_END,
+};
+
+/* ---- blockdev-add / blockdev-del ---- */
+
+bool qsd_blockdev_add(JsonObject *opts, GError **errp)
+{
+    GError *local = NULL;
+    BlockDriverState *bs;
+    int flags = BDRV_O_RDWR;
+
+    if (!opts_peek_str(opts, "node-name")) {
+        error_setg(errp, "'node-name' must be specified for the root node");
+        return false;
+    }
+    if (opts_get_bool(opts, "read-only", false, &local)) {
+        flags &= ~BDRV_O_RDWR;
+    }
+    if (local) {
+        error_propagate(errp, local);
+        return false;
+    }
+    bs = bdrv_open(NULL, opts, flags, errp);
+    if (!bs) {
+        return false;
+    }
+    owned_nodes = g_list_append(owned_nodes, bs);
+    return true;
+}
+
+JsonNode *qmp_blockdev_add(JsonObject *args, Monitor *mon, GError **errp)
+{
+    return qsd_blockdev_add(args, errp) ? qjson_empty_object() : NULL;
+}
+
+JsonNode *qmp_blockdev_del(JsonObject *args, Monitor *mon, GError **errp)
+{
+    const char *name = opts_peek_str(args, "node-name");
+    BlockDriverState *bs = bdrv_find_node(name);
+
+    if (!bs) {
+        error_setg(errp, "Failed to find node with node-name='%s'", name);
+        return NULL;
+    }
+    if (!g_list_find(owned_nodes, bs)) {
+        error_setg(errp, "Node %s is not owned by the monitor", name);
+        return NULL;
+    }
+    if (qsd_export_uses_node(bs)) {
+        error_setg(errp, "Node %s is in use", name);
+        return NULL;
+    }
+    if (bdrv_get_refcnt(bs) > 1) {
+        error_setg(errp, "Block device %s is in use", name);
+        return NULL;
+    }
+    owned_nodes = g_list_remove(owned_nodes, bs);
+    bdrv_unref(bs);
+    return qjson_empty_object();
+}
+
+void qsd_blockdev_close_all(void)
+{
+    /* newest first: a node added later may use one added earlier */
+    GList *l = g_list_last(owned_nodes);
+
+    while (l) {
+        GList *prev = l->prev;
+        bdrv_unref(l->data);
+        l = prev;
+    }
+    g_list_free(owned_nodes);
+    owned_nodes = NULL;
+}
+
+/* ---- query-named-block-nodes ---- */
+
+static JsonObject *image_info(BlockDriverState *bs, bool flat, GError **errp)
+{
+    JsonObject *img = json_object_new();
+    BlockDriverInfo bdi;
+    BlockDriverState *backing = bdrv_backing_child(bs);
+    const char *backing_file = bdrv_get_backing_filename(bs);
+    const char *backing_fmt = bdrv_get_backing_format(bs);
+    int64_t actual = bdrv_get_allocated_file_size(bs);
+    JsonNode *spec;
+
+    /* members in the order QEMU 7.2 prints them */
+    if (backing && !flat) {
+        JsonObject *b = image_info(backing, false, errp);
+        if (!b) {
+            json_object_unref(img);
+            return NULL;
+        }
+        json_object_set_object_member(img, "backing-image", b);
+    }
+    if (backing_file && backing_fmt) {
+        json_object_set_string_member(img, "backing-filename-format", backing_fmt);
+    }
+    json_object_set_int_member(img, "virtual-size", bdrv_getlength(bs));
+    json_object_set_string_member(img, "filename", bdrv_get_filename(bs));
+    if (bdrv_get_info(bs, &bdi) == 0 && bdi.cluster_size > 0) {
+        json_object_set_int_member(img, "cluster-size", bdi.cluster_size);
+    }
+    json_object_set_string_member(img, "format", bdrv_get_format_name(bs));
+    if (actual >= 0) {
+        json_object_set_int_member(img, "actual-size", actual);
+    }
+    spec = bdrv_get_specific_info(bs, NULL);
+    if (spec) {
+        json_object_set_member(img, "format-specific", spec);
+    }
+    if (backing_file) {
+        g_autofree char *dir = g_path_get_dirname(bdrv_get_filename(bs));
+        g_autofree char *full = backing ? g_strdup(bdrv_get_filename(backing)) :
+                                g_path_is_absolute(backing_file) ?
+                                g_strdup(backing_file) :
+                                g_build_filename(dir, backing_file, NULL);
+        json_object_set_string_member(img, "full-backing-filename", full);
+        json_object_set_string_member(img, "backing-filename", backing_file);
+    }
+    json_object_set_boolean_member(img, "dirty-flag", bdrv_is_dirty(bs));
+    return img;
+}
+
+static JsonObject *block_device_info(BlockDriverState *bs, bool flat, GError **errp)
+{
+    JsonObject *info, *cache, *img = image_info(bs, flat, errp);
+    BlockDriverState *backing = bdrv_backing_child(bs);
+    const char *dz = opts_peek_str(bdrv_get_options(bs), "detect-zeroes");
+    int flags = bdrv_get_flags(bs);
+    int depth = 0;
+
+    if (!img) {
+        return NULL;
+    }
+    for (BlockDriverState *b = backing; b; b = bdrv_backing_child(b)) {
+        depth++;
+    }
+    info = json_object_new();
+    json_object_set_int_member(info, "iops_rd", 0);
+    json_object_set_string_member(info, "detect_zeroes", dz ? dz : "off");
+    json_object_set_object_member(info, "image", img);
+    json_object_set_int_member(info, "iops_wr", 0);
+    json_object_set_boolean_member(info, "ro", bdrv_is_read_only(bs));
+    json_object_set_string_member(info, "node-name", bdrv_get_node_name(bs));
+    json_object_set_int_member(info, "backing_file_depth", depth);
+    json_object_set_string_member(info, "drv", bdrv_get_format_name(bs));
+    json_object_set_int_member(info, "iops", 0);
+    json_object_set_int_member(info, "bps_wr", 0);
+    json_object_set_int_member(info, "write_threshold", 0);
+    if (backing) {
+        json_object_set_string_member(info, "backing_file", bdrv_get_filename(backing));
+    }
+    json_object_set_boolean_member(info, "encrypted", false);
+    json_object_set_int_member(info, "bps", 0);
+    json_object_set_int_member(info, "bps_rd", 0);
+    cache = json_object_new();
+    json_object_set_boolean_member(cache, "no-flush", !!(flags & BDRV_O_NO_FLUSH));
+    json_object_set_boolean_member(cache, "direct", !!(flags & BDRV_O_NOCACHE));
+    json_object_set_boolean_member(cache, "writeback", !(flags & BDRV_O_WRITETHROUGH));
+    json_object_set_object_member(info, "cache", cache);
+    json_object_set_string_member(info, "file", bdrv_get_filename(bs));
+    return info;
+}
+
+JsonNode *qmp_query_named_block_nodes(JsonObject *args, Monitor *mon, GError **errp)
+{
+    bool flat = opts_get_bool(args, "flat", false, NULL);
+    g_autoptr(GPtrArray) nodes = g_ptr_array_new();
+    JsonArray *arr = json_array_new();
+    JsonNode *n;
+
+    for (BlockDriverState *bs = bdrv_next_node(NULL); bs; bs = bdrv_next_node(bs)) {
+        g_ptr_array_add(nodes, bs);
+    }
+    /* QEMU lists the most recently named node first */
+    for (guint i = nodes->len; i > 0; i--) {
+        JsonObject *info = block_device_info(nodes->pdata[i - 1], flat, errp);
+        if (!info) {
+            json_array_unref(arr);
+            return NULL;
+        }
+        json_array_add_object_element(arr, info);
+    }
+    n = json_node_new(JSON_NODE_ARRAY);
+    json_node_take_array(n, arr);
+    return n;
+}
+
+/* ---- block_resize ---- */
+
+JsonNode *qmp_block_resize(JsonObject *args, Monitor *mon, GError **errp)
+{
+    const char *device = opts_peek_str(args, "device");
+    const char *node = opts_peek_str(args, "node-name");
+    int64_t size = json_object_get_int_member(args, "size");
+    BlockDriverState *bs = node ? bdrv_find_node(node) : NULL;
+
+    if (!bs) {
+        /* the daemon has no devices (BlockBackends): only node names resolve */
+        error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                   device ? device : "", node ? node : "");
+        return NULL;
+    }
+    if (size < 0) {
+        error_setg(errp, "Parameter 'size' expects a >0 size");
+        return NULL;
+    }
+    if (size % BDRV_SECTOR_SIZE) {
+        error_setg(errp, "The new size must be a multiple of %d", (int)BDRV_SECTOR_SIZE);
+        return NULL;
+    }
+    if (bdrv_truncate(bs, size, false, PREALLOC_MODE_OFF, 0, errp) < 0) {
+        return NULL;
+    }
+    return qjson_empty_object();
+}

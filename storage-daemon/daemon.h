@@ -1,0 +1,59 @@
+/*
+ * Daemon-wide state shared by the storage daemon's modules: the block layer lock
+ * (the block layer is single-threaded; job worker threads and the main loop take
+ * turns), the quit request, the version we report, and each module's entry points.
+ */
+#ifndef QSD_DAEMON_H
+#define QSD_DAEMON_H
+
+#include "qemu/osdep.h"
+#include "qemu/error.h"
+#include "qemu/option.h"
+#include "block/block.h"
+#include <json-glib/json-glib.h>
+
+/* The version reported by the greeting and query-version (see the docs). */
+#define QSD_VERSION_MAJOR 7
+#define QSD_VERSION_MINOR 2
+#define QSD_VERSION_MICRO 0
+
+/*
+ * The block layer lock. Worker threads block on it; the main loop only tries it,
+ * and retries later when a worker holds it, so that it stays responsive.
+ */
+bool block_lock_try(void);
+void block_lock(void);
+void block_unlock(void);
+
+/* Ask the main loop to exit (quit, SIGTERM, SIGINT). */
+void qsd_request_quit(void);
+
+/* ---- block nodes added by the monitor or --blockdev (block-cmds.c) ---- */
+/* Open a node from QMP-shaped options (BlockdevOptions); the monitor owns it. */
+bool qsd_blockdev_add(JsonObject *opts, GError **errp);
+/* Close every monitor-owned node (at exit). */
+void qsd_blockdev_close_all(void);
+
+/* ---- jobs (job.c) ---- */
+/* Is any job's worker thread still running? */
+bool job_any_running(void);
+
+/* ---- NBD server and exports (export.c) ---- */
+bool qsd_nbd_server_start(JsonObject *addr, GError **errp);
+bool qsd_export_add(JsonObject *opts, GError **errp);
+/* Is @bs used by an export? */
+bool qsd_export_uses_node(BlockDriverState *bs);
+void qsd_export_close_all(void);
+
+/* ---- monitors (monitor.c) ---- */
+bool qsd_chardev_add(JsonObject *opts, GError **errp);
+bool qsd_monitor_add(JsonObject *opts, GError **errp);
+/* Send an event to every negotiated client; takes ownership of @data (may be NULL). */
+void qsd_emit_event(const char *name, JsonObject *data);
+/* Flush pending output, close clients and listeners, remove socket files. */
+void qsd_monitor_close_all(void);
+
+/* Microseconds since the epoch, split as QMP timestamps want them. */
+JsonObject *qsd_timestamp(void);
+
+#endif

@@ -1,0 +1,328 @@
+/*
+ * Block exports: the NBD export registry and the QMP commands that manage it
+ * (block-export-add, block-export-del, query-block-exports, nbd-server-start,
+ * nbd-server-stop), also used by --export and --nbd-server. An export holds a
+ * reference to its node; deleting it waits for its clients to go (or, in mode
+ * "hard", disconnects them) and then emits BLOCK_EXPORT_DELETED.
+ */
+#include "nbd.h"
+#include "qmp-commands.h"
+
+static GList *exports;      /* NbdExport*, newest first as QEMU lists them */
+
+/* ---- schemas ---- */
+
+static const char *const export_type_values[] = {
+    "nbd", "vhost-user-blk", "fuse", "vduse-blk", NULL,
+};
+
+static const QArg export_base[] = {
+    { "type", QT_ENUM, false, export_type_values, NULL, NULL },
+    { "id", QT_STR, false, NULL, NULL, NULL },
+    { "fixed-iothread", QT_BOOL, true, NULL, NULL, NULL },
+    { "iothread", QT_STR, true, NULL, NULL, NULL },
+    { "node-name", QT_STR, false, NULL, NULL, NULL },
+    { "writable", QT_BOOL, true, NULL, NULL, NULL },
+    { "writethrough", QT_BOOL, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+static const QArg export_nbd_members[] = {
+    { "name", QT_STR, true, NULL, NULL, NULL },
+    { "description", QT_STR, true, NULL, NULL, NULL },
+    { "bitmaps", QT_ANY, true, NULL, NULL, NULL },
+    { "allocation-depth", QT_BOOL, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+static const QVariant export_variants[] = {
+    { "nbd", export_nbd_members },
+    { "vhost-user-blk", NULL },
+    { "fuse", NULL },
+    { "vduse-blk", NULL },
+    { NULL, NULL },
+};
+
+const QArg qapi_block_export_options = {
+    "options", QT_UNION, false, NULL, export_base, export_variants,
+};
+
+static const char *const export_del_mode_values[] = { "safe", "hard", NULL };
+
+const QArg qapi_block_export_del_args[] = {
+    { "id", QT_STR, false, NULL, NULL, NULL },
+    { "mode", QT_ENUM, true, export_del_mode_values, NULL, NULL },
+    QARG_END,
+};
+
+static const char *const addr_type_values[] = { "inet", "unix", "vsock", "fd", NULL };
+
+static const QArg inet_members[] = {
+    { "numeric", QT_BOOL, true, NULL, NULL, NULL },
+    { "to", QT_INT, true, NULL, NULL, NULL },
+    { "ipv4", QT_BOOL, true, NULL, NULL, NULL },
+    { "ipv6", QT_BOOL, true, NULL, NULL, NULL },
+    { "keep-alive", QT_BOOL, true, NULL, NULL, NULL },
+    { "mptcp", QT_BOOL, true, NULL, NULL, NULL },
+    { "host", QT_STR, false, NULL, NULL, NULL },
+    { "port", QT_STR, false, NULL, NULL, NULL },
+    QARG_END,
+};
+
+static const QArg unix_members[] = {
+    { "path", QT_STR, false, NULL, NULL, NULL },
+    { "abstract", QT_BOOL, true, NULL, NULL, NULL },
+    { "tight", QT_BOOL, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+static const QArg inet_wrapper[] = {
+    { "data", QT_STRUCT, false, NULL, inet_members, NULL },
+    QARG_END,
+};
+
+static const QArg unix_wrapper[] = {
+    { "data", QT_STRUCT, false, NULL, unix_members, NULL },
+    QARG_END,
+};
+
+static const QArg addr_base[] = {
+    { "type", QT_ENUM, false, addr_type_values, NULL, NULL },
+    QARG_END,
+};
+
+static const QVariant addr_variants[] = {
+    { "inet", inet_wrapper },
+    { "unix", unix_wrapper },
+    { "vsock", NULL },
+    { "fd", NULL },
+    { NULL, NULL },
+};
+
+const QArg qapi_nbd_server_start_args[] = {
+    { "addr", QT_UNION, false, NULL, addr_base, addr_variants },
+    { "tls-creds", QT_STR, true, NULL, NULL, NULL },
+    { "tls-authz", QT_STR, true, NULL, NULL, NULL },
+    { "max-connections", QT_INT, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+/* ---- the registry ---- */
+
+NbdExport *nbd_export_find(const char *name)
+{
+    for (GList *l = exports; l; l = l->next) {
+        NbdExport *exp = l->data;
+        if (!strcmp(exp->name, name)) {
+            return exp;
+        }
+    }
+    return NULL;
+}
+
+GList *nbd_export_list(void)
+{
+    return exports;
+}
+
+static NbdExport *export_find_id(const char *id)
+{
+    for (GList *l = exports; l; l = l->next) {
+        NbdExport *exp = l->data;
+        if (!strcmp(exp->id, id)) {
+            return exp;
+        }
+    }
+    return NULL;
+}
+
+bool qsd_export_uses_node(BlockDriverState *bs)
+{
+    for (GList *l = exports; l; l = l->next) {
+        if (((NbdExport *)l->data)->bs == bs) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void export_delete(NbdExport *exp)
+{
+    JsonObject *data = json_object_new();
+
+    exports = g_list_remove(exports, exp);
+    json_object_set_string_member(data, "id", exp->id);
+    bdrv_flush(exp->bs);
+    bdrv_unref(exp->bs);
+    qsd_emit_event("BLOCK_EXPORT_DELETED", data);
+    g_free(exp->id);
+    g_free(exp->name);
+    g_free(exp->description);
+    g_free(exp);
+}
+
+void nbd_export_put(NbdExport *exp)
+{
+    exp->clients--;
+    if (exp->shutting_down && exp->clients == 0) {
+        /* the last client left a deleted export: finish with the lock held */
+        if (block_lock_try()) {
+            export_delete(exp);
+            block_unlock();
+        } else {
+            exp->clients = 0;   /* qsd_export_close_all or the next del finishes it */
+        }
+    }
+}
+
+bool qsd_export_add(JsonObject *opts, GError **errp)
+{
+    const char *id = opts_peek_str(opts, "id");
+    const char *node = opts_peek_str(opts, "node-name");
+    const char *name = opts_peek_str(opts, "name");
+    const char *type = opts_peek_str(opts, "type");
+    GError *local = NULL;
+    BlockDriverState *bs;
+    NbdExport *exp;
+    bool writable;
+
+    if (export_find_id(id)) {
+        error_setg(errp, "Block export id '%s' is already in use", id);
+        return false;
+    }
+    if (strcmp(type, "nbd")) {
+        error_setg(errp, "Export type '%s' is not supported", type);
+        return false;
+    }
+    bs = bdrv_find_node(node);
+    if (!bs) {
+        error_setg(errp, "Cannot find device='' nor node-name='%s'", node);
+        return false;
+    }
+    if (!nbd_server_running()) {
+        error_setg(errp, "NBD server not running");
+        return false;
+    }
+    name = name ? name : node;
+    if (strlen(name) > NBD_MAX_STRING_SIZE) {
+        error_setg(errp, "export name '%s' too long", name);
+        return false;
+    }
+    if (nbd_export_find(name)) {
+        error_setg(errp, "NBD server already has export named '%s'", name);
+        return false;
+    }
+    writable = opts_get_bool(opts, "writable", false, &local);
+    if (local) {
+        error_propagate(errp, local);
+        return false;
+    }
+    if (writable && bdrv_is_read_only(bs)) {
+        error_setg(errp, "Cannot export read-only node as writable");
+        return false;
+    }
+    exp = g_new0(NbdExport, 1);
+    exp->id = g_strdup(id);
+    exp->name = g_strdup(name);
+    exp->description = g_strdup(opts_peek_str(opts, "description"));
+    exp->bs = bs;
+    exp->writable = writable;
+    bdrv_ref(bs);
+    exports = g_list_prepend(exports, exp);
+    return true;
+}
+
+void qsd_export_close_all(void)
+{
+    nbd_server_stop();      /* drops every client */
+    while (exports) {
+        export_delete(exports->data);
+    }
+}
+
+/* ---- commands ---- */
+
+JsonNode *qmp_block_export_add(JsonObject *args, Monitor *mon, GError **errp)
+{
+    return qsd_export_add(args, errp) ? qjson_empty_object() : NULL;
+}
+
+JsonNode *qmp_block_export_del(JsonObject *args, Monitor *mon, GError **errp)
+{
+    const char *id = opts_peek_str(args, "id");
+    const char *mode = opts_peek_str(args, "mode");
+    NbdExport *exp = export_find_id(id);
+
+    if (!exp) {
+        error_setg(errp, "Export '%s' is not found", id);
+        return NULL;
+    }
+    if (exp->shutting_down) {
+        error_setg(errp, "Export '%s' is already shutting down", id);
+        return NULL;
+    }
+    if (exp->clients && !(mode && !strcmp(mode, "hard"))) {
+        error_setg(errp, "export '%s' still in use", id);
+        return NULL;
+    }
+    exp->shutting_down = true;
+    nbd_server_drop_clients(exp);
+    if (exports && g_list_find(exports, exp)) {
+        /* dropping the clients may have finished the deletion already */
+        if (exp->clients <= 0) {
+            export_delete(exp);
+        }
+    }
+    return qjson_empty_object();
+}
+
+JsonNode *qmp_query_block_exports(JsonObject *args, Monitor *mon, GError **errp)
+{
+    JsonArray *arr = json_array_new();
+    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+
+    for (GList *l = exports; l; l = l->next) {
+        NbdExport *exp = l->data;
+        JsonObject *o = json_object_new();
+
+        json_object_set_string_member(o, "node-name", bdrv_get_node_name(exp->bs));
+        json_object_set_boolean_member(o, "shutting-down", exp->shutting_down);
+        json_object_set_string_member(o, "type", "nbd");
+        json_object_set_string_member(o, "id", exp->id);
+        json_array_add_object_element(arr, o);
+    }
+    json_node_take_array(n, arr);
+    return n;
+}
+
+bool qsd_nbd_server_start(JsonObject *addr, GError **errp)
+{
+    return nbd_server_start(addr, errp);
+}
+
+JsonNode *qmp_nbd_server_start(JsonObject *args, Monitor *mon, GError **errp)
+{
+    JsonObject *addr = json_object_get_object_member(args, "addr");
+    JsonObject *data = json_object_get_object_member(addr, "data");
+    g_autoptr(JsonObject) flat = data ? opts_clone(data) : json_object_new();
+
+    if (opts_has(args, "tls-creds") || opts_has(args, "tls-authz")) {
+        error_setg(errp, "TLS is not supported");
+        return NULL;
+    }
+    opts_set_str(flat, "type", opts_peek_str(addr, "type"));
+    return nbd_server_start(flat, errp) ? qjson_empty_object() : NULL;
+}
+
+JsonNode *qmp_nbd_server_stop(JsonObject *args, Monitor *mon, GError **errp)
+{
+    if (!nbd_server_running()) {
+        error_setg(errp, "NBD server not running");
+        return NULL;
+    }
+    nbd_server_stop();
+    while (exports) {
+        export_delete(exports->data);
+    }
+    return qjson_empty_object();
+}

@@ -1,0 +1,1008 @@
+/*
+ * The NBD server, served from the GLib main loop over UNIX and TCP sockets: the
+ * fixed newstyle handshake (EXPORT_NAME, ABORT, LIST, INFO, GO, STRUCTURED_REPLY,
+ * LIST/SET_META_CONTEXT for base:allocation; STARTTLS refused) and the transmission
+ * phase (READ with structured replies that skip holes, WRITE, FLUSH, TRIM, CACHE,
+ * WRITE_ZEROES, BLOCK_STATUS, DISC). Each connection buffers its input and output;
+ * complete messages are handled synchronously with the block layer lock held,
+ * and a connection pauses (reading and handling) while a job holds the lock or
+ * while its client does not read its replies. A client that breaks the protocol
+ * is disconnected; the server goes on serving the others.
+ */
+#include "nbd.h"
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netdb.h>
+
+#define READ_CHUNK      (256 * 1024)
+#define OUTBUF_HIGH     (64 * MiB)
+#define MAX_OPTION_LEN  NBD_MAX_BUFFER_SIZE
+#define RETRY_MS        10
+
+typedef enum NbdClientState {
+    NC_CLIENT_FLAGS,
+    NC_OPTIONS,
+    NC_TRANSMISSION,
+} NbdClientState;
+
+typedef struct NbdClient {
+    int fd;
+    guint in_watch, out_watch, retry_timer;
+    GByteArray *in, *out;
+    NbdClientState state;
+    bool no_zeroes;
+    bool structured;
+    bool base_allocation;   /* SET_META_CONTEXT selected base:allocation */
+    bool closing;           /* close once the output is flushed */
+    NbdExport *exp;
+} NbdClient;
+
+static struct {
+    int fd;
+    guint watch;
+    char *unix_path;
+    GList *clients;
+} server = { .fd = -1 };
+
+static void client_close(NbdClient *c);
+static void client_update_watches(NbdClient *c);
+static void client_process(NbdClient *c);
+
+/*
+ * Hang up on a client that broke the protocol, saying why on stderr in QEMU's
+ * words (the handshake and transmission phases word it differently).
+ */
+static void client_fail(NbdClient *c, const char *fmt, ...) G_GNUC_PRINTF_CHECK(2, 3);
+static void client_fail(NbdClient *c, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (c->state == NC_TRANSMISSION) {
+        error_report("Disconnect client, due to: %s", msg);
+    } else {
+        error_report("option negotiation failed: %s", msg);
+    }
+    c->closing = true;
+}
+
+#define EOF_MSG "Unexpected end-of-file before all data were read"
+
+/* ---- byte order helpers ---- */
+
+static void put16(GByteArray *b, uint16_t v)
+{
+    v = GUINT16_TO_BE(v);
+    g_byte_array_append(b, (guint8 *)&v, 2);
+}
+
+static void put32(GByteArray *b, uint32_t v)
+{
+    v = GUINT32_TO_BE(v);
+    g_byte_array_append(b, (guint8 *)&v, 4);
+}
+
+static void put64(GByteArray *b, uint64_t v)
+{
+    v = GUINT64_TO_BE(v);
+    g_byte_array_append(b, (guint8 *)&v, 8);
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return GUINT16_FROM_BE(v);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return GUINT32_FROM_BE(v);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return GUINT64_FROM_BE(v);
+}
+
+/* ---- output ---- */
+
+static gboolean client_writable(GIOChannel *ch, GIOCondition cond, gpointer opaque);
+
+static void client_flush(NbdClient *c)
+{
+    while (c->out->len > 0) {
+        ssize_t n = send(c->fd, c->out->data, c->out->len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            break;
+        }
+        if (n <= 0) {
+            client_close(c);
+            return;
+        }
+        g_byte_array_remove_range(c->out, 0, n);
+    }
+    if (c->out->len == 0 && c->closing) {
+        client_close(c);
+        return;
+    }
+    client_update_watches(c);
+}
+
+static gboolean client_writable(GIOChannel *ch, GIOCondition cond, gpointer opaque)
+{
+    NbdClient *c = opaque;
+
+    c->out_watch = 0;
+    client_flush(c);
+    if (g_list_find(server.clients, c)) {
+        client_process(c);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+/* ---- option replies ---- */
+
+static void send_rep(NbdClient *c, uint32_t opt, uint32_t type, const void *data,
+                     uint32_t len)
+{
+    put64(c->out, NBD_REP_MAGIC);
+    put32(c->out, opt);
+    put32(c->out, type);
+    put32(c->out, len);
+    if (len) {
+        g_byte_array_append(c->out, data, len);
+    }
+}
+
+static void send_rep_err(NbdClient *c, uint32_t opt, uint32_t type, const char *fmt,
+                         ...) G_GNUC_PRINTF_CHECK(4, 5);
+static void send_rep_err(NbdClient *c, uint32_t opt, uint32_t type, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    send_rep(c, opt, type, msg, strlen(msg));
+}
+
+static uint16_t export_flags(NbdClient *c, NbdExport *exp)
+{
+    /* every connection shares the node and its cache: multi-conn is safe */
+    uint16_t flags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
+                     NBD_FLAG_SEND_CACHE | NBD_FLAG_CAN_MULTI_CONN;
+
+    if (exp->writable) {
+        flags |= NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES |
+                 NBD_FLAG_SEND_FAST_ZERO;
+    } else {
+        flags |= NBD_FLAG_READ_ONLY;
+    }
+    if (c->structured) {
+        flags |= NBD_FLAG_SEND_DF;
+    }
+    return flags;
+}
+
+static void client_attach(NbdClient *c, NbdExport *exp)
+{
+    c->exp = exp;
+    exp->clients++;
+    c->state = NC_TRANSMISSION;
+}
+
+static NbdExport *find_live_export(const char *name)
+{
+    NbdExport *exp = nbd_export_find(name);
+
+    return exp && !exp->shutting_down ? exp : NULL;
+}
+
+/* NBD_OPT_EXPORT_NAME: no way to report errors but hanging up. */
+static void opt_export_name(NbdClient *c, const uint8_t *data, uint32_t len)
+{
+    g_autofree char *name = g_strndup((const char *)data, len);
+    NbdExport *exp = find_live_export(name);
+    static const uint8_t zeroes[124];
+    int64_t size;
+
+    if (!exp || (size = bdrv_getlength(exp->bs)) < 0) {
+        c->closing = true;
+        return;
+    }
+    put64(c->out, size);
+    put16(c->out, export_flags(c, exp));
+    if (!c->no_zeroes) {
+        g_byte_array_append(c->out, zeroes, sizeof(zeroes));
+    }
+    client_attach(c, exp);
+}
+
+/* NBD_OPT_INFO and NBD_OPT_GO */
+static void opt_info(NbdClient *c, uint32_t opt, const uint8_t *data, uint32_t len)
+{
+    uint32_t namelen;
+    uint16_t nreq;
+    bool want_name = false, want_desc = false;
+    g_autofree char *name = NULL;
+    g_autoptr(GByteArray) b = g_byte_array_new();
+    NbdExport *exp;
+    int64_t size;
+
+    if (len < 6 || (namelen = get32(data)) > len - 6 ||
+        (nreq = get16(data + 4 + namelen), 6 + namelen + 2 * (uint64_t)nreq != len)) {
+        send_rep_err(c, opt, NBD_REP_ERR_INVALID, "Invalid request length");
+        return;
+    }
+    name = g_strndup((const char *)data + 4, namelen);
+    for (uint16_t i = 0; i < nreq; i++) {
+        uint16_t type = get16(data + 6 + namelen + 2 * i);
+        want_name |= type == NBD_INFO_NAME;
+        want_desc |= type == NBD_INFO_DESCRIPTION;
+    }
+    exp = find_live_export(name);
+    if (!exp) {
+        send_rep_err(c, opt, NBD_REP_ERR_UNKNOWN, "export '%s' not present", name);
+        return;
+    }
+    size = bdrv_getlength(exp->bs);
+    if (size < 0) {
+        send_rep_err(c, opt, NBD_REP_ERR_UNKNOWN, "export '%s' has no size", name);
+        return;
+    }
+    if (want_name) {
+        put16(b, NBD_INFO_NAME);
+        g_byte_array_append(b, (const guint8 *)exp->name, strlen(exp->name));
+        send_rep(c, opt, NBD_REP_INFO, b->data, b->len);
+        g_byte_array_set_size(b, 0);
+    }
+    if (want_desc && exp->description) {
+        put16(b, NBD_INFO_DESCRIPTION);
+        g_byte_array_append(b, (const guint8 *)exp->description,
+                            strlen(exp->description));
+        send_rep(c, opt, NBD_REP_INFO, b->data, b->len);
+        g_byte_array_set_size(b, 0);
+    }
+    /* any alignment works (the block layer bounces); 4k is efficient */
+    put16(b, NBD_INFO_BLOCK_SIZE);
+    put32(b, 1);
+    put32(b, 4096);
+    put32(b, NBD_MAX_BUFFER_SIZE);
+    send_rep(c, opt, NBD_REP_INFO, b->data, b->len);
+    g_byte_array_set_size(b, 0);
+    put16(b, NBD_INFO_EXPORT);
+    put64(b, size);
+    put16(b, export_flags(c, exp));
+    send_rep(c, opt, NBD_REP_INFO, b->data, b->len);
+    send_rep(c, opt, NBD_REP_ACK, NULL, 0);
+    if (opt == NBD_OPT_GO) {
+        client_attach(c, exp);
+    }
+}
+
+/* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT */
+static void opt_meta_context(NbdClient *c, uint32_t opt, const uint8_t *data,
+                             uint32_t len)
+{
+    static const char base[] = "base:allocation";
+    uint32_t namelen, nq, pos;
+    g_autofree char *name = NULL;
+    bool match = false;
+    g_autoptr(GByteArray) b = g_byte_array_new();
+
+    if (!c->structured) {
+        send_rep_err(c, opt, NBD_REP_ERR_INVALID,
+                     "request option '%s' when structured reply is not negotiated",
+                     opt == NBD_OPT_SET_META_CONTEXT ? "NBD_OPT_SET_META_CONTEXT" :
+                     "NBD_OPT_LIST_META_CONTEXT");
+        return;
+    }
+    if (len < 8 || (namelen = get32(data)) > len - 8) {
+        send_rep_err(c, opt, NBD_REP_ERR_INVALID, "Invalid request length");
+        return;
+    }
+    name = g_strndup((const char *)data + 4, namelen);
+    nq = get32(data + 4 + namelen);
+    pos = 8 + namelen;
+    for (uint32_t i = 0; i < nq; i++) {
+        uint32_t qlen;
+        const char *q;
+
+        if (len - pos < 4 || (qlen = get32(data + pos)) > len - pos - 4) {
+            send_rep_err(c, opt, NBD_REP_ERR_INVALID, "Invalid request length");
+            return;
+        }
+        q = (const char *)data + pos + 4;
+        if ((qlen == strlen(base) && !memcmp(q, base, qlen)) ||
+            (opt == NBD_OPT_LIST_META_CONTEXT && qlen == 5 && !memcmp(q, "base:", 5))) {
+            match = true;
+        }
+        pos += 4 + qlen;
+    }
+    if (pos != len) {
+        send_rep_err(c, opt, NBD_REP_ERR_INVALID, "Invalid request length");
+        return;
+    }
+    if (!find_live_export(name)) {
+        send_rep_err(c, opt, NBD_REP_ERR_UNKNOWN, "export '%s' not present", name);
+        return;
+    }
+    if (opt == NBD_OPT_LIST_META_CONTEXT && nq == 0) {
+        match = true;
+    }
+    if (match) {
+        put32(b, NBD_META_ID_BASE_ALLOCATION);
+        g_byte_array_append(b, (const guint8 *)base, strlen(base));
+        send_rep(c, opt, NBD_REP_META_CONTEXT, b->data, b->len);
+    }
+    if (opt == NBD_OPT_SET_META_CONTEXT) {
+        c->base_allocation = match;
+    }
+    send_rep(c, opt, NBD_REP_ACK, NULL, 0);
+}
+
+static void opt_list(NbdClient *c, uint32_t len)
+{
+    if (len) {
+        send_rep_err(c, NBD_OPT_LIST, NBD_REP_ERR_INVALID, "Invalid request length");
+        return;
+    }
+    /* oldest first */
+    for (GList *l = g_list_last(nbd_export_list()); l; l = l->prev) {
+        NbdExport *exp = l->data;
+        g_autoptr(GByteArray) b = g_byte_array_new();
+
+        if (exp->shutting_down) {
+            continue;
+        }
+        put32(b, strlen(exp->name));
+        g_byte_array_append(b, (const guint8 *)exp->name, strlen(exp->name));
+        if (exp->description) {
+            g_byte_array_append(b, (const guint8 *)exp->description,
+                                strlen(exp->description));
+        }
+        send_rep(c, NBD_OPT_LIST, NBD_REP_SERVER, b->data, b->len);
+    }
+    send_rep(c, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
+}
+
+static void handle_option(NbdClient *c, uint32_t opt, const uint8_t *data, uint32_t len)
+{
+    switch (opt) {
+    case NBD_OPT_EXPORT_NAME:
+        opt_export_name(c, data, len);
+        break;
+    case NBD_OPT_ABORT:
+        send_rep(c, opt, NBD_REP_ACK, NULL, 0);
+        c->closing = true;
+        break;
+    case NBD_OPT_LIST:
+        opt_list(c, len);
+        break;
+    case NBD_OPT_STARTTLS:
+        send_rep_err(c, opt, NBD_REP_ERR_POLICY, "TLS not configured");
+        break;
+    case NBD_OPT_INFO:
+    case NBD_OPT_GO:
+        opt_info(c, opt, data, len);
+        break;
+    case NBD_OPT_STRUCTURED_REPLY:
+        if (len) {
+            send_rep_err(c, opt, NBD_REP_ERR_INVALID, "Invalid request length");
+        } else if (c->structured) {
+            send_rep_err(c, opt, NBD_REP_ERR_INVALID,
+                         "structured reply already negotiated");
+        } else {
+            c->structured = true;
+            send_rep(c, opt, NBD_REP_ACK, NULL, 0);
+        }
+        break;
+    case NBD_OPT_LIST_META_CONTEXT:
+    case NBD_OPT_SET_META_CONTEXT:
+        opt_meta_context(c, opt, data, len);
+        break;
+    default:
+        send_rep_err(c, opt, NBD_REP_ERR_UNSUP, "Unsupported option %" PRIu32, opt);
+        break;
+    }
+}
+
+/* ---- transmission replies ---- */
+
+static uint32_t nbd_errno(int err)
+{
+    switch (err) {
+    case 0: return 0;
+    case EPERM: case EACCES: case EROFS: return NBD_EPERM;
+    case EIO: return NBD_EIO;
+    case ENOMEM: return NBD_ENOMEM;
+    case ENOSPC: case EDQUOT: case EFBIG: return NBD_ENOSPC;
+    case EOVERFLOW: return NBD_EOVERFLOW;
+    case ENOTSUP: return NBD_ENOTSUP;
+    case ESHUTDOWN: return NBD_ESHUTDOWN;
+    default: return NBD_EINVAL;
+    }
+}
+
+static void simple_reply(NbdClient *c, uint64_t handle, int err)
+{
+    put32(c->out, NBD_SIMPLE_REPLY_MAGIC);
+    put32(c->out, nbd_errno(err));
+    put64(c->out, handle);
+}
+
+static void chunk_header(NbdClient *c, uint16_t flags, uint16_t type, uint64_t handle,
+                         uint32_t len)
+{
+    put32(c->out, NBD_STRUCTURED_REPLY_MAGIC);
+    put16(c->out, flags);
+    put16(c->out, type);
+    put64(c->out, handle);
+    put32(c->out, len);
+}
+
+static void error_reply(NbdClient *c, uint64_t handle, int err)
+{
+    if (!c->structured) {
+        simple_reply(c, handle, err);
+        return;
+    }
+    chunk_header(c, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, handle, 6);
+    put32(c->out, nbd_errno(err));
+    put16(c->out, 0);
+}
+
+/* Append an OFFSET_DATA chunk read from the node; -errno if the read failed. */
+static int data_chunk(NbdClient *c, uint64_t handle, uint64_t off, uint32_t len,
+                      bool done)
+{
+    guint hdr = c->out->len;
+    int ret;
+
+    chunk_header(c, done ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE_OFFSET_DATA, handle,
+                 8 + len);
+    put64(c->out, off);
+    g_byte_array_set_size(c->out, c->out->len + len);
+    ret = bdrv_pread(c->exp->bs, off, len, c->out->data + c->out->len - len, 0);
+    if (ret < 0) {
+        g_byte_array_set_size(c->out, hdr);
+    }
+    return ret;
+}
+
+static void read_structured(NbdClient *c, uint64_t handle, uint64_t off, uint32_t len,
+                            bool df)
+{
+    uint64_t end = off + len, pos = off;
+    int ret;
+
+    if (len == 0) {
+        chunk_header(c, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, handle, 0);
+        return;
+    }
+    while (pos < end) {
+        int64_t pnum = end - pos;
+        int st = df ? 0 : bdrv_block_status(c->exp->bs, pos, end - pos, &pnum,
+                                             NULL, NULL);
+        bool hole;
+
+        if (st < 0 || pnum <= 0) {
+            st = 0;
+            pnum = end - pos;
+        }
+        hole = st & BDRV_BLOCK_ZERO;
+        /* extend over following extents of the same kind */
+        while (!df && pos + pnum < end) {
+            int64_t more;
+            int st2 = bdrv_block_status(c->exp->bs, pos + pnum, end - pos - pnum,
+                                        &more, NULL, NULL);
+            if (st2 < 0 || more <= 0 || !!(st2 & BDRV_BLOCK_ZERO) != hole) {
+                break;
+            }
+            pnum += more;
+        }
+        if (hole) {
+            chunk_header(c, pos + pnum == end ? NBD_REPLY_FLAG_DONE : 0,
+                         NBD_REPLY_TYPE_OFFSET_HOLE, handle, 12);
+            put64(c->out, pos);
+            put32(c->out, pnum);
+        } else {
+            ret = data_chunk(c, handle, pos, pnum, pos + pnum == end);
+            if (ret < 0) {
+                error_reply(c, handle, -ret);
+                return;
+            }
+        }
+        pos += pnum;
+    }
+}
+
+static void block_status_reply(NbdClient *c, uint64_t handle, uint64_t off,
+                               uint32_t len, bool req_one)
+{
+    g_autoptr(GByteArray) ext = g_byte_array_new();
+    uint64_t pos = off, end = off + len;
+    uint32_t last_flags = 0, count = 0;
+
+    while (pos < end) {
+        int64_t pnum;
+        int st = bdrv_block_status(c->exp->bs, pos, end - pos, &pnum, NULL, NULL);
+        uint32_t flags;
+
+        if (st < 0) {
+            error_reply(c, handle, -st);
+            return;
+        }
+        if (pnum <= 0) {
+            break;
+        }
+        flags = (st & BDRV_BLOCK_DATA ? 0 : NBD_STATE_HOLE) |
+                (st & BDRV_BLOCK_ZERO ? NBD_STATE_ZERO : 0);
+        if (count && flags == last_flags) {
+            /* merge with the previous descriptor */
+            uint32_t prev = get32(ext->data + ext->len - 8);
+            uint32_t v = GUINT32_TO_BE(prev + (uint32_t)pnum);
+            memcpy(ext->data + ext->len - 8, &v, 4);
+        } else {
+            if (req_one && count) {
+                break;
+            }
+            put32(ext, pnum);
+            put32(ext, flags);
+            count++;
+            last_flags = flags;
+        }
+        pos += pnum;
+    }
+    chunk_header(c, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, handle,
+                 4 + ext->len);
+    put32(c->out, NBD_META_ID_BASE_ALLOCATION);
+    g_byte_array_append(c->out, ext->data, ext->len);
+}
+
+static void handle_request(NbdClient *c, uint16_t flags, uint16_t type, uint64_t handle,
+                           uint64_t off, uint32_t len, const uint8_t *payload)
+{
+    BlockDriverState *bs = c->exp->bs;
+    int64_t size = bdrv_getlength(bs);
+    bool in_bounds = size >= 0 && off <= (uint64_t)size && len <= size - off;
+    int ret = 0;
+
+    switch (type) {
+    case NBD_CMD_READ:
+        if (!in_bounds || len > NBD_MAX_BUFFER_SIZE) {
+            error_reply(c, handle, EINVAL);
+        } else if (c->structured) {
+            read_structured(c, handle, off, len, flags & NBD_CMD_FLAG_DF);
+        } else {
+            guint at = c->out->len;
+            simple_reply(c, handle, 0);
+            g_byte_array_set_size(c->out, c->out->len + len);
+            ret = bdrv_pread(bs, off, len, c->out->data + c->out->len - len, 0);
+            if (ret < 0) {
+                g_byte_array_set_size(c->out, at);
+                simple_reply(c, handle, -ret);
+            }
+        }
+        return;
+    case NBD_CMD_WRITE:
+    case NBD_CMD_TRIM:
+    case NBD_CMD_WRITE_ZEROES:
+        if (!c->exp->writable) {
+            ret = -EPERM;
+        } else if (!in_bounds) {
+            ret = -ENOSPC;
+        } else if (type == NBD_CMD_WRITE) {
+            ret = bdrv_pwrite(bs, off, len, payload,
+                              flags & NBD_CMD_FLAG_FUA ? BDRV_REQ_FUA : 0);
+        } else if (type == NBD_CMD_TRIM) {
+            ret = bdrv_pdiscard(bs, off, len);
+            if (ret == 0 && (flags & NBD_CMD_FLAG_FUA)) {
+                ret = bdrv_flush(bs);
+            }
+        } else {
+            int f = (flags & NBD_CMD_FLAG_NO_HOLE ? 0 : BDRV_REQ_MAY_UNMAP) |
+                    (flags & NBD_CMD_FLAG_FAST_ZERO ? BDRV_REQ_NO_FALLBACK : 0) |
+                    (flags & NBD_CMD_FLAG_FUA ? BDRV_REQ_FUA : 0);
+            ret = bdrv_pwrite_zeroes(bs, off, len, f);
+        }
+        break;
+    case NBD_CMD_FLUSH:
+        ret = bdrv_flush(bs);
+        break;
+    case NBD_CMD_CACHE:
+        ret = in_bounds ? 0 : -EINVAL;
+        break;
+    case NBD_CMD_BLOCK_STATUS:
+        if (!c->base_allocation || !in_bounds || len == 0) {
+            ret = -EINVAL;
+            break;
+        }
+        block_status_reply(c, handle, off, len, flags & NBD_CMD_FLAG_REQ_ONE);
+        return;
+    default:
+        ret = -EINVAL;
+        break;
+    }
+    if (ret < 0) {
+        error_reply(c, handle, -ret);
+    } else {
+        simple_reply(c, handle, 0);
+    }
+}
+
+/* ---- input ---- */
+
+/* Handle one complete message at the start of c->in; bytes consumed, 0 if incomplete. */
+static size_t process_one(NbdClient *c)
+{
+    const uint8_t *p = c->in->data;
+    size_t avail = c->in->len;
+
+    switch (c->state) {
+    case NC_CLIENT_FLAGS: {
+        uint32_t flags;
+        if (avail < 4) {
+            return 0;
+        }
+        flags = get32(p);
+        if (flags & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
+            client_fail(c, "Unknown client flags 0x%" PRIx32 " received", flags);
+            return avail;
+        }
+        c->no_zeroes = flags & NBD_FLAG_C_NO_ZEROES;
+        c->state = NC_OPTIONS;
+        return 4;
+    }
+    case NC_OPTIONS: {
+        uint32_t opt, len;
+        if (avail < 16) {
+            return 0;
+        }
+        opt = get32(p + 8);
+        len = get32(p + 12);
+        if (get64(p) != NBD_OPTS_MAGIC) {
+            client_fail(c, "Bad magic received");
+            return avail;
+        }
+        if (len > MAX_OPTION_LEN) {
+            client_fail(c, "len (%" PRIu32 " ) is larger than max len (%u)", len,
+                        (unsigned)MAX_OPTION_LEN);
+            return avail;
+        }
+        if (avail < 16 + (size_t)len) {
+            return 0;
+        }
+        handle_option(c, opt, p + 16, len);
+        return 16 + len;
+    }
+    case NC_TRANSMISSION: {
+        uint16_t flags, type;
+        uint32_t len;
+        if (avail < NBD_REQUEST_SIZE) {
+            return 0;
+        }
+        flags = get16(p + 4);
+        type = get16(p + 6);
+        len = get32(p + 24);
+        if (get32(p) != NBD_REQUEST_MAGIC) {
+            client_fail(c, "Request handling failed in intermediate state");
+            return avail;
+        }
+        if (type == NBD_CMD_WRITE && len > NBD_MAX_BUFFER_SIZE) {
+            client_fail(c, "len (%" PRIu32 ") is larger than max len (%u)", len,
+                        (unsigned)NBD_MAX_BUFFER_SIZE);
+            return avail;
+        }
+        if (type == NBD_CMD_WRITE && avail < NBD_REQUEST_SIZE + (size_t)len) {
+            return 0;
+        }
+        if (type == NBD_CMD_DISC) {
+            c->closing = true;
+            return avail;
+        }
+        handle_request(c, flags, type, get64(p + 8), get64(p + 16), len,
+                       p + NBD_REQUEST_SIZE);
+        return NBD_REQUEST_SIZE + (type == NBD_CMD_WRITE ? len : 0);
+    }
+    }
+    return 0;
+}
+
+static gboolean client_retry(gpointer opaque)
+{
+    NbdClient *c = opaque;
+
+    c->retry_timer = 0;
+    client_process(c);
+    return G_SOURCE_REMOVE;
+}
+
+static bool client_has_complete_message(NbdClient *c)
+{
+    size_t need = c->state == NC_CLIENT_FLAGS ? 4 :
+                  c->state == NC_OPTIONS ? 16 : NBD_REQUEST_SIZE;
+
+    return c->in->len >= need;
+}
+
+static void client_process(NbdClient *c)
+{
+    bool locked = false;
+
+    while (!c->closing && c->out->len < OUTBUF_HIGH && client_has_complete_message(c)) {
+        size_t used;
+
+        if (!locked && !(locked = block_lock_try())) {
+            if (!c->retry_timer) {
+                c->retry_timer = g_timeout_add(RETRY_MS, client_retry, c);
+            }
+            break;
+        }
+        used = process_one(c);
+        if (!used) {
+            break;
+        }
+        g_byte_array_remove_range(c->in, 0, MIN(used, c->in->len));
+    }
+    if (locked) {
+        block_unlock();
+    }
+    if (c->closing) {
+        g_byte_array_set_size(c->in, 0);
+    }
+    client_flush(c);
+}
+
+/* The client hung up: complain if it left in the middle of something. */
+static void client_eof(NbdClient *c)
+{
+    if (c->closing) {
+        return;
+    }
+    switch (c->state) {
+    case NC_CLIENT_FLAGS:
+        client_fail(c, "Failed to read client flags: " EOF_MSG);
+        break;
+    case NC_OPTIONS:
+        if (c->in->len < 8) {
+            client_fail(c, "Failed to read opts magic: " EOF_MSG);
+        } else {
+            client_fail(c, "Failed to read option: " EOF_MSG);
+        }
+        break;
+    case NC_TRANSMISSION:
+        if (c->in->len >= NBD_REQUEST_SIZE) {
+            client_fail(c, "Failed to read CMD_WRITE data: " EOF_MSG);
+        } else if (c->in->len > 0) {
+            client_fail(c, "Failed to read request: " EOF_MSG);
+        }
+        break;
+    }
+}
+
+static gboolean client_readable(GIOChannel *ch, GIOCondition cond, gpointer opaque)
+{
+    NbdClient *c = opaque;
+    guint old = c->in->len;
+    ssize_t n;
+
+    g_byte_array_set_size(c->in, old + READ_CHUNK);
+    do {
+        n = recv(c->fd, c->in->data + old, READ_CHUNK, 0);
+    } while (n < 0 && errno == EINTR);
+    g_byte_array_set_size(c->in, old + MAX(n, 0));
+    if (n < 0 && errno == EAGAIN) {
+        return G_SOURCE_CONTINUE;
+    }
+    if (n <= 0) {
+        client_eof(c);
+        c->in_watch = 0;
+        client_close(c);
+        return G_SOURCE_REMOVE;
+    }
+    client_process(c);
+    return G_SOURCE_CONTINUE;
+}
+
+/* Read while we can make progress; write while output is pending. */
+static void client_update_watches(NbdClient *c)
+{
+    bool want_read = !c->closing && !c->retry_timer && c->out->len < OUTBUF_HIGH;
+    bool want_write = c->out->len > 0;
+    GIOChannel *ch = NULL;
+
+    if (want_read != !!c->in_watch || (want_write && !c->out_watch)) {
+        ch = g_io_channel_unix_new(c->fd);
+    }
+    if (want_read && !c->in_watch) {
+        c->in_watch = g_io_add_watch(ch, G_IO_IN | G_IO_HUP | G_IO_ERR,
+                                     client_readable, c);
+    } else if (!want_read && c->in_watch) {
+        g_source_remove(c->in_watch);
+        c->in_watch = 0;
+    }
+    if (want_write && !c->out_watch) {
+        c->out_watch = g_io_add_watch(ch, G_IO_OUT | G_IO_HUP | G_IO_ERR,
+                                      client_writable, c);
+    }
+    if (ch) {
+        g_io_channel_unref(ch);
+    }
+}
+
+static void client_close(NbdClient *c)
+{
+    if (!g_list_find(server.clients, c)) {
+        return;
+    }
+    server.clients = g_list_remove(server.clients, c);
+    if (c->in_watch) {
+        g_source_remove(c->in_watch);
+    }
+    if (c->out_watch) {
+        g_source_remove(c->out_watch);
+    }
+    if (c->retry_timer) {
+        g_source_remove(c->retry_timer);
+    }
+    close(c->fd);
+    g_byte_array_unref(c->in);
+    g_byte_array_unref(c->out);
+    if (c->exp) {
+        nbd_export_put(c->exp);
+    }
+    g_free(c);
+}
+
+static gboolean server_accept(GIOChannel *ch, GIOCondition cond, gpointer opaque)
+{
+    int fd = accept4(server.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    NbdClient *c;
+
+    if (fd < 0) {
+        return G_SOURCE_CONTINUE;
+    }
+    c = g_new0(NbdClient, 1);
+    c->fd = fd;
+    c->in = g_byte_array_new();
+    c->out = g_byte_array_new();
+    c->state = NC_CLIENT_FLAGS;
+    server.clients = g_list_append(server.clients, c);
+    put64(c->out, NBD_INIT_MAGIC);
+    put64(c->out, NBD_OPTS_MAGIC);
+    put16(c->out, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+    client_flush(c);
+    return G_SOURCE_CONTINUE;
+}
+
+/* ---- the listener ---- */
+
+int qsd_unix_listen(const char *path, GError **errp);
+
+static int inet_listen(const char *host, const char *port, GError **errp)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE };
+    struct addrinfo *res, *ai;
+    int fd = -1, rc, one = 1, err = 0;
+
+    rc = getaddrinfo(host && *host ? host : NULL, port, &hints, &res);
+    if (rc) {
+        error_setg(errp, "address resolution failed for %s:%s: %s", host ? host : "",
+                   port, gai_strerror(rc));
+        return -1;
+    }
+    for (ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 16) == 0) {
+            break;
+        }
+        err = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        error_setg_errno(errp, err, "Failed to bind socket");
+    }
+    return fd;
+}
+
+bool nbd_server_start(JsonObject *addr, GError **errp)
+{
+    const char *type = opts_peek_str(addr, "type");
+    GIOChannel *ch;
+
+    if (server.fd >= 0) {
+        error_setg(errp, "NBD server already running");
+        return false;
+    }
+    if (type && !strcmp(type, "unix")) {
+        const char *path = opts_peek_str(addr, "path");
+        if (!path) {
+            error_setg(errp, "Parameter 'addr.path' is missing");
+            return false;
+        }
+        server.fd = qsd_unix_listen(path, errp);
+        if (server.fd >= 0) {
+            server.unix_path = g_strdup(path);
+        }
+    } else if (type && !strcmp(type, "inet")) {
+        g_autofree char *port = opts_get_str(addr, "port");
+        if (!port) {
+            error_setg(errp, "Parameter 'addr.port' is missing");
+            return false;
+        }
+        server.fd = inet_listen(opts_peek_str(addr, "host"), port, errp);
+    } else {
+        error_setg(errp, "Parameter 'addr.type' does not accept value '%s'",
+                   type ? type : "");
+        return false;
+    }
+    if (server.fd < 0) {
+        return false;
+    }
+    listen(server.fd, 16);
+    ch = g_io_channel_unix_new(server.fd);
+    server.watch = g_io_add_watch(ch, G_IO_IN, server_accept, NULL);
+    g_io_channel_unref(ch);
+    return true;
+}
+
+bool nbd_server_running(void)
+{
+    return server.fd >= 0;
+}
+
+void nbd_server_drop_clients(NbdExport *exp)
+{
+    GList *l = server.clients;
+
+    while (l) {
+        GList *next = l->next;
+        NbdClient *c = l->data;
+        if (c->exp == exp) {
+            client_close(c);
+        }
+        l = next;
+    }
+}
+
+void nbd_server_stop(void)
+{
+    while (server.clients) {
+        client_close(server.clients->data);
+    }
+    if (server.watch) {
+        g_source_remove(server.watch);
+        server.watch = 0;
+    }
+    if (server.fd >= 0) {
+        close(server.fd);
+        server.fd = -1;
+    }
+    if (server.unix_path) {
+        unlink(server.unix_path);
+        g_free(server.unix_path);
+        server.unix_path = NULL;
+    }
+}

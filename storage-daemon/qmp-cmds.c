@@ -1,0 +1,84 @@
+/*
+ * The QMP command table (the one place every command is listed) and the protocol
+ * commands: qmp_capabilities, query-version, query-commands and quit.
+ */
+#include "daemon.h"
+#include "qmp-commands.h"
+
+static const char *const cap_values[] = { "oob", NULL };
+
+static const QArg qmp_capabilities_args[] = {
+    { "enable", QT_ENUM_LIST, true, cap_values, NULL, NULL },
+    QARG_END,
+};
+
+const QmpCommand qmp_commands[] = {
+    { "qmp_capabilities", qmp_qmp_capabilities, qmp_capabilities_args, NULL, 0 },
+    { "query-version", qmp_query_version, NULL, NULL, 0 },
+    { "query-commands", qmp_query_commands, NULL, NULL, 0 },
+    { "quit", qmp_quit, NULL, NULL, 0 },
+    { "blockdev-add", qmp_blockdev_add, NULL, &qapi_blockdev_options, QCO_BLOCK },
+    { "blockdev-del", qmp_blockdev_del, qapi_blockdev_del_args, NULL, QCO_BLOCK },
+    { "query-named-block-nodes", qmp_query_named_block_nodes,
+      qapi_query_named_block_nodes_args, NULL, QCO_BLOCK },
+    { "block_resize", qmp_block_resize, qapi_block_resize_args, NULL, QCO_BLOCK },
+    { "blockdev-create", qmp_blockdev_create, qapi_blockdev_create_args, NULL, 0 },
+    { "x-blockdev-amend", qmp_x_blockdev_amend, qapi_x_blockdev_amend_args, NULL,
+      QCO_BLOCK },
+    { "blockdev-amend", qmp_blockdev_amend, qapi_blockdev_amend_args, NULL, QCO_BLOCK },
+    { "query-jobs", qmp_query_jobs, NULL, NULL, 0 },
+    { "job-dismiss", qmp_job_dismiss, qapi_job_id_args, NULL, 0 },
+    { "job-cancel", qmp_job_cancel, qapi_job_id_args, NULL, 0 },
+    { "job-finalize", qmp_job_finalize, qapi_job_id_args, NULL, 0 },
+    { "nbd-server-start", qmp_nbd_server_start, qapi_nbd_server_start_args, NULL, 0 },
+    { "nbd-server-stop", qmp_nbd_server_stop, NULL, NULL, QCO_BLOCK },
+    { "block-export-add", qmp_block_export_add, NULL, &qapi_block_export_options,
+      QCO_BLOCK },
+    { "block-export-del", qmp_block_export_del, qapi_block_export_del_args, NULL,
+      QCO_BLOCK },
+    { "query-block-exports", qmp_query_block_exports, NULL, NULL, 0 },
+    { NULL, NULL, NULL, NULL, 0 },
+};
+
+JsonNode *qmp_version_info(void)
+{
+    JsonObject *v = json_object_new(), *q = json_object_new();
+
+    json_object_set_int_member(q, "micro", QSD_VERSION_MICRO);
+    json_object_set_int_member(q, "minor", QSD_VERSION_MINOR);
+    json_object_set_int_member(q, "major", QSD_VERSION_MAJOR);
+    json_object_set_object_member(v, "qemu", q);
+    json_object_set_string_member(v, "package", "qcow2-tools " QEMU_PKGVERSION);
+    return qjson_object_node(v);
+}
+
+JsonNode *qmp_qmp_capabilities(JsonObject *args, Monitor *mon, GError **errp)
+{
+    /* the dispatcher switches the session to command mode on success */
+    return qjson_empty_object();
+}
+
+JsonNode *qmp_query_version(JsonObject *args, Monitor *mon, GError **errp)
+{
+    return qmp_version_info();
+}
+
+JsonNode *qmp_query_commands(JsonObject *args, Monitor *mon, GError **errp)
+{
+    JsonArray *arr = json_array_new();
+    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
+
+    for (const QmpCommand *c = qmp_commands; c->name; c++) {
+        JsonObject *o = json_object_new();
+        json_object_set_string_member(o, "name", c->name);
+        json_array_add_object_element(arr, o);
+    }
+    json_node_take_array(n, arr);
+    return n;
+}
+
+JsonNode *qmp_quit(JsonObject *args, Monitor *mon, GError **errp)
+{
+    qsd_request_quit();
+    return qjson_empty_object();
+}

@@ -1,0 +1,54 @@
+/*
+ * Prototypes of every QMP command handler (one qmp_ function per command), for the
+ * command table in qmp-cmds.c, and the argument schemas shared between modules.
+ */
+#ifndef QSD_QMP_COMMANDS_H
+#define QSD_QMP_COMMANDS_H
+
+#include "qmp-dispatch.h"
+
+#define QMP_HANDLER(fn) JsonNode *fn(JsonObject *args, Monitor *mon, GError **errp)
+
+/* qmp-cmds.c */
+QMP_HANDLER(qmp_qmp_capabilities);
+QMP_HANDLER(qmp_query_version);
+QMP_HANDLER(qmp_query_commands);
+QMP_HANDLER(qmp_quit);
+JsonNode *qmp_version_info(void);
+
+/* block-cmds.c */
+QMP_HANDLER(qmp_blockdev_add);
+QMP_HANDLER(qmp_blockdev_del);
+QMP_HANDLER(qmp_query_named_block_nodes);
+QMP_HANDLER(qmp_block_resize);
+extern const QArg qapi_blockdev_options;     /* the BlockdevOptions union */
+extern const QArg qapi_blockdev_del_args[];
+extern const QArg qapi_query_named_block_nodes_args[];
+extern const QArg qapi_block_resize_args[];
+
+/* job.c */
+QMP_HANDLER(qmp_query_jobs);
+QMP_HANDLER(qmp_job_dismiss);
+QMP_HANDLER(qmp_job_cancel);
+QMP_HANDLER(qmp_job_finalize);
+extern const QArg qapi_job_id_args[];
+
+/* create.c */
+QMP_HANDLER(qmp_blockdev_create);
+QMP_HANDLER(qmp_x_blockdev_amend);
+QMP_HANDLER(qmp_blockdev_amend);
+extern const QArg qapi_blockdev_create_args[];
+extern const QArg qapi_x_blockdev_amend_args[];
+extern const QArg qapi_blockdev_amend_args[];
+
+/* export.c */
+QMP_HANDLER(qmp_block_export_add);
+QMP_HANDLER(qmp_block_export_del);
+QMP_HANDLER(qmp_query_block_exports);
+QMP_HANDLER(qmp_nbd_server_start);
+QMP_HANDLER(qmp_nbd_server_stop);
+extern const QArg qapi_block_export_options;
+extern const QArg qapi_block_export_del_args[];
+extern const QArg qapi_nbd_server_start_args[];
+
+#endif
