@@ -1104,11 +1104,7 @@ static int open_f(int argc, char **argv)
         case 'k': break;
         case 'i': break;
         case 'd':
-            if (!strcmp(optarg, "unmap") || !strcmp(optarg, "on")) {
-                flags |= BDRV_O_UNMAP;
-            } else if (!strcmp(optarg, "ignore") || !strcmp(optarg, "off")) {
-                flags &= ~BDRV_O_UNMAP;
-            } else {
+            if (bdrv_parse_discard_flags(optarg, &flags) < 0) {
                 error_report("Invalid discard option: %s", optarg);
                 return -EINVAL;
             }

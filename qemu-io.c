@@ -154,11 +154,7 @@ int main(int argc, char **argv)
             writethrough = false;
             break;
         case 'd':
-            if (!strcmp(optarg, "unmap") || !strcmp(optarg, "on")) {
-                flags |= BDRV_O_UNMAP;
-            } else if (!strcmp(optarg, "ignore") || !strcmp(optarg, "off")) {
-                flags &= ~BDRV_O_UNMAP;
-            } else {
+            if (bdrv_parse_discard_flags(optarg, &flags) < 0) {
                 error_report("Invalid discard option: %s", optarg);
                 return 1;
             }

@@ -61,6 +61,18 @@ int bdrv_parse_cache_mode(const char *mode, int *flags)
     return 0;
 }
 
+int bdrv_parse_discard_flags(const char *mode, int *flags)
+{
+    if (!strcmp(mode, "off") || !strcmp(mode, "ignore")) {
+        *flags &= ~BDRV_O_UNMAP;
+    } else if (!strcmp(mode, "on") || !strcmp(mode, "unmap")) {
+        *flags |= BDRV_O_UNMAP;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
 BlockDriver *bdrv_find_format(const char *name)
 {
     for (size_t i = 0; i < ARRAY_SIZE(block_drivers); i++) {
@@ -248,11 +260,7 @@ static int apply_generic_opts(JsonObject *opts, int *flags, GError **errp)
     }
     if (opts_has(opts, "discard")) {
         g_autofree char *d = opts_get_str(opts, "discard");
-        if (d && (!strcmp(d, "unmap") || !strcmp(d, "on"))) {
-            *flags |= BDRV_O_UNMAP;
-        } else if (d && (!strcmp(d, "ignore") || !strcmp(d, "off"))) {
-            *flags &= ~BDRV_O_UNMAP;
-        } else if (!local) {
+        if ((!d || bdrv_parse_discard_flags(d, flags) < 0) && !local) {
             error_setg(&local, "Invalid discard option");
         }
     }

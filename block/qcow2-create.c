@@ -570,12 +570,23 @@ int qcow2_preallocate(BlockDriverState *bs, uint64_t offset, uint64_t new_length
 
 /* ---- resize ---- */
 
-static int write_header_size(BlockDriverState *bs, uint64_t size)
+/* Commit a new virtual size: the header field, then the in-memory state. */
+static int set_virtual_size(BlockDriverState *bs, uint64_t size, GError **errp)
 {
+    BDRVQcow2State *s = bs->opaque;
     uint64_t be = GUINT64_TO_BE(size);
     int ret = bdrv_pwrite(bs->file, offsetof(QCowHeader, size), 8, &be, 0);
 
-    return ret < 0 ? ret : bdrv_flush(bs->file);
+    if (ret == 0) {
+        ret = bdrv_flush(bs->file);
+    }
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to update the image size");
+        return ret;
+    }
+    s->size = size;
+    s->l1_vm_state_index = qcow2_l1_entries_for(size, s->cluster_bits);
+    return 0;
 }
 
 static int qcow2_shrink(BlockDriverState *bs, uint64_t offset, GError **errp)
@@ -605,13 +616,10 @@ static int qcow2_shrink(BlockDriverState *bs, uint64_t offset, GError **errp)
         error_setg_errno(errp, -ret, "Failed to reduce the number of L2 tables");
         return ret;
     }
-    ret = write_header_size(bs, offset);
+    ret = set_virtual_size(bs, offset, errp);
     if (ret < 0) {
-        error_setg_errno(errp, -ret, "Failed to update the image size");
         return ret;
     }
-    s->size = offset;
-    s->l1_vm_state_index = qcow2_l1_entries_for(offset, s->cluster_bits);
     /* give the freed tail of the image file back */
     ret = qcow2_flush_caches(bs);
     if (ret == 0) {
@@ -710,14 +718,7 @@ int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     if (ret < 0) {
         return ret;
     }
-    ret = write_header_size(bs, offset);
-    if (ret < 0) {
-        error_setg_errno(errp, -ret, "Failed to update the image size");
-        return ret;
-    }
-    s->size = offset;
-    s->l1_vm_state_index = l1_needed;
-    return 0;
+    return set_virtual_size(bs, offset, errp);
 }
 
 /* ---- qemu-img create ---- */
@@ -909,14 +910,21 @@ static BlockDriverState *qmp_node(JsonObject *opts, const char *key, GError **er
     return NULL;
 }
 
+/* QMP blockdev-create member names -> qemu-img -o names */
+static const char *const qmp_to_create_opt[][2] = {
+    { "size", "size" }, { "version", "compat" }, { "cluster-size", "cluster_size" },
+    { "preallocation", "preallocation" }, { "lazy-refcounts", "lazy_refcounts" },
+    { "refcount-bits", "refcount_bits" }, { "backing-file", "backing_file" },
+    { "backing-fmt", "backing_fmt" }, { "data-file-raw", "data_file_raw" },
+    { "compression-type", "compression_type" }, { "extended-l2", "extended_l2" },
+    { "encrypt", "encrypt" },
+};
+
 int qcow2_create_qmp(JsonObject *opts, GError **errp)
 {
     Qcow2CreateParams p = { 0 };
-    GError *local = NULL;
+    g_autoptr(JsonObject) o = json_object_new();
     BlockDriverState *file, *data = NULL;
-    g_autofree char *version = opts_get_str(opts, "version");
-    g_autofree char *pa = opts_get_str(opts, "preallocation");
-    g_autofree char *ct = opts_get_str(opts, "compression-type");
     int ret;
 
     file = qmp_node(opts, "file", errp);
@@ -931,56 +939,26 @@ int qcow2_create_qmp(JsonObject *opts, GError **errp)
         if (!data) {
             return -EINVAL;
         }
-        p.has_data_file = true;
         /* the name stored in the image: the node's file name */
-        p.data_file = g_strdup(bdrv_get_filename(data));
+        opts_set_str(o, "data_file", bdrv_get_filename(data));
     }
     if (!opts_has(opts, "size")) {
         error_setg(errp, "Parameter 'size' is missing");
-        params_clear(&p);
         return -EINVAL;
     }
-    p.has_size = true;
-    p.size = opts_get_size(opts, "size", 0, &local);
-    p.cluster_size = local ? 0 : opts_get_size(opts, "cluster-size", DEFAULT_CLUSTER_SIZE,
-                                               &local);
-    p.lazy_refcounts = local ? false : opts_get_bool(opts, "lazy-refcounts", false, &local);
-    p.refcount_bits = local ? 0 : opts_get_int(opts, "refcount-bits", 16, &local);
-    p.data_file_raw = local ? false : opts_get_bool(opts, "data-file-raw", false, &local);
-    if (local) {
-        error_propagate(errp, local);
-        params_clear(&p);
-        return -EINVAL;
-    }
-    /* blockdev-create formats onto an existing data file: its content stays */
-    p.keep_data_file = false;
-    if (parse_version(version, &p.version, errp) < 0) {
-        params_clear(&p);
-        return -EINVAL;
-    }
-    p.prealloc = PREALLOC_MODE_OFF;
-    if (pa) {
-        int m = prealloc_mode_parse(pa);
-        if (m < 0) {
-            error_setg(errp, "Parameter 'preallocation' does not accept value '%s'", pa);
-            params_clear(&p);
-            return -EINVAL;
+    /* one parser for both: QMP names become -o names (values keep their types) */
+    for (size_t i = 0; i < G_N_ELEMENTS(qmp_to_create_opt); i++) {
+        if (opts_has(opts, qmp_to_create_opt[i][0])) {
+            json_object_set_member(o, qmp_to_create_opt[i][1],
+                                   json_node_copy(json_object_get_member(
+                                       opts, qmp_to_create_opt[i][0])));
         }
-        p.prealloc = m;
     }
-    if (ct && strcmp(ct, "zlib")) {
-        error_setg(errp, "Parameter 'compression-type' does not accept value '%s'", ct);
-        params_clear(&p);
-        return -EINVAL;
+    /* blockdev-create formats onto an existing data file node as it is */
+    ret = parse_create_opts(o, &p, errp);
+    if (ret == 0) {
+        ret = validate_params(&p, errp);
     }
-    if (opts_get_bool(opts, "extended-l2", false, NULL)) {
-        error_setg(errp, "extended-l2 is not supported by this build");
-        params_clear(&p);
-        return -ENOTSUP;
-    }
-    p.backing_file = opts_get_str(opts, "backing-file");
-    p.backing_fmt = opts_get_str(opts, "backing-fmt");
-    ret = validate_params(&p, errp);
     if (ret == 0) {
         ret = qcow2_format(file, data, p.has_data_file ? p.data_file : NULL, &p, errp);
     }

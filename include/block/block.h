@@ -32,6 +32,8 @@ typedef struct BlockDriverState BlockDriverState;
 #define BDRV_O_CACHE_MASK (BDRV_O_NOCACHE | BDRV_O_NO_FLUSH | BDRV_O_WRITETHROUGH)
 /* Parse none|writeback|writethrough|directsync|unsafe into flags; -1 if unknown. */
 int bdrv_parse_cache_mode(const char *mode, int *flags);
+/* Parse off|ignore|on|unmap into BDRV_O_UNMAP; -1 if unknown. */
+int bdrv_parse_discard_flags(const char *mode, int *flags);
 
 /* Request flags */
 #define BDRV_REQ_MAY_UNMAP        0x0004  /* zero write may deallocate */
