@@ -185,12 +185,8 @@ int img_check(int argc, char **argv)
             break;
         }
     }
-    if (optind != argc - 1) {
-        error_exit("Expecting one image file name");
-    }
-    filename = argv[optind];
-    if (image_opts && fmt) {
-        error_report("--image-opts and --format are mutually exclusive");
+    filename = img_single_filename(argc, argv, image_opts, fmt);
+    if (!filename) {
         return EXIT_FAILURE;
     }
     if (img_parse_cache(cache, &flags, &writethrough) < 0) {

@@ -133,12 +133,8 @@ int img_info(int argc, char **argv)
             break;
         }
     }
-    if (optind != argc - 1) {
-        error_exit("Expecting one image file name");
-    }
-    filename = argv[optind];
-    if (image_opts && fmt) {
-        error_report("--image-opts and --format are mutually exclusive");
+    filename = img_single_filename(argc, argv, image_opts, fmt);
+    if (!filename) {
         return EXIT_FAILURE;
     }
 

@@ -537,3 +537,15 @@ int main(int argc, char **argv)
     }
     error_exit("Command not found: %s", cmdname);
 }
+
+const char *img_single_filename(int argc, char **argv, bool image_opts, const char *fmt)
+{
+    if (optind != argc - 1) {
+        error_exit("Expecting one image file name");
+    }
+    if (image_opts && fmt) {
+        error_report("--image-opts and --format are mutually exclusive");
+        return NULL;
+    }
+    return argv[optind];
+}

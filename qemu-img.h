@@ -84,6 +84,12 @@ int img_print_create_opts_help(const char *filename, const char *fmt);
 G_NORETURN void error_exit(const char *fmt, ...) G_GNUC_PRINTF_CHECK(1, 2);
 /* getopt returned ':' or '?': report argv[optind - 1] as QEMU does, exit 1. */
 G_NORETURN void img_getopt_error(int c, char **argv);
+/*
+ * The one image operand of info/map/check/bench: exits with QEMU's usage error
+ * unless exactly one is left; NULL (after the error) if --image-opts and -f are
+ * both given.
+ */
+const char *img_single_filename(int argc, char **argv, bool image_opts, const char *fmt);
 /* -h inside a subcommand: the global help, exit 0. */
 G_NORETURN void img_help(void);
 
