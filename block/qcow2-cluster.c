@@ -456,7 +456,6 @@ int qcow2_alloc_cluster_link_l2(BlockDriverState *bs, Qcow2ClusterAlloc *m)
     if (ret < 0) {
         return ret;
     }
-    BLKDBG_EVENT(bs->file, BLKDBG_L2_UPDATE);
     for (int i = 0; i < m->nb_clusters; i++) {
         l2_set(l2, l2_index + i, (m->host_offset + (uint64_t)i * s->cluster_size) |
                QCOW_OFLAG_COPIED);
