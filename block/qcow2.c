@@ -796,7 +796,16 @@ static void qcow2_close(BlockDriverState *bs)
     BDRVQcow2State *s = bs->opaque;
 
     if (!s->read_only && s->l2_table_cache) {
-        qcow2_flush_caches(bs);
+        /* QEMU's messages: a failed write-back on close is reported, not silent */
+        int ret = qcow2_cache_flush(bs, s->l2_table_cache);
+        if (ret < 0) {
+            error_report("Failed to flush the L2 table cache: %s", strerror(-ret));
+        }
+        ret = qcow2_cache_flush(bs, s->refcount_block_cache);
+        if (ret < 0) {
+            error_report("Failed to flush the refcount block cache: %s",
+                         strerror(-ret));
+        }
         if (s->header_dirty_set && !s->signaled_corruption) {
             qcow2_mark_clean(bs);
         }
