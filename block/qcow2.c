@@ -668,9 +668,18 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
     }
     s->l1_size = h.l1_size;
     s->l1_table_offset = h.l1_table_offset;
-    s->l1_vm_state_index = qcow2_l1_entries_for(s->size, s->cluster_bits);
-    if (s->l1_vm_state_index > INT_MAX ||
-        (s->size && h.l1_size < s->l1_vm_state_index)) {
+    {
+        /* in 64 bits: the index is 32 bits wide and the rounding can wrap */
+        int shift = s->cluster_bits + s->l2_bits;
+        uint64_t l1_needed = s->size > INT64_MAX - (1ULL << shift) ? UINT64_MAX :
+                             qcow2_l1_entries_for(s->size, s->cluster_bits);
+        if (l1_needed > INT_MAX) {
+            error_setg(errp, "Image is too big");
+            return -EFBIG;
+        }
+        s->l1_vm_state_index = l1_needed;
+    }
+    if (s->size && h.l1_size < s->l1_vm_state_index) {
         error_setg(errp, "L1 table is too small");
         return -EINVAL;
     }
