@@ -27,8 +27,8 @@ static const Qcow2Feature known_features[] = {
 
 static int qcow2_probe(const uint8_t *buf, int buf_size, const char *filename)
 {
-    if (buf_size >= 8 && ldl_be(buf) == QCOW_MAGIC &&
-        (ldl_be(buf + 4) == 2 || ldl_be(buf + 4) == 3)) {
+    /* any version from 2 up: open() then names the unsupported ones */
+    if (buf_size >= 8 && ldl_be(buf) == QCOW_MAGIC && ldl_be(buf + 4) >= 2) {
         return 100;
     }
     return 0;
