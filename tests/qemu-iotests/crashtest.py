@@ -61,8 +61,8 @@ EVENTS = [
 SCENARIOS = {
     # tiny clusters, 64-bit refcounts: many L2 tables, refcount blocks and a
     # refcount table that must grow several times
-    'small-clusters': ('cluster_size=512,refcount_bits=64', 4 << 20, 'writeback',
-                       dict(ops=70, maxlen=96 << 10, grow=2 << 20)),
+    'small-clusters': ('cluster_size=512,refcount_bits=64', 8 << 20, 'writeback',
+                       dict(ops=70, maxlen=512 << 10, grow=2 << 20)),
     'v3-4k': ('cluster_size=4096', 16 << 20, 'writeback',
               dict(ops=50, maxlen=64 << 10, grow=8 << 20)),
     'v3-writethrough': ('cluster_size=1024,refcount_bits=8', 4 << 20, 'writethrough',
@@ -92,7 +92,7 @@ def make_workload(seed, size, shape, kill):
     rnd = random.Random(seed)
     ops, value, cur_size = [], 0, size
     grow_at = shape['ops'] // 2 if shape.get('grow') else -1
-    lens = [512, 1024, 3584, 4096, 8192, 65536, shape['maxlen']]
+    lens = [512, 1024, 3584, 4096, 8192, 65536, shape['maxlen'], shape['maxlen']]
     for i in range(shape['ops']):
         if i == grow_at:
             cur_size += shape['grow']
