@@ -629,6 +629,12 @@ int64_t qcow2_alloc_clusters(BlockDriverState *bs, uint64_t size)
         if (start < 0) {
             return start;
         }
+        if (start == 0) {
+            /* the header is always in use: its refcount is damaged (R1) */
+            qcow2_signal_corruption(bs, true, 0, s->cluster_size, "Preventing invalid "
+                                    "allocation of cluster 0 (the header has refcount 0)");
+            return -EIO;
+        }
         s->free_cluster_index = start + n;
         ret = ensure_refblocks(bs, start, start + n - 1, &partial);
         if (ret < 0) {

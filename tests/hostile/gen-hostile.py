@@ -376,6 +376,12 @@ def refcount_zero(img):
     struct.pack_into('>H', img.buf, 2 * CS + 2 * 4, 0)
 
 
+@case('header cluster refcount 0 (the allocator must not hand out cluster 0)')
+def refcount_header_zero(img):
+    struct.pack_into('>H', img.buf, 2 * CS, 0)
+    img.put64(3 * CS, 0)                    # no L2 table: the first write allocates
+
+
 @case('refcount table overlapping the L1 table')
 def reftable_on_l1(img):
     img.h['refcount_table_offset'] = 3 * CS
