@@ -505,7 +505,8 @@ static int open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GErro
     return bdrv_open_backing(bs, opts, bflags, errp);
 }
 
-static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp)
+static int qcow2_do_open(BlockDriverState *bs, JsonObject *opts, int flags,
+                         GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     g_autofree uint8_t *hbuf = NULL;
@@ -800,6 +801,44 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
     return 0;
 }
 
+/* Free the driver state (no I/O): the end of close, and of a failed open. */
+static void qcow2_release(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    g_clear_pointer(&s->l2_table_cache, qcow2_cache_destroy);
+    g_clear_pointer(&s->refcount_block_cache, qcow2_cache_destroy);
+    qcow2_refcount_close(bs);
+    g_clear_pointer(&s->l1_table, g_free);
+    g_clear_pointer(&s->image_backing_format, g_free);
+    g_clear_pointer(&s->image_data_file, g_free);
+    g_clear_pointer(&s->feature_table, g_free);
+    if (s->unknown_exts) {
+        g_ptr_array_free(s->unknown_exts, TRUE);
+        s->unknown_exts = NULL;
+    }
+}
+
+/*
+ * A failed open leaves nothing behind: the generic layer only frees the node
+ * and its file child, so the state and the data-file and backing children
+ * opened here go here (they leaked, one set per failed open, before).
+ */
+static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp)
+{
+    int ret = qcow2_do_open(bs, opts, flags, errp);
+
+    if (ret < 0) {
+        qcow2_release(bs);
+        if (bs->data_file && bs->data_file != bs->file) {
+            bdrv_unref(bs->data_file);
+        }
+        bs->data_file = NULL;
+        g_clear_pointer(&bs->backing, bdrv_unref);
+    }
+    return ret;
+}
+
 static void qcow2_close(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -819,16 +858,7 @@ static void qcow2_close(BlockDriverState *bs)
             qcow2_mark_clean(bs);
         }
     }
-    qcow2_cache_destroy(s->l2_table_cache);
-    qcow2_cache_destroy(s->refcount_block_cache);
-    qcow2_refcount_close(bs);
-    g_free(s->l1_table);
-    g_free(s->image_backing_format);
-    g_free(s->image_data_file);
-    g_free(s->feature_table);
-    if (s->unknown_exts) {
-        g_ptr_array_free(s->unknown_exts, TRUE);
-    }
+    qcow2_release(bs);
 }
 
 /* ---- info ---- */
