@@ -18,10 +18,17 @@ static void use(JsonObject *o)
     g_autofree char *text = opts_to_json(o);
     GList *members = json_object_get_members(o);
 
+    g_assert(text && text[0] == '{');
+    if (again) {
+        /* what was flattened nests again without losing members */
+        g_assert(json_object_get_size(again) <= json_object_get_size(flat));
+    }
     opts_merge(copy, flat);
     for (GList *l = members; l; l = l->next) {
         g_autofree char *s = opts_get_str(o, l->data);
         g_autoptr(GError) e1 = NULL, e2 = NULL, e3 = NULL;
+
+        g_assert(!s || strlen(s) <= 64 * 1024 + 32);
         opts_get_bool(o, l->data, false, &e1);
         opts_get_size(o, l->data, 0, &e2);
         opts_get_int(o, l->data, 0, &e3);

@@ -42,6 +42,7 @@ static void exercise(BlockDriverState *bs)
     int64_t len = bdrv_getlength(bs), off, pnum, map;
     BdrvCheckResult res;
     BlockDriverState *file;
+    struct stat st;
     int steps = 0;
 
     if (len <= 0) {
@@ -64,7 +65,14 @@ static void exercise(BlockDriverState *bs)
     bdrv_pdiscard(bs, 0, MIN(len, 128 * KiB));
     bdrv_pread(bs, 0, MIN(len, IO_LEN), buf, 0);
     bdrv_flush(bs);
-    bdrv_check(bs, &res, 0);
+    /*
+     * check needs memory in proportion to the image file's length; writes
+     * through damaged L2 entries can make the (sparse) file terabytes long.
+     * That is a known limit of check (QEMU's too), not something to report.
+     */
+    if (fstat(image_fd, &st) == 0 && st.st_size <= 256 * MiB) {
+        bdrv_check(bs, &res, 0);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
