@@ -373,7 +373,11 @@ def kill_mode(scn, args, report):
             argv += ['-c', op[0]]
         argv = ['stdbuf', '-oL'] + argv + ['t.qcow2']
         t0 = time.monotonic()
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # stdbuf works by LD_PRELOAD, which ASan builds must be told to accept
+        env = dict(os.environ)
+        env['ASAN_OPTIONS'] = ':'.join(filter(None, [env.get('ASAN_OPTIONS'),
+                                                     'verify_asan_link_order=0']))
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         time.sleep(rnd.uniform(0.0, 0.25))
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
