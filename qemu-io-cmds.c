@@ -74,15 +74,49 @@ static int parse_pattern(const char *arg)
     return pattern;
 }
 
+/*
+ * I/O buffers are reused from one command to the next (up to a cap): allocating
+ * fresh pages for every request would cost more page faults than the I/O itself.
+ */
+#define IO_BUF_KEEP (64 * MiB)
+
+static void *io_buf_cache;
+static size_t io_buf_cache_len;
+
 static void *qemu_io_alloc(size_t len, int pattern)
 {
     void *buf = NULL;
 
-    if (posix_memalign(&buf, 4096, MAX(len, 1))) {
+    if (io_buf_cache && io_buf_cache_len >= len) {
+        buf = io_buf_cache;
+        io_buf_cache = NULL;
+    } else if (posix_memalign(&buf, 4096, MAX(len, 1))) {
         return NULL;
+    } else {
+        free(io_buf_cache);
+        io_buf_cache = NULL;
+        io_buf_cache_len = MAX(len, 1);
     }
     memset(buf, pattern, len);
     return buf;
+}
+
+static void qemu_io_free(void *buf)
+{
+    if (!io_buf_cache && io_buf_cache_len <= IO_BUF_KEEP) {
+        io_buf_cache = buf;
+    } else {
+        free(buf);
+        if (!io_buf_cache) {
+            io_buf_cache_len = 0;
+        }
+    }
+}
+
+/* Is @buf all @pattern? (no second buffer needed) */
+static bool buf_is_pattern(const uint8_t *buf, size_t len, uint8_t pattern)
+{
+    return len == 0 || (buf[0] == pattern && (len == 1 || !memcmp(buf, buf + 1, len - 1)));
 }
 
 static void dump_buffer(const void *buffer, int64_t offset, int64_t len)
@@ -311,14 +345,10 @@ static int read_f(int argc, char **argv)
         printf("read failed: %s\n", strerror(-ret));
         goto out;
     }
-    if (Pflag) {
-        uint8_t *cmp = qemu_io_alloc(pattern_count, pattern);
-        if (memcmp(buf + pattern_offset, cmp, pattern_count)) {
-            printf("Pattern verification failed at offset %" PRId64 ", %" PRId64
-                   " bytes\n", offset + pattern_offset, pattern_count);
-            ret = -EINVAL;
-        }
-        free(cmp);
+    if (Pflag && !buf_is_pattern(buf + pattern_offset, pattern_count, pattern)) {
+        printf("Pattern verification failed at offset %" PRId64 ", %" PRId64
+               " bytes\n", offset + pattern_offset, pattern_count);
+        ret = -EINVAL;
     }
     if (qflag) {
         goto out;
@@ -328,7 +358,7 @@ static int read_f(int argc, char **argv)
     }
     print_report("read", tsub(t2, t1), offset, count, count, 1, Cflag);
 out:
-    free(buf);
+    qemu_io_free(buf);
     return ret;
 }
 
@@ -430,14 +460,10 @@ static int readv_f(int argc, char **argv)
         printf("readv failed: %s\n", strerror(-ret));
         goto out;
     }
-    if (Pflag) {
-        uint8_t *cmp = qemu_io_alloc(count, pattern);
-        if (memcmp(buf, cmp, count)) {
-            printf("Pattern verification failed at offset %" PRId64 ", %" PRId64
-                   " bytes\n", offset, count);
-            ret = -EINVAL;
-        }
-        free(cmp);
+    if (Pflag && !buf_is_pattern(buf, count, pattern)) {
+        printf("Pattern verification failed at offset %" PRId64 ", %" PRId64
+               " bytes\n", offset, count);
+        ret = -EINVAL;
     }
     if (qflag) {
         goto out;
@@ -447,7 +473,7 @@ static int readv_f(int argc, char **argv)
     }
     print_report("read", tsub(t2, t1), offset, count, count, 1, Cflag);
 out:
-    free(buf);
+    qemu_io_free(buf);
     return ret;
 }
 
@@ -631,7 +657,7 @@ static int write_f(int argc, char **argv)
         print_report("wrote", tsub(t2, t1), offset, count, count, 1, Cflag);
     }
 out:
-    free(buf);
+    qemu_io_free(buf);
     return ret;
 }
 
@@ -715,7 +741,7 @@ static int writev_f(int argc, char **argv)
     } else if (!qflag) {
         print_report("wrote", tsub(t2, t1), offset, count, count, 1, Cflag);
     }
-    free(buf);
+    qemu_io_free(buf);
     return ret;
 }
 
@@ -1060,7 +1086,7 @@ static void open_help(void)
 
 static int open_f(int argc, char **argv)
 {
-    int flags = BDRV_O_RDWR, c;
+    int flags = BDRV_O_RDWR | BDRV_O_UNMAP, c;
     bool writethrough = false;
     g_autoptr(JsonObject) opts = NULL;
     const char *fmt = NULL;
@@ -1077,7 +1103,16 @@ static int open_f(int argc, char **argv)
         case 'r': flags &= ~BDRV_O_RDWR; break;
         case 'k': break;
         case 'i': break;
-        case 'd': break;
+        case 'd':
+            if (!strcmp(optarg, "unmap") || !strcmp(optarg, "on")) {
+                flags |= BDRV_O_UNMAP;
+            } else if (!strcmp(optarg, "ignore") || !strcmp(optarg, "off")) {
+                flags &= ~BDRV_O_UNMAP;
+            } else {
+                error_report("Invalid discard option: %s", optarg);
+                return -EINVAL;
+            }
+            break;
         case 'U': flags |= BDRV_O_FORCE_SHARE; break;
         case 'f': fmt = optarg; break;   /* our extension: -f fmt */
         case 't':

@@ -131,7 +131,7 @@ static int command_loop_stdin(void)
 
 int main(int argc, char **argv)
 {
-    int flags = BDRV_O_RDWR, c, ret = 0;
+    int flags = BDRV_O_RDWR | BDRV_O_UNMAP, c, ret = 0;
     bool writethrough = true, image_opts = false, quit = false;
     const char *fmt = NULL, *progname = "qemu-io";
     g_autoptr(GPtrArray) cmds = g_ptr_array_new();
@@ -146,13 +146,22 @@ int main(int argc, char **argv)
         case 'm':
         case 'k':
         case 'i':
-        case 'd':
         case 'T':
         case OPTION_OBJECT:
             break;
         case 'n':
             flags |= BDRV_O_NOCACHE;
             writethrough = false;
+            break;
+        case 'd':
+            if (!strcmp(optarg, "unmap") || !strcmp(optarg, "on")) {
+                flags |= BDRV_O_UNMAP;
+            } else if (!strcmp(optarg, "ignore") || !strcmp(optarg, "off")) {
+                flags &= ~BDRV_O_UNMAP;
+            } else {
+                error_report("Invalid discard option: %s", optarg);
+                return 1;
+            }
             break;
         case 'f': fmt = optarg; break;
         case 'c': g_ptr_array_add(cmds, optarg); break;

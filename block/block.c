@@ -72,6 +72,12 @@ BlockDriver *bdrv_find_format(const char *name)
     return NULL;
 }
 
+/* g_ptr_array_sort passes pointers to the elements */
+static gint compare_names(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaque)
 {
     g_autoptr(GPtrArray) names = g_ptr_array_new();
@@ -79,7 +85,7 @@ void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaqu
     for (size_t i = 0; i < ARRAY_SIZE(block_drivers); i++) {
         g_ptr_array_add(names, (gpointer)block_drivers[i]->format_name);
     }
-    g_ptr_array_sort(names, (GCompareFunc)(void *)g_strcmp0);
+    g_ptr_array_sort(names, compare_names);
     for (guint i = 0; i < names->len; i++) {
         fn(opaque, names->pdata[i]);
     }
@@ -239,6 +245,16 @@ static int apply_generic_opts(JsonObject *opts, int *flags, GError **errp)
     if (opts_get_bool(opts, "force-share", false, &local)) {
         *flags |= BDRV_O_FORCE_SHARE;
     }
+    if (opts_has(opts, "discard")) {
+        g_autofree char *d = opts_get_str(opts, "discard");
+        if (d && (!strcmp(d, "unmap") || !strcmp(d, "on"))) {
+            *flags |= BDRV_O_UNMAP;
+        } else if (d && (!strcmp(d, "ignore") || !strcmp(d, "off"))) {
+            *flags &= ~BDRV_O_UNMAP;
+        } else if (!local) {
+            error_setg(&local, "Invalid discard option");
+        }
+    }
     if (cache) {
         if (opts_has(cache, "direct")) {
             *flags &= ~BDRV_O_NOCACHE;
@@ -380,8 +396,8 @@ BlockDriverState *bdrv_open_child(BlockDriverState *parent, JsonObject *parent_o
         /* a reference to an existing node */
         BlockDriverState *bs = bdrv_find_node(json_node_get_string(ref));
         if (!bs) {
-            error_setg(errp, "Cannot find device='' nor node-name='%s'",
-                       json_node_get_string(ref));
+            error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                       json_node_get_string(ref), json_node_get_string(ref));
             return NULL;
         }
         bdrv_ref(bs);
@@ -483,8 +499,8 @@ int bdrv_open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         json_node_get_value_type(node) == G_TYPE_STRING) {
         BlockDriverState *b = bdrv_find_node(json_node_get_string(node));
         if (!b) {
-            error_setg(errp, "Cannot find device='' nor node-name='%s'",
-                       json_node_get_string(node));
+            error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                       json_node_get_string(node), json_node_get_string(node));
             return -ENOENT;
         }
         bdrv_ref(b);
@@ -615,6 +631,10 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
     }
     ret = drv->open(bs, opts, flags, errp);
     if (ret < 0) {
+        /* the driver releases what it set up; the children go here */
+        if (drv->close) {
+            drv->close(bs);
+        }
         goto fail;
     }
     all_nodes = g_list_append(all_nodes, bs);
@@ -625,6 +645,12 @@ fail:
         bdrv_unref(file);
     }
     if (bs) {
+        if (bs->backing) {
+            bdrv_unref(bs->backing);
+        }
+        if (bs->data_file && bs->data_file != bs->file) {
+            bdrv_unref(bs->data_file);
+        }
         if (bs->file) {
             bdrv_unref(bs->file);
         }

@@ -382,6 +382,18 @@ static int raw_flush_to_disk(BlockDriverState *bs)
     return r < 0 ? -errno : 0;
 }
 
+/*
+ * An empty file that grows gets its first block written (with zeros), as QEMU
+ * does, so that O_DIRECT alignment can be probed on it later; `qemu-img map`
+ * shows that block as data.
+ */
+static int allocate_first_block(BlockDriverState *bs, int64_t size)
+{
+    int64_t n = MIN(size, 4096);
+
+    return n > 0 ? bdrv_pwrite_zero_buffer(bs, 0, n) : 0;
+}
+
 static int raw_truncate(BlockDriverState *bs, int64_t offset, bool exact,
                         PreallocMode prealloc, int flags, GError **errp)
 {
@@ -412,7 +424,7 @@ static int raw_truncate(BlockDriverState *bs, int64_t offset, bool exact,
             error_setg_errno(errp, -ret, "Failed to resize the file");
             return ret;
         }
-        return 0;
+        return cur == 0 ? allocate_first_block(bs, offset) : 0;
     case PREALLOC_MODE_FALLOC:
         if (offset > cur) {
             ret = do_fallocate(s->fd, 0, cur, offset - cur);
@@ -421,7 +433,7 @@ static int raw_truncate(BlockDriverState *bs, int64_t offset, bool exact,
                 return ret;
             }
         }
-        return 0;
+        return cur == 0 ? allocate_first_block(bs, offset) : 0;
     case PREALLOC_MODE_FULL: {
         int64_t pos = cur;
         const int64_t chunk = 16 * MiB;
@@ -482,12 +494,13 @@ static int raw_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
     return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
 }
 
-/* -o options of qemu-img create -f raw / the file protocol */
+/* -o options of qemu-img create -f raw / the file protocol, in QEMU's order (the
+ * "Formatting" line lists them in this order) */
 static const CreateOptDesc file_create_opts[] = {
     { "size", OPT_SIZE, "Virtual disk size", NULL },
+    { "nocow", OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)", NULL },
     { "preallocation", OPT_STRING,
       "Preallocation mode (allowed values: off, falloc, full)", NULL },
-    { "nocow", OPT_BOOL, "Turn off copy-on-write (valid only on btrfs)", NULL },
     { "extent_size_hint", OPT_SIZE, "Extent size hint for the image file, 0 to disable",
       NULL },
     { NULL },
@@ -496,7 +509,9 @@ static const CreateOptDesc file_create_opts[] = {
 static int raw_create_opts(const char *filename, JsonObject *opts, GError **errp)
 {
     GError *local = NULL;
-    uint64_t size = opts_get_size(opts, "size", 0, &local);
+    /* like QEMU, files are created with a whole number of sectors */
+    uint64_t size = QEMU_ALIGN_UP(opts_get_size(opts, "size", 0, &local),
+                                  BDRV_SECTOR_SIZE);
     g_autofree char *pa = opts_get_str(opts, "preallocation");
     int prealloc = PREALLOC_MODE_OFF;
     int fd, ret = 0;
@@ -504,13 +519,6 @@ static int raw_create_opts(const char *filename, JsonObject *opts, GError **errp
     if (local) {
         error_propagate(errp, local);
         return -EINVAL;
-    }
-    if (pa) {
-        prealloc = prealloc_mode_parse(pa);
-        if (prealloc < 0 || prealloc == PREALLOC_MODE_METADATA) {
-            error_setg(errp, "Invalid parameter '%s'", pa);
-            return -EINVAL;
-        }
     }
     fd = open(filename, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -536,6 +544,18 @@ static int raw_create_opts(const char *filename, JsonObject *opts, GError **errp
     }
     close(fd);
     fd = -1;
+    /* as QEMU, the file exists (empty) even when the preallocation mode is bad */
+    if (pa) {
+        prealloc = prealloc_mode_parse(pa);
+        if (prealloc < 0) {
+            error_setg(errp, "invalid parameter value: %s", pa);
+            return -EINVAL;
+        }
+        if (prealloc == PREALLOC_MODE_METADATA) {
+            error_setg(errp, "Unsupported preallocation mode: %s", pa);
+            return -ENOTSUP;
+        }
+    }
     if (size > 0 || prealloc != PREALLOC_MODE_OFF) {
         g_autoptr(JsonObject) o = json_object_new();
         BlockDriverState *bs;

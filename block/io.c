@@ -9,6 +9,8 @@
 
 #define BOUNCE_MEM_ALIGN 4096
 #define ZERO_CHUNK (1 * MiB)
+/* The largest image length QEMU accepts: INT64_MAX rounded down to 1 GiB. */
+#define BDRV_MAX_LENGTH QEMU_ALIGN_DOWN(INT64_MAX, 1 * GiB)
 
 static int check_request(BlockDriverState *bs, int64_t offset, int64_t bytes)
 {
@@ -267,6 +269,11 @@ int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact, PreallocMode
         error_setg(errp, "Image size cannot be negative");
         return -EINVAL;
     }
+    if (offset > BDRV_MAX_LENGTH) {
+        error_setg(errp, "offset(%" PRId64 ") exceeds maximum(%" PRId64 ")", offset,
+                   BDRV_MAX_LENGTH);
+        return -EFBIG;
+    }
     if (!(bs->open_flags & BDRV_O_RDWR)) {
         error_setg(errp, "Image is read-only");
         return -EACCES;
@@ -300,6 +307,10 @@ int64_t bdrv_get_allocated_file_size(BlockDriverState *bs)
     total = bdrv_get_allocated_file_size(bs->file);
     if (total >= 0 && bs->data_file && bs->data_file != bs->file) {
         r = bdrv_get_allocated_file_size(bs->data_file);
+        /* a data file left closed (BDRV_O_NO_DATA_FILE) adds nothing we know of */
+        if (r == -ENOTSUP) {
+            r = 0;
+        }
         total = r < 0 ? r : total + r;
     }
     return total;
@@ -433,6 +444,24 @@ int bdrv_snapshot_list(BlockDriverState *bs, GPtrArray *out)
     return bs->drv->snapshot_list ? bs->drv->snapshot_list(bs, out) : -ENOTSUP;
 }
 
+int bdrv_snapshot_goto(BlockDriverState *bs, const char *name, GError **errp)
+{
+    if (!bs->drv->snapshot_goto) {
+        error_setg(errp, "Block driver does not support snapshots");
+        return -ENOTSUP;
+    }
+    return bs->drv->snapshot_goto(bs, name, errp);
+}
+
+int bdrv_snapshot_delete(BlockDriverState *bs, const char *name, GError **errp)
+{
+    if (!bs->drv->snapshot_delete) {
+        error_setg(errp, "Block driver does not support snapshots");
+        return -ENOTSUP;
+    }
+    return bs->drv->snapshot_delete(bs, name, errp);
+}
+
 /* ---- creation ---- */
 
 int bdrv_create(const char *fmt, const char *filename, JsonObject *opts, GError **errp)
@@ -455,44 +484,9 @@ int bdrv_create_file(const char *filename, JsonObject *opts, GError **errp)
     return bdrv_create("file", filename, opts, errp);
 }
 
-char *bdrv_create_opts_help(const char *fmt)
-{
-    BlockDriver *drv = bdrv_find_format(fmt);
-    g_autofree char *title = NULL;
-
-    if (!drv || !drv->create_opt_descs) {
-        return NULL;
-    }
-    title = g_strdup_printf("Supported %s options:", fmt);
-    return create_opts_help(title, drv->create_opt_descs);
-}
-
-bool bdrv_create_opt_known(const char *fmt, const char *key)
+bool bdrv_supports_compressed_writes(const char *fmt)
 {
     BlockDriver *drv = bdrv_find_format(fmt);
 
-    for (const CreateOptDesc *d = drv ? drv->create_opt_descs : NULL; d && d->name; d++) {
-        if (!strcmp(d->name, key)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-char *bdrv_create_opts_describe(const char *fmt, JsonObject *opts)
-{
-    BlockDriver *drv = bdrv_find_format(fmt);
-    GString *s = g_string_new(NULL);
-
-    g_string_append_printf(s, "fmt=%s", fmt);
-    for (const CreateOptDesc *d = drv ? drv->create_opt_descs : NULL; d && d->name; d++) {
-        g_autofree char *v = opts_get_str(opts, d->name);
-        const char *val = v ? v : d->def_value_str;
-
-        if (!val) {
-            continue;
-        }
-        g_string_append_printf(s, " %s=%s", d->name, val);
-    }
-    return g_string_free(s, FALSE);
+    return drv && drv->supports_compressed_writes;
 }

@@ -18,7 +18,7 @@ typedef struct CheckState {
     int64_t nb_clusters;    /* clusters in the image file */
     bool rebuild;           /* refcount structure must be rebuilt */
     bool quiet;             /* no messages (internal repairs) */
-    uint64_t prev_data;     /* for fragmentation counting */
+    uint64_t prev_data;     /* last data cluster seen, UINT64_MAX: none yet */
 } CheckState;
 
 static void G_GNUC_PRINTF_CHECK(2, 3) check_msg(CheckState *cs, const char *fmt, ...)
@@ -70,6 +70,9 @@ static int check_l2(CheckState *cs, uint64_t l2_offset, uint64_t guest_base, boo
     g_autofree uint64_t *l2 = g_malloc(s->cluster_size);
     int ret = bdrv_pread(bs->file, l2_offset, s->cluster_size, l2, 0);
 
+    /* fragmentation is counted within one L2 table, as QEMU counts it */
+    cs->prev_data = UINT64_MAX;
+
     if (ret < 0) {
         check_msg(cs, "ERROR: I/O error in check_refcounts_l2\n");
         cs->res->check_errors++;
@@ -96,13 +99,10 @@ static int check_l2(CheckState *cs, uint64_t l2_offset, uint64_t guest_base, boo
             }
             qcow2_compressed_range(s, e, &start, &len);
             if (active) {
-                uint64_t cl = start_of_cluster(s, start);
+                /* a compressed cluster always counts as fragmented */
                 cs->res->bfi.allocated_clusters++;
                 cs->res->bfi.compressed_clusters++;
-                if (cs->prev_data && cl != cs->prev_data + s->cluster_size) {
-                    cs->res->bfi.fragmented_clusters++;
-                }
-                cs->prev_data = cl;
+                cs->res->bfi.fragmented_clusters++;
             }
             inc_refs(cs, start, len);
             break;
@@ -113,7 +113,7 @@ static int check_l2(CheckState *cs, uint64_t l2_offset, uint64_t guest_base, boo
                 check_msg(cs, "ERROR offset=%" PRIx64 ": Data cluster is not properly "
                         "aligned; L2 entry corrupted.\n", off);
                 cs->res->corruptions++;
-                break;
+                /* the cluster-sized range it points to still counts as referenced */
             }
             if (has_data_file(bs) && off != guest &&
                 qcow2_get_cluster_type(bs, e) == QCOW2_CLUSTER_NORMAL) {
@@ -123,9 +123,9 @@ static int check_l2(CheckState *cs, uint64_t l2_offset, uint64_t guest_base, boo
                 cs->res->corruptions++;
                 break;
             }
-            if (active && qcow2_get_cluster_type(bs, e) == QCOW2_CLUSTER_NORMAL) {
+            if (active) {
                 cs->res->bfi.allocated_clusters++;
-                if (cs->prev_data && off != cs->prev_data + s->cluster_size) {
+                if (cs->prev_data != UINT64_MAX && off != cs->prev_data + s->cluster_size) {
                     cs->res->bfi.fragmented_clusters++;
                 }
                 cs->prev_data = off;
@@ -205,7 +205,7 @@ static int compute_references(CheckState *cs)
     int ret;
 
     memset(cs->ref, 0, cs->nb_clusters * sizeof(uint32_t));
-    cs->prev_data = 0;
+    cs->prev_data = UINT64_MAX;
     cs->res->bfi.allocated_clusters = 0;
     cs->res->bfi.fragmented_clusters = 0;
     cs->res->bfi.compressed_clusters = 0;
@@ -277,9 +277,17 @@ static int set_refcount(CheckState *cs, int64_t cluster, uint64_t old, uint64_t 
 }
 
 /* Compare computed references with the on-disk refcounts; repair per cs->fix. */
-static int compare_refcounts(CheckState *cs, bool quiet_fix)
+/*
+ * Compare computed references with the on-disk refcounts. With @fix 0 every
+ * difference is reported (ERROR/Leaked) and counted; with fix flags what may be
+ * repaired is repaired ("Repairing") and counted as fixed, what may not is
+ * reported and counted. A cluster in use with refcount 0 asks for a rebuild.
+ * @count: add to the result counters (not for the quiet clean-up pass).
+ */
+static int compare_refcounts(CheckState *cs, int fix, bool count)
 {
     BDRVQcow2State *s = cs->s;
+    BdrvCheckResult *res = cs->res;
 
     for (int64_t i = 0; i < cs->nb_clusters; i++) {
         uint64_t rc;
@@ -288,46 +296,49 @@ static int compare_refcounts(CheckState *cs, bool quiet_fix)
 
         if (ret < 0) {
             check_msg(cs, "Can't get refcount for cluster %" PRId64 ": %s\n", i,
-                    strerror(-ret));
-            cs->res->check_errors++;
+                      strerror(-ret));
+            res->check_errors++;
             continue;
         }
         if (rc == ref) {
             continue;
         }
         if (rc < ref) {
-            if ((cs->fix & BDRV_FIX_ERRORS) && rc > 0 && ref <= s->refcount_max) {
+            if (rc == 0) {
+                /* in use but free: only a new refcount structure is safe */
+                cs->rebuild = true;
+                if (!fix) {
+                    check_msg(cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64
+                              " reference=%u\n", i, rc, ref);
+                    res->corruptions += count;
+                }
+                continue;
+            }
+            if ((fix & BDRV_FIX_ERRORS) && ref <= s->refcount_max) {
                 check_msg(cs, "Repairing cluster %" PRId64 " refcount=%" PRIu64
-                        " reference=%u\n", i, rc, ref);
+                          " reference=%u\n", i, rc, ref);
                 if (set_refcount(cs, i, rc, ref) == 0) {
-                    cs->res->corruptions_fixed++;
+                    res->corruptions_fixed += count;
                     continue;
                 }
             } else {
                 check_msg(cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64
-                        " reference=%u\n", i, rc, ref);
+                          " reference=%u\n", i, rc, ref);
             }
-            cs->res->corruptions++;
-            if (rc == 0) {
-                cs->rebuild = true;
-            }
+            res->corruptions += count;
         } else {
-            if (cs->fix & BDRV_FIX_LEAKS) {
+            if (fix & BDRV_FIX_LEAKS) {
                 check_msg(cs, "Repairing cluster %" PRId64 " refcount=%" PRIu64
-                        " reference=%u\n", i, rc, ref);
+                          " reference=%u\n", i, rc, ref);
                 if (set_refcount(cs, i, rc, ref) == 0) {
-                    if (!quiet_fix) {
-                        cs->res->leaks_fixed++;
-                    }
+                    res->leaks_fixed += count;
                     continue;
                 }
             } else {
                 check_msg(cs, "Leaked cluster %" PRId64 " refcount=%" PRIu64
-                        " reference=%u\n", i, rc, ref);
+                          " reference=%u\n", i, rc, ref);
             }
-            if (!quiet_fix) {
-                cs->res->leaks++;
-            }
+            res->leaks += count;
         }
     }
     return 0;
@@ -384,9 +395,7 @@ static int check_oflag_copied(CheckState *cs)
             if (t != QCOW2_CLUSTER_NORMAL && t != QCOW2_CLUSTER_ZERO_ALLOC) {
                 continue;
             }
-            if (offset_into_cluster(s, off)) {
-                continue;
-            }
+            off = start_of_cluster(s, off);
             if (has_data_file(bs)) {
                 drc = 1;       /* C3: data-file clusters are implicitly owned once */
             } else if (qcow2_get_refcount(bs, off >> s->cluster_bits, &drc) < 0) {
@@ -564,33 +573,43 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
     if (ret < 0) {
         goto out;
     }
-    compare_refcounts(&cs, false);
-    if (cs.rebuild) {
-        if (!(fix & BDRV_FIX_ERRORS)) {
-            if (fix & BDRV_FIX_LEAKS) {
-                check_msg(&cs, "ERROR need to rebuild refcount structures\n");
-                ret = -EIO;
-                goto out;
+    /* first report everything as found */
+    compare_refcounts(&cs, 0, true);
+    if (fix && (res->leaks || res->corruptions || cs.rebuild)) {
+        BdrvCheckResult found = *res;
+
+        /* then repair what may be repaired, counting anew */
+        res->leaks = res->corruptions = 0;
+        cs.rebuild = false;
+        compare_refcounts(&cs, fix, true);
+        if (cs.rebuild && !(fix & BDRV_FIX_ERRORS)) {
+            check_msg(&cs, "ERROR need to rebuild refcount structures\n");
+            res->corruptions = found.corruptions;
+            ret = -EIO;
+            goto out;
+        }
+        if (cs.rebuild) {
+            uint64_t in_use_but_free = 0;
+            for (int64_t i = 0; i < cs.nb_clusters; i++) {
+                uint64_t rc;
+                if (cs.ref[i] && qcow2_get_refcount(bs, i, &rc) == 0 && rc == 0) {
+                    in_use_but_free++;
+                }
             }
-        } else {
             ret = rebuild_refcounts(&cs, false);
             if (ret < 0) {
                 check_msg(&cs, "ERROR: Could not rebuild the refcount structure: %s\n",
-                        strerror(-ret));
+                          strerror(-ret));
                 res->check_errors++;
                 goto out;
             }
-            /* every corruption found was fixed by the rebuild */
-            res->corruptions_fixed += res->corruptions;
-            res->corruptions = 0;
-            /* the old structure now leaks: free it quietly (not counted) */
+            res->corruptions_fixed += in_use_but_free;
+            /* the old structure now leaks: free it (reported, not counted) */
             ret = run_check(&cs);
             if (ret < 0) {
                 goto out;
             }
-            cs.fix = BDRV_FIX_LEAKS;
-            compare_refcounts(&cs, true);
-            cs.fix = fix;
+            compare_refcounts(&cs, BDRV_FIX_LEAKS, false);
         }
     }
     check_oflag_copied(&cs);
@@ -645,7 +664,7 @@ int qcow2_change_refcount_order(BlockDriverState *bs, int new_order)
         /* the old structure leaks now: free it */
         ret = run_check(&cs);
         if (ret == 0) {
-            compare_refcounts(&cs, true);
+            compare_refcounts(&cs, BDRV_FIX_LEAKS, false);
             ret = qcow2_flush_caches(bs);
         }
     }

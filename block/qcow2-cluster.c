@@ -579,10 +579,23 @@ static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_cl
         }
         l2_set(l2, l2_index + i, new);
         qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
-        if ((old & L2E_OFFSET_MASK) && !(new & L2E_OFFSET_MASK)) {
+        if (t == QCOW2_CLUSTER_COMPRESSED) {
             qcow2_free_any_cluster(bs, old, 1);
-        } else if (t == QCOW2_CLUSTER_COMPRESSED) {
+        } else if ((t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC) &&
+                   !(new & L2E_OFFSET_MASK)) {
+            uint64_t host = has_data_file(bs) ? start_of_cluster(s, offset) +
+                            (i << s->cluster_bits) : old & L2E_OFFSET_MASK;
             qcow2_free_any_cluster(bs, old, 1);
+            /* discard requests reach the file for what is no longer used */
+            if (op != L2_OP_ZERO && (bs->open_flags & BDRV_O_UNMAP)) {
+                uint64_t rc = 0;
+                if (has_data_file(bs)) {
+                    bdrv_pdiscard(data_node_of(bs), host, s->cluster_size);
+                } else if (qcow2_get_refcount(bs, host >> s->cluster_bits, &rc) == 0 &&
+                           rc == 0) {
+                    bdrv_pdiscard(bs->file, host, s->cluster_size);
+                }
+            }
         }
     }
     qcow2_cache_put(s->l2_table_cache, (void **)&l2);

@@ -632,6 +632,20 @@ static int qcow2_shrink(BlockDriverState *bs, uint64_t offset, GError **errp)
     }
     s->size = offset;
     s->l1_vm_state_index = qcow2_l1_entries_for(offset, s->cluster_bits);
+    /* give the freed tail of the image file back */
+    ret = qcow2_flush_caches(bs);
+    if (ret == 0) {
+        int64_t last = qcow2_last_used_cluster(bs);
+        int64_t flen = bdrv_getlength(bs->file);
+        if (last >= 0 && flen > (last + 1) << s->cluster_bits) {
+            ret = bdrv_truncate(bs->file, (last + 1) << s->cluster_bits, false,
+                                PREALLOC_MODE_OFF, 0, NULL);
+        }
+    }
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to truncate the image file");
+        return ret;
+    }
     if (data_file_is_raw(bs) && bs->data_file) {
         /* the raw data file keeps matching the image */
         ret = bdrv_truncate(bs->data_file, offset, true, PREALLOC_MODE_OFF, 0, errp);
@@ -1072,8 +1086,8 @@ int qcow2_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **err
                    "You can use 'qemu-img rebase' instead.");
         return -ENOTSUP;
     }
-    if (compat && parse_version(compat, &version, errp) < 0) {
-        error_setg(errp, "Invalid compatibility level: '%s'", compat);
+    if (compat && parse_version(compat, &version, NULL) < 0) {
+        error_setg(errp, "Unknown compatibility level %s", compat);
         return -EINVAL;
     }
     if (has_bits && (!is_power_of_2(bits) || bits > 64)) {

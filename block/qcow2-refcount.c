@@ -688,6 +688,33 @@ int64_t qcow2_alloc_bytes(BlockDriverState *bs, int size)
     return off;
 }
 
+int64_t qcow2_last_used_cluster(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    for (int64_t ti = (int64_t)s->refcount_table_size - 1; ti >= 0; ti--) {
+        uint64_t off = s->refcount_table[ti] & REFT_OFFSET_MASK;
+        void *block;
+        int ret;
+
+        if (!off) {
+            continue;
+        }
+        ret = qcow2_cache_get(bs, s->refcount_block_cache, off, &block);
+        if (ret < 0) {
+            return ret;
+        }
+        for (int64_t i = s->refcount_block_size - 1; i >= 0; i--) {
+            if (qcow2_refblock_get(s, block, i)) {
+                qcow2_cache_put(s->refcount_block_cache, &block);
+                return (ti << s->refcount_block_bits) + i;
+            }
+        }
+        qcow2_cache_put(s->refcount_block_cache, &block);
+    }
+    return -1;
+}
+
 uint64_t qcow2_highest_allocated_end(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;

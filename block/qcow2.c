@@ -505,8 +505,7 @@ static int open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GErro
     return bdrv_open_backing(bs, opts, bflags, errp);
 }
 
-static int qcow2_do_open(BlockDriverState *bs, JsonObject *opts, int flags,
-                         GError **errp)
+static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     g_autofree uint8_t *hbuf = NULL;
@@ -798,6 +797,7 @@ static int qcow2_do_open(BlockDriverState *bs, JsonObject *opts, int flags,
         }
     }
     bs->request_alignment = 1;
+    s->opened = true;
     return 0;
 }
 
@@ -819,31 +819,11 @@ static void qcow2_release(BlockDriverState *bs)
     }
 }
 
-/*
- * A failed open leaves nothing behind: the generic layer only frees the node
- * and its file child, so the state and the data-file and backing children
- * opened here go here (they leaked, one set per failed open, before).
- */
-static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp)
-{
-    int ret = qcow2_do_open(bs, opts, flags, errp);
-
-    if (ret < 0) {
-        qcow2_release(bs);
-        if (bs->data_file && bs->data_file != bs->file) {
-            bdrv_unref(bs->data_file);
-        }
-        bs->data_file = NULL;
-        g_clear_pointer(&bs->backing, bdrv_unref);
-    }
-    return ret;
-}
-
 static void qcow2_close(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
 
-    if (!s->read_only && s->l2_table_cache) {
+    if (s->opened && !s->read_only && s->l2_table_cache) {
         /* QEMU's messages: a failed write-back on close is reported, not silent */
         int ret = qcow2_cache_flush(bs, s->l2_table_cache);
         if (ret < 0) {
@@ -952,6 +932,8 @@ BlockDriver bdrv_qcow2 = {
     .create = qcow2_create_qmp,
     .create_opt_descs = qcow2_create_opt_descs,
     .amend = qcow2_amend,
+    .amend_opt_descs = qcow2_amend_opt_descs,
+    .supports_compressed_writes = true,
     .check = qcow2_check,
     .get_specific_info = qcow2_get_specific_info,
     .is_dirty = qcow2_is_dirty,

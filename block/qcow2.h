@@ -160,6 +160,7 @@ typedef struct BDRVQcow2State {
     bool metadata_preallocation_checked;
     bool metadata_preallocation;
     bool read_only;
+    bool opened;                    /* open() completed */
     bool signaled_corruption;
 } BDRVQcow2State;
 
@@ -274,6 +275,8 @@ int64_t qcow2_alloc_clusters_at(BlockDriverState *bs, uint64_t offset, int64_t n
 /* Sub-cluster allocation for compressed data; offset or -errno. */
 int64_t qcow2_alloc_bytes(BlockDriverState *bs, int size);
 void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t size);
+/* Index of the last cluster with a non-zero refcount (-1: none), or -errno. */
+int64_t qcow2_last_used_cluster(BlockDriverState *bs);
 /* End of the highest cluster allocated while the image was open. */
 uint64_t qcow2_highest_allocated_end(BlockDriverState *bs);
 /* Free what an L2 entry points to (data clusters only for internal data). */

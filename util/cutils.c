@@ -180,9 +180,6 @@ char *size_to_str(uint64_t val)
         i++;
     }
     div = UINT64_C(1) << (10 * i);
-    if (i == 0) {
-        return g_strdup_printf("%" PRIu64 " bytes", val);
-    }
     return g_strdup_printf("%0.3g %sB", (double)val / div, suffixes[i]);
 }
 

@@ -26,6 +26,7 @@ typedef struct BlockDriverState BlockDriverState;
 #define BDRV_O_CHECK        0x10000 /* opened for qemu-img check: corrupt/dirty tolerated */
 #define BDRV_O_INACTIVE_FIX 0x20000 /* opened for check -r: allow repairing */
 #define BDRV_O_NO_SHARE     0x40000 /* read-only, but let nobody else write meanwhile */
+#define BDRV_O_UNMAP        0x80000 /* discard=unmap: pass discards down to the files */
 
 /* Cache modes, as parsed from -t */
 #define BDRV_O_CACHE_MASK (BDRV_O_NOCACHE | BDRV_O_NO_FLUSH | BDRV_O_WRITETHROUGH)
@@ -120,6 +121,8 @@ int bdrv_get_flags(BlockDriverState *bs);
 /* The backing file name stored in the image, and its format (may be NULL). */
 const char *bdrv_get_backing_filename(BlockDriverState *bs);
 const char *bdrv_get_backing_format(BlockDriverState *bs);
+/* Make a path relative to @base's folder, as backing files are resolved. */
+char *bdrv_path_combine(const char *base, const char *name);
 /* "json:{...}" or the plain file name describing how to reopen this node. */
 char *bdrv_get_full_filename(BlockDriverState *bs);
 
@@ -162,6 +165,10 @@ bool bdrv_is_dirty(BlockDriverState *bs);
 int bdrv_snapshot_create(BlockDriverState *bs, const char *name);
 /* Number of snapshots; fills a GPtrArray of JsonObject per snapshot if non-NULL. */
 int bdrv_snapshot_list(BlockDriverState *bs, GPtrArray *out);
+/* Revert the image to / delete the snapshot with this ID or name. 0 or -errno with
+ * errp set ("Block driver does not support snapshots" without driver support). */
+int bdrv_snapshot_goto(BlockDriverState *bs, const char *name, GError **errp);
+int bdrv_snapshot_delete(BlockDriverState *bs, const char *name, GError **errp);
 
 /* ---- creating images ---- */
 /*
@@ -169,12 +176,40 @@ int bdrv_snapshot_list(BlockDriverState *bs, GPtrArray *out);
  * "size" included). Prints nothing. Errors in QEMU's words.
  */
 int bdrv_create(const char *fmt, const char *filename, JsonObject *opts, GError **errp);
-/* The help text for -o help: "Supported options:\n  name=type - desc\n"... */
+/*
+ * Creation options (block/create-opts.c). A format's list is merged with that of
+ * the protocol its files are created on ("file"): the format's entries first.
+ */
+/* -o help without a file name: "Supported <fmt> options:\n  name=<type> - help\n"...
+ * for the format's own options; NULL if @fmt is unknown or cannot create. */
 char *bdrv_create_opts_help(const char *fmt);
-/* The "Formatting '...', fmt=..." line's option part, in QEMU's order. */
+/* -o help with a file name: "Supported options:\n"... for the merged list. */
+char *bdrv_create_opts_help_merged(const char *fmt);
+/*
+ * Check -o options (a flat object of strings) against the merged list: unknown
+ * keys ("Invalid parameter 'x'"), bool/number/size values with QEMU's messages.
+ * Sizes and numbers are rewritten in decimal. 0 or -errno.
+ */
+int bdrv_create_opts_check(const char *fmt, JsonObject *opts, GError **errp);
+/* Rewrite checked bool values (yes/no/true/false) as on/off for the drivers. */
+void bdrv_create_opts_normalize(const char *fmt, JsonObject *opts);
+/* The "Formatting '...', fmt=..." line's option part, in QEMU's order, with the
+ * defaults of unset options. */
 char *bdrv_create_opts_describe(const char *fmt, JsonObject *opts);
-/* Is @key a creation option of @fmt? */
+/* Is @key a creation option of @fmt (merged list)? */
 bool bdrv_create_opt_known(const char *fmt, const char *key);
+/* Parse a size option value (suffixes, fractions, the full 64-bit range). */
+int bdrv_parse_option_size(const char *str, uint64_t *result);
+/* qemu-img amend -o help: "Amend options for '<fmt>':\n"...; NULL if the format
+ * cannot amend. */
+char *bdrv_amend_opts_help(const char *fmt);
+/* Check amend options as bdrv_create_opts_check does; creation-only options get
+ * "This option is only supported for image creation". */
+int bdrv_amend_opts_check(const char *fmt, JsonObject *opts, GError **errp);
+
+/* Can the format write compressed data (BDRV_REQ_WRITE_COMPRESSED) at all? A driver
+ * may still refuse it for a particular image (-ENOTSUP). */
+bool bdrv_supports_compressed_writes(const char *fmt);
 
 /* Open a plain file as a protocol node (no probing), used for data files. */
 BlockDriverState *bdrv_open_file(const char *filename, int flags, GError **errp);

@@ -114,6 +114,9 @@ struct BlockDriver {
     int (*block_status)(BlockDriverState *bs, int64_t offset, int64_t bytes,
                         int64_t *pnum, int64_t *map, BlockDriverState **file);
 
+    /* true if pwrite() takes BDRV_REQ_WRITE_COMPRESSED (qemu-img convert -c) */
+    bool supports_compressed_writes;
+
     /* qemu-img create with -o options (strings). */
     int (*create_opts)(const char *filename, JsonObject *opts, GError **errp);
     /* blockdev-create with QMP options (children as node names). */
@@ -121,11 +124,16 @@ struct BlockDriver {
     const CreateOptDesc *create_opt_descs;   /* terminated by a NULL name */
 
     int (*amend)(BlockDriverState *bs, JsonObject *opts, bool force, GError **errp);
+    /* options amend() takes (qemu-img amend -o help); terminated by a NULL name */
+    const CreateOptDesc *amend_opt_descs;
     int (*check)(BlockDriverState *bs, BdrvCheckResult *res, int fix);
     JsonNode *(*get_specific_info)(BlockDriverState *bs, GError **errp);
     bool (*is_dirty)(BlockDriverState *bs);
     int (*snapshot_create)(BlockDriverState *bs, const char *name);
     int (*snapshot_list)(BlockDriverState *bs, GPtrArray *out);
+    /* apply / delete the snapshot whose ID or name is @name; NULL: unsupported */
+    int (*snapshot_goto)(BlockDriverState *bs, const char *name, GError **errp);
+    int (*snapshot_delete)(BlockDriverState *bs, const char *name, GError **errp);
     /* blkdebug: an event happened on this node */
     void (*debug_event)(BlockDriverState *bs, BlkdebugEvent event);
 };
@@ -189,8 +197,6 @@ bool bdrv_probe_claims(const uint8_t *buf, int len);
 /* Is this a data file name we refuse to interpret (json:, protocol prefix)? */
 bool bdrv_filename_is_special(const char *name);
 
-/* Make a path relative to @base's folder, as backing files are resolved. */
-char *bdrv_path_combine(const char *base, const char *name);
 
 /* A node that only names a file (never opened; all I/O fails with -ENOMEDIUM). */
 BlockDriverState *bdrv_new_placeholder(const char *filename);

@@ -24,7 +24,7 @@ int qemu_strtosz(const char *nptr, const char **end, uint64_t *result);
 int qemu_strtoi64(const char *nptr, int base, int64_t *result);
 int qemu_strtou64(const char *nptr, int base, uint64_t *result);
 
-/* "1.5 GiB", "512 bytes", "0.977 GiB": qemu-img's human style (%0.3g). */
+/* "1.5 GiB", "512 B", "0.977 GiB": qemu-img's human style (%0.3g). */
 char *size_to_str(uint64_t val);
 /* "1.500 KiB", "1 MiB", "1000 bytes": qemu-io's style (%.3f, ".000" dropped). */
 void cvtstr(double value, char *str, size_t size);

@@ -48,7 +48,7 @@ static void test_strtosz_end(void)
 static void test_size_to_str(void)
 {
     static const struct { uint64_t in; const char *out; } cases[] = {
-        { 0, "0 bytes" }, { 999, "999 bytes" }, { 1024, "1 KiB" },
+        { 0, "0 B" }, { 512, "512 B" }, { 999, "999 B" }, { 1024, "1 KiB" },
         { 1536 * 1024, "1.5 MiB" }, { 1048576000, "0.977 GiB" },
         { 1073741824, "1 GiB" }, { 1074790400, "1 GiB" }, { 67108864, "64 MiB" },
         { 1ULL << 40, "1 TiB" },

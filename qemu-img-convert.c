@@ -1,0 +1,627 @@
+/*
+ * qemu-img convert: copy one or more source images (concatenated) into a target
+ * image created with the sources' total size (or an existing one with -n). The
+ * copy follows block status through the sources' backing chains and keeps the
+ * target sparse: ranges that read as zeros and zero runs of at least -S bytes in
+ * the data are skipped on a zero-initialised target and written as zeroes
+ * otherwise. -c writes whole clusters with BDRV_REQ_WRITE_COMPRESSED.
+ */
+#include "qemu-img.h"
+
+#define CONVERT_BUF_SIZE (2 * MiB)
+#define MAX_MIN_SPARSE (16 * MiB)
+
+typedef struct ConvertState {
+    BlockDriverState **src;
+    int64_t *src_sizes;
+    int src_num;
+    int64_t total_size;
+    BlockDriverState *target;
+    bool target_zero;        /* the target reads as zeros where we write nothing */
+    bool target_backing;     /* the target has a backing file: what the source's
+                              * top image does not allocate is left to it */
+    bool compressed;
+    int64_t min_sparse;      /* 0: no zero detection, write everything */
+    int64_t cluster_size;    /* -c: the unit of compressed writes */
+    int64_t done;
+    bool quiet;
+    uint8_t *buf;
+} ConvertState;
+
+static bool buffer_is_zero(const uint8_t *buf, int64_t len)
+{
+    /* all bytes equal to the first, and the first is zero */
+    return len == 0 || (buf[0] == 0 && memcmp(buf, buf + 1, len - 1) == 0);
+}
+
+static int write_zeroes(ConvertState *s, int64_t offset, int64_t n)
+{
+    int ret;
+
+    if (s->target_zero || n == 0) {
+        return 0;
+    }
+    ret = bdrv_pwrite_zeroes(s->target, offset, n, BDRV_REQ_MAY_UNMAP);
+    if (ret < 0) {
+        error_report("error while writing at byte %" PRId64 ": %s", offset,
+                     img_strerror(ret));
+    }
+    return ret;
+}
+
+static int write_data(ConvertState *s, int64_t offset, int64_t n, const uint8_t *buf,
+                      int flags)
+{
+    int ret = bdrv_pwrite(s->target, offset, n, buf, flags);
+
+    if (ret < 0) {
+        error_report("error while writing at byte %" PRId64 ": %s", offset,
+                     img_strerror(ret));
+    }
+    return ret;
+}
+
+/* Length of the run of zero (or non-zero) 512-byte sectors at @buf. */
+static int64_t sector_run(const uint8_t *buf, int64_t n, bool zero)
+{
+    int64_t pos = 0;
+
+    while (pos < n) {
+        int64_t len = MIN((int64_t)BDRV_SECTOR_SIZE, n - pos);
+        if (buffer_is_zero(buf + pos, len) != zero) {
+            break;
+        }
+        pos += len;
+    }
+    return pos;
+}
+
+/*
+ * Write a chunk of source data (one block status extent, at most the buffer): an
+ * all-zero chunk and runs of zero sectors at least min_sparse long become holes
+ * (or zero writes), everything else is written as data.
+ */
+static int write_sparse(ConvertState *s, int64_t offset, int64_t n, const uint8_t *buf)
+{
+    int64_t pos = 0, data_start = -1;
+    int ret;
+
+    if (s->min_sparse == 0) {
+        return write_data(s, offset, n, buf, 0);
+    }
+    if (buffer_is_zero(buf, n)) {
+        /* a chunk that is all zeros is left out whatever its length (QEMU's) */
+        return write_zeroes(s, offset, n);
+    }
+    while (pos < n) {
+        int64_t run = sector_run(buf + pos, n - pos, true);
+
+        if (run >= s->min_sparse) {
+            if (data_start >= 0) {
+                ret = write_data(s, offset + data_start, pos - data_start,
+                                 buf + data_start, 0);
+                if (ret < 0) {
+                    return ret;
+                }
+                data_start = -1;
+            }
+            ret = write_zeroes(s, offset + pos, run);
+            if (ret < 0) {
+                return ret;
+            }
+            pos += run;
+            continue;
+        }
+        /* a short zero run is written along with the data around it */
+        if (data_start < 0) {
+            data_start = pos;
+        }
+        pos += run;
+        pos += sector_run(buf + pos, n - pos, false);
+    }
+    if (data_start >= 0) {
+        return write_data(s, offset + data_start, n - data_start, buf + data_start, 0);
+    }
+    return 0;
+}
+
+static int read_source(ConvertState *s, BlockDriverState *bs, int64_t offset,
+                       int64_t n, int64_t target_offset)
+{
+    int ret = bdrv_pread(bs, offset, n, s->buf, 0);
+
+    if (ret < 0) {
+        error_report("error while reading at byte %" PRId64 ": %s", target_offset,
+                     img_strerror(ret));
+    }
+    return ret;
+}
+
+static void account(ConvertState *s, int64_t n)
+{
+    s->done += n;
+    if (s->total_size > 0) {
+        img_progress_set(100.0 * s->done / s->total_size);
+    }
+}
+
+/* Copy one source to the target at @base, extent by extent. */
+static int convert_source(ConvertState *s, BlockDriverState *bs, int64_t size,
+                          int64_t base)
+{
+    int64_t offset = 0;
+
+    while (offset < size) {
+        int64_t n = MIN(size - offset, CONVERT_BUF_SIZE);
+        bool zero = false, skip = false;
+        int ret;
+
+        if (s->min_sparse > 0 || s->target_backing) {
+            ImgBlockStatus st;
+            ret = img_block_status(bs, offset, n, &st);
+            if (ret < 0) {
+                error_report("error while reading block status at offset %" PRId64
+                             ": %s", base + offset, img_strerror(ret));
+                return ret;
+            }
+            n = st.pnum;
+            zero = s->min_sparse > 0 && (st.flags & BDRV_BLOCK_ZERO);
+            skip = s->target_backing &&
+                   !((st.flags & BDRV_BLOCK_ALLOCATED) && st.depth == 0);
+        }
+        if (skip) {
+            ret = 0;
+        } else if (zero) {
+            ret = write_zeroes(s, base + offset, n);
+        } else {
+            ret = read_source(s, bs, offset, n, base + offset);
+            if (ret == 0) {
+                ret = write_sparse(s, base + offset, n, s->buf);
+            }
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        offset += n;
+        account(s, n);
+    }
+    return 0;
+}
+
+/* Does the source's top image allocate anything in [offset, offset + n)? */
+static int top_allocates(BlockDriverState *bs, int64_t offset, int64_t n)
+{
+    while (n > 0) {
+        ImgBlockStatus st;
+        int ret = img_block_status(bs, offset, n, &st);
+
+        if (ret < 0) {
+            return ret;
+        }
+        if ((st.flags & BDRV_BLOCK_ALLOCATED) && st.depth == 0) {
+            return 1;
+        }
+        offset += st.pnum;
+        n -= st.pnum;
+    }
+    return 0;
+}
+
+/* Read @n bytes of the concatenated sources at @offset into @buf. */
+static int read_concat(ConvertState *s, int64_t offset, int64_t n, uint8_t *buf)
+{
+    int64_t base = 0;
+
+    for (int i = 0; i < s->src_num && n > 0; i++) {
+        if (offset < base + s->src_sizes[i]) {
+            int64_t len = MIN(n, base + s->src_sizes[i] - offset);
+            int ret = bdrv_pread(s->src[i], offset - base, len, buf, 0);
+            if (ret < 0) {
+                error_report("error while reading at byte %" PRId64 ": %s", offset,
+                             img_strerror(ret));
+                return ret;
+            }
+            buf += len;
+            offset += len;
+            n -= len;
+        }
+        base += s->src_sizes[i];
+    }
+    return 0;
+}
+
+/* -c: whole clusters, all-zero clusters left out. */
+static int convert_compressed(ConvertState *s)
+{
+    for (int64_t offset = 0; offset < s->total_size; offset += s->cluster_size) {
+        int64_t n = MIN(s->cluster_size, s->total_size - offset);
+        int ret;
+
+        if (s->target_backing) {
+            /* a backing file means a single source */
+            ret = top_allocates(s->src[0], offset, n);
+            if (ret < 0) {
+                error_report("error while reading block status at offset %" PRId64
+                             ": %s", offset, img_strerror(ret));
+                return ret;
+            }
+            if (ret == 0) {
+                account(s, n);
+                continue;
+            }
+        }
+        ret = read_concat(s, offset, n, s->buf);
+        if (ret < 0) {
+            return ret;
+        }
+        if (buffer_is_zero(s->buf, n)) {
+            ret = write_zeroes(s, offset, n);
+        } else {
+            ret = write_data(s, offset, n, s->buf, BDRV_REQ_WRITE_COMPRESSED);
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        account(s, n);
+    }
+    return 0;
+}
+
+static int convert_do_copy(ConvertState *s)
+{
+    int64_t base = 0;
+    int ret = 0;
+
+    s->buf = g_malloc(MAX(CONVERT_BUF_SIZE, s->cluster_size));
+    if (s->compressed) {
+        ret = convert_compressed(s);
+    } else {
+        for (int i = 0; i < s->src_num && ret == 0; i++) {
+            ret = convert_source(s, s->src[i], s->src_sizes[i], base);
+            base += s->src_sizes[i];
+        }
+    }
+    if (ret == 0) {
+        ret = bdrv_flush(s->target);
+        if (ret < 0) {
+            error_report("error while flushing: %s", img_strerror(ret));
+        }
+    }
+    g_free(s->buf);
+    return ret;
+}
+
+typedef struct ConvertOpts {
+    const char *fmt, *out_fmt, *out_filename, *options, *cache, *src_cache;
+    const char *out_baseimg, *backing_fmt;        /* -B, -F */
+    int64_t min_sparse;
+    bool explicit_min_sparse, copy_range, compress, progress, quiet, skip_create;
+    bool image_opts, tgt_image_opts, target_is_zero, force_share, untrusted;
+    int num_coroutines;
+} ConvertOpts;
+
+static void parse_size_opt(const char *arg, const char *what, uint64_t *out)
+{
+    if (qemu_strtosz(arg, NULL, out) < 0) {
+        error_report("Invalid %s specified. You may use k, M, G, T, P or E suffixes "
+                     "for", what);
+        error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes and "
+                     "exabytes.");
+        exit(EXIT_FAILURE);
+    }
+}
+
+static void parse_args(int argc, char **argv, ConvertOpts *o)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { "image-opts", no_argument, NULL, OPTION_IMAGE_OPTS },
+        { "force-share", no_argument, NULL, 'U' },
+        { "target-image-opts", no_argument, NULL, OPTION_TARGET_IMAGE_OPTS },
+        { "target-is-zero", no_argument, NULL, OPTION_TARGET_IS_ZERO },
+        { "untrusted", no_argument, NULL, OPTION_UNTRUSTED },
+        { NULL, 0, NULL, 0 },
+    };
+    uint64_t v;
+    int c;
+
+    while ((c = getopt_long(argc, argv, ":hf:O:B:F:Cco:S:pt:T:qnm:WUr:", long_options,
+                            NULL)) != -1) {
+        switch (c) {
+        case ':':
+        case '?':
+            img_getopt_error(c, argv);
+        case 'h':
+            img_help();
+        case 'f':
+            o->fmt = optarg;
+            break;
+        case 'O':
+            o->out_fmt = optarg;
+            break;
+        case 'B':
+            o->out_baseimg = optarg;
+            break;
+        case 'F':
+            o->backing_fmt = optarg;
+            break;
+        case 'C':
+            o->copy_range = true;
+            break;
+        case 'c':
+            o->compress = true;
+            break;
+        case 'o':
+            if (!img_accumulate_options((char **)&o->options, optarg)) {
+                exit(EXIT_FAILURE);
+            }
+            break;
+        case 'S':
+            parse_size_opt(optarg, "buffer size for sparse output", &v);
+            if (v > MAX_MIN_SPARSE || v % BDRV_SECTOR_SIZE) {
+                error_report("Invalid buffer size for sparse output specified. "
+                             "Valid sizes are multiples of %llu up to %" PRId64
+                             ". Select 0 to disable sparse detection (fully "
+                             "allocates output).", BDRV_SECTOR_SIZE, MAX_MIN_SPARSE);
+                exit(EXIT_FAILURE);
+            }
+            o->min_sparse = v;
+            o->explicit_min_sparse = true;
+            break;
+        case 'p':
+            o->progress = true;
+            break;
+        case 't':
+            o->cache = optarg;
+            break;
+        case 'T':
+            o->src_cache = optarg;
+            break;
+        case 'q':
+            o->quiet = true;
+            break;
+        case 'n':
+            o->skip_create = true;
+            break;
+        case 'm':
+            if (qemu_strtoi64(optarg, 10, (int64_t *)&v) < 0 || (int64_t)v < 1 ||
+                (int64_t)v > 16) {
+                error_report("Invalid number of coroutines. Allowed number of "
+                             "coroutines is between 1 and 16");
+                exit(EXIT_FAILURE);
+            }
+            o->num_coroutines = v;
+            break;
+        case 'W':
+            break;            /* out-of-order writes: we write in order anyway */
+        case 'U':
+            o->force_share = true;
+            break;
+        case 'r':
+            parse_size_opt(optarg, "rate limit", &v);   /* accepted, not enforced */
+            break;
+        case OPTION_IMAGE_OPTS:
+            o->image_opts = true;
+            break;
+        case OPTION_TARGET_IMAGE_OPTS:
+            o->tgt_image_opts = true;
+            break;
+        case OPTION_TARGET_IS_ZERO:
+            o->target_is_zero = true;
+            break;
+        case OPTION_UNTRUSTED:
+            o->untrusted = true;
+            break;
+        case OPTION_OBJECT:
+            break;
+        }
+    }
+}
+
+/* Create the target (unless -n) and open it. */
+static BlockDriverState *open_target(ConvertOpts *o, ConvertState *s)
+{
+    int flags = BDRV_O_RDWR;
+    bool writethrough = false;
+    BlockDriverState *bs;
+    int64_t len;
+
+    if (img_parse_cache(o->cache, &flags, &writethrough) < 0) {
+        error_report("Invalid cache option: %s", o->cache);
+        return NULL;
+    }
+    if (!o->skip_create) {
+        g_autofree char *size = g_strdup_printf("%" PRId64, s->total_size);
+        g_autoptr(JsonObject) opts = NULL;
+        g_autoptr(GError) err = NULL;
+
+        opts = img_parse_option_list(o->options, &err);
+        if (!opts || bdrv_create_opts_check(o->out_fmt, opts, &err) < 0) {
+            error_report("%s", err->message);
+            return NULL;
+        }
+        if (o->out_baseimg) {
+            opts_set_str(opts, "backing_file", o->out_baseimg);
+        }
+        if (o->backing_fmt) {
+            opts_set_str(opts, "backing_fmt", o->backing_fmt);
+        }
+        if (opts_has(opts, "backing_file") && !opts_has(opts, "backing_fmt")) {
+            error_report("Use of backing file requires explicit backing format");
+            return NULL;
+        }
+        opts_set_str(opts, "size", size);
+        bdrv_create_opts_normalize(o->out_fmt, opts);
+        if (bdrv_create(o->out_fmt, o->out_filename, opts, &err) < 0) {
+            error_report("%s: error while converting %s: %s", o->out_filename,
+                         o->out_fmt, err->message);
+            return NULL;
+        }
+    }
+    bs = img_open(o->tgt_image_opts, o->out_filename,
+                  o->tgt_image_opts ? NULL : o->out_fmt, flags, writethrough,
+                  o->quiet, false);
+    if (!bs) {
+        return NULL;
+    }
+    len = bdrv_getlength(bs);
+    if (o->skip_create && len >= 0 && len < s->total_size) {
+        error_report("output file is smaller than input file");
+        bdrv_unref(bs);
+        return NULL;
+    }
+    if (o->compress) {
+        BlockDriverInfo bdi;
+        if (bdrv_get_info(bs, &bdi) < 0 || bdi.cluster_size <= 0) {
+            error_report("could not get block driver info");
+            bdrv_unref(bs);
+            return NULL;
+        }
+        s->cluster_size = bdi.cluster_size;
+    }
+    return bs;
+}
+
+static int target_is_zero_refused(void)
+{
+    error_report("Cannot use --target-is-zero when the destination image has a "
+                 "backing file");
+    return EXIT_SUCCESS;      /* sic: QEMU 7.2 exits with status 0 here */
+}
+
+int img_convert(int argc, char **argv)
+{
+    ConvertOpts o = {
+        .out_fmt = NULL, .cache = "unsafe", .src_cache = BDRV_DEFAULT_CACHE,
+        .min_sparse = 8 * BDRV_SECTOR_SIZE, .num_coroutines = 8,
+    };
+    ConvertState s = { 0 };
+    int src_flags = BDRV_O_NO_SHARE, ret = EXIT_FAILURE;
+    bool src_writethrough = false;
+    g_autofree char *options = NULL;
+
+    parse_args(argc, argv, &o);
+    options = (char *)o.options;
+
+    if (o.copy_range && o.explicit_min_sparse) {
+        error_report("Cannot enable copy offloading when -S is used");
+        return EXIT_FAILURE;
+    }
+    if (o.target_is_zero && !o.skip_create) {
+        error_report("--target-is-zero requires use of -n flag");
+        return EXIT_FAILURE;
+    }
+    if (o.tgt_image_opts && !o.skip_create) {
+        error_report("--target-image-opts requires use of -n flag");
+        return EXIT_FAILURE;
+    }
+    if (o.image_opts && o.fmt) {
+        error_report("--image-opts and --format are mutually exclusive");
+        return EXIT_FAILURE;
+    }
+    if (o.tgt_image_opts && o.out_fmt) {
+        error_report("--target-image-opts and -O are mutually exclusive");
+        return EXIT_FAILURE;
+    }
+    if (!o.out_fmt && !o.tgt_image_opts) {
+        o.out_fmt = "raw";
+    }
+    if (o.quiet) {
+        o.progress = false;
+    }
+    s.src_num = argc - optind - 1;
+    o.out_filename = s.src_num >= 1 ? argv[argc - 1] : NULL;
+
+    if (options && img_has_help_option(options)) {
+        return img_print_create_opts_help(o.out_filename, o.out_fmt);
+    }
+    if (s.src_num < 1) {
+        error_report("Must specify image file name");
+        return EXIT_FAILURE;
+    }
+    if (img_parse_cache(o.src_cache, &src_flags, &src_writethrough) < 0) {
+        error_report("Invalid source cache option: %s", o.src_cache);
+        return EXIT_FAILURE;
+    }
+    if (o.untrusted) {
+        src_flags |= BDRV_O_UNTRUSTED;
+    }
+    if (o.force_share) {
+        src_flags &= ~BDRV_O_NO_SHARE;
+    }
+
+    s.src = g_new0(BlockDriverState *, s.src_num);
+    s.src_sizes = g_new0(int64_t, s.src_num);
+    for (int i = 0; i < s.src_num; i++) {
+        s.src[i] = img_open(o.image_opts, argv[optind + i], o.fmt, src_flags,
+                            src_writethrough, o.quiet, o.force_share);
+        if (!s.src[i]) {
+            goto out;
+        }
+        s.src_sizes[i] = bdrv_getlength(s.src[i]);
+        if (s.src_sizes[i] < 0) {
+            error_report("Could not get size of %s: %s", argv[optind + i],
+                         img_strerror(s.src_sizes[i]));
+            goto out;
+        }
+        s.total_size += s.src_sizes[i];
+    }
+
+    if (o.out_fmt && !bdrv_find_format(o.out_fmt)) {
+        error_report("Unknown file format '%s'", o.out_fmt);
+        goto out;
+    }
+    if (o.out_baseimg && s.src_num > 1) {
+        error_report("Having a backing file for the target makes no sense when "
+                     "concatenating multiple input images");
+        goto out;
+    }
+    if (o.out_baseimg && (!o.out_fmt || !bdrv_create_opt_known(o.out_fmt,
+                                                               "backing_file"))) {
+        error_report("Backing file not supported for file format '%s'",
+                     o.out_fmt ? o.out_fmt : "");
+        goto out;
+    }
+    if (o.compress && (!o.out_fmt || !bdrv_supports_compressed_writes(o.out_fmt))) {
+        error_report("Compression not supported for this file format");
+        goto out;
+    }
+
+    if (o.out_baseimg && o.target_is_zero) {
+        ret = target_is_zero_refused();
+        goto out;
+    }
+    s.target = open_target(&o, &s);
+    if (!s.target) {
+        goto out;
+    }
+    /* a backing file given for the new target (-B or -o backing_file=) */
+    s.target_backing = !o.skip_create && bdrv_get_backing_filename(s.target);
+    s.target_backing = s.target_backing || o.out_baseimg;
+    /* --target-is-zero is the user's word, even over a backing file (QEMU's) */
+    s.target_zero = o.target_is_zero || (!o.skip_create && !s.target_backing);
+    s.compressed = o.compress;
+    s.min_sparse = o.min_sparse;
+    s.quiet = o.quiet;
+
+    img_progress_init(o.progress, 1.0);
+    if (convert_do_copy(&s) == 0) {
+        ret = EXIT_SUCCESS;
+        img_progress_finish();
+    }
+    img_progress_end();
+
+out:
+    if (s.target) {
+        bdrv_unref(s.target);
+    }
+    for (int i = 0; s.src && i < s.src_num; i++) {
+        if (s.src[i]) {
+            bdrv_unref(s.src[i]);
+        }
+    }
+    g_free(s.src);
+    g_free(s.src_sizes);
+    return ret;
+}

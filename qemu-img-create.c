@@ -1,0 +1,234 @@
+/*
+ * qemu-img create: parse the command line and -o options, resolve the backing
+ * file (its format and, without a size, its size), print the "Formatting" line
+ * and call bdrv_create(). Also -o help for create and convert.
+ */
+#include "qemu-img.h"
+
+int img_print_create_opts_help(const char *filename, const char *fmt)
+{
+    g_autofree char *help = NULL;
+
+    if (!bdrv_find_format(fmt)) {
+        error_report("Unknown file format '%s'", fmt);
+        return EXIT_FAILURE;
+    }
+    help = filename ? bdrv_create_opts_help_merged(fmt) : bdrv_create_opts_help(fmt);
+    if (!help) {
+        error_report("Format driver '%s' does not support image creation", fmt);
+        return EXIT_FAILURE;
+    }
+    printf("%s", help);
+    if (!filename) {
+        printf("\nThe protocol level may support further options.\n"
+               "Specify the target filename to include those options.\n");
+    }
+    return EXIT_SUCCESS;
+}
+
+/*
+ * Open the backing file to learn its format and size. Returns its length, or -1
+ * with errp set. *detected receives the probed format name when none was given.
+ */
+static int64_t probe_backing(const char *filename, const char *backing,
+                             const char *backing_fmt, char **detected, GError **errp)
+{
+    g_autofree char *path = bdrv_path_combine(filename, backing);
+    g_autoptr(JsonObject) opts = json_object_new();
+    BlockDriverState *bs;
+    int64_t size;
+
+    if (backing_fmt) {
+        opts_set_str(opts, "driver", backing_fmt);
+    }
+    bs = bdrv_open(path, opts, BDRV_O_NO_BACKING | BDRV_O_NO_IO, errp);
+    if (!bs) {
+        if (errp && *errp) {
+            char *msg = g_strdup_printf("%s\nCould not open backing image.",
+                                        (*errp)->message);
+            g_free((*errp)->message);
+            (*errp)->message = msg;
+        }
+        return -1;
+    }
+    size = bdrv_getlength(bs);
+    *detected = g_strdup(bdrv_get_format_name(bs));
+    bdrv_unref(bs);
+    if (size < 0) {
+        error_setg_errno(errp, -size, "Could not get size of '%s'", path);
+        return -1;
+    }
+    return size;
+}
+
+int img_create_image(const ImgCreateParams *p, GError **errp)
+{
+    g_autoptr(JsonObject) opts = NULL;
+    g_autofree char *describe = NULL, *detected = NULL;
+    const char *backing, *backing_fmt;
+    int64_t backing_size = -1;
+    int ret;
+
+    if (!bdrv_find_format(p->fmt)) {
+        error_setg(errp, "Unknown file format '%s'", p->fmt);
+        return -ENOENT;
+    }
+    opts = img_parse_option_list(p->options, errp);
+    if (!opts) {
+        return -EINVAL;
+    }
+    ret = bdrv_create_opts_check(p->fmt, opts, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (p->size >= 0) {
+        if (opts_has(opts, "size")) {
+            error_setg(errp, "The image size must be specified only once");
+            return -EINVAL;
+        }
+        g_autofree char *s = g_strdup_printf("%" PRId64, p->size);
+        opts_set_str(opts, "size", s);
+    }
+    if (p->base_filename) {
+        if (!bdrv_create_opt_known(p->fmt, "backing_file")) {
+            error_setg(errp, "Backing file not supported for file format '%s'", p->fmt);
+            return -EINVAL;
+        }
+        opts_set_str(opts, "backing_file", p->base_filename);
+    }
+    if (p->base_fmt) {
+        if (!bdrv_create_opt_known(p->fmt, "backing_fmt")) {
+            error_setg(errp, "Backing file format not supported for file format '%s'",
+                       p->fmt);
+            return -EINVAL;
+        }
+        opts_set_str(opts, "backing_fmt", p->base_fmt);
+    }
+
+    backing = opts_peek_str(opts, "backing_file");
+    backing_fmt = opts_peek_str(opts, "backing_fmt");
+    if (backing && !p->unsafe) {
+        backing_size = probe_backing(p->filename, backing, backing_fmt, &detected, errp);
+        if (backing_size < 0) {
+            return -EIO;
+        }
+    }
+    if (backing && !backing_fmt) {
+        if (detected) {
+            error_setg(errp, "Backing file specified without backing format\n"
+                       "Detected format of %s.", detected);
+        } else {
+            error_setg(errp, "Backing file specified without backing format");
+        }
+        return -EINVAL;
+    }
+    if (!opts_has(opts, "size")) {
+        if (backing_size < 0) {
+            error_setg(errp, "Image creation needs a size parameter");
+            return -EINVAL;
+        }
+        g_autofree char *s = g_strdup_printf("%" PRId64, backing_size);
+        opts_set_str(opts, "size", s);
+    }
+
+    if (!p->quiet) {
+        describe = bdrv_create_opts_describe(p->fmt, opts);
+        printf("Formatting '%s', %s\n", p->filename, describe);
+        fflush(stdout);
+    }
+    bdrv_create_opts_normalize(p->fmt, opts);
+    return bdrv_create(p->fmt, p->filename, opts, errp);
+}
+
+/* The size argument: QEMU's messages for bad and out-of-range sizes. */
+static int64_t parse_image_size(const char *arg)
+{
+    uint64_t sval;
+    int ret = qemu_strtosz(arg, NULL, &sval);
+
+    if (ret == -ERANGE || (ret == 0 && sval > INT64_MAX)) {
+        error_report("Invalid image size specified. Must be between 0 and %" PRId64 ".",
+                     INT64_MAX);
+        exit(EXIT_FAILURE);
+    }
+    if (ret < 0) {
+        error_report("Invalid image size specified. You may use k, M, G, T, P or E "
+                     "suffixes for");
+        error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes and "
+                     "exabytes.");
+        exit(EXIT_FAILURE);
+    }
+    return sval;
+}
+
+int img_create(int argc, char **argv)
+{
+    static const struct option long_options[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "object", required_argument, NULL, OPTION_OBJECT },
+        { NULL, 0, NULL, 0 },
+    };
+    ImgCreateParams p = { .fmt = "raw", .size = -1 };
+    g_autofree char *options = NULL;
+    g_autoptr(GError) err = NULL;
+    int c;
+
+    while ((c = getopt_long(argc, argv, ":F:b:f:ho:qu", long_options, NULL)) != -1) {
+        switch (c) {
+        case ':':
+        case '?':
+            img_getopt_error(c, argv);
+        case 'h':
+            img_help();
+        case 'F':
+            p.base_fmt = optarg;
+            break;
+        case 'b':
+            p.base_filename = optarg;
+            break;
+        case 'f':
+            p.fmt = optarg;
+            break;
+        case 'o':
+            if (!img_accumulate_options(&options, optarg)) {
+                return EXIT_FAILURE;
+            }
+            break;
+        case 'q':
+            p.quiet = true;
+            break;
+        case 'u':
+            p.unsafe = true;
+            break;
+        case OPTION_OBJECT:
+            break;
+        }
+    }
+
+    p.filename = optind < argc ? argv[optind] : NULL;
+    if (options && img_has_help_option(options)) {
+        return img_print_create_opts_help(p.filename, p.fmt);
+    }
+    if (optind >= argc) {
+        error_exit("Expecting image file name");
+    }
+    optind++;
+    if (optind < argc) {
+        p.size = parse_image_size(argv[optind++]);
+    }
+    if (optind != argc) {
+        error_exit("Unexpected argument: %s", argv[optind]);
+    }
+    p.options = options;
+    if (img_create_image(&p, &err) < 0) {
+        if (strstr(err->message, "\nDetected format of ")) {
+            /* QEMU prints this hint without a final newline */
+            fprintf(stderr, "%s: %s: %s", error_get_progname(), p.filename,
+                    err->message);
+        } else {
+            error_report("%s: %s", p.filename, err->message);
+        }
+        return EXIT_FAILURE;
+    }
+    return EXIT_SUCCESS;
+}
