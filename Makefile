@@ -1,6 +1,7 @@
 # Thin wrapper over configure + meson/ninja: build, demo, check, install.
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
 
 .PHONY: all deps demo check check-unit check-iotests check-interop check-sanitizers \
         install clean bench fuzz
@@ -36,6 +37,16 @@ check-sanitizers: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	@scripts/check-all --suites=unit,iotests $(ASAN_BUILD)
 
+# libFuzzer targets (clang + ASan/UBSan): $(FUZZ_BUILD)/tests/fuzz/fuzz-{qcow2,opts}
+$(FUZZ_BUILD)/build.ninja:
+	./configure --builddir=$(FUZZ_BUILD) --cc=clang --enable-fuzzing --enable-sanitizers \
+	    --enable-debug
+
+fuzz:
+	@scripts/install-deps --fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD) tests/fuzz/fuzz-qcow2 tests/fuzz/fuzz-opts
+
 bench: all
 	@bench/run $(BUILD)
 
@@ -43,4 +54,4 @@ install: all
 	meson install -C $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

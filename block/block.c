@@ -12,6 +12,7 @@ static BlockDriver *const block_drivers[] = {
     &bdrv_qcow2,
     &bdrv_raw,
     &bdrv_file,
+    &bdrv_blkdebug,
 };
 
 /* Options every node takes, whatever its driver. */

@@ -119,8 +119,20 @@ int bdrv_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf, i
     return bs->drv->pread(bs, offset, bytes, buf, flags);
 }
 
+/*
+ * Generic blkdebug events (QEMU's): pwritev/pwritev_zero before and pwritev_done
+ * after a write on the node itself; flush_to_os/flush_to_disk on its file child.
+ */
+static void debug_event_self(BlockDriverState *bs, BlkdebugEvent event)
+{
+    if (bs->drv->debug_event) {
+        bs->drv->debug_event(bs, event);
+    }
+}
+
 static int finish_write(BlockDriverState *bs, int ret, int flags)
 {
+    debug_event_self(bs, BLKDBG_PWRITEV_DONE);
     if (ret == 0 && (flags & BDRV_REQ_FUA)) {
         ret = bdrv_flush(bs);
     }
@@ -143,6 +155,7 @@ int bdrv_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void 
         return (flags & BDRV_REQ_WRITE_COMPRESSED) ?
                bs->drv->pwrite(bs, offset, 0, buf, flags) : 0;
     }
+    debug_event_self(bs, BLKDBG_PWRITEV);
     if (!request_aligned(bs, offset, bytes, buf)) {
         ret = bounce_write(bs, offset, bytes, buf, flags & ~BDRV_REQ_FUA);
     } else {
@@ -193,6 +206,7 @@ int bdrv_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes, int 
     if (bytes == 0) {
         return 0;
     }
+    debug_event_self(bs, BLKDBG_PWRITEV_ZERO);
     ret = -ENOTSUP;
     if (bs->drv->pwrite_zeroes) {
         ret = bs->drv->pwrite_zeroes(bs, offset, bytes, flags & ~BDRV_REQ_FUA);
@@ -226,8 +240,14 @@ int bdrv_flush(BlockDriverState *bs)
     if (!bs || !(bs->open_flags & BDRV_O_RDWR)) {
         return 0;
     }
+    if (bs->file) {
+        bdrv_debug_event(bs->file, BLKDBG_FLUSH_TO_OS);
+    }
     if (bs->drv->flush_to_os) {
         ret = bs->drv->flush_to_os(bs);
+    }
+    if (!(bs->open_flags & BDRV_O_NO_FLUSH) && bs->file) {
+        bdrv_debug_event(bs->file, BLKDBG_FLUSH_TO_DISK);
     }
     if (bs->data_file && bs->data_file != bs->file) {
         r = bdrv_flush(bs->data_file);

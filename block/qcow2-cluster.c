@@ -15,7 +15,9 @@
  *  C4. With data_file_raw the data file always holds the guest content: every
  *      guest cluster stays mapped 1:1 (zero writes keep the mapping and write
  *      zeros to the data file; discard keeps the mapping and discards in the data
- *      file).
+ *      file). The zero flag such a zero write sets is off on disk before the
+ *      data file changes under it again, so a crash never leaves the image
+ *      reading zeros where the data file holds data.
  *  C5. A new L2 table is on disk (with the refcount that owns it, R2) before the
  *      L1 entry that points to it.
  *  C6. Zero flags are only used on version 3 images; on version 2 a zeroed or
@@ -456,7 +458,6 @@ int qcow2_alloc_cluster_link_l2(BlockDriverState *bs, Qcow2ClusterAlloc *m)
     if (ret < 0) {
         return ret;
     }
-    BLKDBG_EVENT(bs->file, BLKDBG_L2_UPDATE);
     for (int i = 0; i < m->nb_clusters; i++) {
         l2_set(l2, l2_index + i, (m->host_offset + (uint64_t)i * s->cluster_size) |
                QCOW_OFLAG_COPIED);
@@ -474,6 +475,32 @@ int qcow2_alloc_cluster_link_l2(BlockDriverState *bs, Qcow2ClusterAlloc *m)
     g_free(m->old_entries);
     m->old_entries = NULL;
     return 0;
+}
+
+int qcow2_raw_clear_zero_flags(BlockDriverState *bs, Qcow2ClusterAlloc *m)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t *l2;
+    int l2_index, ret, i;
+
+    for (i = 0; i < m->nb_clusters && !(m->old_entries[i] & QCOW_OFLAG_ZERO); i++) {
+    }
+    if (!data_file_is_raw(bs) || i == m->nb_clusters) {
+        return 0;
+    }
+    ret = qcow2_get_l2_table(bs, m->guest_offset, &l2, &l2_index, true);
+    if (ret < 0) {
+        return ret;
+    }
+    for (i = 0; i < m->nb_clusters; i++) {
+        uint64_t e = l2_get(l2, l2_index + i);
+        if (e & QCOW_OFLAG_ZERO) {
+            l2_set(l2, l2_index + i, e & ~QCOW_OFLAG_ZERO);
+        }
+    }
+    qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
+    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+    return qcow2_cache_flush(bs, s->l2_table_cache);
 }
 
 void qcow2_alloc_cluster_abort(BlockDriverState *bs, Qcow2ClusterAlloc *m)

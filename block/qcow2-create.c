@@ -360,6 +360,20 @@ static void fill_entries(BlockDriverState *bs, uint64_t *table, int first, int n
  * (QEMU's metadata layout). With @contiguous_host (falloc/full), data clusters come
  * from @host_base onwards instead.
  */
+/*
+ * Clusters the allocator hands out again (freed by a discard, a failed write)
+ * still hold their old bytes in the file; a preallocated guest cluster must read
+ * as zeros, so zero the part of [host, host+len) below the file's old end.
+ */
+static int zero_reused(BlockDriverState *bs, uint64_t host, uint64_t len, int64_t old_eof)
+{
+    if ((int64_t)host >= old_eof) {
+        return 0;
+    }
+    return bdrv_pwrite_zeroes(bs->file, host, MIN(len, (uint64_t)old_eof - host),
+                              BDRV_REQ_MAY_UNMAP);
+}
+
 static int prealloc_metadata(BlockDriverState *bs, uint64_t offset, uint64_t new_length,
                              bool contiguous, uint64_t host_base, GError **errp)
 {
@@ -369,8 +383,14 @@ static int prealloc_metadata(BlockDriverState *bs, uint64_t offset, uint64_t new
     uint64_t end_cl = DIV_ROUND_UP(new_length, cs);
     uint32_t l1_first = UINT32_MAX, l1_last = 0;
     L2Batch batch = { .bs = bs };
+    int64_t old_eof = bdrv_getlength(bs->file);
     void *mem = NULL;
     int ret = 0;
+
+    if (old_eof < 0) {
+        error_setg_errno(errp, -old_eof, "Could not get the image file size");
+        return old_eof;
+    }
 
     batch.cap = MAX((size_t)cs, (size_t)(8 * MiB));
     batch.cap = QEMU_ALIGN_DOWN(batch.cap, cs);
@@ -410,9 +430,9 @@ static int prealloc_metadata(BlockDriverState *bs, uint64_t offset, uint64_t new
                     host_base += cs;
                 } else {
                     int64_t h = qcow2_alloc_clusters(bs, cs);
-                    if (h < 0) {
+                    ret = h < 0 ? h : zero_reused(bs, h, cs, old_eof);
+                    if (ret < 0) {
                         qcow2_cache_put(s->l2_table_cache, (void **)&l2);
-                        ret = h;
                         goto out;
                     }
                     host = h;
@@ -448,8 +468,8 @@ static int prealloc_metadata(BlockDriverState *bs, uint64_t offset, uint64_t new
                 host_base += (uint64_t)n * cs;
             } else {
                 int64_t h = qcow2_alloc_clusters(bs, (uint64_t)n * cs);
-                if (h < 0) {
-                    ret = h;
+                ret = h < 0 ? h : zero_reused(bs, h, (uint64_t)n * cs, old_eof);
+                if (ret < 0) {
                     goto out;
                 }
                 data_host = h;

@@ -329,7 +329,10 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
             return ret;
         }
         if (m.needs_link) {
-            ret = write_new_clusters(bs, &m, offset, cur, p);
+            ret = qcow2_raw_clear_zero_flags(bs, &m);
+            if (ret == 0) {
+                ret = write_new_clusters(bs, &m, offset, cur, p);
+            }
             if (ret == 0) {
                 ret = qcow2_alloc_cluster_link_l2(bs, &m);
             }

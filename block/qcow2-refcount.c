@@ -265,10 +265,16 @@ static int ensure_refblock(BlockDriverState *bs, int64_t cluster_index, int64_t 
     }
     s->free_cluster_index = MAX(s->free_cluster_index, (uint64_t)new_index + 1);
     if (ti < s->refcount_table_size) {
+        int grew = 0;
         if ((uint64_t)(new_index >> s->refcount_block_bits) != ti) {
-            /* counted elsewhere; that range may need its own block first */
+            /*
+             * Counted elsewhere; that range may need its own block first, and
+             * that may grow the table (1): the count is due all the same, and
+             * the caller must learn that the table moved.
+             */
             ret = ensure_refblock(bs, new_index, new_index + 1);
-            if (ret == 0) {
+            if (ret >= 0) {
+                grew = ret;
                 ret = qcow2_update_cluster_refcount(bs, new_index, 1);
             }
             if (ret < 0) {
@@ -285,8 +291,9 @@ static int ensure_refblock(BlockDriverState *bs, int64_t cluster_index, int64_t 
         ret = write_reftable_entries(bs, ti, 1);
         if (ret < 0) {
             s->refcount_table[ti] = 0;
+            return ret;
         }
-        return ret;
+        return grew;
     }
     /*
      * The table is full (R5). The new block describes cluster_index's range;
@@ -628,6 +635,12 @@ int64_t qcow2_alloc_clusters(BlockDriverState *bs, uint64_t size)
         start = find_free_range(bs, s->free_cluster_index, n);
         if (start < 0) {
             return start;
+        }
+        if (start == 0) {
+            /* the header is always in use: its refcount is damaged (R1) */
+            qcow2_signal_corruption(bs, true, 0, s->cluster_size, "Preventing invalid "
+                                    "allocation of cluster 0 (the header has refcount 0)");
+            return -EIO;
         }
         s->free_cluster_index = start + n;
         ret = ensure_refblocks(bs, start, start + n - 1, &partial);

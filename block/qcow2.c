@@ -27,8 +27,8 @@ static const Qcow2Feature known_features[] = {
 
 static int qcow2_probe(const uint8_t *buf, int buf_size, const char *filename)
 {
-    if (buf_size >= 8 && ldl_be(buf) == QCOW_MAGIC &&
-        (ldl_be(buf + 4) == 2 || ldl_be(buf + 4) == 3)) {
+    /* any version from 2 up: open() then names the unsupported ones */
+    if (buf_size >= 8 && ldl_be(buf) == QCOW_MAGIC && ldl_be(buf + 4) >= 2) {
         return 100;
     }
     return 0;
@@ -669,9 +669,18 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
     }
     s->l1_size = h.l1_size;
     s->l1_table_offset = h.l1_table_offset;
-    s->l1_vm_state_index = qcow2_l1_entries_for(s->size, s->cluster_bits);
-    if (s->l1_vm_state_index > INT_MAX ||
-        (s->size && h.l1_size < s->l1_vm_state_index)) {
+    {
+        /* in 64 bits: the index is 32 bits wide and the rounding can wrap */
+        int shift = s->cluster_bits + s->l2_bits;
+        uint64_t l1_needed = s->size > INT64_MAX - (1ULL << shift) ? UINT64_MAX :
+                             qcow2_l1_entries_for(s->size, s->cluster_bits);
+        if (l1_needed > INT_MAX) {
+            error_setg(errp, "Image is too big");
+            return -EFBIG;
+        }
+        s->l1_vm_state_index = l1_needed;
+    }
+    if (s->size && h.l1_size < s->l1_vm_state_index) {
         error_setg(errp, "L1 table is too small");
         return -EINVAL;
     }
@@ -793,26 +802,44 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
     return 0;
 }
 
+/* Free the driver state (no I/O): the end of close, and of a failed open. */
+static void qcow2_release(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    g_clear_pointer(&s->l2_table_cache, qcow2_cache_destroy);
+    g_clear_pointer(&s->refcount_block_cache, qcow2_cache_destroy);
+    qcow2_refcount_close(bs);
+    g_clear_pointer(&s->l1_table, g_free);
+    g_clear_pointer(&s->image_backing_format, g_free);
+    g_clear_pointer(&s->image_data_file, g_free);
+    g_clear_pointer(&s->feature_table, g_free);
+    if (s->unknown_exts) {
+        g_ptr_array_free(s->unknown_exts, TRUE);
+        s->unknown_exts = NULL;
+    }
+}
+
 static void qcow2_close(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
 
     if (s->opened && !s->read_only && s->l2_table_cache) {
-        qcow2_flush_caches(bs);
+        /* QEMU's messages: a failed write-back on close is reported, not silent */
+        int ret = qcow2_cache_flush(bs, s->l2_table_cache);
+        if (ret < 0) {
+            error_report("Failed to flush the L2 table cache: %s", strerror(-ret));
+        }
+        ret = qcow2_cache_flush(bs, s->refcount_block_cache);
+        if (ret < 0) {
+            error_report("Failed to flush the refcount block cache: %s",
+                         strerror(-ret));
+        }
         if (s->header_dirty_set && !s->signaled_corruption) {
             qcow2_mark_clean(bs);
         }
     }
-    qcow2_cache_destroy(s->l2_table_cache);
-    qcow2_cache_destroy(s->refcount_block_cache);
-    qcow2_refcount_close(bs);
-    g_free(s->l1_table);
-    g_free(s->image_backing_format);
-    g_free(s->image_data_file);
-    g_free(s->feature_table);
-    if (s->unknown_exts) {
-        g_ptr_array_free(s->unknown_exts, TRUE);
-    }
+    qcow2_release(bs);
 }
 
 /* ---- info ---- */

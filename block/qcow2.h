@@ -338,6 +338,8 @@ int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byt
                             uint64_t *host_offset, Qcow2ClusterAlloc *m);
 int qcow2_alloc_cluster_link_l2(BlockDriverState *bs, Qcow2ClusterAlloc *m);
 void qcow2_alloc_cluster_abort(BlockDriverState *bs, Qcow2ClusterAlloc *m);
+/* data_file_raw (C4): drop the zero flag of @m's clusters on disk before writing. */
+int qcow2_raw_clear_zero_flags(BlockDriverState *bs, Qcow2ClusterAlloc *m);
 int qcow2_get_l2_table(BlockDriverState *bs, uint64_t offset, uint64_t **l2_table,
                        int *l2_index, bool allocate);
 int qcow2_cluster_zeroize(BlockDriverState *bs, uint64_t offset, uint64_t bytes,

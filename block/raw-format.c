@@ -80,6 +80,7 @@ static int raw_fmt_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, vo
 {
     BDRVRawFormatState *s = bs->opaque;
 
+    BLKDBG_EVENT(bs->file, BLKDBG_READ_AIO);
     return bdrv_pread(bs->file, offset + s->offset, bytes, buf, flags);
 }
 
@@ -109,6 +110,7 @@ static int raw_fmt_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     if (raw_write_changes_format(bs, offset, bytes, buf)) {
         return -EPERM;
     }
+    BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
     return bdrv_pwrite(bs->file, offset + s->offset, bytes, buf, flags);
 }
 
