@@ -300,10 +300,6 @@ static int ensure_refblock(BlockDriverState *bs, int64_t cluster_index, int64_t 
      * a new table and the blocks describing it go right past every range in use
      * so far, and all of it is switched to at once.
      */
-    if ((uint64_t)(new_index >> s->refcount_block_bits) != ti) {
-        /* keep it simple: place the new block inside the range it describes */
-        new_index = MAX(new_index, (int64_t)(ti << s->refcount_block_bits));
-    }
     ret = write_new_refblock(bs, ti, new_index);
     if (ret < 0) {
         return ret;
@@ -312,8 +308,18 @@ static int ensure_refblock(BlockDriverState *bs, int64_t cluster_index, int64_t 
         uint64_t blocks_used = DIV_ROUND_UP(MAX((uint64_t)cluster_index + 1,
                                                 (uint64_t)new_index + 1),
                                             s->refcount_block_size);
+        uint64_t area_start = blocks_used * s->refcount_block_size;
+
+        if ((uint64_t)(new_index >> s->refcount_block_bits) != ti) {
+            /*
+             * The new block sits in the next range, which has no block either:
+             * start the area right after it, so that the area's first block
+             * describes (and counts) it.
+             */
+            area_start = new_index + 1;
+        }
         BLKDBG_EVENT(bs->file, BLKDBG_REFTABLE_GROW);
-        ret = write_refcount_area(bs, blocks_used * s->refcount_block_size, 0, false,
+        ret = write_refcount_area(bs, area_start, 0, false,
                                   ti, (uint64_t)new_index << s->cluster_bits, NULL);
         /* the table moved (and the old one was freed): searches start over */
         return ret < 0 ? ret : 1;
@@ -354,6 +360,13 @@ static int write_refcount_area(BlockDriverState *bs, uint64_t area_start,
     uint8_t hdr[12];
     int ret;
 
+    /* a new block for @extra_index that lies in a range without a block needs one */
+    if (extra_index >= 0) {
+        uint64_t be = (extra_offset >> s->cluster_bits) / per_block;
+        if ((int64_t)be != extra_index && !block_exists(s, be, -1) && be < first_block) {
+            first_block = be;
+        }
+    }
     /* fixed point: blocks for the area itself, a table holding all blocks */
     for (;;) {
         uint64_t last_block, needed, tc, missing = 0;
@@ -403,6 +416,23 @@ static int write_refcount_area(BlockDriverState *bs, uint64_t area_start,
                 table[bi] = (area_start + k) << s->cluster_bits;
                 new_index[k++] = bi;
             }
+        }
+    }
+    /* a new block for @extra_index placed outside its own range counts there */
+    if (extra_index >= 0 &&
+        (uint64_t)(extra_offset >> s->cluster_bits) / per_block != (uint64_t)extra_index) {
+        uint64_t c = extra_offset >> s->cluster_bits, bi = c / per_block, k;
+        for (k = 0; k < nb_new && new_index[k] != bi; k++) {
+        }
+        if (k < nb_new) {
+            qcow2_refblock_set(s, blocks + k * s->cluster_size, c % per_block, 1);
+        } else if (block_exists(s, bi, -1)) {
+            ret = qcow2_update_refcounts(bs, c << s->cluster_bits, 1, 1);
+            if (ret < 0) {
+                return ret;
+            }
+        } else {
+            return -EIO;    /* cannot happen: the area covers the block's range */
         }
     }
     /* the area counts its own clusters: in a new block, or through the cache */
