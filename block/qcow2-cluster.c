@@ -248,6 +248,9 @@ int qcow2_get_l2_table(BlockDriverState *bs, uint64_t offset, uint64_t **l2_tabl
             return ret;
         }
         l2_offset = s->l1_table[l1_index] & L1E_OFFSET_MASK;
+        if (!l2_offset) {
+            return -EIO;       /* never hand a caller that allocates no table */
+        }
     }
     if (!l2_offset) {
         return 0;

@@ -110,6 +110,12 @@ static int64_t refblock_offset(BlockDriverState *bs, int64_t cluster_index)
         return 0;
     }
     off = s->refcount_table[ti] & REFT_OFFSET_MASK;
+    if (off > (uint64_t)INT64_MAX >> 1) {
+        /* no refcount block lives that far: the table entry is damaged */
+        qcow2_signal_corruption(bs, true, -1, -1, "Refblock offset %#" PRIx64
+                                " out of range (reftable index: %#" PRIx64 ")", off, ti);
+        return -EIO;
+    }
     if (off && offset_into_cluster(s, off)) {
         qcow2_signal_corruption(bs, true, off, s->cluster_size, "Refblock offset %#"
                                 PRIx64 " unaligned (reftable index: %#" PRIx64 ")",
