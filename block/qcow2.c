@@ -804,6 +804,7 @@ static void qcow2_close(BlockDriverState *bs)
     }
     qcow2_cache_destroy(s->l2_table_cache);
     qcow2_cache_destroy(s->refcount_block_cache);
+    qcow2_l2_window_free(bs);
     qcow2_refcount_close(bs);
     g_free(s->l1_table);
     g_free(s->image_backing_format);
