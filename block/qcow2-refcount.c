@@ -26,6 +26,53 @@
 
 /* ---- entries in a refcount block (on-disk, big-endian for >= 8 bits) ---- */
 
+/*
+ * Are entries [from, to) of @block all zero? Answered for whole bytes at a time
+ * (false, "don't know", where the range does not start and end on a byte): the
+ * allocator's scans and range updates take their fast path on it.
+ */
+static bool refblock_range_is_zero(BDRVQcow2State *s, const void *block, uint64_t from,
+                                   uint64_t to)
+{
+    uint64_t a = from << s->refcount_order, b = to << s->refcount_order;
+    const uint8_t *p = (const uint8_t *)block + a / 8;
+    size_t len = (b - a) / 8;
+
+    if (a % 8 || b % 8 || len == 0) {
+        return false;
+    }
+    return p[0] == 0 && (len == 1 || !memcmp(p, p + 1, len - 1));
+}
+
+/* Set entries [from, to) of @block, all zero now, to @value (byte-wide or wider). */
+static void refblock_fill(BDRVQcow2State *s, void *block, uint64_t from, uint64_t to,
+                          uint64_t value)
+{
+    switch (s->refcount_order) {
+    case 3:
+        memset((uint8_t *)block + from, value, to - from);
+        break;
+    case 4: {
+        uint16_t v = GUINT16_TO_BE(value), *p = block;
+        for (uint64_t i = from; i < to; i++) {
+            p[i] = v;
+        }
+        break;
+    }
+    case 5: {
+        uint32_t v = GUINT32_TO_BE(value), *p = block;
+        for (uint64_t i = from; i < to; i++) {
+            p[i] = v;
+        }
+        break;
+    }
+    default:
+        for (uint64_t i = from; i < to; i++) {
+            qcow2_refblock_set(s, block, i, value);
+        }
+    }
+}
+
 uint64_t qcow2_refblock_get(BDRVQcow2State *s, const void *block, uint64_t index)
 {
     const uint8_t *b = block;
@@ -198,6 +245,14 @@ static int64_t find_free_range(BlockDriverState *bs, int64_t from, int64_t n)
         ret = qcow2_cache_get(bs, s->refcount_block_cache, off, &block);
         if (ret < 0) {
             return ret;
+        }
+        {
+            /* free up to the block's end or the range's: skip it in one test */
+            int64_t stop = MIN(block_end, start + n);
+            uint64_t mask = s->refcount_block_size - 1;
+            if (refblock_range_is_zero(s, block, i & mask, ((stop - 1) & mask) + 1)) {
+                i = stop;
+            }
         }
         for (; i < block_end && i - start < n; i++) {
             if (qcow2_refblock_get(s, block, i & (s->refcount_block_size - 1))) {
@@ -571,6 +626,14 @@ int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
         ret = qcow2_cache_get(bs, s->refcount_block_cache, off, &block);
         if (ret < 0) {
             return ret;
+        }
+        if (addend > 0 && (uint64_t)addend <= s->refcount_max && s->refcount_order >= 3) {
+            /* fresh allocations: a run of free clusters is filled in one go */
+            uint64_t mask = s->refcount_block_size - 1;
+            if (refblock_range_is_zero(s, block, i & mask, ((block_end - 1) & mask) + 1)) {
+                refblock_fill(s, block, i & mask, ((block_end - 1) & mask) + 1, addend);
+                i = block_end;
+            }
         }
         for (; i < block_end; i++) {
             uint64_t idx = i & (s->refcount_block_size - 1);
