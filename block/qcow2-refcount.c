@@ -9,7 +9,10 @@
  *  R2. A refcount increase reaches the disk before any table entry that makes
  *      the cluster reachable: the L2 cache depends on the refcount cache, and a
  *      new refcount block is written and flushed before the refcount table entry
- *      that hooks it up.
+ *      that hooks it up. The hook-up waits in memory (reftable_pending_*) until
+ *      the refcount cache is next flushed, which then writes it and flushes
+ *      again: every path that writes an L1/L2 entry or header field flushes the
+ *      refcount cache first, so new blocks cost no flush of their own.
  *  R3. A refcount decrease reaches the disk only after the entry that referenced
  *      the cluster is gone on disk: the refcount cache then depends on the L2
  *      cache. A crash can therefore leak clusters, never double-own them.
@@ -287,7 +290,41 @@ static int write_new_refblock(BlockDriverState *bs, uint64_t ti, int64_t index)
     qcow2_cache_entry_mark_dirty(s->refcount_block_cache, block);
     qcow2_cache_put(s->refcount_block_cache, &block);
     BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE);
-    return qcow2_cache_flush(bs, s->refcount_block_cache);
+    return 0;       /* written and flushed with the cache, before its hook-up (R2) */
+}
+
+/*
+ * R2: write the refcount table entries of new blocks. The caller has written and
+ * flushed the refcount cache (the blocks are on disk) and flushes after this.
+ */
+int qcow2_refcount_write_hookups(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t first = s->reftable_pending_first;
+    uint64_t end = MIN(s->reftable_pending_end, (uint64_t)s->refcount_table_size);
+    int ret;
+
+    if (first >= end) {
+        s->reftable_pending_first = s->reftable_pending_end = 0;
+        return 0;
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_HOOKUP);
+    ret = write_reftable_entries(bs, first, end - first);
+    if (ret == 0) {
+        s->reftable_pending_first = s->reftable_pending_end = 0;
+    }
+    return ret;
+}
+
+static void hookup_pending(BDRVQcow2State *s, uint64_t ti)
+{
+    if (s->reftable_pending_end == 0) {
+        s->reftable_pending_first = ti;
+        s->reftable_pending_end = ti + 1;
+    } else {
+        s->reftable_pending_first = MIN(s->reftable_pending_first, ti);
+        s->reftable_pending_end = MAX(s->reftable_pending_end, ti + 1);
+    }
 }
 
 /*
@@ -330,18 +367,15 @@ static int ensure_refblock(BlockDriverState *bs, int64_t cluster_index, int64_t 
                 return ret;
             }
         }
-        /* R2: the block (and its own refcount) is on disk before the hook-up */
+        /* R2: the block (and its own refcount) is on disk before the hook-up,
+         * which the next flush of the refcount cache writes */
         ret = write_new_refblock(bs, ti, new_index);
         if (ret < 0) {
             return ret;
         }
-        BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_HOOKUP);
         s->refcount_table[ti] = (uint64_t)new_index << s->cluster_bits;
-        ret = write_reftable_entries(bs, ti, 1);
-        if (ret < 0) {
-            s->refcount_table[ti] = 0;
-        }
-        return ret;
+        hookup_pending(s, ti);
+        return 0;
     }
     /*
      * The table is full (R5). The new block describes cluster_index's range;

@@ -133,6 +133,9 @@ typedef struct BDRVQcow2State {
     uint64_t free_cluster_index;    /* allocation hint */
     uint64_t free_byte_offset;      /* where the next compressed data may go */
     uint64_t alloc_end;             /* highest cluster index allocated + 1 */
+    /* refcount table entries [first, end) of new blocks not yet on disk (R2) */
+    uint64_t reftable_pending_first;
+    uint64_t reftable_pending_end;  /* 0: none */
 
     uint32_t nb_snapshots;
     uint64_t snapshots_offset;
@@ -321,6 +324,8 @@ int qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes
 int qcow2_scan_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
                            uint64_t *host_offset, Qcow2ClusterType *type);
 void qcow2_l2_window_free(BlockDriverState *bs);
+/* qcow2-refcount.c: write the refcount table entries of new blocks (R2) */
+int qcow2_refcount_write_hookups(BlockDriverState *bs);
 /*
  * Make guest [offset, offset+*bytes) writable in place: returns the host offset
  * for @offset and shrinks *bytes to a contiguous run. Newly allocated clusters
