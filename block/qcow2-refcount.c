@@ -190,6 +190,34 @@ int qcow2_get_refcount(BlockDriverState *bs, int64_t cluster_index, uint64_t *re
     return 0;
 }
 
+/*
+ * Refcounts of clusters [first, first + n), all covered by one refcount block,
+ * into @out: one cache lookup for the lot, for walks over every cluster.
+ */
+int qcow2_get_refcounts(BlockDriverState *bs, int64_t first, int64_t n, uint64_t *out)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t off = refblock_offset(bs, first);
+    uint64_t idx = first & (s->refcount_block_size - 1);
+    void *block;
+    int ret;
+
+    assert(n >= 0 && idx + n <= (uint64_t)s->refcount_block_size);
+    if (off <= 0) {
+        memset(out, 0, n * sizeof(*out));
+        return off;
+    }
+    ret = qcow2_cache_get(bs, s->refcount_block_cache, off, &block);
+    if (ret < 0) {
+        return ret;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        out[i] = qcow2_refblock_get(s, block, idx + i);
+    }
+    qcow2_cache_put(s->refcount_block_cache, &block);
+    return 0;
+}
+
 /* Write refcount table entries [first, first+n) to disk. */
 static int write_reftable_entries(BlockDriverState *bs, uint64_t first, uint64_t n)
 {

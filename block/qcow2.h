@@ -324,6 +324,8 @@ int qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes
 int qcow2_scan_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
                            uint64_t *host_offset, Qcow2ClusterType *type);
 void qcow2_l2_window_free(BlockDriverState *bs);
+/* qcow2-refcount.c: refcounts of [first, first + n) inside one refcount block */
+int qcow2_get_refcounts(BlockDriverState *bs, int64_t first, int64_t n, uint64_t *out);
 /* qcow2-refcount.c: write the refcount table entries of new blocks (R2) */
 int qcow2_refcount_write_hookups(BlockDriverState *bs);
 /*
