@@ -620,10 +620,42 @@ void qcow2_alloc_cluster_abort(BlockDriverState *bs, Qcow2ClusterAlloc *m)
  */
 typedef enum { L2_OP_ZERO, L2_OP_ZERO_UNMAP, L2_OP_DISCARD, L2_OP_REMOVE } L2Op;
 
+/*
+ * Clusters freed one after the other are usually neighbours in the file: their
+ * discard requests are merged into one per run (a punched hole per 64 KiB
+ * cluster costs a file system transaction each).
+ */
+typedef struct DiscardRun {
+    BlockDriverState *node;
+    uint64_t start, len;
+} DiscardRun;
+
+static void discard_run_flush(DiscardRun *r)
+{
+    if (r->len) {
+        bdrv_pdiscard(r->node, r->start, r->len);
+        r->len = 0;
+    }
+}
+
+static void discard_run_add(DiscardRun *r, BlockDriverState *node, uint64_t start,
+                            uint64_t len)
+{
+    if (r->len && (r->node != node || r->start + r->len != start)) {
+        discard_run_flush(r);
+    }
+    if (!r->len) {
+        r->node = node;
+        r->start = start;
+    }
+    r->len += len;
+}
+
 static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_clusters,
                            L2Op op)
 {
     BDRVQcow2State *s = bs->opaque;
+    DiscardRun run = { 0 };
     uint64_t *l2;
     int l2_index, ret;
     bool raw = data_file_is_raw(bs);
@@ -688,14 +720,15 @@ static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_cl
             if (op != L2_OP_ZERO && (bs->open_flags & BDRV_O_UNMAP)) {
                 uint64_t rc = 0;
                 if (has_data_file(bs)) {
-                    bdrv_pdiscard(data_node_of(bs), host, s->cluster_size);
+                    discard_run_add(&run, data_node_of(bs), host, s->cluster_size);
                 } else if (qcow2_get_refcount(bs, host >> s->cluster_bits, &rc) == 0 &&
                            rc == 0) {
-                    bdrv_pdiscard(bs->file, host, s->cluster_size);
+                    discard_run_add(&run, bs->file, host, s->cluster_size);
                 }
             }
         }
     }
+    discard_run_flush(&run);
     qcow2_cache_put(s->l2_table_cache, (void **)&l2);
     return nb_clusters;
 }
