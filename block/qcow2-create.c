@@ -371,7 +371,7 @@ static int prealloc_metadata(BlockDriverState *bs, uint64_t offset, uint64_t new
     void *mem = NULL;
     int ret = 0;
 
-    batch.cap = MAX((size_t)cs, (size_t)(8 * MiB));
+    batch.cap = MAX((size_t)cs, (size_t)(2 * MiB));
     batch.cap = QEMU_ALIGN_DOWN(batch.cap, cs);
     if (posix_memalign(&mem, 4096, batch.cap)) {
         error_setg(errp, "Could not allocate memory");
