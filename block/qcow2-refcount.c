@@ -943,17 +943,24 @@ bool qcow2_detect_metadata_preallocation(BlockDriverState *bs)
     BDRVQcow2State *s = bs->opaque;
     int64_t file_len = bdrv_getlength(bs->file);
     int64_t real = bdrv_get_allocated_file_size(bs->file);
-    uint64_t referenced = 0, covered, rc;
+    uint64_t referenced = 0, covered;
 
     if (file_len < 0 || real < 0) {
         return false;
     }
     covered = MIN(qcow2_refcount_covered_clusters(bs), size_to_clusters(s, file_len));
-    for (uint64_t i = 0; i < covered; i++) {
-        if (qcow2_get_refcount(bs, i, &rc) < 0) {
+    /* a refcount block's worth (up to 4096 entries) per cache lookup */
+    for (uint64_t i = 0; i < covered;) {
+        uint64_t chunk[4096];
+        uint64_t n = MIN(MIN((uint64_t)ARRAY_SIZE(chunk), covered - i),
+                         s->refcount_block_size - (i & (s->refcount_block_size - 1)));
+        if (qcow2_get_refcounts(bs, i, n, chunk) < 0) {
             return false;
         }
-        referenced += rc > 0;
+        for (uint64_t k = 0; k < n; k++) {
+            referenced += chunk[k] > 0;
+        }
+        i += n;
     }
     /* more clusters referenced than the host actually stores */
     return referenced > size_to_clusters(s, real);
