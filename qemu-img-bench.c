@@ -63,10 +63,11 @@ static int run_bench(BlockDriverState *bs, const BenchParams *p, int64_t image_s
                 break;
             }
         }
-        /* the next request; past the end it wraps around to the start */
+        /* the next request; past the end it wraps around, modulo the image size
+         * (as QEMU's: a step longer than the image wraps more than once) */
         offset += p->step;
         if (offset > image_size - p->bufsize) {
-            offset -= image_size;
+            offset = image_size > 0 ? offset % image_size : 0;
         }
     }
     free(buf);

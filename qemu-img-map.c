@@ -57,7 +57,9 @@ static int dump_map_entry(OutputFormat fmt, const MapEntry *e, const MapEntry *n
             error_report("File contains external, encrypted or compressed clusters.");
             return -1;
         }
-        if ((e->flags & BDRV_BLOCK_DATA) && e->has_offset) {
+        /* data that reads as zeros (preallocated, a hole below) is not listed */
+        if ((e->flags & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) == BDRV_BLOCK_DATA &&
+            e->has_offset) {
             printf("%#-16" PRIx64 "%#-16" PRIx64 "%#-16" PRIx64 "%s\n",
                    (uint64_t)e->start, (uint64_t)e->length, (uint64_t)e->offset,
                    e->filename);

@@ -167,10 +167,18 @@ int qcow2_cache_write(BlockDriverState *bs, Qcow2Cache *c)
 
 int qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c)
 {
+    BDRVQcow2State *s = bs->opaque;
     int result = qcow2_cache_write(bs, c);
 
     if (result == 0) {
         result = bdrv_flush(bs->file);
+    }
+    /* R2: new refcount blocks are on disk now: hook them up, durably */
+    if (result == 0 && c == s->refcount_block_cache && s->reftable_pending_end) {
+        result = qcow2_refcount_write_hookups(bs);
+        if (result == 0) {
+            result = bdrv_flush(bs->file);
+        }
     }
     return result;
 }
@@ -330,7 +338,9 @@ int qcow2_write_caches(BlockDriverState *bs)
         return ret;
     }
     if (s->refcount_block_cache) {
-        ret = qcow2_cache_write(bs, s->refcount_block_cache);
+        /* new refcount blocks waiting for their hook-up: flushed first (R2) */
+        ret = s->reftable_pending_end ? qcow2_cache_flush(bs, s->refcount_block_cache)
+                                      : qcow2_cache_write(bs, s->refcount_block_cache);
     }
     return ret;
 }

@@ -14,7 +14,8 @@ typedef struct CheckState {
     BDRVQcow2State *s;
     BdrvCheckResult *res;
     int fix;
-    uint32_t *ref;          /* computed references per host cluster */
+    uint8_t *ref;           /* computed references per host cluster, ... */
+    GHashTable *ref_big;    /* ... REF_BIG: here (cluster index -> references) */
     int64_t nb_clusters;    /* clusters in the image file */
     bool rebuild;           /* refcount structure must be rebuilt */
     bool quiet;             /* no messages (internal repairs) */
@@ -31,6 +32,86 @@ static void G_GNUC_PRINTF_CHECK(2, 3) check_msg(CheckState *cs, const char *fmt,
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
+}
+
+/*
+ * One byte per host cluster (a 1 TiB image with its data inside has 16 M of
+ * them): counts up to REF_BIG - 1 in place, more in a hash table. QEMU keeps a
+ * refcount-width entry per cluster.
+ */
+#define REF_BIG 255
+#define REF_SATURATED UINT32_MAX
+
+static uint64_t ref_get(CheckState *cs, int64_t k)
+{
+    if (cs->ref[k] < REF_BIG) {
+        return cs->ref[k];
+    }
+    return GPOINTER_TO_SIZE(g_hash_table_lookup(cs->ref_big, GSIZE_TO_POINTER(k)));
+}
+
+static void ref_inc(CheckState *cs, int64_t k)
+{
+    uint64_t v;
+
+    if (cs->ref[k] < REF_BIG - 1) {
+        cs->ref[k]++;
+        return;
+    }
+    v = ref_get(cs, k);
+    if (v < REF_SATURATED) {
+        v++;
+    }
+    cs->ref[k] = REF_BIG;
+    g_hash_table_insert(cs->ref_big, GSIZE_TO_POINTER(k), GSIZE_TO_POINTER(v));
+}
+
+static void ref_free(CheckState *cs)
+{
+    g_free(cs->ref);
+    cs->ref = NULL;
+    if (cs->ref_big) {
+        g_hash_table_destroy(cs->ref_big);
+        cs->ref_big = NULL;
+    }
+}
+
+/*
+ * On-disk refcounts for walks that change none of them: read an aligned chunk of
+ * RC_CHUNK (inside one refcount block) at a time, one cache lookup instead of one
+ * per cluster. Where a chunk cannot be read, each cluster is asked for alone,
+ * with its own error.
+ */
+#define RC_CHUNK 512
+
+typedef struct RcReader {
+    int64_t start, end;     /* clusters in buf */
+    int err;
+    uint64_t buf[RC_CHUNK];
+} RcReader;
+
+static int rc_read(CheckState *cs, RcReader *r, int64_t i, uint64_t *rc)
+{
+    if (i < r->start || i >= r->end) {
+        int64_t chunk = MIN(RC_CHUNK, cs->s->refcount_block_size);
+        r->start = i & ~(chunk - 1);
+        r->end = r->start + chunk;
+        r->err = qcow2_get_refcounts(cs->bs, r->start, r->end - r->start, r->buf);
+    }
+    if (r->err < 0) {
+        return qcow2_get_refcount(cs->bs, i, rc);
+    }
+    *rc = r->buf[i - r->start];
+    return 0;
+}
+
+static RcReader *rc_reader_new(void)
+{
+    RcReader *r = g_new(RcReader, 1);
+
+    r->start = r->end = 0;
+    r->err = 0;
+    return r;
 }
 
 static void inc_refs(CheckState *cs, uint64_t offset, uint64_t size)
@@ -51,9 +132,7 @@ static void inc_refs(CheckState *cs, uint64_t offset, uint64_t size)
         return;
     }
     for (uint64_t k = first; k <= last; k++) {
-        if (cs->ref[k] < UINT32_MAX) {
-            cs->ref[k]++;
-        }
+        ref_inc(cs, k);
     }
 }
 
@@ -204,7 +283,8 @@ static int compute_references(CheckState *cs)
     g_autoptr(GError) err = NULL;
     int ret;
 
-    memset(cs->ref, 0, cs->nb_clusters * sizeof(uint32_t));
+    memset(cs->ref, 0, cs->nb_clusters);
+    g_hash_table_remove_all(cs->ref_big);
     cs->prev_data = UINT64_MAX;
     cs->res->bfi.allocated_clusters = 0;
     cs->res->bfi.fragmented_clusters = 0;
@@ -288,11 +368,13 @@ static int compare_refcounts(CheckState *cs, int fix, bool count)
 {
     BDRVQcow2State *s = cs->s;
     BdrvCheckResult *res = cs->res;
+    g_autofree RcReader *r = rc_reader_new();
 
     for (int64_t i = 0; i < cs->nb_clusters; i++) {
         uint64_t rc;
-        uint32_t ref = cs->ref[i];
-        int ret = qcow2_get_refcount(cs->bs, i, &rc);
+        uint64_t ref = ref_get(cs, i);
+        /* repairs change refcounts as they go: then ask for each one afresh */
+        int ret = fix ? qcow2_get_refcount(cs->bs, i, &rc) : rc_read(cs, r, i, &rc);
 
         if (ret < 0) {
             check_msg(cs, "Can't get refcount for cluster %" PRId64 ": %s\n", i,
@@ -309,34 +391,34 @@ static int compare_refcounts(CheckState *cs, int fix, bool count)
                 cs->rebuild = true;
                 if (!fix) {
                     check_msg(cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64
-                              " reference=%u\n", i, rc, ref);
+                              " reference=%" PRIu64 "\n", i, rc, ref);
                     res->corruptions += count;
                 }
                 continue;
             }
             if ((fix & BDRV_FIX_ERRORS) && ref <= s->refcount_max) {
                 check_msg(cs, "Repairing cluster %" PRId64 " refcount=%" PRIu64
-                          " reference=%u\n", i, rc, ref);
+                          " reference=%" PRIu64 "\n", i, rc, ref);
                 if (set_refcount(cs, i, rc, ref) == 0) {
                     res->corruptions_fixed += count;
                     continue;
                 }
             } else {
                 check_msg(cs, "ERROR cluster %" PRId64 " refcount=%" PRIu64
-                          " reference=%u\n", i, rc, ref);
+                          " reference=%" PRIu64 "\n", i, rc, ref);
             }
             res->corruptions += count;
         } else {
             if (fix & BDRV_FIX_LEAKS) {
                 check_msg(cs, "Repairing cluster %" PRId64 " refcount=%" PRIu64
-                          " reference=%u\n", i, rc, ref);
+                          " reference=%" PRIu64 "\n", i, rc, ref);
                 if (set_refcount(cs, i, rc, ref) == 0) {
                     res->leaks_fixed += count;
                     continue;
                 }
             } else {
                 check_msg(cs, "Leaked cluster %" PRId64 " refcount=%" PRIu64
-                          " reference=%u\n", i, rc, ref);
+                          " reference=%" PRIu64 "\n", i, rc, ref);
             }
             res->leaks += count;
         }
@@ -350,6 +432,7 @@ static int check_oflag_copied(CheckState *cs)
     BDRVQcow2State *s = cs->s;
     BlockDriverState *bs = cs->bs;
     bool fix = cs->fix & BDRV_FIX_ERRORS;
+    g_autofree RcReader *r = rc_reader_new();   /* COPIED repairs change no refcount */
     int ret;
 
     for (uint32_t i = 0; i < s->l1_size; i++) {
@@ -398,7 +481,7 @@ static int check_oflag_copied(CheckState *cs)
             off = start_of_cluster(s, off);
             if (has_data_file(bs)) {
                 drc = 1;       /* C3: data-file clusters are implicitly owned once */
-            } else if (qcow2_get_refcount(bs, off >> s->cluster_bits, &drc) < 0) {
+            } else if (rc_read(cs, r, off >> s->cluster_bits, &drc) < 0) {
                 continue;
             }
             if ((drc == 1) != !!(e & QCOW_OFLAG_COPIED)) {
@@ -448,7 +531,7 @@ static int rebuild_refcounts(CheckState *cs, bool quiet)
     if (!quiet) {
         check_msg(cs, "Rebuilding refcount structure\n");
     }
-    for (int64_t i = cs->nb_clusters - 1; i >= 0 && !cs->ref[i]; i--) {
+    for (int64_t i = cs->nb_clusters - 1; i >= 0 && !ref_get(cs, i); i--) {
         area_start = i;
     }
     for (;;) {
@@ -471,7 +554,8 @@ static int rebuild_refcounts(CheckState *cs, bool quiet)
         return -ENOMEM;
     }
     for (uint64_t c = 0; c < area_start + nb_blocks + table_clusters; c++) {
-        uint64_t v = c < area_start ? (c < (uint64_t)cs->nb_clusters ? cs->ref[c] : 0) : 1;
+        uint64_t v = c < area_start ? (c < (uint64_t)cs->nb_clusters ? ref_get(cs, c) : 0)
+                                    : 1;
         if (v) {
             qcow2_refblock_set(s, blocks + (c / per_block) * s->cluster_size,
                                c % per_block, MIN(v, s->refcount_max));
@@ -528,11 +612,12 @@ static int rebuild_refcounts(CheckState *cs, bool quiet)
 
 static int image_end_clusters(CheckState *cs)
 {
+    g_autofree RcReader *r = rc_reader_new();
     int64_t end = 0;
 
     for (int64_t i = 0; i < cs->nb_clusters; i++) {
         uint64_t rc = 0;
-        if (cs->ref[i] || (qcow2_get_refcount(cs->bs, i, &rc) == 0 && rc)) {
+        if (ref_get(cs, i) || (rc_read(cs, r, i, &rc) == 0 && rc)) {
             end = i + 1;
         }
     }
@@ -548,8 +633,9 @@ static int run_check(CheckState *cs)
         return file_len;
     }
     cs->nb_clusters = size_to_clusters(cs->s, file_len);
-    g_free(cs->ref);
-    cs->ref = g_try_new0(uint32_t, MAX(cs->nb_clusters, 1));
+    ref_free(cs);
+    cs->ref = g_try_malloc0(MAX(cs->nb_clusters, 1));
+    cs->ref_big = g_hash_table_new(g_direct_hash, g_direct_equal);
     if (!cs->ref) {
         cs->res->check_errors++;
         return -ENOMEM;
@@ -590,9 +676,10 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
         }
         if (cs.rebuild) {
             uint64_t in_use_but_free = 0;
+            g_autofree RcReader *r = rc_reader_new();
             for (int64_t i = 0; i < cs.nb_clusters; i++) {
                 uint64_t rc;
-                if (cs.ref[i] && qcow2_get_refcount(bs, i, &rc) == 0 && rc == 0) {
+                if (ref_get(&cs, i) && rc_read(&cs, r, i, &rc) == 0 && rc == 0) {
                     in_use_but_free++;
                 }
             }
@@ -628,7 +715,7 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
     }
     ret = 0;
 out:
-    g_free(cs.ref);
+    ref_free(&cs);
     return ret;
 }
 
@@ -668,6 +755,6 @@ int qcow2_change_refcount_order(BlockDriverState *bs, int new_order)
             ret = qcow2_flush_caches(bs);
         }
     }
-    g_free(cs.ref);
+    ref_free(&cs);
     return ret;
 }

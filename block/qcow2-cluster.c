@@ -308,14 +308,107 @@ static int check_l2_entry(BlockDriverState *bs, uint64_t entry, uint64_t guest_o
     return 0;
 }
 
-int qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
-                          uint64_t *host_offset, Qcow2ClusterType *type)
+/*
+ * Status walks over an image opened read-only (qemu-img map, the block status of
+ * convert's and compare's sources) read the L2 tables through a window instead of
+ * the cache: tables that lie back to back in the image file, as preallocation
+ * writes them, are read in one request of up to L2_WINDOW_BYTES, and nothing is
+ * kept. Walking a 1 TiB image then reads its 128 MiB of L2 tables once, in big
+ * sequential requests, with 1 MiB of memory instead of a 32 MiB cache. Opened
+ * read-only, nothing in the cache can be newer than the file.
+ */
+#define L2_WINDOW_BYTES (1 * MiB)
+
+static int l2_window_get(BlockDriverState *bs, uint32_t l1_index, uint64_t **table)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t l2_offset = s->l1_table[l1_index] & L1E_OFFSET_MASK;
+    uint64_t cap = MAX((uint64_t)L2_WINDOW_BYTES, (uint64_t)s->cluster_size), len;
+    int ret;
+
+    if (s->l2_window_len && l2_offset >= s->l2_window_start &&
+        l2_offset - s->l2_window_start < s->l2_window_len) {
+        *table = (uint64_t *)(s->l2_window + (l2_offset - s->l2_window_start));
+        return 0;
+    }
+    if (!s->l2_window) {
+        void *mem = NULL;
+        if (posix_memalign(&mem, 4096, cap)) {
+            return -ENOMEM;
+        }
+        s->l2_window = mem;
+    }
+    /* this table and the ones right after it in both L1 and the file */
+    len = s->cluster_size;
+    for (uint32_t i = l1_index + 1; i < s->l1_size && len + s->cluster_size <= cap; i++) {
+        if ((s->l1_table[i] & L1E_OFFSET_MASK) != l2_offset + len) {
+            break;
+        }
+        len += s->cluster_size;
+    }
+    s->l2_window_len = 0;
+    BLKDBG_EVENT(bs->file, BLKDBG_L2_LOAD);
+    ret = bdrv_pread(bs->file, l2_offset, len, s->l2_window, 0);
+    if (ret < 0) {
+        return ret;
+    }
+    s->l2_window_start = l2_offset;
+    s->l2_window_len = len;
+    *table = (uint64_t *)s->l2_window;
+    return 0;
+}
+
+/* The L2 table for a lookup: from the window (@scan on a read-only image) or the
+ * cache; NULL if none is allocated. Release with l2_put_for_lookup(). */
+static int l2_get_for_lookup(BlockDriverState *bs, uint64_t offset, bool scan,
+                             uint64_t **l2, int *l2_index)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t l1_index = offset_to_l1_index(s, offset);
+    uint64_t l2_offset;
+
+    if (!scan || !bdrv_is_read_only(bs) || l1_index >= s->l1_size) {
+        return qcow2_get_l2_table(bs, offset, l2, l2_index, false);
+    }
+    *l2 = NULL;
+    *l2_index = offset_to_l2_index(s, offset);
+    l2_offset = s->l1_table[l1_index] & L1E_OFFSET_MASK;
+    if (!l2_offset || offset_into_cluster(s, l2_offset)) {
+        /* none, or the cache path reports the corruption */
+        return qcow2_get_l2_table(bs, offset, l2, l2_index, false);
+    }
+    return l2_window_get(bs, l1_index, l2);
+}
+
+static void l2_put_for_lookup(BlockDriverState *bs, uint64_t **l2)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint8_t *p = (uint8_t *)*l2;
+
+    if (s->l2_window && p >= s->l2_window && p < s->l2_window + s->l2_window_len) {
+        *l2 = NULL;
+        return;
+    }
+    qcow2_cache_put(s->l2_table_cache, (void **)l2);
+}
+
+void qcow2_l2_window_free(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    free(s->l2_window);
+    s->l2_window = NULL;
+    s->l2_window_len = 0;
+}
+
+static int get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
+                           uint64_t *host_offset, Qcow2ClusterType *type, bool scan)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t *l2;
     int l2_index, ret;
     uint64_t in_cluster = offset_into_cluster(s, offset);
-    uint64_t max_clusters, entry, n;
+    uint64_t max_clusters, entry, n, step;
     Qcow2ClusterType t;
 
     /* never look past the L2 table the first cluster is in */
@@ -323,7 +416,7 @@ int qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes
     if (*bytes > max_clusters * s->cluster_size - in_cluster) {
         *bytes = max_clusters * s->cluster_size - in_cluster;
     }
-    ret = qcow2_get_l2_table(bs, offset, &l2, &l2_index, false);
+    ret = l2_get_for_lookup(bs, offset, scan, &l2, &l2_index);
     if (ret < 0) {
         return ret;
     }
@@ -335,14 +428,34 @@ int qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes
     entry = l2_get(l2, l2_index);
     ret = check_l2_entry(bs, entry, offset);
     if (ret < 0) {
-        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+        l2_put_for_lookup(bs, &l2);
         return ret;
     }
     t = qcow2_get_cluster_type(bs, entry);
-    max_clusters = size_to_clusters(s, *bytes + in_cluster);
-    for (n = 1; n < max_clusters; n++) {
+    max_clusters = t == QCOW2_CLUSTER_COMPRESSED ? 1 :
+                   size_to_clusters(s, *bytes + in_cluster);
+    /*
+     * The run goes on while entries have the same type (and, with a host offset,
+     * the next host cluster). An entry equal to the first one plus n clusters
+     * (with the same flags) is of the same type: checked first, it makes long 1:1
+     * runs cost one comparison per entry. @step is 0 where the offset does not
+     * count, and too close to the end of the offset field nothing is shortcut.
+     */
+    step = (t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC) ? s->cluster_size : 0;
+    if (step && (entry & L2E_OFFSET_MASK) + max_clusters * step > L2E_OFFSET_MASK) {
+        step = UINT64_MAX;
+    }
+    n = 1;
+    if (step != UINT64_MAX) {
+        uint64_t want = entry + step;
+        while (n < max_clusters && l2_get(l2, l2_index + n) == want) {
+            n++;
+            want += step;
+        }
+    }
+    for (; n < max_clusters; n++) {
         uint64_t e = l2_get(l2, l2_index + n);
-        if (qcow2_get_cluster_type(bs, e) != t || t == QCOW2_CLUSTER_COMPRESSED) {
+        if (qcow2_get_cluster_type(bs, e) != t) {
             break;
         }
         if ((t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC) &&
@@ -350,7 +463,7 @@ int qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes
             break;
         }
     }
-    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+    l2_put_for_lookup(bs, &l2);
     *bytes = MIN(*bytes, n * s->cluster_size - in_cluster);
     *type = t;
     if (t == QCOW2_CLUSTER_COMPRESSED) {
@@ -361,6 +474,18 @@ int qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes
         *host_offset = 0;
     }
     return 0;
+}
+
+int qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
+                          uint64_t *host_offset, Qcow2ClusterType *type)
+{
+    return get_host_offset(bs, offset, bytes, host_offset, type, false);
+}
+
+int qcow2_scan_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
+                           uint64_t *host_offset, Qcow2ClusterType *type)
+{
+    return get_host_offset(bs, offset, bytes, host_offset, type, true);
 }
 
 /* Can this entry be overwritten in place (C2, C3)? */
@@ -525,10 +650,42 @@ void qcow2_alloc_cluster_abort(BlockDriverState *bs, Qcow2ClusterAlloc *m)
  */
 typedef enum { L2_OP_ZERO, L2_OP_ZERO_UNMAP, L2_OP_DISCARD, L2_OP_REMOVE } L2Op;
 
+/*
+ * Clusters freed one after the other are usually neighbours in the file: their
+ * discard requests are merged into one per run (a punched hole per 64 KiB
+ * cluster costs a file system transaction each).
+ */
+typedef struct DiscardRun {
+    BlockDriverState *node;
+    uint64_t start, len;
+} DiscardRun;
+
+static void discard_run_flush(DiscardRun *r)
+{
+    if (r->len) {
+        bdrv_pdiscard(r->node, r->start, r->len);
+        r->len = 0;
+    }
+}
+
+static void discard_run_add(DiscardRun *r, BlockDriverState *node, uint64_t start,
+                            uint64_t len)
+{
+    if (r->len && (r->node != node || r->start + r->len != start)) {
+        discard_run_flush(r);
+    }
+    if (!r->len) {
+        r->node = node;
+        r->start = start;
+    }
+    r->len += len;
+}
+
 static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_clusters,
                            L2Op op)
 {
     BDRVQcow2State *s = bs->opaque;
+    DiscardRun run = { 0 };
     uint64_t *l2;
     int l2_index, ret;
     bool raw = data_file_is_raw(bs);
@@ -593,14 +750,15 @@ static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_cl
             if (op != L2_OP_ZERO && (bs->open_flags & BDRV_O_UNMAP)) {
                 uint64_t rc = 0;
                 if (has_data_file(bs)) {
-                    bdrv_pdiscard(data_node_of(bs), host, s->cluster_size);
+                    discard_run_add(&run, data_node_of(bs), host, s->cluster_size);
                 } else if (qcow2_get_refcount(bs, host >> s->cluster_bits, &rc) == 0 &&
                            rc == 0) {
-                    bdrv_pdiscard(bs->file, host, s->cluster_size);
+                    discard_run_add(&run, bs->file, host, s->cluster_size);
                 }
             }
         }
     }
+    discard_run_flush(&run);
     qcow2_cache_put(s->l2_table_cache, (void **)&l2);
     return nb_clusters;
 }

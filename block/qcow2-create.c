@@ -346,10 +346,9 @@ static void fill_entries(BlockDriverState *bs, uint64_t *table, int first, int n
                          uint64_t guest, uint64_t host)
 {
     BDRVQcow2State *s = bs->opaque;
+    uint64_t e = (has_data_file(bs) ? guest : host) | QCOW_OFLAG_COPIED;
 
-    for (int i = 0; i < n; i++) {
-        uint64_t e = ((has_data_file(bs) ? guest : host) + ((uint64_t)i << s->cluster_bits))
-                     | QCOW_OFLAG_COPIED;
+    for (int i = 0; i < n; i++, e += s->cluster_size) {
         table[first + i] = GUINT64_TO_BE(e);
     }
 }
@@ -392,7 +391,7 @@ static int prealloc_metadata(BlockDriverState *bs, uint64_t offset, uint64_t new
         return old_eof;
     }
 
-    batch.cap = MAX((size_t)cs, (size_t)(8 * MiB));
+    batch.cap = MAX((size_t)cs, (size_t)(2 * MiB));
     batch.cap = QEMU_ALIGN_DOWN(batch.cap, cs);
     if (posix_memalign(&mem, 4096, batch.cap)) {
         error_setg(errp, "Could not allocate memory");

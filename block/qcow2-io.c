@@ -490,7 +490,7 @@ int qcow2_co_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                     qcow2_detect_metadata_preallocation(bs);
         s->metadata_preallocation_checked = true;
     }
-    ret = qcow2_get_host_offset(bs, offset, &cur, &host, &type);
+    ret = qcow2_scan_host_offset(bs, offset, &cur, &host, &type);
     if (ret < 0) {
         return ret;
     }

@@ -9,7 +9,10 @@
  *  R2. A refcount increase reaches the disk before any table entry that makes
  *      the cluster reachable: the L2 cache depends on the refcount cache, and a
  *      new refcount block is written and flushed before the refcount table entry
- *      that hooks it up.
+ *      that hooks it up. The hook-up waits in memory (reftable_pending_*) until
+ *      the refcount cache is next flushed, which then writes it and flushes
+ *      again: every path that writes an L1/L2 entry or header field flushes the
+ *      refcount cache first, so new blocks cost no flush of their own.
  *  R3. A refcount decrease reaches the disk only after the entry that referenced
  *      the cluster is gone on disk: the refcount cache then depends on the L2
  *      cache. A crash can therefore leak clusters, never double-own them.
@@ -25,6 +28,53 @@
 #include "block/qcow2.h"
 
 /* ---- entries in a refcount block (on-disk, big-endian for >= 8 bits) ---- */
+
+/*
+ * Are entries [from, to) of @block all zero? Answered for whole bytes at a time
+ * (false, "don't know", where the range does not start and end on a byte): the
+ * allocator's scans and range updates take their fast path on it.
+ */
+static bool refblock_range_is_zero(BDRVQcow2State *s, const void *block, uint64_t from,
+                                   uint64_t to)
+{
+    uint64_t a = from << s->refcount_order, b = to << s->refcount_order;
+    const uint8_t *p = (const uint8_t *)block + a / 8;
+    size_t len = (b - a) / 8;
+
+    if (a % 8 || b % 8 || len == 0) {
+        return false;
+    }
+    return p[0] == 0 && (len == 1 || !memcmp(p, p + 1, len - 1));
+}
+
+/* Set entries [from, to) of @block, all zero now, to @value (byte-wide or wider). */
+static void refblock_fill(BDRVQcow2State *s, void *block, uint64_t from, uint64_t to,
+                          uint64_t value)
+{
+    switch (s->refcount_order) {
+    case 3:
+        memset((uint8_t *)block + from, value, to - from);
+        break;
+    case 4: {
+        uint16_t v = GUINT16_TO_BE(value), *p = block;
+        for (uint64_t i = from; i < to; i++) {
+            p[i] = v;
+        }
+        break;
+    }
+    case 5: {
+        uint32_t v = GUINT32_TO_BE(value), *p = block;
+        for (uint64_t i = from; i < to; i++) {
+            p[i] = v;
+        }
+        break;
+    }
+    default:
+        for (uint64_t i = from; i < to; i++) {
+            qcow2_refblock_set(s, block, i, value);
+        }
+    }
+}
 
 uint64_t qcow2_refblock_get(BDRVQcow2State *s, const void *block, uint64_t index)
 {
@@ -146,6 +196,34 @@ int qcow2_get_refcount(BlockDriverState *bs, int64_t cluster_index, uint64_t *re
     return 0;
 }
 
+/*
+ * Refcounts of clusters [first, first + n), all covered by one refcount block,
+ * into @out: one cache lookup for the lot, for walks over every cluster.
+ */
+int qcow2_get_refcounts(BlockDriverState *bs, int64_t first, int64_t n, uint64_t *out)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t off = refblock_offset(bs, first);
+    uint64_t idx = first & (s->refcount_block_size - 1);
+    void *block;
+    int ret;
+
+    assert(n >= 0 && idx + n <= (uint64_t)s->refcount_block_size);
+    if (off <= 0) {
+        memset(out, 0, n * sizeof(*out));
+        return off;
+    }
+    ret = qcow2_cache_get(bs, s->refcount_block_cache, off, &block);
+    if (ret < 0) {
+        return ret;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        out[i] = qcow2_refblock_get(s, block, idx + i);
+    }
+    qcow2_cache_put(s->refcount_block_cache, &block);
+    return 0;
+}
+
 /* Write refcount table entries [first, first+n) to disk. */
 static int write_reftable_entries(BlockDriverState *bs, uint64_t first, uint64_t n)
 {
@@ -205,6 +283,14 @@ static int64_t find_free_range(BlockDriverState *bs, int64_t from, int64_t n)
         if (ret < 0) {
             return ret;
         }
+        {
+            /* free up to the block's end or the range's: skip it in one test */
+            int64_t stop = MIN(block_end, start + n);
+            uint64_t mask = s->refcount_block_size - 1;
+            if (refblock_range_is_zero(s, block, i & mask, ((stop - 1) & mask) + 1)) {
+                i = stop;
+            }
+        }
         for (; i < block_end && i - start < n; i++) {
             if (qcow2_refblock_get(s, block, i & (s->refcount_block_size - 1))) {
                 start = i + 1;
@@ -238,7 +324,41 @@ static int write_new_refblock(BlockDriverState *bs, uint64_t ti, int64_t index)
     qcow2_cache_entry_mark_dirty(s->refcount_block_cache, block);
     qcow2_cache_put(s->refcount_block_cache, &block);
     BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_WRITE);
-    return qcow2_cache_flush(bs, s->refcount_block_cache);
+    return 0;       /* written and flushed with the cache, before its hook-up (R2) */
+}
+
+/*
+ * R2: write the refcount table entries of new blocks. The caller has written and
+ * flushed the refcount cache (the blocks are on disk) and flushes after this.
+ */
+int qcow2_refcount_write_hookups(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t first = s->reftable_pending_first;
+    uint64_t end = MIN(s->reftable_pending_end, (uint64_t)s->refcount_table_size);
+    int ret;
+
+    if (first >= end) {
+        s->reftable_pending_first = s->reftable_pending_end = 0;
+        return 0;
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_HOOKUP);
+    ret = write_reftable_entries(bs, first, end - first);
+    if (ret == 0) {
+        s->reftable_pending_first = s->reftable_pending_end = 0;
+    }
+    return ret;
+}
+
+static void hookup_pending(BDRVQcow2State *s, uint64_t ti)
+{
+    if (s->reftable_pending_end == 0) {
+        s->reftable_pending_first = ti;
+        s->reftable_pending_end = ti + 1;
+    } else {
+        s->reftable_pending_first = MIN(s->reftable_pending_first, ti);
+        s->reftable_pending_end = MAX(s->reftable_pending_end, ti + 1);
+    }
 }
 
 /*
@@ -287,18 +407,14 @@ static int ensure_refblock(BlockDriverState *bs, int64_t cluster_index, int64_t 
                 return ret;
             }
         }
-        /* R2: the block (and its own refcount) is on disk before the hook-up */
+        /* R2: the block (and its own refcount) is on disk before the hook-up,
+         * which the next flush of the refcount cache writes */
         ret = write_new_refblock(bs, ti, new_index);
         if (ret < 0) {
             return ret;
         }
-        BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC_HOOKUP);
         s->refcount_table[ti] = (uint64_t)new_index << s->cluster_bits;
-        ret = write_reftable_entries(bs, ti, 1);
-        if (ret < 0) {
-            s->refcount_table[ti] = 0;
-            return ret;
-        }
+        hookup_pending(s, ti);
         return grew;
     }
     /*
@@ -615,6 +731,14 @@ int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
         if (ret < 0) {
             return ret;
         }
+        if (addend > 0 && (uint64_t)addend <= s->refcount_max && s->refcount_order >= 3) {
+            /* fresh allocations: a run of free clusters is filled in one go */
+            uint64_t mask = s->refcount_block_size - 1;
+            if (refblock_range_is_zero(s, block, i & mask, ((block_end - 1) & mask) + 1)) {
+                refblock_fill(s, block, i & mask, ((block_end - 1) & mask) + 1, addend);
+                i = block_end;
+            }
+        }
         for (; i < block_end; i++) {
             uint64_t idx = i & (s->refcount_block_size - 1);
             uint64_t rc = qcow2_refblock_get(s, block, idx);
@@ -894,17 +1018,24 @@ bool qcow2_detect_metadata_preallocation(BlockDriverState *bs)
     BDRVQcow2State *s = bs->opaque;
     int64_t file_len = bdrv_getlength(bs->file);
     int64_t real = bdrv_get_allocated_file_size(bs->file);
-    uint64_t referenced = 0, covered, rc;
+    uint64_t referenced = 0, covered;
 
     if (file_len < 0 || real < 0) {
         return false;
     }
     covered = MIN(qcow2_refcount_covered_clusters(bs), size_to_clusters(s, file_len));
-    for (uint64_t i = 0; i < covered; i++) {
-        if (qcow2_get_refcount(bs, i, &rc) < 0) {
+    /* a refcount block's worth (up to 4096 entries) per cache lookup */
+    for (uint64_t i = 0; i < covered;) {
+        uint64_t chunk[4096];
+        uint64_t n = MIN(MIN((uint64_t)ARRAY_SIZE(chunk), covered - i),
+                         s->refcount_block_size - (i & (s->refcount_block_size - 1)));
+        if (qcow2_get_refcounts(bs, i, n, chunk) < 0) {
             return false;
         }
-        referenced += rc > 0;
+        for (uint64_t k = 0; k < n; k++) {
+            referenced += chunk[k] > 0;
+        }
+        i += n;
     }
     /* more clusters referenced than the host actually stores */
     return referenced > size_to_clusters(s, real);

@@ -809,6 +809,7 @@ static void qcow2_release(BlockDriverState *bs)
 
     g_clear_pointer(&s->l2_table_cache, qcow2_cache_destroy);
     g_clear_pointer(&s->refcount_block_cache, qcow2_cache_destroy);
+    qcow2_l2_window_free(bs);
     qcow2_refcount_close(bs);
     g_clear_pointer(&s->l1_table, g_free);
     g_clear_pointer(&s->image_backing_format, g_free);

@@ -133,6 +133,9 @@ typedef struct BDRVQcow2State {
     uint64_t free_cluster_index;    /* allocation hint */
     uint64_t free_byte_offset;      /* where the next compressed data may go */
     uint64_t alloc_end;             /* highest cluster index allocated + 1 */
+    /* refcount table entries [first, end) of new blocks not yet on disk (R2) */
+    uint64_t reftable_pending_first;
+    uint64_t reftable_pending_end;  /* 0: none */
 
     uint32_t nb_snapshots;
     uint64_t snapshots_offset;
@@ -152,6 +155,9 @@ typedef struct BDRVQcow2State {
     Qcow2Cache *l2_table_cache;
     Qcow2Cache *refcount_block_cache;
     uint64_t l2_cache_size;         /* bytes */
+    uint8_t *l2_window;             /* read-only status walks: L2 tables read ahead */
+    uint64_t l2_window_start;       /* host offset of the window's first table */
+    uint64_t l2_window_len;         /* bytes valid in the window, 0: none */
     uint64_t refcount_cache_size;
 
     bool use_lazy_refcounts;
@@ -315,6 +321,15 @@ int qcow2_change_refcount_order(BlockDriverState *bs, int new_order);
  */
 int qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
                           uint64_t *host_offset, Qcow2ClusterType *type);
+/* The same for status walks: on a read-only image the L2 tables are read through a
+ * window of back-to-back tables, not the cache (qcow2-cluster.c). */
+int qcow2_scan_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
+                           uint64_t *host_offset, Qcow2ClusterType *type);
+void qcow2_l2_window_free(BlockDriverState *bs);
+/* qcow2-refcount.c: refcounts of [first, first + n) inside one refcount block */
+int qcow2_get_refcounts(BlockDriverState *bs, int64_t first, int64_t n, uint64_t *out);
+/* qcow2-refcount.c: write the refcount table entries of new blocks (R2) */
+int qcow2_refcount_write_hookups(BlockDriverState *bs);
 /*
  * Make guest [offset, offset+*bytes) writable in place: returns the host offset
  * for @offset and shrinks *bytes to a contiguous run. Newly allocated clusters
