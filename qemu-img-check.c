@@ -153,7 +153,7 @@ int img_check(int argc, char **argv)
             fmt = optarg;
             break;
         case 'r':
-            flags |= BDRV_O_RDWR | BDRV_O_INACTIVE_FIX;
+            flags |= BDRV_O_RDWR;
             if (!strcmp(optarg, "leaks")) {
                 fix = BDRV_FIX_LEAKS;
             } else if (!strcmp(optarg, "all")) {

@@ -290,6 +290,21 @@ static int apply_generic_opts(JsonObject *opts, int *flags, GError **errp)
     return 0;
 }
 
+/* Drop the references a node holds on its children. */
+static void bdrv_release_children(BlockDriverState *bs)
+{
+    if (bs->backing) {
+        bdrv_unref(bs->backing);
+    }
+    if (bs->data_file && bs->data_file != bs->file) {
+        bdrv_unref(bs->data_file);
+    }
+    if (bs->file) {
+        bdrv_unref(bs->file);
+    }
+    bs->backing = bs->data_file = bs->file = NULL;
+}
+
 static BlockDriverState *bdrv_new(const BlockDriver *drv)
 {
     BlockDriverState *bs = g_new0(BlockDriverState, 1);
@@ -655,15 +670,7 @@ fail:
         bdrv_unref(file);
     }
     if (bs) {
-        if (bs->backing) {
-            bdrv_unref(bs->backing);
-        }
-        if (bs->data_file && bs->data_file != bs->file) {
-            bdrv_unref(bs->data_file);
-        }
-        if (bs->file) {
-            bdrv_unref(bs->file);
-        }
+        bdrv_release_children(bs);
         bdrv_free(bs);
     }
     return NULL;
@@ -679,21 +686,12 @@ void bdrv_unref(BlockDriverState *bs)
     if (!bs || --bs->refcnt > 0) {
         return;
     }
-    bs->dirty_closing = true;
     all_nodes = g_list_remove(all_nodes, bs);
     bdrv_flush(bs);
     if (bs->drv->close) {
         bs->drv->close(bs);
     }
-    if (bs->backing) {
-        bdrv_unref(bs->backing);
-    }
-    if (bs->data_file && bs->data_file != bs->file) {
-        bdrv_unref(bs->data_file);
-    }
-    if (bs->file) {
-        bdrv_unref(bs->file);
-    }
+    bdrv_release_children(bs);
     bdrv_free(bs);
 }
 

@@ -486,8 +486,7 @@ static int open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GErro
     JsonNode *node = opts && json_object_has_member(opts, "backing") ?
                      json_object_get_member(opts, "backing") : NULL;
     /* read-only, and nobody may write it while it backs us (as QEMU's) */
-    int bflags = (flags & ~(BDRV_O_RDWR | BDRV_O_NO_DATA_FILE | BDRV_O_CHECK |
-                            BDRV_O_INACTIVE_FIX)) |
+    int bflags = (flags & ~(BDRV_O_RDWR | BDRV_O_NO_DATA_FILE | BDRV_O_CHECK)) |
                  ((flags & BDRV_O_FORCE_SHARE) ? 0 : BDRV_O_NO_SHARE);
 
     if (node && JSON_NODE_HOLDS_NULL(node)) {

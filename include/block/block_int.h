@@ -157,7 +157,6 @@ struct BlockDriverState {
     char *backing_format;
     bool probed_raw;         /* format guessed as raw: writes to sector 0 guarded */
     uint32_t request_alignment;
-    bool dirty_closing;      /* set while closing */
 };
 
 /* Driver table (block.c) */
