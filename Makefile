@@ -33,9 +33,13 @@ check-interop: all
 $(ASAN_BUILD)/build.ninja:
 	./configure --builddir=$(ASAN_BUILD) --enable-sanitizers --enable-debug
 
+# Huge allocations return NULL (handled) instead of aborting, as without ASan.
+SAN_ENV = ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=1} \
+          UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
 check-sanitizers: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
-	@scripts/check-all --suites=unit,iotests $(ASAN_BUILD)
+	@$(SAN_ENV) scripts/check-all --suites=unit,iotests $(ASAN_BUILD)
 
 # libFuzzer targets (clang + ASan/UBSan): $(FUZZ_BUILD)/tests/fuzz/fuzz-{qcow2,opts}
 $(FUZZ_BUILD)/build.ninja:
