@@ -208,7 +208,9 @@ static int build_header(BlockDriverState *bs, uint8_t *buf, size_t buflen)
         }                                                               \
         stl_be(buf + off, (magic_));                                    \
         stl_be(buf + off + 4, l_);                                      \
-        memcpy(buf + off + 8, (data_), l_);                             \
+        if (l_) {                                                       \
+            memcpy(buf + off + 8, (data_), l_);                         \
+        }                                                               \
         off += 8 + QEMU_ALIGN_UP(l_, 8);                                \
     } while (0)
 
