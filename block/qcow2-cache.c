@@ -130,6 +130,10 @@ static int cache_entry_flush(BlockDriverState *bs, Qcow2Cache *c, int i)
     if (!e->dirty || !e->offset) {
         return 0;
     }
+    if (s->signaled_corruption && s->read_only) {
+        /* once corruption stopped writes, no cached table reaches the disk */
+        return -EIO;
+    }
     if (c->depends || c->depends_on_flush) {
         ret = cache_flush_dependency(bs, c);
         if (ret < 0) {

@@ -17,6 +17,7 @@ typedef struct CheckState {
     uint8_t *ref;           /* computed references per host cluster, ... */
     GHashTable *ref_big;    /* ... REF_BIG: here (cluster index -> references) */
     int64_t nb_clusters;    /* clusters in the image file */
+    int64_t ref_end;        /* one past the highest cluster with a reference */
     bool rebuild;           /* refcount structure must be rebuilt */
     bool quiet;             /* no messages (internal repairs) */
     uint64_t prev_data;     /* last data cluster seen, UINT64_MAX: none yet */
@@ -54,6 +55,7 @@ static void ref_inc(CheckState *cs, int64_t k)
 {
     uint64_t v;
 
+    cs->ref_end = MAX(cs->ref_end, k + 1);
     if (cs->ref[k] < REF_BIG - 1) {
         cs->ref[k]++;
         return;
@@ -284,6 +286,7 @@ static int compute_references(CheckState *cs)
     int ret;
 
     memset(cs->ref, 0, cs->nb_clusters);
+    cs->ref_end = 0;
     g_hash_table_remove_all(cs->ref_big);
     cs->prev_data = UINT64_MAX;
     cs->res->bfi.allocated_clusters = 0;
@@ -364,17 +367,45 @@ static int set_refcount(CheckState *cs, int64_t cluster, uint64_t old, uint64_t 
  * reported and counted. A cluster in use with refcount 0 asks for a rebuild.
  * @count: add to the result counters (not for the quiet clean-up pass).
  */
+/*
+ * Clusters worth comparing: those referenced, and those a refcount block
+ * describes. Past both, reference and refcount are 0; a hostile sparse file
+ * can be terabytes long, so the walk must not follow its length.
+ */
+static int64_t compare_end(CheckState *cs)
+{
+    BDRVQcow2State *s = cs->s;
+    int64_t covered = 0;
+
+    for (int64_t ti = (int64_t)s->refcount_table_size - 1; ti >= 0; ti--) {
+        if (s->refcount_table[ti] & REFT_OFFSET_MASK) {
+            covered = (ti + 1) << s->refcount_block_bits;
+            break;
+        }
+    }
+    return MIN(cs->nb_clusters, MAX(cs->ref_end, covered));
+}
+
 static int compare_refcounts(CheckState *cs, int fix, bool count)
 {
     BDRVQcow2State *s = cs->s;
     BdrvCheckResult *res = cs->res;
     g_autofree RcReader *r = rc_reader_new();
+    int64_t end = compare_end(cs);
 
-    for (int64_t i = 0; i < cs->nb_clusters; i++) {
+    for (int64_t i = 0; i < end; i++) {
         uint64_t rc;
         uint64_t ref = ref_get(cs, i);
+        int ret;
+
+        /* no refcount block for this range: only referenced clusters differ */
+        if (!ref && ((uint64_t)(i >> s->refcount_block_bits) >= s->refcount_table_size ||
+                     !(s->refcount_table[i >> s->refcount_block_bits] &
+                       REFT_OFFSET_MASK))) {
+            continue;
+        }
         /* repairs change refcounts as they go: then ask for each one afresh */
-        int ret = fix ? qcow2_get_refcount(cs->bs, i, &rc) : rc_read(cs, r, i, &rc);
+        ret = fix ? qcow2_get_refcount(cs->bs, i, &rc) : rc_read(cs, r, i, &rc);
 
         if (ret < 0) {
             check_msg(cs, "Can't get refcount for cluster %" PRId64 ": %s\n", i,
@@ -523,16 +554,14 @@ static int rebuild_refcounts(CheckState *cs, bool quiet)
     BDRVQcow2State *s = cs->s;
     BlockDriverState *bs = cs->bs;
     uint64_t per_block = s->refcount_block_size;
-    uint64_t area_start = cs->nb_clusters, nb_blocks = 1, table_entries, table_clusters;
+    /* right after the last referenced cluster */
+    uint64_t area_start = cs->ref_end, nb_blocks = 1, table_entries, table_clusters;
     g_autofree uint8_t *blocks = NULL;
     g_autofree uint64_t *table = NULL;
     int ret;
 
     if (!quiet) {
         check_msg(cs, "Rebuilding refcount structure\n");
-    }
-    for (int64_t i = cs->nb_clusters - 1; i >= 0 && !ref_get(cs, i); i--) {
-        area_start = i;
     }
     for (;;) {
         uint64_t end = area_start + nb_blocks;
@@ -613,9 +642,9 @@ static int rebuild_refcounts(CheckState *cs, bool quiet)
 static int image_end_clusters(CheckState *cs)
 {
     g_autofree RcReader *r = rc_reader_new();
-    int64_t end = 0;
+    int64_t end = 0, limit = compare_end(cs);
 
-    for (int64_t i = 0; i < cs->nb_clusters; i++) {
+    for (int64_t i = 0; i < limit; i++) {
         uint64_t rc = 0;
         if (ref_get(cs, i) || (rc_read(cs, r, i, &rc) == 0 && rc)) {
             end = i + 1;
@@ -677,7 +706,7 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
         if (cs.rebuild) {
             uint64_t in_use_but_free = 0;
             g_autofree RcReader *r = rc_reader_new();
-            for (int64_t i = 0; i < cs.nb_clusters; i++) {
+            for (int64_t i = 0; i < cs.ref_end; i++) {
                 uint64_t rc;
                 if (ref_get(&cs, i) && rc_read(&cs, r, i, &rc) == 0 && rc == 0) {
                     in_use_but_free++;
