@@ -49,7 +49,7 @@ $(FUZZ_BUILD)/build.ninja:
 fuzz:
 	@scripts/install-deps --fuzz
 	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/build.ninja
-	ninja -C $(FUZZ_BUILD) tests/fuzz/fuzz-qcow2 tests/fuzz/fuzz-opts
+	ninja -C $(FUZZ_BUILD) tests/fuzz/fuzz-qcow2 tests/fuzz/fuzz-opts tests/fuzz/fuzz-qmp
 
 bench: all
 	@bench/run $(BUILD)

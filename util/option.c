@@ -6,6 +6,7 @@
 #include "qemu/error.h"
 #include "qemu/cutils.h"
 #include "qemu/option.h"
+#include <math.h>
 
 /* Read one key or value up to an unescaped @stop char (or ',' / end). */
 static const char *keyval_read(const char *p, char stop, GString *out)
@@ -478,8 +479,15 @@ static void node_to_string(GString *s, JsonNode *node, bool pretty, int level)
             break;
         case G_TYPE_DOUBLE: {
             char buf[G_ASCII_DTOSTR_BUF_SIZE];
-            g_string_append(s, g_ascii_dtostr(buf, sizeof(buf),
-                                              json_node_get_double(node)));
+            double d = json_node_get_double(node);
+            if (isnan(d)) {
+                g_string_append(s, "null");
+            } else if (isinf(d)) {
+                /* still JSON, and it reads back as the same infinity */
+                g_string_append(s, d > 0 ? "1e999" : "-1e999");
+            } else {
+                g_string_append(s, g_ascii_dtostr(buf, sizeof(buf), d));
+            }
             break;
         }
         default:
