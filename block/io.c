@@ -227,7 +227,8 @@ int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
     if (!(bs->open_flags & BDRV_O_RDWR)) {
         return -EACCES;
     }
-    if (bytes == 0 || !bs->drv->pdiscard) {
+    /* discard=ignore (blockdev-add's default): the request succeeds, nothing changes */
+    if (bytes == 0 || !bs->drv->pdiscard || !(bs->open_flags & BDRV_O_UNMAP)) {
         return 0;
     }
     return bs->drv->pdiscard(bs, offset, bytes);

@@ -98,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         opts_set_str_path(opts, "data-file.filename", df);
         opts_set_str_path(opts, "data-file.locking", "off");
     }
-    bs = bdrv_open(NULL, opts, BDRV_O_RDWR | BDRV_O_NO_BACKING, &err);
+    bs = bdrv_open(NULL, opts, BDRV_O_RDWR | BDRV_O_UNMAP | BDRV_O_NO_BACKING, &err);
     if (!bs) {
         return 0;
     }

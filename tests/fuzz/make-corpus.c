@@ -53,7 +53,7 @@ static int make_one(const char *dir, const Seed *sd, GError **errp)
         return -EIO;
     }
     opts_set_str(oo, "driver", "qcow2");
-    bs = bdrv_open(path, oo, BDRV_O_RDWR | BDRV_O_NO_BACKING, errp);
+    bs = bdrv_open(path, oo, BDRV_O_RDWR | BDRV_O_UNMAP | BDRV_O_NO_BACKING, errp);
     if (!bs) {
         return -EIO;
     }
