@@ -1,36 +1,28 @@
 /*
- * qcow2 persistent dirty bitmaps, kept intact: the bitmap directory is parsed for
- * info and for check (its clusters are referenced), and because our tools do not
- * track writes in bitmaps, the first write through them flags every "auto"
- * (enabled) bitmap in_use, so no backup tool trusts a bitmap that went stale.
+ * qcow2 persistent dirty bitmaps: the bitmap directory on disk, parsed for info,
+ * for check (its clusters are referenced) and for tracking; flag updates in place.
+ * Recording writes into bitmaps lives in qcow2-bitmap-track.c.
  */
 #include "qemu/osdep.h"
 #include "block/qcow2.h"
 
-#define BME_FLAG_IN_USE (1U << 0)
-#define BME_FLAG_AUTO   (1U << 1)
 #define BME_FIXED_SIZE  24
 #define BME_MAX_NAME    1023
 #define BME_MAX_TABLE   (64 * MiB)
 
-typedef struct BitmapEntry {
-    uint64_t dir_offset;        /* where this entry sits in the file */
-    uint64_t table_offset;
-    uint32_t table_size;
-    uint32_t flags;
-    uint8_t granularity_bits;
-    char *name;
-} BitmapEntry;
+typedef Qcow2BitmapEntry BitmapEntry;
 
-static void bitmap_entry_free(gpointer p)
+void qcow2_bitmap_entry_free(gpointer p)
 {
     BitmapEntry *e = p;
 
-    g_free(e->name);
-    g_free(e);
+    if (e) {
+        g_free(e->name);
+        g_free(e);
+    }
 }
 
-static int read_directory(BlockDriverState *bs, GPtrArray *out, GError **errp)
+int qcow2_bitmaps_read_directory(BlockDriverState *bs, GPtrArray *out, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     g_autofree uint8_t *dir = NULL;
@@ -72,7 +64,9 @@ static int read_directory(BlockDriverState *bs, GPtrArray *out, GError **errp)
         e->table_offset = ldq_be(dir + off);
         e->table_size = ldl_be(dir + off + 8);
         e->flags = ldl_be(dir + off + 12);
+        e->type = dir[off + 16];
         e->granularity_bits = dir[off + 17];
+        e->extra_data_size = extra;
         e->name = g_strndup((char *)dir + off + BME_FIXED_SIZE + extra, name_size);
         g_ptr_array_add(out, e);
         off += QEMU_ALIGN_UP(BME_FIXED_SIZE + extra + name_size, 8);
@@ -82,11 +76,19 @@ static int read_directory(BlockDriverState *bs, GPtrArray *out, GError **errp)
 
 JsonArray *qcow2_bitmaps_info(BlockDriverState *bs, GError **errp)
 {
-    g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(bitmap_entry_free);
+    g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(qcow2_bitmap_entry_free);
     JsonArray *arr;
 
-    if (read_directory(bs, list, errp) < 0) {
+    if (qcow2_bitmaps_read_directory(bs, list, errp) < 0) {
         return NULL;
+    }
+    for (guint i = 0; i < list->len; i++) {
+        BitmapEntry *e = list->pdata[i];
+        if (e->granularity_bits > 62) {
+            /* not representable, and far outside what QEMU accepts (9..31) */
+            error_setg(errp, "Bitmap '%s' doesn't satisfy the constraints", e->name);
+            return NULL;
+        }
     }
     arr = json_array_new();
     for (guint i = 0; i < list->len; i++) {
@@ -108,42 +110,28 @@ JsonArray *qcow2_bitmaps_info(BlockDriverState *bs, GError **errp)
     return arr;
 }
 
-int qcow2_bitmaps_mark_in_use(BlockDriverState *bs)
+int qcow2_bitmap_write_flags(BlockDriverState *bs, Qcow2BitmapEntry *e, uint32_t flags)
 {
-    g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(bitmap_entry_free);
-    g_autoptr(GError) err = NULL;
-    int ret = read_directory(bs, list, &err);
+    uint32_t be = GUINT32_TO_BE(flags);
+    int ret = bdrv_pwrite(bs->file, e->dir_offset + 12, 4, &be, 0);
 
-    if (ret < 0) {
-        return ret;
+    if (ret == 0) {
+        e->flags = flags;
     }
-    for (guint i = 0; i < list->len; i++) {
-        BitmapEntry *e = list->pdata[i];
-        uint32_t flags;
-
-        if (!(e->flags & BME_FLAG_AUTO) || (e->flags & BME_FLAG_IN_USE)) {
-            continue;
-        }
-        flags = GUINT32_TO_BE(e->flags | BME_FLAG_IN_USE);
-        ret = bdrv_pwrite(bs->file, e->dir_offset + 12, 4, &flags, 0);
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    return bdrv_flush(bs->file);
+    return ret;
 }
 
 int qcow2_bitmaps_for_each_ref(BlockDriverState *bs, Qcow2RefFn fn, void *opaque)
 {
     BDRVQcow2State *s = bs->opaque;
-    g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(bitmap_entry_free);
+    g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(qcow2_bitmap_entry_free);
     g_autoptr(GError) err = NULL;
     int ret;
 
     if (!s->has_bitmaps_ext) {
         return 0;
     }
-    ret = read_directory(bs, list, &err);
+    ret = qcow2_bitmaps_read_directory(bs, list, &err);
     if (ret < 0) {
         return ret;
     }

@@ -600,6 +600,8 @@ static int set_virtual_size(BlockDriverState *bs, uint64_t size, GError **errp)
         ret = bdrv_flush(bs->file);
     }
     if (ret < 0) {
+        /* the header may hold either size now: loaded bitmaps must stay in_use */
+        qcow2_bitmaps_abandon(bs);
         error_setg_errno(errp, -ret, "Failed to update the image size");
         return ret;
     }
@@ -663,8 +665,35 @@ static int qcow2_shrink(BlockDriverState *bs, uint64_t offset, GError **errp)
     return 0;
 }
 
+static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
+                          PreallocMode prealloc, int flags, GError **errp);
+
+/* Resize, with the persistent bitmaps following the new size. */
 int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
                    PreallocMode prealloc, int flags, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    if (s->has_bitmaps_ext && !s->read_only && (uint64_t)offset != s->size) {
+        ret = qcow2_bitmaps_can_resize(bs, errp);
+        if (ret == 0) {
+            ret = qcow2_bitmaps_begin_changes(bs);
+            if (ret < 0) {
+                error_setg_errno(errp, -ret, "Could not update the bitmap directory");
+            }
+        }
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    ret = truncate_image(bs, offset, exact, prealloc, flags, errp);
+    qcow2_bitmaps_resize(bs, s->size);
+    return ret;
+}
+
+static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
+                          PreallocMode prealloc, int flags, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t old = s->size;

@@ -216,7 +216,7 @@ static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64
     }
 }
 
-/* Before the first write: lazy refcounts mark the image dirty; auto bitmaps go stale. */
+/* Before the first write: lazy refcounts mark the image dirty; bitmaps are loaded. */
 static int prepare_first_write(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -228,14 +228,7 @@ static int prepare_first_write(BlockDriverState *bs)
             return ret;
         }
     }
-    if (s->has_bitmaps_ext && !s->bitmaps_marked_in_use) {
-        ret = qcow2_bitmaps_mark_in_use(bs);
-        if (ret < 0) {
-            return ret;
-        }
-        s->bitmaps_marked_in_use = true;
-    }
-    return 0;
+    return qcow2_bitmaps_begin_changes(bs);
 }
 
 static int check_writable(BlockDriverState *bs)
@@ -317,6 +310,7 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     if (ret < 0) {
         return ret;
     }
+    qcow2_bitmaps_set_dirty(bs, offset, bytes);
     if (flags & BDRV_REQ_WRITE_COMPRESSED) {
         return write_compressed(bs, offset, bytes, buf);
     }
@@ -395,6 +389,7 @@ int qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
     if (ret < 0) {
         return ret;
     }
+    qcow2_bitmaps_set_dirty(bs, offset, bytes);
     if (s->version < 3 && !data_file_is_raw(bs)) {
         return -ENOTSUP;     /* no zero flag: the generic layer writes zeros */
     }
@@ -456,6 +451,7 @@ int qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
     if (ret < 0) {
         return ret;
     }
+    qcow2_bitmaps_set_dirty(bs, offset, bytes);
     if (end <= start) {
         return 0;
     }

@@ -811,6 +811,7 @@ static void qcow2_release(BlockDriverState *bs)
     g_clear_pointer(&s->l2_table_cache, qcow2_cache_destroy);
     g_clear_pointer(&s->refcount_block_cache, qcow2_cache_destroy);
     qcow2_l2_window_free(bs);
+    qcow2_bitmaps_release(bs);
     qcow2_refcount_close(bs);
     g_clear_pointer(&s->l1_table, g_free);
     g_clear_pointer(&s->image_backing_format, g_free);
@@ -827,8 +828,15 @@ static void qcow2_close(BlockDriverState *bs)
     BDRVQcow2State *s = bs->opaque;
 
     if (s->opened && !s->read_only && s->l2_table_cache) {
+        GError *err = NULL;
+        int ret;
+
+        if (qcow2_bitmaps_store(bs, &err) < 0) {
+            error_report("Failed to store bitmaps: %s", err->message);
+            g_error_free(err);
+        }
         /* QEMU's messages: a failed write-back on close is reported, not silent */
-        int ret = qcow2_cache_flush(bs, s->l2_table_cache);
+        ret = qcow2_cache_flush(bs, s->l2_table_cache);
         if (ret < 0) {
             error_report("Failed to flush the L2 table cache: %s", strerror(-ret));
         }

@@ -150,7 +150,7 @@ typedef struct BDRVQcow2State {
     uint32_t nb_bitmaps;
     uint64_t bitmap_directory_size;
     uint64_t bitmap_directory_offset;
-    bool bitmaps_marked_in_use;     /* auto bitmaps flagged in_use on first write */
+    GPtrArray *bitmaps;             /* of Qcow2Bitmap*: loaded for tracking, or NULL */
 
     Qcow2Cache *l2_table_cache;
     Qcow2Cache *refcount_block_cache;
@@ -423,12 +423,51 @@ extern const CreateOptDesc qcow2_create_opt_descs[];
 extern const CreateOptDesc qcow2_amend_opt_descs[];
 
 /* qcow2-bitmap.c */
+#define BME_FLAG_IN_USE (1U << 0)
+#define BME_FLAG_AUTO   (1U << 1)
+#define BME_FLAG_EXTRA_DATA_COMPATIBLE (1U << 2)
+#define BME_TYPE_DIRTY_TRACKING 1
+
+typedef struct Qcow2BitmapEntry {
+    uint64_t dir_offset;        /* where this entry sits in the file */
+    uint64_t table_offset;
+    uint32_t table_size;
+    uint32_t flags;
+    uint8_t type;
+    uint8_t granularity_bits;
+    uint32_t extra_data_size;
+    char *name;
+} Qcow2BitmapEntry;
+
+void qcow2_bitmap_entry_free(gpointer e);
+/* Parse the bitmap directory into @out (of Qcow2BitmapEntry*). */
+int qcow2_bitmaps_read_directory(BlockDriverState *bs, GPtrArray *out, GError **errp);
 JsonArray *qcow2_bitmaps_info(BlockDriverState *bs, GError **errp);
-/* Flag every auto bitmap in_use: our writes do not update bitmaps. */
-int qcow2_bitmaps_mark_in_use(BlockDriverState *bs);
+/* Rewrite the flags word of one directory entry in place. */
+int qcow2_bitmap_write_flags(BlockDriverState *bs, Qcow2BitmapEntry *e, uint32_t flags);
 /* For check: add the bitmap directory, tables and data clusters to @refcounts. */
 typedef void (*Qcow2RefFn)(void *opaque, uint64_t offset, uint64_t size);
 int qcow2_bitmaps_for_each_ref(BlockDriverState *bs, Qcow2RefFn fn, void *opaque);
+
+/* qcow2-bitmap-track.c */
+/*
+ * Before the first change (write, zero write, discard, resize): load every
+ * consistent bitmap, flag it in_use on disk, and from then on record changes in
+ * the enabled ("auto") ones. Bitmaps we cannot track that are enabled are left
+ * flagged in_use, so nobody trusts a stale one.
+ */
+int qcow2_bitmaps_begin_changes(BlockDriverState *bs);
+/* Record a change of guest bytes [offset, offset+bytes) in the enabled bitmaps. */
+void qcow2_bitmaps_set_dirty(BlockDriverState *bs, uint64_t offset, uint64_t bytes);
+/* Before a resize: refuse when an in_use (inconsistent) bitmap is present. */
+int qcow2_bitmaps_can_resize(BlockDriverState *bs, GError **errp);
+/* After a resize: the loaded bitmaps cover the new size (new bits clear). */
+int qcow2_bitmaps_resize(BlockDriverState *bs, uint64_t new_size);
+/* Never store the loaded bitmaps: they stay in_use on disk (not trusted). */
+void qcow2_bitmaps_abandon(BlockDriverState *bs);
+/* On close: write the loaded bitmaps back and clear their in_use flags. */
+int qcow2_bitmaps_store(BlockDriverState *bs, GError **errp);
+void qcow2_bitmaps_release(BlockDriverState *bs);
 
 /* qcow2-snapshot.c */
 typedef struct Qcow2SnapshotInfo {

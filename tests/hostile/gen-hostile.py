@@ -217,6 +217,73 @@ def bitmaps_garbage(img):
     img.ext.append((0x23852875, struct.pack('>IIQQ', 0xffffffff, 0, 1 << 62, 3)))
 
 
+def with_bitmap(img, entry=8 * CS, flags=2, gbits=16, table_size=1, name=b'b0',
+                table_offset=7 * CS, nb=1):
+    """A bitmap directory at cluster 6, its table at 7, its data at 8 (64 KiB
+    granularity over the 1 MiB disk: one table entry), all refcount 1."""
+    img.buf += bytearray(3 * CS)
+    for c in (6, 7, 8):
+        struct.pack_into('>H', img.buf, 2 * CS + 2 * c, 1)
+    struct.pack_into('>QIIBBHI', img.buf, 6 * CS, table_offset, table_size, flags, 1,
+                     gbits, len(name), 0)
+    img.buf[6 * CS + 24:6 * CS + 24 + len(name)] = name
+    img.put64(7 * CS, entry)
+    img.buf[8 * CS] = 0x81
+    img.h['autoclear_features'] = 1
+    size = (24 + len(name) + 7) // 8 * 8
+    img.ext.append((0x23852875, struct.pack('>IIQQ', nb, 0, size, 6 * CS)))
+
+
+@case('an enabled bitmap, valid (control)')
+def bitmap_valid(img):
+    with_bitmap(img)
+
+
+@case('bitmap data cluster on the L1 table')
+def bitmap_data_on_l1(img):
+    with_bitmap(img, entry=3 * CS)
+
+
+@case('bitmap data cluster on the L2 table')
+def bitmap_data_on_l2(img):
+    with_bitmap(img, entry=4 * CS)
+
+
+@case('bitmap data cluster on its own table')
+def bitmap_data_on_table(img):
+    with_bitmap(img, entry=7 * CS)
+
+
+@case('bitmap table on the refcount block')
+def bitmap_table_on_refblock(img):
+    with_bitmap(img, table_offset=2 * CS)
+
+
+@case('bitmap data cluster past the end of the file')
+def bitmap_data_past_eof(img):
+    with_bitmap(img, entry=1 << 40)
+
+
+@case('bitmap table entry with reserved bits')
+def bitmap_entry_reserved(img):
+    with_bitmap(img, entry=8 * CS | 0x1fe)
+
+
+@case('bitmap table size not matching the disk')
+def bitmap_table_size(img):
+    with_bitmap(img, table_size=1000)
+
+
+@case('bitmap granularity 2^63')
+def bitmap_granularity_huge(img):
+    with_bitmap(img, gbits=63)
+
+
+@case('two bitmap entries, one directory entry')
+def bitmap_count_wrong(img):
+    with_bitmap(img, nb=2)
+
+
 @case('compression type extension bit with an unknown type')
 def compression_type(img):
     img.h['incompatible_features'] = 1 << 3

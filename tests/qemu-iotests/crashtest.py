@@ -77,6 +77,19 @@ SCENARIOS = {
                   dict(ops=50, maxlen=64 << 10, grow=4 << 20)),
     'data-file-raw': ('cluster_size=4096,data_file=t.data,data_file_raw=on', 8 << 20,
                       'writeback', dict(ops=50, maxlen=64 << 10, grow=0)),
+    # persistent dirty bitmaps (added with QEMU's qemu-img bitmap): recorded,
+    # resized with the image, stored on close
+    'bitmaps': ('cluster_size=4096', 8 << 20, 'writeback',
+                dict(ops=50, maxlen=64 << 10, grow=4 << 20)),
+    # few writes, so that the fault points reach the bitmap store on close
+    'bitmaps-store': ('cluster_size=4096', 2 << 20, 'writeback',
+                      dict(ops=6, maxlen=4096, grow=1 << 20)),
+}
+
+# scenario -> qemu-img bitmap --add arguments, one bitmap each
+BITMAPS = {
+    'bitmaps': [['b0'], ['-g', '512', 'b1'], ['-g', '1M', '--disable', 'b2']],
+    'bitmaps-store': [['b0'], ['-g', '512', 'b1'], ['-g', '1M', '--disable', 'b2']],
 }
 
 
@@ -254,6 +267,59 @@ def verify_content(img, m, size, errors, data_file_raw):
             errors.append('C4: the raw data file differs from the image content')
 
 
+def read_bitmaps(img):
+    """The bitmaps in a qcow2 file: name -> (flags, granularity, set of dirty
+    granule indexes), parsed from the bitmap directory, tables and data."""
+    import struct
+    with open(img, 'rb') as f:
+        d = f.read()
+    cluster = 1 << struct.unpack('>I', d[20:24])[0]
+    off = struct.unpack('>I', d[100:104])[0]
+    out = {}
+    while off + 8 <= len(d):
+        magic, length = struct.unpack('>II', d[off:off + 8])
+        if magic == 0:
+            break
+        if magic == 0x23852875:
+            nb, _, _, directory = struct.unpack('>IIQQ', d[off + 8:off + 32])
+            p = directory
+            for _ in range(nb):
+                toff, tsize, flags, _, gbits, nsize, extra = struct.unpack(
+                    '>QIIBBHI', d[p:p + 24])
+                name = d[p + 24 + extra:p + 24 + extra + nsize].decode()
+                bits = set()
+                for i in range(tsize):
+                    e = struct.unpack('>Q', d[toff + 8 * i:toff + 8 * i + 8])[0]
+                    data = (d[e & 0x00fffffffffffe00:][:cluster] if e & ~1 else
+                            bytes([0xff if e & 1 else 0]) * cluster)
+                    for j, byte in enumerate(data):
+                        for b in range(8):
+                            if byte >> b & 1:
+                                bits.add((i * cluster + j) * 8 + b)
+                out[name] = (flags, 1 << gbits, bits)
+                p += (24 + extra + nsize + 7) // 8 * 8
+        off += 8 + (length + 7) // 8 * 8
+    return out
+
+
+def check_bitmaps(ops, results, errors):
+    """A bitmap that is not in_use must record every acknowledged change; a
+    disabled one records nothing."""
+    for name, (flags, gran, bits) in read_bitmaps('t.qcow2').items():
+        if flags & 1:
+            continue            # in_use: not saved, nobody trusts it
+        auto = flags & 2
+        if not auto and bits:
+            errors.append('disabled bitmap %s has %d dirty bits' % (name, len(bits)))
+        for (cmd, kind, off, length, _), r in zip(ops, results):
+            if not auto or r is not True or kind not in ('write', 'sync', 'zero', 'discard'):
+                continue
+            need = set(range(off // gran, (off + length - 1) // gran + 1))
+            if not need <= bits:
+                errors.append('bitmap %s misses "%s"' % (name, cmd))
+                return
+
+
 def check_image(scn, m, size, errors):
     img = 't.qcow2'
     p = run([REF_IMG, 'info', '-U', '--output=json', img])
@@ -279,6 +345,10 @@ def create(scn):
     p = run([REF_IMG, 'create', '-q', '-f', 'qcow2', '-o', opts, 't.qcow2', str(size)])
     if p.returncode:
         raise SystemExit('create failed: %s' % p.stderr.decode())
+    for args in BITMAPS.get(scn, []):
+        p = run([REF_IMG, 'bitmap', '--add'] + args[:-1] + ['t.qcow2', args[-1]])
+        if p.returncode:
+            raise SystemExit('bitmap --add failed: %s' % p.stderr.decode())
 
 
 def image_json(rules):
@@ -318,10 +388,18 @@ def fault_mode(scn, args, report):
     errs = []
     check_image(scn, build_model(ops, parse_results(ops, base[1]), final_size,
                                  cache == 'writethrough', False), final_size, errs)
+    if scn in BITMAPS:
+        check_bitmaps(ops, parse_results(ops, base[1]), errs)
+        stored = read_bitmaps('t.qcow2')
+        if len(stored) != len(BITMAPS[scn]) or any(f & 1 for f, _, _ in stored.values()):
+            errs.append('bitmaps not stored cleanly: %s' % sorted(
+                (n, f) for n, (f, _, _) in stored.items()))
     if errs or base[0] != 0:
         print('%s: baseline run fails: rc=%d\n%s\n%s' % (scn, base[0], base[2], '\n'.join(errs)))
         return 1
     ks = [1, 2, 3, 5, 8, 13, 21, 34, 55, 89] if args.full else [1, 2, 4, 9]
+    if scn == 'bitmaps-store' and args.full:
+        ks = list(range(1, 100))    # every occurrence: the store on close comes last
     variants = [(None, 5), ('flush', 5), ('write', 28)] if args.full else [(None, 5)]
     for event in EVENTS:
         for iotype, errno in variants:
@@ -341,6 +419,8 @@ def fault_mode(scn, args, report):
                                 cache == 'writethrough', False)
                 errs = []
                 check_image(scn, m, final_size, errs)
+                if scn in BITMAPS:
+                    check_bitmaps(ops, parse_results(ops, out), errs)
                 if errs:
                     failures.append('%s #%d iotype=%s errno=%d:\n  %s\n  qemu-io stderr: %s' % (
                         event, k, iotype or 'any', errno, '\n  '.join(errs), err.strip()[:800]))
@@ -396,6 +476,8 @@ def kill_mode(scn, args, report):
                         cache == 'writethrough', True)
         errs = []
         check_image(scn, m, final_size, errs)
+        if scn in BITMAPS:
+            check_bitmaps(ops, res, errs)
         if errs:
             failures.append('run %d (killed after %.3fs, %d ops acknowledged):\n  %s' % (
                 i, time.monotonic() - t0, sum(1 for r in res if r), '\n  '.join(errs)))
