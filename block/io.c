@@ -447,6 +447,32 @@ int bdrv_snapshot_list(BlockDriverState *bs, GPtrArray *out)
     return bs->drv->snapshot_list ? bs->drv->snapshot_list(bs, out) : -ENOTSUP;
 }
 
+int bdrv_bitmap_op(BlockDriverState *bs, BdrvBitmapOp op, const char *name,
+                   uint64_t granularity, BlockDriverState *src, const char *src_name,
+                   GError **errp)
+{
+    if (!bs->drv->bitmap_op) {
+        /* QEMU's words; its node names are "#blockNNN" too */
+        if (op == BDRV_BITMAP_ADD) {
+            error_setg(errp, "Can't store persistent bitmaps to %s: "
+                       "Operation not supported", bs->node_name);
+        } else {
+            error_setg(errp, "Dirty bitmap '%s' not found", name);
+        }
+        return -ENOTSUP;
+    }
+    if (!(bs->open_flags & BDRV_O_RDWR)) {
+        error_setg(errp, "Image is read-only");
+        return -EACCES;
+    }
+    return bs->drv->bitmap_op(bs, op, name, granularity, src, src_name, errp);
+}
+
+int bdrv_bitmaps_store(BlockDriverState *bs, GError **errp)
+{
+    return bs->drv->bitmaps_store ? bs->drv->bitmaps_store(bs, errp) : 0;
+}
+
 int bdrv_snapshot_goto(BlockDriverState *bs, const char *name, GError **errp)
 {
     if (!bs->drv->snapshot_goto) {

@@ -11,43 +11,33 @@
  * in place, then in_use is cleared, and only then are the old clusters freed.
  * A crash before the flag is cleared leaves the bitmap in_use (QEMU's meaning:
  * "not saved, do not trust"), never a bitmap that claims to be clean but is not.
+ * When bitmaps were added or removed, the directory is written anew instead and
+ * the header switched to it in one write.
  */
 #include "qemu/osdep.h"
 #include "qemu/error.h"
-#include "block/qcow2.h"
+#include "block/qcow2-bitmap-int.h"
 
 #define BME_TABLE_RESERVED  0xff000000000001feULL
 #define BME_TABLE_ALL_ONES  1ULL
 #define BME_MAX_TABLE_BYTES (64 * MiB)
 
-typedef struct Qcow2Bitmap {
-    Qcow2BitmapEntry *e;        /* directory entry; e->flags tracks the disk */
-    bool recording;             /* the auto flag: changes are recorded */
-    bool broken;                /* could not be tracked: left in_use, not stored */
-    uint64_t disk_size;         /* guest bytes the bits cover */
-    uint64_t nb_chunks;         /* cluster-sized pieces of bitmap data */
-    uint64_t *table;            /* entry per chunk (host order), as on disk */
-    uint64_t old_table_size;    /* entries of the table on disk */
-    uint64_t *freed;            /* old data clusters to free once stored */
-    uint64_t nb_freed;
-    uint8_t **chunks;           /* materialized chunks, NULL: not read yet */
-    bool *changed;              /* chunk differs from what its table entry says */
-} Qcow2Bitmap;
 
-static uint64_t bitmap_bits(uint64_t disk_size, int gbits)
+uint64_t qcow2_bitmap_bits(uint64_t disk_size, int gbits)
 {
     return DIV_ROUND_UP(disk_size, 1ULL << gbits);
 }
 
-static uint64_t bitmap_chunks(BDRVQcow2State *s, uint64_t disk_size, int gbits)
+uint64_t qcow2_bitmap_chunks(BDRVQcow2State *s, uint64_t disk_size, int gbits)
 {
-    return DIV_ROUND_UP(DIV_ROUND_UP(bitmap_bits(disk_size, gbits), 8), s->cluster_size);
+    return DIV_ROUND_UP(DIV_ROUND_UP(qcow2_bitmap_bits(disk_size, gbits), 8), s->cluster_size);
 }
 
-static void bitmap_free(gpointer p)
+void qcow2_bitmap_free(Qcow2Bitmap *bm)
 {
-    Qcow2Bitmap *bm = p;
-
+    if (!bm) {
+        return;
+    }
     for (uint64_t i = 0; i < bm->nb_chunks; i++) {
         g_free(bm->chunks[i]);
     }
@@ -57,6 +47,11 @@ static void bitmap_free(gpointer p)
     g_free(bm->freed);
     qcow2_bitmap_entry_free(bm->e);
     g_free(bm);
+}
+
+static void bitmap_free(gpointer p)
+{
+    qcow2_bitmap_free(p);
 }
 
 void qcow2_bitmaps_release(BlockDriverState *bs)
@@ -73,13 +68,24 @@ void qcow2_bitmaps_abandon(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
 
+    s->bitmaps_abandoned = true;
+}
+
+Qcow2Bitmap *qcow2_bitmap_find(BlockDriverState *bs, const char *name)
+{
+    BDRVQcow2State *s = bs->opaque;
+
     for (guint k = 0; s->bitmaps && k < s->bitmaps->len; k++) {
-        ((Qcow2Bitmap *)s->bitmaps->pdata[k])->broken = true;
+        Qcow2Bitmap *bm = s->bitmaps->pdata[k];
+        if (!bm->removed && !strcmp(bm->e->name, name)) {
+            return bm;
+        }
     }
+    return NULL;
 }
 
 /* Why a bitmap cannot be tracked, or NULL. */
-static const char *unsupported_reason(BlockDriverState *bs, Qcow2BitmapEntry *e)
+const char *qcow2_bitmap_unsupported_reason(BlockDriverState *bs, Qcow2BitmapEntry *e)
 {
     BDRVQcow2State *s = bs->opaque;
 
@@ -92,7 +98,7 @@ static const char *unsupported_reason(BlockDriverState *bs, Qcow2BitmapEntry *e)
     if (e->extra_data_size) {
         return "it has extra data";
     }
-    if (e->table_size != bitmap_chunks(s, s->size, e->granularity_bits)) {
+    if (e->table_size != qcow2_bitmap_chunks(s, s->size, e->granularity_bits)) {
         return "its size does not match the disk";
     }
     if ((uint64_t)e->table_size * 8 > BME_MAX_TABLE_BYTES) {
@@ -104,7 +110,7 @@ static const char *unsupported_reason(BlockDriverState *bs, Qcow2BitmapEntry *e)
     return NULL;
 }
 
-static Qcow2Bitmap *load_bitmap(BlockDriverState *bs, Qcow2BitmapEntry *e)
+Qcow2Bitmap *qcow2_bitmap_load(BlockDriverState *bs, Qcow2BitmapEntry *e)
 {
     BDRVQcow2State *s = bs->opaque;
     Qcow2Bitmap *bm;
@@ -130,7 +136,8 @@ static Qcow2Bitmap *load_bitmap(BlockDriverState *bs, Qcow2BitmapEntry *e)
     }
     bm = g_new0(Qcow2Bitmap, 1);
     bm->e = e;
-    bm->recording = e->flags & BME_FLAG_AUTO;
+    bm->inconsistent = e->flags & BME_FLAG_IN_USE;
+    bm->recording = (e->flags & BME_FLAG_AUTO) && !bm->inconsistent;
     bm->disk_size = s->size;
     bm->nb_chunks = e->table_size;
     bm->old_table_size = e->table_size;
@@ -182,7 +189,11 @@ int qcow2_bitmaps_begin_changes(BlockDriverState *bs)
     bool wrote = false;
     int ret;
 
-    if (!s->has_bitmaps_ext || s->bitmaps) {
+    if (s->bitmaps) {
+        return 0;
+    }
+    if (!s->has_bitmaps_ext) {
+        s->bitmaps = g_ptr_array_new_with_free_func(bitmap_free);
         return 0;
     }
     list = g_ptr_array_new_with_free_func(qcow2_bitmap_entry_free);
@@ -192,19 +203,23 @@ int qcow2_bitmaps_begin_changes(BlockDriverState *bs)
     }
     seen = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
     s->bitmaps = g_ptr_array_new_with_free_func(bitmap_free);
+    s->bitmaps_dir_changed = false;
+    s->bitmaps_abandoned = false;
     while (list->len) {
         Qcow2BitmapEntry *e = g_ptr_array_steal_index(list, 0);
+        bool in_use = e->flags & BME_FLAG_IN_USE;
         Qcow2Bitmap *bm = NULL;
 
-        if (!(e->flags & BME_FLAG_IN_USE) && !unsupported_reason(bs, e)) {
-            bm = load_bitmap(bs, e);
+        if (!qcow2_bitmap_unsupported_reason(bs, e)) {
+            /* in_use ones too: they can be removed (and refuse anything else) */
+            bm = qcow2_bitmap_load(bs, e);
             if (bm && !claim_clusters(bs, bm, seen)) {
                 bm->e = NULL;           /* e stays ours */
                 bitmap_free(bm);
                 bm = NULL;
             }
         }
-        if (!(e->flags & BME_FLAG_IN_USE) && (bm || (e->flags & BME_FLAG_AUTO))) {
+        if (!in_use && (bm || (e->flags & BME_FLAG_AUTO))) {
             /* loaded ones until stored; enabled ones we cannot track for good */
             ret = qcow2_bitmap_write_flags(bs, e, e->flags | BME_FLAG_IN_USE);
             if (ret < 0) {
@@ -232,10 +247,16 @@ int qcow2_bitmaps_begin_changes(BlockDriverState *bs)
     return ret;
 }
 
+/* A bitmap we may change: loaded, trusted, still there. */
+static bool usable(Qcow2Bitmap *bm)
+{
+    return !bm->broken && !bm->inconsistent && !bm->removed;
+}
+
 /* Clear the bits of the last chunk past the end of the bitmap. */
 static void mask_tail(BDRVQcow2State *s, Qcow2Bitmap *bm)
 {
-    uint64_t bits = bitmap_bits(bm->disk_size, bm->e->granularity_bits);
+    uint64_t bits = qcow2_bitmap_bits(bm->disk_size, bm->e->granularity_bits);
     uint64_t chunk_bits = (uint64_t)s->cluster_size * 8;
     uint64_t last = bm->nb_chunks - 1;
     uint64_t used;
@@ -262,7 +283,7 @@ static void mask_tail(BDRVQcow2State *s, Qcow2Bitmap *bm)
 }
 
 /* Read chunk @i into memory (its cluster was vetted by claim_clusters). */
-static int materialize(BlockDriverState *bs, Qcow2Bitmap *bm, uint64_t i)
+int qcow2_bitmap_materialize(BlockDriverState *bs, Qcow2Bitmap *bm, uint64_t i)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t off = bm->table[i] & L2E_OFFSET_MASK;
@@ -275,7 +296,9 @@ static int materialize(BlockDriverState *bs, Qcow2Bitmap *bm, uint64_t i)
     if (!c) {
         return -ENOMEM;
     }
-    if (off) {
+    if (bm->changed[i]) {
+        /* cleared: zeros, whatever the old cluster holds */
+    } else if (off) {
         int ret = bdrv_pread(bs->file, off, s->cluster_size, c, 0);
 
         if (ret < 0) {
@@ -308,36 +331,48 @@ static void set_bits(uint8_t *c, uint64_t first, uint64_t end)
     }
 }
 
-void qcow2_bitmaps_set_dirty(BlockDriverState *bs, uint64_t offset, uint64_t bytes)
+int qcow2_bitmap_set_range(BlockDriverState *bs, Qcow2Bitmap *bm, uint64_t offset,
+                           uint64_t bytes)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t chunk_bits = (uint64_t)s->cluster_size * 8;
+    int gbits = bm->e->granularity_bits;
+    uint64_t first, end;
 
-    if (!s->bitmaps || !bytes) {
+    if (offset >= bm->disk_size || !bytes) {
+        return 0;
+    }
+    first = offset >> gbits;
+    end = MIN(qcow2_bitmap_bits(bm->disk_size, gbits),
+              ((MIN(offset + bytes, bm->disk_size) - 1) >> gbits) + 1);
+    while (first < end) {
+        uint64_t ci = first / chunk_bits;
+        uint64_t stop = MIN(end, (ci + 1) * chunk_bits);
+        int ret = qcow2_bitmap_materialize(bs, bm, ci);
+
+        if (ret < 0) {
+            return ret;
+        }
+        set_bits(bm->chunks[ci], first - ci * chunk_bits, stop - ci * chunk_bits);
+        bm->changed[ci] = true;
+        first = stop;
+    }
+    return 0;
+}
+
+void qcow2_bitmaps_set_dirty(BlockDriverState *bs, uint64_t offset, uint64_t bytes)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (!s->bitmaps) {
         return;
     }
     for (guint k = 0; k < s->bitmaps->len; k++) {
         Qcow2Bitmap *bm = s->bitmaps->pdata[k];
-        int gbits = bm->e->granularity_bits;
-        uint64_t first, end;
 
-        if (!bm->recording || bm->broken || offset >= bm->disk_size) {
-            continue;
-        }
-        first = offset >> gbits;
-        end = MIN(bitmap_bits(bm->disk_size, gbits),
-                  ((MIN(offset + bytes, bm->disk_size) - 1) >> gbits) + 1);
-        while (first < end) {
-            uint64_t ci = first / chunk_bits;
-            uint64_t stop = MIN(end, (ci + 1) * chunk_bits);
-
-            if (materialize(bs, bm, ci) < 0) {
-                bm->broken = true;      /* stays in_use on disk */
-                break;
-            }
-            set_bits(bm->chunks[ci], first - ci * chunk_bits, stop - ci * chunk_bits);
-            bm->changed[ci] = true;
-            first = stop;
+        if (bm->recording && usable(bm) &&
+            qcow2_bitmap_set_range(bs, bm, offset, bytes) < 0) {
+            bm->broken = true;      /* stays in_use on disk */
         }
     }
 }
@@ -363,7 +398,8 @@ int qcow2_bitmaps_can_resize(BlockDriverState *bs, GError **errp)
 
         for (guint k = 0; s->bitmaps && k < s->bitmaps->len; k++) {
             Qcow2Bitmap *bm = s->bitmaps->pdata[k];
-            if (bm->e->dir_offset == e->dir_offset && !bm->broken) {
+            if (bm->e->dir_offset == e->dir_offset &&
+                (bm->removed || (!bm->broken && !bm->inconsistent))) {
                 tracked = true;
             }
         }
@@ -376,7 +412,7 @@ int qcow2_bitmaps_can_resize(BlockDriverState *bs, GError **errp)
                        e->name);
             return -EINVAL;
         }
-        why = unsupported_reason(bs, e);
+        why = qcow2_bitmap_unsupported_reason(bs, e);
         if (!why && s->bitmaps) {
             why = "its table is invalid";     /* consistent, yet it did not load */
         }
@@ -396,15 +432,15 @@ int qcow2_bitmaps_resize(BlockDriverState *bs, uint64_t new_size)
         Qcow2Bitmap *bm = s->bitmaps->pdata[k];
         uint64_t n;
 
-        if (bm->broken || bm->disk_size == new_size) {
+        if (!usable(bm) || bm->disk_size == new_size) {
             continue;
         }
         /* the old last chunk's tail bits were outside the bitmap: clear them */
-        if (bm->nb_chunks && materialize(bs, bm, bm->nb_chunks - 1) < 0) {
+        if (bm->nb_chunks && qcow2_bitmap_materialize(bs, bm, bm->nb_chunks - 1) < 0) {
             bm->broken = true;
             continue;
         }
-        n = bitmap_chunks(s, new_size, bm->e->granularity_bits);
+        n = qcow2_bitmap_chunks(s, new_size, bm->e->granularity_bits);
         if (n * 8 > BME_MAX_TABLE_BYTES) {
             bm->broken = true;
             continue;
@@ -426,7 +462,7 @@ int qcow2_bitmaps_resize(BlockDriverState *bs, uint64_t new_size)
         }
         bm->nb_chunks = n;
         bm->disk_size = new_size;
-        if (n && materialize(bs, bm, n - 1) < 0) {
+        if (n && qcow2_bitmap_materialize(bs, bm, n - 1) < 0) {
             bm->broken = true;
             continue;
         }
@@ -461,7 +497,7 @@ static int store_data(BlockDriverState *bs, Qcow2Bitmap *bm, uint64_t *new_table
             continue;
         }
         any = true;
-        if (chunk_is_zero(s, bm->chunks[i])) {
+        if (!bm->chunks[i] || chunk_is_zero(s, bm->chunks[i])) {
             bm->table[i] = 0;
         } else {
             off = qcow2_alloc_clusters(bs, s->cluster_size);
@@ -502,6 +538,231 @@ static int store_data(BlockDriverState *bs, Qcow2Bitmap *bm, uint64_t *new_table
     return 0;
 }
 
+/* A stored bitmap's directory entry: fixed part, name, padding to 8. */
+static void emit_entry(GByteArray *out, Qcow2Bitmap *bm, uint64_t table_offset)
+{
+    static const uint8_t zeros[8];
+    size_t name_len = strlen(bm->e->name);
+    uint8_t fixed[24];
+
+    stq_be(fixed, table_offset);
+    stl_be(fixed + 8, bm->nb_chunks);
+    stl_be(fixed + 12, bm->e->flags & ~BME_FLAG_IN_USE);
+    fixed[16] = BME_TYPE_DIRTY_TRACKING;
+    fixed[17] = bm->e->granularity_bits;
+    stw_be(fixed + 18, name_len);
+    stl_be(fixed + 20, 0);
+    g_byte_array_append(out, fixed, sizeof(fixed));
+    g_byte_array_append(out, (const uint8_t *)bm->e->name, name_len);
+    g_byte_array_append(out, zeros, -(24 + name_len) & 7);
+}
+
+static Qcow2Bitmap *bitmap_at(BDRVQcow2State *s, uint64_t dir_offset, guint *k)
+{
+    for (guint i = 0; i < s->bitmaps->len; i++) {
+        Qcow2Bitmap *bm = s->bitmaps->pdata[i];
+        if (bm->e->dir_offset == dir_offset) {
+            *k = i;
+            return bm;
+        }
+    }
+    return NULL;
+}
+
+/* Point the header at a new directory (or at none), in one header write. */
+static int switch_directory(BlockDriverState *bs, uint32_t count, uint64_t offset,
+                            uint64_t size)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Qcow2UnknownExt *ext = NULL;
+    int ret;
+
+    for (guint i = 0; i < s->unknown_exts->len; i++) {
+        Qcow2UnknownExt *e = s->unknown_exts->pdata[i];
+        if (e->magic == QCOW2_EXT_MAGIC_BITMAPS) {
+            ext = e;
+            if (!count) {
+                g_ptr_array_remove_index(s->unknown_exts, i);   /* frees it */
+                ext = NULL;
+            }
+            break;
+        }
+    }
+    if (count && !ext) {
+        ext = g_new0(Qcow2UnknownExt, 1);
+        ext->magic = QCOW2_EXT_MAGIC_BITMAPS;
+        g_ptr_array_add(s->unknown_exts, ext);
+    }
+    if (ext) {
+        g_free(ext->data);
+        ext->len = 24;
+        ext->data = g_malloc0(24);
+        stl_be(ext->data, count);
+        stq_be(ext->data + 8, size);
+        stq_be(ext->data + 16, offset);
+        s->autoclear_features |= QCOW2_AUTOCLEAR_BITMAPS;
+    } else {
+        s->autoclear_features &= ~QCOW2_AUTOCLEAR_BITMAPS;
+    }
+    s->has_bitmaps_ext = count != 0;
+    s->nb_bitmaps = count;
+    s->bitmap_directory_offset = count ? offset : 0;
+    s->bitmap_directory_size = count ? size : 0;
+    ret = qcow2_update_header(bs);
+    return ret < 0 ? ret : bdrv_flush(bs->file);
+}
+
+/*
+ * Bitmaps were added or removed: a new directory with every entry we keep
+ * (ours updated and with in_use cleared, the others byte for byte), written to
+ * new clusters; then the header switches to it; the old one is freed by the caller.
+ */
+static int rewrite_directory(BlockDriverState *bs, const uint64_t *tables, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autoptr(GByteArray) out = g_byte_array_new();
+    g_autofree uint8_t *raw = NULL;
+    uint64_t off = 0, old_size = s->bitmap_directory_size;
+    int64_t new_off = 0;
+    uint32_t count = 0;
+    int ret;
+
+    if (s->has_bitmaps_ext) {
+        raw = g_try_malloc(MAX(old_size, 1));
+        if (!raw) {
+            return -ENOMEM;
+        }
+        ret = bdrv_pread(bs->file, s->bitmap_directory_offset, old_size, raw, 0);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not read the bitmap directory");
+            return ret;
+        }
+    }
+    for (uint32_t i = 0; raw && i < s->nb_bitmaps; i++) {
+        uint64_t len;
+        Qcow2Bitmap *bm;
+        guint k;
+
+        if (off + 24 > old_size) {
+            error_setg(errp, "Bitmap directory is truncated");
+            return -EINVAL;
+        }
+        len = QEMU_ALIGN_UP(24 + (uint64_t)ldl_be(raw + off + 20) + lduw_be(raw + off + 18), 8);
+        if (off + len > old_size) {
+            error_setg(errp, "Bitmap directory is truncated");
+            return -EINVAL;
+        }
+        bm = bitmap_at(s, s->bitmap_directory_offset + off, &k);
+        if (bm && bm->removed) {
+            off += len;
+            continue;
+        }
+        if (bm && usable(bm)) {
+            emit_entry(out, bm, tables[k] ? tables[k] : bm->e->table_offset);
+        } else {
+            g_byte_array_append(out, raw + off, len);   /* not ours to change */
+        }
+        count++;
+        off += len;
+    }
+    for (guint k = 0; k < s->bitmaps->len; k++) {
+        Qcow2Bitmap *bm = s->bitmaps->pdata[k];
+        if (!bm->e->dir_offset && !bm->removed) {
+            emit_entry(out, bm, tables[k]);
+            count++;
+        }
+    }
+    if (count) {
+        new_off = qcow2_alloc_clusters(bs, out->len);
+        if (new_off < 0) {
+            error_setg_errno(errp, -new_off, "Could not allocate the bitmap directory");
+            return new_off;
+        }
+        ret = bdrv_pwrite(bs->file, new_off, out->len, out->data, 0);
+        if (ret == 0) {
+            ret = qcow2_flush_caches(bs);
+        }
+        if (ret < 0) {
+            qcow2_free_clusters(bs, new_off, out->len);
+            error_setg_errno(errp, -ret, "Could not write the bitmap directory");
+            return ret;
+        }
+    }
+    {
+        bool had = s->has_bitmaps_ext;
+        uint64_t old_off = s->bitmap_directory_offset;
+
+        ret = switch_directory(bs, count, new_off, out->len);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not update the qcow2 header");
+            return ret;
+        }
+        if (had) {
+            qcow2_free_clusters(bs, old_off, old_size);
+        }
+    }
+    return 0;
+}
+
+/* Bitmaps unchanged in number: table pointers, then in_use, updated in place. */
+static int update_directory_in_place(BlockDriverState *bs, const uint64_t *tables,
+                                     GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    for (guint k = 0; k < s->bitmaps->len; k++) {
+        Qcow2Bitmap *bm = s->bitmaps->pdata[k];
+        uint8_t ent[12];
+
+        if (!usable(bm) || !tables[k]) {
+            continue;
+        }
+        stq_be(ent, tables[k]);
+        stl_be(ent + 8, bm->nb_chunks);
+        ret = bdrv_pwrite(bs->file, bm->e->dir_offset, sizeof(ent), ent, 0);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not update bitmap '%s'", bm->e->name);
+            return ret;
+        }
+    }
+    ret = bdrv_flush(bs->file);
+    for (guint k = 0; ret == 0 && k < s->bitmaps->len; k++) {
+        Qcow2Bitmap *bm = s->bitmaps->pdata[k];
+        if (usable(bm)) {
+            ret = qcow2_bitmap_write_flags(bs, bm->e, bm->e->flags & ~BME_FLAG_IN_USE);
+        }
+    }
+    if (ret == 0) {
+        ret = bdrv_flush(bs->file);
+    }
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not update the bitmap directory");
+    }
+    return ret;
+}
+
+static void free_clusters_of(BlockDriverState *bs, Qcow2Bitmap *bm, uint64_t new_table)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (bm->removed) {
+        /* its table and every data cluster it still points to */
+        for (uint64_t i = 0; i < bm->nb_chunks; i++) {
+            if (bm->table[i] & L2E_OFFSET_MASK) {
+                qcow2_free_clusters(bs, bm->table[i] & L2E_OFFSET_MASK, s->cluster_size);
+            }
+        }
+    }
+    if ((bm->removed || new_table) && bm->old_table_size && bm->e->dir_offset) {
+        qcow2_free_clusters(bs, bm->e->table_offset, bm->old_table_size * 8);
+    }
+    for (uint64_t i = 0; i < bm->nb_freed; i++) {
+        qcow2_free_clusters(bs, bm->freed[i], s->cluster_size);
+    }
+    bm->nb_freed = 0;
+}
+
 int qcow2_bitmaps_store(BlockDriverState *bs, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -509,14 +770,14 @@ int qcow2_bitmaps_store(BlockDriverState *bs, GError **errp)
     guint n;
     int ret;
 
-    if (!s->bitmaps || !s->bitmaps->len || s->signaled_corruption) {
+    if (!s->bitmaps || !s->bitmaps->len || s->signaled_corruption || s->bitmaps_abandoned) {
         return 0;
     }
     n = s->bitmaps->len;
     tables = g_new0(uint64_t, n);
     for (guint k = 0; k < n; k++) {
         Qcow2Bitmap *bm = s->bitmaps->pdata[k];
-        if (!bm->broken) {
+        if (usable(bm)) {
             ret = store_data(bs, bm, &tables[k]);
             if (ret < 0) {
                 error_setg_errno(errp, -ret, "Could not write bitmap '%s'", bm->e->name);
@@ -530,53 +791,19 @@ int qcow2_bitmaps_store(BlockDriverState *bs, GError **errp)
         error_setg_errno(errp, -ret, "Could not write bitmaps");
         return ret;
     }
-    for (guint k = 0; k < n; k++) {
-        Qcow2Bitmap *bm = s->bitmaps->pdata[k];
-        uint8_t ent[12];
-
-        if (bm->broken || !tables[k]) {
-            continue;
-        }
-        stq_be(ent, tables[k]);
-        stl_be(ent + 8, bm->nb_chunks);
-        ret = bdrv_pwrite(bs->file, bm->e->dir_offset, sizeof(ent), ent, 0);
-        if (ret < 0) {
-            error_setg_errno(errp, -ret, "Could not update bitmap '%s'", bm->e->name);
-            return ret;
-        }
-    }
-    ret = bdrv_flush(bs->file);
-    for (guint k = 0; ret == 0 && k < n; k++) {
-        Qcow2Bitmap *bm = s->bitmaps->pdata[k];
-        if (!bm->broken) {
-            ret = qcow2_bitmap_write_flags(bs, bm->e, bm->e->flags & ~BME_FLAG_IN_USE);
-        }
-    }
-    if (ret == 0) {
-        ret = bdrv_flush(bs->file);
-    }
+    ret = s->bitmaps_dir_changed ? rewrite_directory(bs, tables, errp) :
+                                   update_directory_in_place(bs, tables, errp);
     if (ret < 0) {
-        error_setg_errno(errp, -ret, "Could not update the bitmap directory");
         return ret;
     }
     /* only now is nothing pointing at the old clusters any more */
     for (guint k = 0; k < n; k++) {
         Qcow2Bitmap *bm = s->bitmaps->pdata[k];
-
-        if (bm->broken) {
-            continue;
+        if (usable(bm) || bm->removed) {
+            free_clusters_of(bs, bm, tables[k]);
         }
-        if (tables[k] && bm->old_table_size) {
-            qcow2_free_clusters(bs, bm->e->table_offset, bm->old_table_size * 8);
-        }
-        if (tables[k]) {
-            bm->e->table_offset = tables[k];
-            bm->old_table_size = bm->nb_chunks;
-        }
-        for (uint64_t i = 0; i < bm->nb_freed; i++) {
-            qcow2_free_clusters(bs, bm->freed[i], s->cluster_size);
-        }
-        bm->nb_freed = 0;
     }
+    /* stored: a later change loads them again and flags them in_use first */
+    qcow2_bitmaps_release(bs);
     return 0;
 }

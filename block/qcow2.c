@@ -950,4 +950,6 @@ BlockDriver bdrv_qcow2 = {
     .is_dirty = qcow2_is_dirty,
     .snapshot_create = qcow2_snapshot_create,
     .snapshot_list = qcow2_snapshot_list,
+    .bitmap_op = qcow2_bitmap_op,
+    .bitmaps_store = qcow2_bitmaps_store,
 };

@@ -151,6 +151,8 @@ typedef struct BDRVQcow2State {
     uint64_t bitmap_directory_size;
     uint64_t bitmap_directory_offset;
     GPtrArray *bitmaps;             /* of Qcow2Bitmap*: loaded for tracking, or NULL */
+    bool bitmaps_dir_changed;       /* bitmaps added or removed: new directory */
+    bool bitmaps_abandoned;         /* size commit failed: store nothing */
 
     Qcow2Cache *l2_table_cache;
     Qcow2Cache *refcount_block_cache;
@@ -468,6 +470,11 @@ void qcow2_bitmaps_abandon(BlockDriverState *bs);
 /* On close: write the loaded bitmaps back and clear their in_use flags. */
 int qcow2_bitmaps_store(BlockDriverState *bs, GError **errp);
 void qcow2_bitmaps_release(BlockDriverState *bs);
+
+/* qcow2-bitmap-ops.c: qemu-img bitmap's operations (BlockDriver.bitmap_op) */
+int qcow2_bitmap_op(BlockDriverState *bs, BdrvBitmapOp op, const char *name,
+                    uint64_t granularity, BlockDriverState *src, const char *src_name,
+                    GError **errp);
 
 /* qcow2-snapshot.c */
 typedef struct Qcow2SnapshotInfo {

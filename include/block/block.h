@@ -175,6 +175,22 @@ int bdrv_snapshot_list(BlockDriverState *bs, GPtrArray *out);
 int bdrv_snapshot_goto(BlockDriverState *bs, const char *name, GError **errp);
 int bdrv_snapshot_delete(BlockDriverState *bs, const char *name, GError **errp);
 
+/* ---- persistent dirty bitmaps (qemu-img bitmap) ---- */
+typedef enum BdrvBitmapOp {
+    BDRV_BITMAP_ADD,        /* @granularity: 0 for the default */
+    BDRV_BITMAP_REMOVE,
+    BDRV_BITMAP_CLEAR,
+    BDRV_BITMAP_ENABLE,
+    BDRV_BITMAP_DISABLE,
+    BDRV_BITMAP_MERGE,      /* bitmap @src_name of @src (NULL: this image) into @name */
+} BdrvBitmapOp;
+/* Apply one operation to bitmap @name; kept in memory until bdrv_bitmaps_store. */
+int bdrv_bitmap_op(BlockDriverState *bs, BdrvBitmapOp op, const char *name,
+                   uint64_t granularity, BlockDriverState *src, const char *src_name,
+                   GError **errp);
+/* Write the bitmaps back now (close does it too, without reporting to the caller). */
+int bdrv_bitmaps_store(BlockDriverState *bs, GError **errp);
+
 /* ---- creating images ---- */
 /*
  * Create an image of format @fmt from qemu-img style options (-o names, strings,

@@ -134,6 +134,11 @@ struct BlockDriver {
     /* apply / delete the snapshot whose ID or name is @name; NULL: unsupported */
     int (*snapshot_goto)(BlockDriverState *bs, const char *name, GError **errp);
     int (*snapshot_delete)(BlockDriverState *bs, const char *name, GError **errp);
+    /* persistent dirty bitmaps: see bdrv_bitmap_op / bdrv_bitmaps_store */
+    int (*bitmap_op)(BlockDriverState *bs, BdrvBitmapOp op, const char *name,
+                     uint64_t granularity, BlockDriverState *src, const char *src_name,
+                     GError **errp);
+    int (*bitmaps_store)(BlockDriverState *bs, GError **errp);
     /* blkdebug: an event happened on this node */
     void (*debug_event)(BlockDriverState *bs, BlkdebugEvent event);
 };

@@ -1,0 +1,311 @@
+/*
+ * qcow2 persistent dirty bitmaps, managed: add, remove, clear, enable, disable
+ * and merge (qemu-img bitmap), with QEMU's rules and messages. Operations work
+ * on the bitmaps loaded by qcow2-bitmap-track.c; they reach the image when the
+ * bitmaps are stored (qemu-img bitmap stores explicitly, close does otherwise).
+ */
+#include "qemu/osdep.h"
+#include "qemu/error.h"
+#include "block/qcow2-bitmap-int.h"
+
+static void set_inconsistent_error(GError **errp, const char *name)
+{
+    error_setg(errp, "Bitmap '%s' is inconsistent and cannot be used\n"
+               "Try block-dirty-bitmap-remove to delete this bitmap from disk", name);
+}
+
+/* A bitmap the operation may change: found, and not inconsistent. */
+static Qcow2Bitmap *find_usable(BlockDriverState *bs, const char *name, GError **errp)
+{
+    Qcow2Bitmap *bm = qcow2_bitmap_find(bs, name);
+
+    if (!bm) {
+        error_setg(errp, "Dirty bitmap '%s' not found", name);
+        return NULL;
+    }
+    if (bm->inconsistent || bm->broken) {
+        set_inconsistent_error(errp, name);
+        return NULL;
+    }
+    return bm;
+}
+
+/* Is there any bitmap of that name on disk, loaded or not? */
+static bool name_taken(BlockDriverState *bs, const char *name)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(qcow2_bitmap_entry_free);
+    g_autoptr(GError) err = NULL;
+
+    if (qcow2_bitmap_find(bs, name)) {
+        return true;
+    }
+    if (!s->has_bitmaps_ext || qcow2_bitmaps_read_directory(bs, list, &err) < 0) {
+        return false;
+    }
+    for (guint i = 0; i < list->len; i++) {
+        Qcow2BitmapEntry *e = list->pdata[i];
+        bool removed = false;
+
+        for (guint k = 0; k < s->bitmaps->len; k++) {
+            Qcow2Bitmap *bm = s->bitmaps->pdata[k];
+            removed |= bm->removed && bm->e->dir_offset == e->dir_offset;
+        }
+        if (!removed && !strcmp(e->name, name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static guint live_count(BDRVQcow2State *s)
+{
+    guint n = 0;
+
+    for (guint k = 0; k < s->bitmaps->len; k++) {
+        n += !((Qcow2Bitmap *)s->bitmaps->pdata[k])->removed;
+    }
+    return n;
+}
+
+static int add_bitmap(BlockDriverState *bs, const char *name, uint64_t granularity,
+                      GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Qcow2BitmapEntry *e;
+    Qcow2Bitmap *bm;
+    uint64_t n;
+
+    if (!*name) {
+        error_setg(errp, "Bitmap name cannot be empty");
+        return -EINVAL;
+    }
+    if (name_taken(bs, name)) {
+        error_setg(errp, "Bitmap already exists: %s", name);
+        return -EEXIST;
+    }
+    if (!granularity) {
+        granularity = MIN(MAX(s->cluster_size, 4096), 65536);
+    }
+    if (granularity < 512 || granularity > (1ULL << BME_MAX_GRAN_BITS) ||
+        (granularity & (granularity - 1))) {
+        error_setg(errp, "Granularity must be power of 2 and at least 512");
+        return -EINVAL;
+    }
+    if (s->version < 3) {
+        error_setg(errp, "Can't make bitmap '%s' persistent in '%s': Cannot store dirty "
+                   "bitmaps in qcow2 v2 files", name, bs->node_name);
+        return -ENOTSUP;
+    }
+    if (strlen(name) > BME_MAX_NAME_SIZE) {
+        error_setg(errp, "Can't make bitmap '%s' persistent in '%s': Name length "
+                   "exceeds maximum (%u characters)", name, bs->node_name,
+                   BME_MAX_NAME_SIZE);
+        return -EINVAL;
+    }
+    if (live_count(s) >= BME_MAX_BITMAPS) {
+        error_setg(errp, "Can't make bitmap '%s' persistent in '%s': Maximum number of "
+                   "persistent bitmaps is already reached", name, bs->node_name);
+        return -EINVAL;
+    }
+    e = g_new0(Qcow2BitmapEntry, 1);
+    e->name = g_strdup(name);
+    e->type = BME_TYPE_DIRTY_TRACKING;
+    e->flags = BME_FLAG_AUTO;
+    e->granularity_bits = ctz64(granularity);
+    n = qcow2_bitmap_chunks(s, s->size, e->granularity_bits);
+    if (n * 8 > 64 * MiB) {
+        qcow2_bitmap_entry_free(e);
+        error_setg(errp, "Can't make bitmap '%s' persistent in '%s': Too large bitmap",
+                   name, bs->node_name);
+        return -EFBIG;
+    }
+    bm = g_new0(Qcow2Bitmap, 1);
+    bm->e = e;                  /* dir_offset 0: not on disk yet */
+    bm->recording = true;
+    bm->disk_size = s->size;
+    bm->nb_chunks = n;
+    bm->table = g_new0(uint64_t, MAX(n, 1));
+    bm->chunks = g_new0(uint8_t *, MAX(n, 1));
+    bm->changed = g_new0(bool, MAX(n, 1));
+    g_ptr_array_add(s->bitmaps, bm);
+    s->bitmaps_dir_changed = true;
+    return 0;
+}
+
+/* Set in @dst every range whose bit is set in @src (granularities may differ). */
+static int merge_bits(BlockDriverState *bs, Qcow2Bitmap *dst, BlockDriverState *src_bs,
+                      Qcow2Bitmap *src)
+{
+    BDRVQcow2State *ss = src_bs->opaque;
+    uint64_t chunk_bits = (uint64_t)ss->cluster_size * 8;
+    uint64_t gran = 1ULL << src->e->granularity_bits;
+    uint64_t bits = qcow2_bitmap_bits(src->disk_size, src->e->granularity_bits);
+
+    for (uint64_t ci = 0; ci < src->nb_chunks; ci++) {
+        uint64_t run_start = 0, run_len = 0;
+        uint8_t *c;
+        int ret;
+
+        if (!src->chunks[ci] && !src->changed[ci] && !src->table[ci]) {
+            continue;           /* an unallocated all-zero chunk */
+        }
+        ret = qcow2_bitmap_materialize(src_bs, src, ci);
+        if (ret < 0) {
+            return ret;
+        }
+        c = src->chunks[ci];
+        for (uint64_t b = 0; b < chunk_bits && ci * chunk_bits + b < bits; b++) {
+            uint64_t bit = ci * chunk_bits + b;
+
+            if (!(b % 8) && !c[b / 8] && !run_len) {
+                b += 7;         /* a zero byte */
+                continue;
+            }
+            if (c[b / 8] & (1u << (b % 8))) {
+                if (!run_len) {
+                    run_start = bit;
+                }
+                run_len++;
+            } else if (run_len) {
+                ret = qcow2_bitmap_set_range(bs, dst, run_start * gran, run_len * gran);
+                if (ret < 0) {
+                    return ret;
+                }
+                run_len = 0;
+            }
+        }
+        if (run_len) {
+            ret = qcow2_bitmap_set_range(bs, dst, run_start * gran, run_len * gran);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    return 0;
+}
+
+static int merge_bitmap(BlockDriverState *bs, Qcow2Bitmap *dst, BlockDriverState *src_bs,
+                        const char *src_name, GError **errp)
+{
+    g_autoptr(GPtrArray) list = NULL;
+    Qcow2Bitmap *src = NULL, *tmp = NULL;
+    int ret;
+
+    if (!src_bs || src_bs == bs) {
+        src_bs = bs;
+        src = find_usable(bs, src_name, errp);
+        if (!src) {
+            return -ENOENT;
+        }
+    } else {
+        BDRVQcow2State *ss = src_bs->opaque;
+
+        if (src_bs->drv != bs->drv || !ss->has_bitmaps_ext) {
+            error_setg(errp, "Dirty bitmap '%s' not found", src_name);
+            return -ENOENT;
+        }
+        list = g_ptr_array_new_with_free_func(qcow2_bitmap_entry_free);
+        ret = qcow2_bitmaps_read_directory(src_bs, list, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        for (guint i = 0; i < list->len && !tmp; i++) {
+            Qcow2BitmapEntry *e = list->pdata[i];
+            if (strcmp(e->name, src_name)) {
+                continue;
+            }
+            if (e->flags & BME_FLAG_IN_USE) {
+                set_inconsistent_error(errp, src_name);
+                return -EINVAL;
+            }
+            if (qcow2_bitmap_unsupported_reason(src_bs, e)) {
+                error_setg(errp, "Bitmap '%s' doesn't satisfy the constraints", src_name);
+                return -EINVAL;
+            }
+            tmp = qcow2_bitmap_load(src_bs, g_ptr_array_steal_index(list, i));
+            if (!tmp) {
+                error_setg(errp, "Could not read bitmap '%s'", src_name);
+                return -EIO;
+            }
+        }
+        if (!tmp) {
+            error_setg(errp, "Dirty bitmap '%s' not found", src_name);
+            return -ENOENT;
+        }
+        src = tmp;
+    }
+    if (src->disk_size != dst->disk_size) {
+        error_setg(errp, "Bitmaps are of different sizes (destination size is %" PRIu64
+                   ", source size is %" PRIu64 ") and can't be merged",
+                   dst->disk_size, src->disk_size);
+        qcow2_bitmap_free(tmp);
+        return -EINVAL;
+    }
+    ret = merge_bits(bs, dst, src_bs, src);
+    qcow2_bitmap_free(tmp);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not merge bitmap '%s'", src_name);
+    }
+    return ret;
+}
+
+int qcow2_bitmap_op(BlockDriverState *bs, BdrvBitmapOp op, const char *name,
+                    uint64_t granularity, BlockDriverState *src, const char *src_name,
+                    GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Qcow2Bitmap *bm;
+    int ret;
+
+    if (s->read_only) {
+        error_setg(errp, "Image is read-only");
+        return -EACCES;
+    }
+    ret = qcow2_bitmaps_begin_changes(bs);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not load the bitmaps");
+        return ret;
+    }
+    switch (op) {
+    case BDRV_BITMAP_ADD:
+        return add_bitmap(bs, name, granularity, errp);
+    case BDRV_BITMAP_REMOVE:
+        bm = qcow2_bitmap_find(bs, name);
+        if (!bm) {
+            error_setg(errp, "Dirty bitmap '%s' not found", name);
+            return -ENOENT;
+        }
+        bm->removed = true;
+        s->bitmaps_dir_changed = true;
+        return 0;
+    case BDRV_BITMAP_CLEAR:
+        bm = find_usable(bs, name, errp);
+        if (!bm) {
+            return -EINVAL;
+        }
+        for (uint64_t i = 0; i < bm->nb_chunks; i++) {
+            g_clear_pointer(&bm->chunks[i], g_free);
+            bm->changed[i] = true;      /* no chunk and changed: zeros */
+        }
+        return 0;
+    case BDRV_BITMAP_ENABLE:
+    case BDRV_BITMAP_DISABLE:
+        bm = find_usable(bs, name, errp);
+        if (!bm) {
+            return -EINVAL;
+        }
+        bm->recording = op == BDRV_BITMAP_ENABLE;
+        bm->e->flags = bm->recording ? bm->e->flags | BME_FLAG_AUTO
+                                     : bm->e->flags & ~BME_FLAG_AUTO;
+        return 0;
+    case BDRV_BITMAP_MERGE:
+        bm = find_usable(bs, name, errp);
+        if (!bm) {
+            return -EINVAL;
+        }
+        return merge_bitmap(bs, bm, src, src_name, errp);
+    }
+    error_setg(errp, "Unknown bitmap operation");
+    return -EINVAL;
+}
