@@ -15,6 +15,7 @@ typedef struct ImgCmd {
 static const ImgCmd img_cmds[] = {
     { "amend", img_amend },
     { "bench", img_bench },
+    { "bitmap", img_bitmap },
     { "check", img_check },
     { "compare", img_compare },
     { "convert", img_convert },
@@ -29,6 +30,7 @@ static const ImgCmd img_cmds[] = {
 static const char *const help_syntax =
 "  amend [--object objectdef] [--image-opts] [-p] [-q] [-f fmt] [-t cache] [--force] -o options filename\n"
 "  bench [-c count] [-d depth] [-f fmt] [--flush-interval=flush_interval] [-i aio] [-n] [--no-drain] [-o offset] [--pattern=pattern] [-q] [-s buffer_size] [-S step_size] [-t cache] [-w] [-U] filename\n"
+"  bitmap (--merge SOURCE | --add | --remove | --clear | --enable | --disable)... [-b source_file [-F source_fmt]] [-g granularity] [--object objectdef] [--image-opts | -f fmt] filename bitmap\n"
 "  check [--object objectdef] [--image-opts] [-q] [-f fmt] [--output=ofmt] [-r [leaks | all]] [-T src_cache] [-U] [--untrusted] filename\n"
 "  compare [--object objectdef] [--image-opts] [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] [--untrusted] filename1 filename2\n"
 "  convert [--object objectdef] [--image-opts] [--target-image-opts] [--target-is-zero] [-U] [-C] [-c] [-p] [-q] [-n] [-f fmt] [-t cache] [-T src_cache] [-O output_fmt] [-B backing_file [-F backing_fmt]] [-o options] [-S sparse_size] [-m num_coroutines] [-W] [--untrusted] filename [filename2 [...]] output_filename\n"
@@ -76,6 +78,14 @@ static const char *const help_params =
 "       prior to running qemu-img)\n"
 "  '--untrusted' refuses images that refer to other files (a backing file or an\n"
 "       external data file): use it on images from untrusted sources\n"
+"\n"
+"Parameters to bitmap subcommand:\n"
+"  'bitmap' is the name of the bitmap to manipulate, through one or more\n"
+"       actions from '--add', '--remove', '--clear', '--enable', '--disable',\n"
+"       or '--merge source'\n"
+"  '-g granularity' sets the granularity for '--add' actions\n"
+"  '-b source' and '-F src_fmt' tell '--merge' actions to find the source\n"
+"       bitmaps from an alternative file\n"
 "\n"
 "Parameters to check subcommand:\n"
 "  '-r' tries to repair any inconsistencies that are found during the check.\n"

@@ -53,6 +53,7 @@ typedef enum OutputFormat {
 /* ---- subcommands (one file each) ---- */
 int img_amend(int argc, char **argv);
 int img_bench(int argc, char **argv);
+int img_bitmap(int argc, char **argv);
 int img_check(int argc, char **argv);
 int img_compare(int argc, char **argv);
 int img_convert(int argc, char **argv);
