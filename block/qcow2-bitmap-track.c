@@ -574,9 +574,20 @@ static int switch_directory(BlockDriverState *bs, uint32_t count, uint64_t offse
                             uint64_t size)
 {
     BDRVQcow2State *s = bs->opaque;
-    Qcow2UnknownExt *ext = NULL;
+    Qcow2UnknownExt *ext = NULL, saved = { 0 };
+    uint64_t saved_autoclear = s->autoclear_features;
+    uint64_t saved_off = s->bitmap_directory_offset, saved_size = s->bitmap_directory_size;
+    uint32_t saved_nb = s->nb_bitmaps;
+    bool saved_has = s->has_bitmaps_ext;
     int ret;
 
+    for (guint i = 0; i < s->unknown_exts->len; i++) {
+        Qcow2UnknownExt *e = s->unknown_exts->pdata[i];
+        if (e->magic == QCOW2_EXT_MAGIC_BITMAPS) {
+            saved = *e;
+            saved.data = g_memdup2(e->data, e->len);
+        }
+    }
     for (guint i = 0; i < s->unknown_exts->len; i++) {
         Qcow2UnknownExt *e = s->unknown_exts->pdata[i];
         if (e->magic == QCOW2_EXT_MAGIC_BITMAPS) {
@@ -609,7 +620,28 @@ static int switch_directory(BlockDriverState *bs, uint32_t count, uint64_t offse
     s->bitmap_directory_offset = count ? offset : 0;
     s->bitmap_directory_size = count ? size : 0;
     ret = qcow2_update_header(bs);
-    return ret < 0 ? ret : bdrv_flush(bs->file);
+    if (ret < 0) {
+        /* the header (most likely) still names the old directory: so do we */
+        for (guint i = 0; i < s->unknown_exts->len; i++) {
+            if (((Qcow2UnknownExt *)s->unknown_exts->pdata[i])->magic ==
+                QCOW2_EXT_MAGIC_BITMAPS) {
+                g_ptr_array_remove_index(s->unknown_exts, i);
+                break;
+            }
+        }
+        if (saved.data) {
+            g_ptr_array_add(s->unknown_exts, g_memdup2(&saved, sizeof(saved)));
+            saved.data = NULL;
+        }
+        s->autoclear_features = saved_autoclear;
+        s->has_bitmaps_ext = saved_has;
+        s->nb_bitmaps = saved_nb;
+        s->bitmap_directory_offset = saved_off;
+        s->bitmap_directory_size = saved_size;
+        return ret;
+    }
+    g_free(saved.data);
+    return bdrv_flush(bs->file);
 }
 
 /*
@@ -775,6 +807,8 @@ int qcow2_bitmaps_store(BlockDriverState *bs, GError **errp)
     }
     n = s->bitmaps->len;
     tables = g_new0(uint64_t, n);
+    /* whatever fails from here, no second attempt: what is on disk stays in_use */
+    s->bitmaps_abandoned = true;
     for (guint k = 0; k < n; k++) {
         Qcow2Bitmap *bm = s->bitmaps->pdata[k];
         if (usable(bm)) {
@@ -805,5 +839,6 @@ int qcow2_bitmaps_store(BlockDriverState *bs, GError **errp)
     }
     /* stored: a later change loads them again and flags them in_use first */
     qcow2_bitmaps_release(bs);
+    s->bitmaps_abandoned = false;
     return 0;
 }
