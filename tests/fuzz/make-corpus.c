@@ -3,7 +3,8 @@
  * kind our block layer makes (versions 2 and 3, cluster sizes 512 to 64k,
  * refcount widths 1 to 64 bits (64k clusters are left out: too large a seed), lazy refcounts, a backing file name, external
  * data files plain and raw, metadata preallocation), with data, zero and
- * discarded clusters and compressed clusters (no snapshots: we cannot make them yet).
+ * discarded clusters and compressed clusters, persistent dirty bitmaps (enabled
+ * and disabled, writes recorded) (no snapshots: we cannot make them yet).
  * Usage: make-corpus OUTDIR   (the files are committed in tests/fuzz/corpus/)
  */
 #include "qemu/osdep.h"
@@ -16,6 +17,7 @@ typedef struct Seed {
     int64_t size;
     bool compressed;
     bool snapshot;
+    bool bitmaps;
 } Seed;
 
 static const Seed seeds[] = {
@@ -33,6 +35,7 @@ static const Seed seeds[] = {
       256 * KiB, false, false },
     { "v3-1k-prealloc", "cluster_size=1024,preallocation=metadata", 64 * KiB, false,
       false },
+    { "v3-1k-bitmaps", "cluster_size=1024", 256 * KiB, false, false, true },
 };
 
 static int make_one(const char *dir, const Seed *sd, GError **errp)
@@ -56,6 +59,13 @@ static int make_one(const char *dir, const Seed *sd, GError **errp)
     bs = bdrv_open(path, oo, BDRV_O_RDWR | BDRV_O_UNMAP | BDRV_O_NO_BACKING, errp);
     if (!bs) {
         return -EIO;
+    }
+    if (sd->bitmaps) {
+        ret |= bdrv_bitmap_op(bs, BDRV_BITMAP_ADD, "b0", 0, NULL, NULL, errp);
+        ret |= bdrv_bitmap_op(bs, BDRV_BITMAP_ADD, "b1", 512, NULL, NULL, errp);
+        ret |= bdrv_bitmap_op(bs, BDRV_BITMAP_ADD, "b2", 0, NULL, NULL, errp);
+        ret |= bdrv_bitmap_op(bs, BDRV_BITMAP_DISABLE, "b2", 0, NULL, NULL, errp);
+        ret |= bdrv_bitmaps_store(bs, errp);
     }
     memset(buf, 0x5a, 16 * KiB);
     ret |= bdrv_pwrite(bs, 0, 3 * KiB, buf, 0);
