@@ -473,6 +473,11 @@ int bdrv_bitmaps_store(BlockDriverState *bs, GError **errp)
     return bs->drv->bitmaps_store ? bs->drv->bitmaps_store(bs, errp) : 0;
 }
 
+JsonArray *bdrv_query_dirty_bitmaps(BlockDriverState *bs)
+{
+    return bs->drv->query_bitmaps ? bs->drv->query_bitmaps(bs) : NULL;
+}
+
 int bdrv_snapshot_goto(BlockDriverState *bs, const char *name, GError **errp)
 {
     if (!bs->drv->snapshot_goto) {

@@ -309,3 +309,108 @@ int qcow2_bitmap_op(BlockDriverState *bs, BdrvBitmapOp op, const char *name,
     error_setg(errp, "Unknown bitmap operation");
     return -EINVAL;
 }
+
+/* Dirty bytes of a bitmap: set bits times the granularity, as QEMU counts. */
+static uint64_t dirty_count(BlockDriverState *bs, Qcow2Bitmap *bm)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t bits = qcow2_bitmap_bits(bm->disk_size, bm->e->granularity_bits);
+    uint64_t chunk_bits = (uint64_t)s->cluster_size * 8, n = 0;
+    g_autofree uint8_t *tmp = g_malloc(s->cluster_size);
+
+    for (uint64_t i = 0; i < bm->nb_chunks; i++) {
+        uint64_t valid = MIN(chunk_bits, bits - i * chunk_bits);
+        const uint8_t *c = bm->chunks[i];
+
+        if (!c && bm->changed[i]) {
+            continue;                   /* cleared */
+        }
+        if (!c && !(bm->table[i] & L2E_OFFSET_MASK)) {
+            n += (bm->table[i] & 1) ? valid : 0;
+            continue;
+        }
+        if (!c) {
+            if (bdrv_pread(bs->file, bm->table[i] & L2E_OFFSET_MASK, s->cluster_size,
+                           tmp, 0) < 0) {
+                continue;
+            }
+            c = tmp;
+        }
+        for (uint64_t b = 0; b < valid; b += 8) {
+            uint8_t byte = c[b / 8];
+            if (valid - b < 8) {
+                byte &= (1u << (valid - b)) - 1;
+            }
+            n += __builtin_popcount(byte);
+        }
+    }
+    return n << bm->e->granularity_bits;
+}
+
+static void add_info(JsonArray *arr, const char *name, bool recording, uint64_t gran,
+                     uint64_t count, bool inconsistent)
+{
+    JsonObject *o = json_object_new();
+
+    json_object_set_string_member(o, "name", name);
+    json_object_set_boolean_member(o, "recording", recording);
+    json_object_set_boolean_member(o, "persistent", true);
+    json_object_set_boolean_member(o, "busy", false);
+    json_object_set_int_member(o, "granularity", gran);
+    json_object_set_int_member(o, "count", count);
+    if (inconsistent) {
+        json_object_set_boolean_member(o, "inconsistent", true);
+    }
+    json_array_add_object_element(arr, o);
+}
+
+JsonArray *qcow2_bitmaps_query(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autoptr(GPtrArray) list = NULL;
+    g_autoptr(GError) err = NULL;
+    JsonArray *arr = json_array_new();
+
+    if (s->bitmaps) {
+        for (guint k = s->bitmaps->len; k-- > 0;) {
+            Qcow2Bitmap *bm = s->bitmaps->pdata[k];
+            bool bad = bm->inconsistent || bm->broken;
+
+            if (!bm->removed) {
+                add_info(arr, bm->e->name, bm->recording && !bad,
+                         1ULL << bm->e->granularity_bits, bad ? 0 : dirty_count(bs, bm),
+                         bad);
+            }
+        }
+    } else if (s->has_bitmaps_ext) {
+        list = g_ptr_array_new_with_free_func(qcow2_bitmap_entry_free);
+        if (qcow2_bitmaps_read_directory(bs, list, &err) < 0) {
+            list->len = 0;
+        }
+        for (guint i = list->len; i-- > 0;) {
+            Qcow2BitmapEntry *e = list->pdata[i];
+            Qcow2Bitmap *bm;
+
+            if (qcow2_bitmap_unsupported_reason(bs, e)) {
+                continue;
+            }
+            if (e->flags & BME_FLAG_IN_USE) {
+                add_info(arr, e->name, false, 1ULL << e->granularity_bits, 0, true);
+                continue;
+            }
+            bm = qcow2_bitmap_load(bs, g_ptr_array_steal_index(list, i));
+            if (!bm) {
+                qcow2_bitmap_entry_free(e);
+            } else {
+                add_info(arr, bm->e->name, bm->e->flags & BME_FLAG_AUTO,
+                         1ULL << bm->e->granularity_bits, dirty_count(bs, bm), false);
+                qcow2_bitmap_free(bm);
+            }
+        }
+    }
+    if (!json_array_get_length(arr)) {
+        json_array_unref(arr);
+        return NULL;
+    }
+    return arr;
+}

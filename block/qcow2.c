@@ -798,6 +798,11 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
             }
         }
     }
+    if (!s->read_only && !(flags & BDRV_O_CHECK) && s->has_bitmaps_ext) {
+        /* as QEMU: a read-write open loads the bitmaps and flags them in_use;
+         * if that fails, the first change tries again and fails with it */
+        qcow2_bitmaps_begin_changes(bs);
+    }
     bs->request_alignment = 1;
     s->opened = true;
     return 0;
@@ -952,4 +957,5 @@ BlockDriver bdrv_qcow2 = {
     .snapshot_list = qcow2_snapshot_list,
     .bitmap_op = qcow2_bitmap_op,
     .bitmaps_store = qcow2_bitmaps_store,
+    .query_bitmaps = qcow2_bitmaps_query,
 };

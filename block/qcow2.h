@@ -471,6 +471,9 @@ void qcow2_bitmaps_abandon(BlockDriverState *bs);
 int qcow2_bitmaps_store(BlockDriverState *bs, GError **errp);
 void qcow2_bitmaps_release(BlockDriverState *bs);
 
+/* QMP's dirty-bitmaps list of this node (see bdrv_query_dirty_bitmaps) */
+JsonArray *qcow2_bitmaps_query(BlockDriverState *bs);
+
 /* qcow2-bitmap-ops.c: qemu-img bitmap's operations (BlockDriver.bitmap_op) */
 int qcow2_bitmap_op(BlockDriverState *bs, BdrvBitmapOp op, const char *name,
                     uint64_t granularity, BlockDriverState *src, const char *src_name,

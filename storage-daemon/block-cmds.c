@@ -250,6 +250,12 @@ static JsonObject *block_device_info(BlockDriverState *bs, bool flat, GError **e
     json_object_set_int_member(info, "iops", 0);
     json_object_set_int_member(info, "bps_wr", 0);
     json_object_set_int_member(info, "write_threshold", 0);
+    {
+        JsonArray *bitmaps = bdrv_query_dirty_bitmaps(bs);
+        if (bitmaps) {
+            json_object_set_array_member(info, "dirty-bitmaps", bitmaps);
+        }
+    }
     if (backing) {
         json_object_set_string_member(info, "backing_file", bdrv_get_filename(backing));
     }

@@ -190,6 +190,9 @@ int bdrv_bitmap_op(BlockDriverState *bs, BdrvBitmapOp op, const char *name,
                    GError **errp);
 /* Write the bitmaps back now (close does it too, without reporting to the caller). */
 int bdrv_bitmaps_store(BlockDriverState *bs, GError **errp);
+/* QMP's "dirty-bitmaps" of a node (name, recording, persistent, busy, granularity,
+ * count, inconsistent), newest first as QEMU lists them; NULL when it has none. */
+JsonArray *bdrv_query_dirty_bitmaps(BlockDriverState *bs);
 
 /* ---- creating images ---- */
 /*

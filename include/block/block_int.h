@@ -139,6 +139,7 @@ struct BlockDriver {
                      uint64_t granularity, BlockDriverState *src, const char *src_name,
                      GError **errp);
     int (*bitmaps_store)(BlockDriverState *bs, GError **errp);
+    JsonArray *(*query_bitmaps)(BlockDriverState *bs);
     /* blkdebug: an event happened on this node */
     void (*debug_event)(BlockDriverState *bs, BlkdebugEvent event);
 };
