@@ -185,8 +185,10 @@ int qcow2_bitmaps_begin_changes(BlockDriverState *bs)
     BDRVQcow2State *s = bs->opaque;
     g_autoptr(GPtrArray) list = NULL;
     g_autoptr(GHashTable) seen = NULL;
+    g_autoptr(GPtrArray) to_flag = NULL;
+    g_autoptr(GPtrArray) untracked = NULL;
     g_autoptr(GError) err = NULL;
-    bool wrote = false;
+    guint flagged = 0;
     int ret;
 
     if (s->bitmaps) {
@@ -205,6 +207,10 @@ int qcow2_bitmaps_begin_changes(BlockDriverState *bs)
     s->bitmaps = g_ptr_array_new_with_free_func(bitmap_free);
     s->bitmaps_dir_changed = false;
     s->bitmaps_abandoned = false;
+    /* entries to flag in_use: loaded ones until stored, enabled ones we cannot
+     * track for good; the untracked ones are kept here until then */
+    to_flag = g_ptr_array_new();
+    untracked = g_ptr_array_new_with_free_func(qcow2_bitmap_entry_free);
     while (list->len) {
         Qcow2BitmapEntry *e = g_ptr_array_steal_index(list, 0);
         bool in_use = e->flags & BME_FLAG_IN_USE;
@@ -220,28 +226,32 @@ int qcow2_bitmaps_begin_changes(BlockDriverState *bs)
             }
         }
         if (!in_use && (bm || (e->flags & BME_FLAG_AUTO))) {
-            /* loaded ones until stored; enabled ones we cannot track for good */
-            ret = qcow2_bitmap_write_flags(bs, e, e->flags | BME_FLAG_IN_USE);
-            if (ret < 0) {
-                if (bm) {
-                    bitmap_free(bm);
-                } else {
-                    qcow2_bitmap_entry_free(e);
-                }
-                /* not begun: the next change tries again (and fails if this does) */
-                qcow2_bitmaps_release(bs);
-                return ret;
-            }
-            wrote = true;
+            g_ptr_array_add(to_flag, e);
         }
         if (bm) {
             g_ptr_array_add(s->bitmaps, bm);
         } else {
-            qcow2_bitmap_entry_free(e);
+            g_ptr_array_add(untracked, e);
         }
     }
-    ret = wrote ? bdrv_flush(bs->file) : 0;
+    for (guint i = 0; i < to_flag->len && ret == 0; i++) {
+        Qcow2BitmapEntry *e = to_flag->pdata[i];
+        ret = qcow2_bitmap_write_flags(bs, e, e->flags | BME_FLAG_IN_USE);
+        flagged = ret == 0 ? i + 1 : i;
+    }
+    if (ret == 0 && flagged) {
+        ret = bdrv_flush(bs->file);
+    }
     if (ret < 0) {
+        /* not begun: put back the flags we changed (best effort: a flag left
+         * in_use is safe), and the next change tries again */
+        for (guint i = 0; i < flagged; i++) {
+            Qcow2BitmapEntry *e = to_flag->pdata[i];
+            qcow2_bitmap_write_flags(bs, e, e->flags & ~BME_FLAG_IN_USE);
+        }
+        if (flagged) {
+            bdrv_flush(bs->file);
+        }
         qcow2_bitmaps_release(bs);
     }
     return ret;
