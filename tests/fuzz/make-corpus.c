@@ -103,8 +103,13 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    /* the data file is not part of the corpus: the target makes its own */
+    /*
+     * The data file is not part of the corpus: the target makes its own. Its
+     * relative name resolves against the working directory (QEMU's rule), so
+     * that is where it was created; older runs may have left one in OUTDIR.
+     */
     g_autofree char *df = g_strdup_printf("%s/corpus.data", argv[1]);
     unlink(df);
+    unlink("corpus.data");
     return 0;
 }
