@@ -20,10 +20,7 @@ typedef struct BenchParams {
 
 static G_NORETURN void bad_size(const char *what)
 {
-    error_report("Invalid %s specified. You may use k, M, G, T, P or E suffixes for",
-                 what);
-    error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes and "
-                 "exabytes.");
+    img_report_bad_size(what);
     exit(EXIT_FAILURE);
 }
 

@@ -65,10 +65,7 @@ int img_bitmap(int argc, char **argv)
         case 'g':
             if (bdrv_parse_option_size(optarg, &granularity) < 0 ||
                 granularity > INT64_MAX) {
-                error_report("Invalid granularity specified. You may use k, M, G, T, "
-                             "P or E suffixes for");
-                error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes "
-                             "and exabytes.");
+                img_report_bad_size("granularity");
                 return EXIT_FAILURE;
             }
             break;

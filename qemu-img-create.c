@@ -152,10 +152,7 @@ static int64_t parse_image_size(const char *arg)
         exit(EXIT_FAILURE);
     }
     if (ret < 0) {
-        error_report("Invalid image size specified. You may use k, M, G, T, P or E "
-                     "suffixes for");
-        error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes and "
-                     "exabytes.");
+        img_report_bad_size("image size");
         exit(EXIT_FAILURE);
     }
     return sval;

@@ -125,20 +125,14 @@ int img_map(int argc, char **argv)
             break;
         case 's':
             if (qemu_strtosz(optarg, NULL, &v) < 0) {
-                error_report("Invalid start offset specified. You may use k, M, G, T, "
-                             "P or E suffixes for");
-                error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes "
-                             "and exabytes.");
+                img_report_bad_size("start offset");
                 return EXIT_FAILURE;
             }
             start_offset = v;
             break;
         case 'l':
             if (qemu_strtosz(optarg, NULL, &v) < 0) {
-                error_report("Invalid max length specified. You may use k, M, G, T, "
-                             "P or E suffixes for");
-                error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes "
-                             "and exabytes.");
+                img_report_bad_size("max length");
                 return EXIT_FAILURE;
             }
             max_length = v;

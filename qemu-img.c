@@ -165,6 +165,13 @@ G_NORETURN void img_getopt_error(int c, char **argv)
 
 /* ---- parsing helpers ---- */
 
+void img_report_bad_size(const char *what)
+{
+    error_report("Invalid %s specified. You may use k, M, G, T, P or E suffixes for",
+                 what);
+    error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
+}
+
 OutputFormat img_parse_output_format(const char *arg)
 {
     if (!strcmp(arg, "json")) {

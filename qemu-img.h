@@ -95,6 +95,9 @@ const char *img_single_filename(int argc, char **argv, bool image_opts, const ch
 G_NORETURN void img_help(void);
 
 /* ---- parsing helpers ---- */
+/* QEMU's two lines for a size argument it cannot parse: "Invalid @what specified.
+ * You may use k, M, G, T, P or E suffixes for" / "kilobytes, ... and exabytes." */
+void img_report_bad_size(const char *what);
 /* --output=human|json; exits with QEMU's message otherwise. */
 OutputFormat img_parse_output_format(const char *arg);
 /* -t / -T cache mode into flags and writethrough; 0 or -1 if unknown. */
