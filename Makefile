@@ -3,8 +3,8 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 
-.PHONY: all deps demo check check-unit check-iotests check-interop check-sanitizers \
-        install clean bench fuzz
+.PHONY: all deps demo check check-quick check-unit check-iotests check-interop \
+        check-upstream check-sanitizers install clean bench fuzz
 
 all: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -18,8 +18,13 @@ $(BUILD)/build.ninja:
 demo: all
 	@scripts/demo.sh $(BUILD)
 
+# Every suite, QEMU's own iotests (the conformance gate) included.
 check: all
 	@scripts/check-all $(BUILD)
+
+# Every suite but QEMU's own iotests.
+check-quick: all
+	@scripts/check-all --suites=unit,iotests,interop $(BUILD)
 
 check-unit: all
 	@scripts/check-all --suites=unit $(BUILD)
@@ -29,6 +34,12 @@ check-iotests: all
 
 check-interop: all
 	@scripts/check-all --suites=interop $(BUILD)
+
+# QEMU 7.2's own iotests with our binaries, against tests/upstream/known-failures.
+# ORACLE=1 runs them with Debian's binaries only; TESTS="001 244" picks tests.
+check-upstream: all
+	@scripts/check-all --suites=upstream $(if $(ORACLE),--oracle) \
+	    $(if $(TESTS),--tests="$(TESTS)") $(BUILD)
 
 $(ASAN_BUILD)/build.ninja:
 	./configure --builddir=$(ASAN_BUILD) --enable-sanitizers --enable-debug
