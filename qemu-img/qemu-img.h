@@ -63,7 +63,7 @@ int img_map(int argc, char **argv);
 int img_resize(int argc, char **argv);
 int img_snapshot(int argc, char **argv);
 
-/* ---- create (qemu-img-create.c), shared with convert ---- */
+/* ---- create (create.c), shared with convert ---- */
 typedef struct ImgCreateParams {
     const char *filename;
     const char *fmt;
