@@ -24,7 +24,7 @@ typedef struct BlockDriverState BlockDriverState;
 #define BDRV_O_UNTRUSTED    0x4000  /* refuse images that refer to other files */
 #define BDRV_O_NO_IO        0x8000  /* metadata only: skip probing writes, repairs */
 #define BDRV_O_CHECK        0x10000 /* opened for qemu-img check: corrupt/dirty tolerated */
-#define BDRV_O_NO_SHARE     0x40000 /* read-only, but let nobody else write meanwhile */
+#define BDRV_O_NO_SHARE     0x40000 /* read-only; others may not write or resize */
 #define BDRV_O_UNMAP        0x80000 /* discard=unmap: pass discards down to the files */
 
 /* Cache modes, as parsed from -t */
