@@ -1068,7 +1068,7 @@ static int open_f(int argc, char **argv)
     getopt_reset();
     while ((c = getopt(argc, argv, "snCro:ki:t:d:Uf:")) != -1) {
         switch (c) {
-        case 's': break;
+        case 's': flags |= BDRV_O_SNAPSHOT; break;
         case 'n':
             flags |= BDRV_O_NOCACHE;
             writethrough = false;
