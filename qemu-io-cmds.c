@@ -987,33 +987,6 @@ static const cmdinfo_t alloc_cmd = {
     .oneline = "checks if offset is allocated in the file",
 };
 
-/* Allocated anywhere in the backing chain? */
-static int is_allocated_above(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                              int64_t *pnum)
-{
-    int64_t best = bytes;
-
-    for (BlockDriverState *b = bs; b; b = bdrv_backing_child(b)) {
-        int64_t n;
-        int ret = bdrv_is_allocated(b, offset, bytes, &n);
-        if (ret < 0) {
-            return ret;
-        }
-        if (ret && n > 0) {
-            *pnum = n;
-            return 1;
-        }
-        /* the unallocated prefix here can be shorter than in the layers below */
-        best = MIN(best, n > 0 ? n : best);
-        if (!bdrv_backing_child(b) ||
-            offset >= bdrv_getlength(bdrv_backing_child(b))) {
-            break;
-        }
-    }
-    *pnum = best;
-    return 0;
-}
-
 static int map_f(int argc, char **argv)
 {
     int64_t offset = 0, length = bdrv_getlength(qemuio_bs), num;
@@ -1026,7 +999,8 @@ static int map_f(int argc, char **argv)
     }
     while (offset < length) {
         int64_t start = offset;
-        ret = is_allocated_above(qemuio_bs, offset, length - offset, &num);
+        /* this node's own allocation only, as QEMU's map (not its backing chain) */
+        ret = bdrv_is_allocated(qemuio_bs, offset, length - offset, &num);
         if (ret < 0) {
             error_report("Failed to get allocation status: %s", strerror(-ret));
             return ret;
@@ -1035,7 +1009,7 @@ static int map_f(int argc, char **argv)
         offset += num;
         while (offset < length) {
             int64_t n2;
-            int r2 = is_allocated_above(qemuio_bs, offset, length - offset, &n2);
+            int r2 = bdrv_is_allocated(qemuio_bs, offset, length - offset, &n2);
             if (r2 < 0 || r2 != ret || n2 == 0) {
                 break;
             }
@@ -1094,7 +1068,7 @@ static int open_f(int argc, char **argv)
     getopt_reset();
     while ((c = getopt(argc, argv, "snCro:ki:t:d:Uf:")) != -1) {
         switch (c) {
-        case 's': break;
+        case 's': flags |= BDRV_O_SNAPSHOT; break;
         case 'n':
             flags |= BDRV_O_NOCACHE;
             writethrough = false;

@@ -1,7 +1,8 @@
 /*
  * qemu-io: the disk exerciser's front end. Parses the command line, opens the image
- * (filename, -f, --image-opts, json:), then runs -c commands or reads commands from
- * stdin, and exits 1 if any command failed, as QEMU 7.2's qemu-io does.
+ * (filename, -f, --image-opts, json:; -s under a throw-away overlay), then runs -c
+ * commands or reads commands from stdin, and exits 1 if any command failed, as QEMU
+ * 7.2's qemu-io does.
  */
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
@@ -141,7 +142,7 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "hc:d:f:rsnCmki:t:T:UVo:", long_options,
                             NULL)) != -1) {
         switch (c) {
-        case 's':
+        case 's': flags |= BDRV_O_SNAPSHOT; break;
         case 'C':
         case 'm':
         case 'k':

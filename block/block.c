@@ -1,7 +1,7 @@
 /*
  * The node graph: the driver table, opening images (filename, json:, options tree,
- * format probing), children (file, backing, data-file), node names, references and
- * closing. I/O lives in io.c.
+ * format probing, temporary snapshot overlays), children (file, backing, data-file),
+ * node names, references and closing. I/O lives in io.c.
  */
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
@@ -560,6 +560,53 @@ int bdrv_open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GError 
     return 0;
 }
 
+/*
+ * Put a temporary qcow2 overlay over @base (qemu-io -s): created in $TMPDIR, or
+ * /var/tmp, as vl.XXXXXX, and unlinked as soon as it is open, so that writes land
+ * there and vanish when it is closed. Takes over the caller's reference to @base.
+ */
+static BlockDriverState *bdrv_append_temp_snapshot(BlockDriverState *base, int flags,
+                                                   GError **errp)
+{
+    const char *tmpdir = g_getenv("TMPDIR");
+    g_autofree char *tmp = NULL, *size = NULL;
+    g_autoptr(JsonObject) copts = json_object_new();
+    g_autoptr(JsonObject) oopts = json_object_new();
+    BlockDriverState *bs = NULL;
+    int64_t len = bdrv_getlength(base);
+    int fd;
+
+    if (len < 0) {
+        error_setg_errno(errp, -len, "Could not get image size");
+        goto out;
+    }
+    tmp = g_strdup_printf("%s/vl.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/var/tmp");
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Could not open temporary file '%s'", tmp);
+        goto out;
+    }
+    close(fd);
+    /* qcow2 sizes are whole sectors: the tail of an odd-sized image reads as zeros */
+    size = g_strdup_printf("%" PRIu64, (uint64_t)QEMU_ALIGN_UP(len, BDRV_SECTOR_SIZE));
+    opts_set_str(copts, "size", size);
+    if (bdrv_create("qcow2", tmp, copts, errp) < 0) {
+        error_prepend(errp, "Could not create temporary overlay '%s': ", tmp);
+        goto out_unlink;
+    }
+    /* the image file names no backing file: the image is linked in as a node */
+    opts_set_str(oopts, "driver", "qcow2");
+    opts_set_str_path(oopts, "file.driver", "file");
+    opts_set_str_path(oopts, "file.filename", tmp);
+    opts_set_str(oopts, "backing", bdrv_get_node_name(base));
+    bs = bdrv_open(NULL, oopts, flags, errp);
+out_unlink:
+    unlink(tmp);
+out:
+    bdrv_unref(base);
+    return bs;
+}
+
 BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags,
                             GError **errp)
 {
@@ -568,6 +615,20 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
     const char *drvname;
     BlockDriverState *bs = NULL, *file = NULL;
     int ret;
+
+    if (flags & BDRV_O_SNAPSHOT) {
+        /* the image: read-only, and nobody may write it while it backs the overlay */
+        int base_flags = flags & ~(BDRV_O_SNAPSHOT | BDRV_O_RDWR);
+        /* the overlay: its data are thrown away, so never flushed nor uncached */
+        int overlay_flags = (flags & ~(BDRV_O_SNAPSHOT | BDRV_O_FORCE_SHARE |
+                                       BDRV_O_NOCACHE)) | BDRV_O_NO_FLUSH;
+
+        if (!(flags & BDRV_O_FORCE_SHARE)) {
+            base_flags |= BDRV_O_NO_SHARE;
+        }
+        bs = bdrv_open(filename, options, base_flags, errp);
+        return bs ? bdrv_append_temp_snapshot(bs, overlay_flags, errp) : NULL;
+    }
 
     if (filename && g_str_has_prefix(filename, "json:")) {
         opts = opts_parse_json_filename(filename, errp);

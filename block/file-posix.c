@@ -197,7 +197,8 @@ static int raw_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **
         s->unshared = 0;
     } else {
         s->perm = BLK_PERM_CONSISTENT_READ;
-        s->unshared = (flags & BDRV_O_NO_SHARE) ? BLK_PERM_WRITE : 0;
+        s->unshared = (flags & BDRV_O_NO_SHARE) ?
+                      BLK_PERM_WRITE | BLK_PERM_RESIZE : 0;
     }
     if (s->use_lock) {
         ret = raw_apply_locks(bs, filename, errp);

@@ -20,8 +20,9 @@
  *      reading zeros where the data file holds data.
  *  C5. A new L2 table is on disk (with the refcount that owns it, R2) before the
  *      L1 entry that points to it.
- *  C6. Zero flags are only used on version 3 images; on version 2 a zeroed or
- *      discarded cluster becomes unallocated (reads fall through to zeros/backing).
+ *  C6. Zero flags are only used on version 3 images; on version 2 a discarded
+ *      cluster becomes unallocated, unless the image has a backing file: its data
+ *      would show through, so discard leaves such clusters alone.
  */
 #include "qemu/osdep.h"
 #include "block/qcow2.h"
@@ -715,7 +716,10 @@ static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_cl
             new = (start_of_cluster(s, offset) + (i << s->cluster_bits)) |
                   QCOW_OFLAG_COPIED | QCOW_OFLAG_ZERO;
         } else if (s->version < 3) {
-            /* C6 */
+            /* C6: discarding would reveal the backing file; discard is advisory */
+            if (op == L2_OP_DISCARD && bs->backing) {
+                continue;
+            }
             new = 0;
         } else if (op == L2_OP_DISCARD) {
             if (t == QCOW2_CLUSTER_UNALLOCATED && !bs->backing) {

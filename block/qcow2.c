@@ -514,6 +514,7 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
     g_autofree uint8_t *hbuf = NULL;
     QCowHeader h;
     uint64_t ext_end;
+    uint32_t hlen;
     int64_t file_len;
     GError *local = NULL;
     int ret;
@@ -542,23 +543,28 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
     s->version = h.version;
     s->cluster_bits = h.cluster_bits;
     s->cluster_size = 1 << s->cluster_bits;
-    if (h.version == 2) {
-        h.incompatible_features = h.compatible_features = h.autoclear_features = 0;
-        h.refcount_order = 4;
-        h.header_length = QCOW2_V2_HEADER_SIZE;
-    } else {
-        if (h.header_length < QCOW2_V3_HEADER_SIZE) {
-            error_setg(errp, "qcow2 header too short");
-            return -EINVAL;
-        }
-        if (h.header_length > (uint32_t)s->cluster_size) {
-            error_setg(errp, "qcow2 header exceeds cluster size");
-            return -EINVAL;
-        }
-        if (h.header_length < QCOW2_V3_HEADER_SIZE + 1) {
-            h.compression_type = 0;
-        }
+    hlen = h.version == 2 ? QCOW2_V2_HEADER_SIZE : h.header_length;
+    if (h.version >= 3 && hlen < QCOW2_V3_HEADER_SIZE) {
+        error_setg(errp, "qcow2 header too short");
+        return -EINVAL;
     }
+    if (hlen > (uint32_t)s->cluster_size) {
+        error_setg(errp, "qcow2 header exceeds cluster size");
+        return -EINVAL;
+    }
+    /*
+     * Bytes past the header's length are not header fields: in a v2 image the
+     * extensions and the backing file name start at byte 72, so the v3 fields
+     * there (feature bits, refcount order, compression type at byte 104) read as
+     * their defaults, whatever those bytes hold.
+     */
+    if (hlen < sizeof(h)) {
+        memset((uint8_t *)&h + hlen, 0, sizeof(h) - hlen);
+    }
+    if (h.version == 2) {
+        h.refcount_order = 4;
+    }
+    h.header_length = hlen;
     s->header_length = h.header_length;
     s->incompatible_features = h.incompatible_features;
     s->compatible_features = h.compatible_features;

@@ -14,6 +14,7 @@ typedef struct BlockDriverState BlockDriverState;
 
 /* Open flags */
 #define BDRV_O_RDWR         0x0002  /* open read-write */
+#define BDRV_O_SNAPSHOT     0x0008  /* image read-only under a temporary overlay (-s) */
 #define BDRV_O_NOCACHE      0x0020  /* O_DIRECT (cache=none, directsync) */
 #define BDRV_O_NO_BACKING   0x0100  /* do not open the backing file */
 #define BDRV_O_NO_FLUSH     0x0200  /* flushes do nothing (cache=unsafe) */
@@ -24,7 +25,7 @@ typedef struct BlockDriverState BlockDriverState;
 #define BDRV_O_UNTRUSTED    0x4000  /* refuse images that refer to other files */
 #define BDRV_O_NO_IO        0x8000  /* metadata only: skip probing writes, repairs */
 #define BDRV_O_CHECK        0x10000 /* opened for qemu-img check: corrupt/dirty tolerated */
-#define BDRV_O_NO_SHARE     0x40000 /* read-only, but let nobody else write meanwhile */
+#define BDRV_O_NO_SHARE     0x40000 /* read-only; others may not write or resize */
 #define BDRV_O_UNMAP        0x80000 /* discard=unmap: pass discards down to the files */
 
 /* Cache modes, as parsed from -t */
@@ -101,6 +102,8 @@ void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaqu
  * "json:{...}". @options (may be NULL; not consumed) are merged over what the filename
  * yields. @options["driver"] names the format; without it the format is probed.
  * Errors use QEMU's wording ("Could not open 'x': No such file or directory").
+ * With BDRV_O_SNAPSHOT the image is opened read-only and the node returned is a
+ * temporary qcow2 overlay over it, already unlinked: writes vanish on close.
  */
 BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags,
                             GError **errp);
