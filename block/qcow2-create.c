@@ -642,7 +642,7 @@ static int qcow2_shrink(BlockDriverState *bs, uint64_t offset, GError **errp)
         return ret;
     }
     /* give the freed tail of the image file back */
-    ret = qcow2_flush_caches(bs);
+    ret = qcow2_shrink_reftable(bs);
     if (ret == 0) {
         int64_t last = qcow2_last_used_cluster(bs);
         int64_t flen = bdrv_getlength(bs->file);
@@ -655,8 +655,12 @@ static int qcow2_shrink(BlockDriverState *bs, uint64_t offset, GError **errp)
         error_setg_errno(errp, -ret, "Failed to truncate the image file");
         return ret;
     }
-    if (data_file_is_raw(bs) && bs->data_file) {
-        /* the raw data file keeps matching the image */
+    if (bs->data_file && has_data_file(bs)) {
+        /*
+         * The data file ends where the image does, as in QEMU: the space of the
+         * cut-off clusters goes back to the host, the bytes of the partial last
+         * cluster past the end too (a raw data file keeps matching the image).
+         */
         ret = bdrv_truncate(bs->data_file, offset, true, PREALLOC_MODE_OFF, 0, errp);
         if (ret < 0) {
             return ret;
