@@ -259,7 +259,7 @@ static int write_initial_image(BlockDriverState *file, Qcow2CreateParams *p,
 }
 
 static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
-                          PreallocMode prealloc, bool new_data_file, GError **errp);
+                          PreallocMode prealloc, bool formatting, GError **errp);
 
 /*
  * Format @file (and @data_file) as a qcow2 image described by @p, then grow it to
@@ -863,11 +863,12 @@ int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
 }
 
 /*
- * Resize to @offset. @new_data_file: qcow2_format() made the data file for this
- * size (it holds nothing stale to cut off).
+ * Resize to @offset. @formatting: qcow2_format() growing a fresh image to its
+ * size, whose data file was just made for that size (nothing stale to cut off)
+ * or is kept as it is (read-only).
  */
 static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
-                          PreallocMode prealloc, bool new_data_file, GError **errp)
+                          PreallocMode prealloc, bool formatting, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t old = s->size, old_l1_size = s->l1_size;
@@ -905,7 +906,13 @@ static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
     }
     l1_needed = qcow2_l1_entries_for(offset, s->cluster_bits);
     if (l1_needed * 8 > QCOW_MAX_L1_SIZE) {
-        error_setg(errp, "The new size is too large for this cluster size");
+        /* QEMU's messages for create and for resize */
+        if (formatting) {
+            error_setg(errp, "The image size is too large for file format 'qcow2' "
+                       "(try using a larger cluster size)");
+        } else {
+            error_setg_errno(errp, EFBIG, "Failed to grow the L1 table");
+        }
         return -EFBIG;
     }
     /*
@@ -941,7 +948,7 @@ static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
             error_setg_errno(errp, -dlen, "Could not get the data file size");
             return dlen;
         }
-        if (!data_file_is_raw(bs) && !new_data_file && dlen > (int64_t)old) {
+        if (!data_file_is_raw(bs) && !formatting && dlen > (int64_t)old) {
             ret = bdrv_truncate(bs->data_file, old, true, PREALLOC_MODE_OFF, 0, errp);
             if (ret < 0) {
                 error_prepend(errp, "Could not resize the data file: ");
