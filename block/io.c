@@ -217,7 +217,7 @@ int bdrv_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes, int 
     return finish_write(bs, ret, flags);
 }
 
-int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
+static int do_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, bool always)
 {
     int ret = check_request(bs, offset, bytes);
 
@@ -228,10 +228,20 @@ int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
         return -EACCES;
     }
     /* discard=ignore (blockdev-add's default): the request succeeds, nothing changes */
-    if (bytes == 0 || !bs->drv->pdiscard || !(bs->open_flags & BDRV_O_UNMAP)) {
+    if (bytes == 0 || !bs->drv->pdiscard || (!always && !(bs->open_flags & BDRV_O_UNMAP))) {
         return 0;
     }
     return bs->drv->pdiscard(bs, offset, bytes);
+}
+
+int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    return do_pdiscard(bs, offset, bytes, false);
+}
+
+int bdrv_pdiscard_always(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    return do_pdiscard(bs, offset, bytes, true);
 }
 
 int bdrv_flush(BlockDriverState *bs)

@@ -654,17 +654,23 @@ typedef enum { L2_OP_ZERO, L2_OP_ZERO_UNMAP, L2_OP_DISCARD, L2_OP_REMOVE } L2Op;
 /*
  * Clusters freed one after the other are usually neighbours in the file: their
  * discard requests are merged into one per run (a punched hole per 64 KiB
- * cluster costs a file system transaction each).
+ * cluster costs a file system transaction each). @always runs pass the file's
+ * discard= option by (the clusters a shrink cuts off: QEMU frees their space).
  */
 typedef struct DiscardRun {
     BlockDriverState *node;
     uint64_t start, len;
+    bool always;
 } DiscardRun;
 
 static void discard_run_flush(DiscardRun *r)
 {
     if (r->len) {
-        bdrv_pdiscard(r->node, r->start, r->len);
+        if (r->always) {
+            bdrv_pdiscard_always(r->node, r->start, r->len);
+        } else {
+            bdrv_pdiscard(r->node, r->start, r->len);
+        }
         r->len = 0;
     }
 }
@@ -682,11 +688,31 @@ static void discard_run_add(DiscardRun *r, BlockDriverState *node, uint64_t star
     r->len += len;
 }
 
+/* Queue the image file clusters under [host, host+len) that are free now. */
+static void discard_freed(BlockDriverState *bs, DiscardRun *run, uint64_t host, uint64_t len)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    for (uint64_t c = host >> s->cluster_bits; c <= (host + len - 1) >> s->cluster_bits;
+         c++) {
+        uint64_t rc = 0;
+        if (qcow2_get_refcount(bs, c, &rc) == 0 && rc == 0) {
+            discard_run_add(run, bs->file, c << s->cluster_bits, s->cluster_size);
+        }
+    }
+}
+
 static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_clusters,
                            L2Op op)
 {
     BDRVQcow2State *s = bs->opaque;
-    DiscardRun run = { 0 };
+    /*
+     * Removed clusters (past the end of a shrunk image) always give their space
+     * back in the image file; an external data file is truncated by the caller.
+     */
+    DiscardRun run = { .always = op == L2_OP_REMOVE };
+    bool pass_discards = op == L2_OP_REMOVE ? !has_data_file(bs) :
+                         op != L2_OP_ZERO && (bs->open_flags & BDRV_O_UNMAP);
     uint64_t *l2;
     int l2_index, ret;
     bool raw = data_file_is_raw(bs);
@@ -745,19 +771,22 @@ static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_cl
         qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
         if (t == QCOW2_CLUSTER_COMPRESSED) {
             qcow2_free_any_cluster(bs, old, 1);
+            if (op == L2_OP_REMOVE && pass_discards) {
+                uint64_t coff, clen;
+                qcow2_compressed_range(s, old, &coff, &clen);
+                discard_freed(bs, &run, coff, clen);
+            }
         } else if ((t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC) &&
                    !(new & L2E_OFFSET_MASK)) {
             uint64_t host = has_data_file(bs) ? start_of_cluster(s, offset) +
                             (i << s->cluster_bits) : old & L2E_OFFSET_MASK;
             qcow2_free_any_cluster(bs, old, 1);
             /* discard requests reach the file for what is no longer used */
-            if (op != L2_OP_ZERO && (bs->open_flags & BDRV_O_UNMAP)) {
-                uint64_t rc = 0;
+            if (pass_discards) {
                 if (has_data_file(bs)) {
                     discard_run_add(&run, data_node_of(bs), host, s->cluster_size);
-                } else if (qcow2_get_refcount(bs, host >> s->cluster_bits, &rc) == 0 &&
-                           rc == 0) {
-                    discard_run_add(&run, bs->file, host, s->cluster_size);
+                } else {
+                    discard_freed(bs, &run, host, s->cluster_size);
                 }
             }
         }
@@ -948,6 +977,7 @@ int qcow2_shrink_l1_table(BlockDriverState *bs, uint64_t max_size)
     }
     BLKDBG_EVENT(bs->file, BLKDBG_L1_SHRINK_WRITE_TABLE);
     for (uint64_t i = max_size; i < s->l1_size; i++) {
+        uint64_t rc = 0;
         uint64_t l2 = s->l1_table[i] & L1E_OFFSET_MASK;
         s->l1_table[i] = 0;
         if (l2) {
@@ -963,6 +993,10 @@ int qcow2_shrink_l1_table(BlockDriverState *bs, uint64_t max_size)
             BLKDBG_EVENT(bs->file, BLKDBG_L1_SHRINK_FREE_L2_CLUSTERS);
             qcow2_cache_forget(s->l2_table_cache, l2);
             qcow2_free_clusters(bs, l2, s->cluster_size);
+            /* unreachable on disk now: its space goes back to the host */
+            if (qcow2_get_refcount(bs, l2 >> s->cluster_bits, &rc) == 0 && rc == 0) {
+                bdrv_pdiscard_always(bs->file, l2, s->cluster_size);
+            }
         }
     }
     return 0;

@@ -11,6 +11,13 @@
  * opens it with the driver and grows it to its size through qcow2_truncate(), so
  * creating and growing share one code path. Metadata preallocation writes whole
  * L2 tables in large sequential writes and updates refcounts range by range.
+ *
+ * Growing never shows old data: before the header takes the new size, the area
+ * past the old end is made to read as zeros (stale L2 entries dropped, the cut-off
+ * tail of a partial last cluster zeroed, a non-raw data file cut at the old end,
+ * zero clusters where a longer backing file would show through). Shrinking gives
+ * the space back: cut-off clusters and L2 tables are discarded in the image file,
+ * emptied refcount blocks dropped, the image and data files truncated.
  */
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
@@ -251,6 +258,9 @@ static int write_initial_image(BlockDriverState *file, Qcow2CreateParams *p,
     return 0;
 }
 
+static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
+                          PreallocMode prealloc, bool formatting, GError **errp);
+
 /*
  * Format @file (and @data_file) as a qcow2 image described by @p, then grow it to
  * its size with the effective preallocation.
@@ -279,7 +289,8 @@ static int qcow2_format(BlockDriverState *file, BlockDriverState *data_file,
     if (!bs) {
         return -EIO;
     }
-    ret = qcow2_truncate(bs, p->size, true, mode, 0, errp);
+    /* no bitmaps yet; the data file was just made for this size (or is kept) */
+    ret = truncate_image(bs, p->size, true, mode, true, errp);
     if (ret == 0) {
         /* the final header: feature table and every extension */
         ret = qcow2_update_header(bs);
@@ -539,30 +550,110 @@ static int64_t count_unmapped(BlockDriverState *bs, uint64_t offset, uint64_t ne
     return n;
 }
 
+/*
+ * Does the partial cluster at the old end @old (not cluster aligned) hold guest
+ * data below @old that a new host cluster must take over: a mapping (its tail
+ * may be unallocated in the file, or compressed), or backing file data?
+ * Unallocated and zero clusters without backing data are new clusters like the
+ * ones after them.
+ */
+static int head_needs_copy(BlockDriverState *bs, uint64_t old)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cl = start_of_cluster(s, old), bytes = s->cluster_size, host;
+    Qcow2ClusterType t;
+    int64_t blen;
+    int ret = qcow2_get_host_offset(bs, cl, &bytes, &host, &t);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (t == QCOW2_CLUSTER_ZERO_PLAIN) {
+        return 0;
+    }
+    if (t != QCOW2_CLUSTER_UNALLOCATED) {
+        return 1;
+    }
+    if (!bs->backing) {
+        return 0;
+    }
+    blen = bdrv_getlength(bs->backing);
+    return blen < 0 ? blen : (uint64_t)blen > cl;
+}
+
+/*
+ * Move the partial cluster at the old end @old to the preallocated host cluster
+ * @host: its guest content below @old is copied there (the rest was preallocated
+ * as zeros), then the L2 entry points to it and the old cluster is freed, as a
+ * copy-on-write does (C1, R2, R3).
+ */
+static int relocate_head(BlockDriverState *bs, uint64_t old, uint64_t host)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cl = start_of_cluster(s, old), len = old - cl;
+    Qcow2ClusterAlloc m = { .guest_offset = cl, .host_offset = host, .nb_clusters = 1,
+                            .needs_link = true };
+    g_autofree uint8_t *buf = g_malloc(len);
+    uint64_t *l2;
+    int idx, ret;
+
+    ret = qcow2_co_pread(bs, cl, len, buf, 0);
+    if (ret == 0) {
+        ret = qcow2_pre_write_overlap_check(bs, 0, host, s->cluster_size, true);
+    }
+    if (ret == 0) {
+        BLKDBG_EVENT(bs->file, BLKDBG_COW_WRITE);
+        ret = bdrv_pwrite(bs->file, host, len, buf, 0);
+    }
+    if (ret == 0) {
+        ret = qcow2_get_l2_table(bs, cl, &l2, &idx, true);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    m.old_entries = g_new(uint64_t, 1);
+    m.old_entries[0] = GUINT64_FROM_BE(l2[idx]);
+    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+    ret = qcow2_alloc_cluster_link_l2(bs, &m);
+    g_free(m.old_entries);
+    return ret;
+}
+
 int qcow2_preallocate(BlockDriverState *bs, uint64_t offset, uint64_t new_length,
                       PreallocMode mode, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
     int64_t nb_data, host_base, file_end;
-    int ret;
+    int head = 0, ret;
 
     if (mode == PREALLOC_MODE_OFF || new_length <= offset) {
         return 0;
     }
-    offset = start_of_cluster(s, offset);
     if (has_data_file(bs) || mode == PREALLOC_MODE_METADATA) {
-        return prealloc_metadata(bs, offset, new_length, false, 0, errp);
+        return prealloc_metadata(bs, start_of_cluster(s, offset), new_length, false, 0,
+                                 errp);
     }
     /*
      * falloc/full with internal data: all new data clusters in one contiguous host
      * range at the end of the file, the L2 tables wherever the allocator puts them,
-     * then the file itself preallocated over that range.
+     * then the file itself preallocated over that range. A partial cluster at the
+     * old end is part of the new area: if it is mapped or shows backing data, it
+     * moves to the first cluster of that range, keeping its content below @offset.
      */
-    nb_data = count_unmapped(bs, offset, new_length);
+    if (offset_into_cluster(s, offset)) {
+        head = head_needs_copy(bs, offset);
+        if (head < 0) {
+            error_setg_errno(errp, -head, "Could not preallocate");
+            return head;
+        }
+    }
+    nb_data = count_unmapped(bs, head ? start_of_cluster(s, offset) + s->cluster_size :
+                             start_of_cluster(s, offset), new_length);
     if (nb_data < 0) {
         error_setg_errno(errp, -nb_data, "Could not preallocate");
         return nb_data;
     }
+    nb_data += head;
     file_end = bdrv_getlength(bs->file);
     if (file_end < 0) {
         error_setg_errno(errp, -file_end, "Could not get the image file size");
@@ -584,7 +675,16 @@ int qcow2_preallocate(BlockDriverState *bs, uint64_t offset, uint64_t new_length
     if (ret < 0) {
         return ret;
     }
-    return prealloc_metadata(bs, offset, new_length, true, host_base, errp);
+    if (head) {
+        ret = relocate_head(bs, offset, host_base);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not preallocate");
+            return ret;
+        }
+        host_base += s->cluster_size;
+    }
+    offset = start_of_cluster(s, offset) + (head ? s->cluster_size : 0);
+    return prealloc_metadata(bs, offset, MAX(offset, new_length), true, host_base, errp);
 }
 
 /* ---- resize ---- */
@@ -642,7 +742,7 @@ static int qcow2_shrink(BlockDriverState *bs, uint64_t offset, GError **errp)
         return ret;
     }
     /* give the freed tail of the image file back */
-    ret = qcow2_flush_caches(bs);
+    ret = qcow2_shrink_reftable(bs);
     if (ret == 0) {
         int64_t last = qcow2_last_used_cluster(bs);
         int64_t flen = bdrv_getlength(bs->file);
@@ -655,8 +755,12 @@ static int qcow2_shrink(BlockDriverState *bs, uint64_t offset, GError **errp)
         error_setg_errno(errp, -ret, "Failed to truncate the image file");
         return ret;
     }
-    if (data_file_is_raw(bs) && bs->data_file) {
-        /* the raw data file keeps matching the image */
+    if (bs->data_file && has_data_file(bs)) {
+        /*
+         * The data file ends where the image does, as in QEMU: the space of the
+         * cut-off clusters goes back to the host, the bytes of the partial last
+         * cluster past the end too (a raw data file keeps matching the image).
+         */
         ret = bdrv_truncate(bs->data_file, offset, true, PREALLOC_MODE_OFF, 0, errp);
         if (ret < 0) {
             return ret;
@@ -665,8 +769,74 @@ static int qcow2_shrink(BlockDriverState *bs, uint64_t offset, GError **errp)
     return 0;
 }
 
-static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
-                          PreallocMode prealloc, int flags, GError **errp);
+/* Does a backing file show data at guest offsets at and past @offset? */
+static int backing_shows_past(BlockDriverState *bs, uint64_t offset)
+{
+    int64_t blen;
+
+    if (!bs->backing || data_file_is_raw(bs)) {
+        return 0;
+    }
+    blen = bdrv_getlength(bs->backing);
+    return blen < 0 ? blen : (uint64_t)blen > offset;
+}
+
+/*
+ * L2 entries past the old end (clusters [ALIGN_UP(@old), @new_size) within the
+ * @old_l1_size L1 entries the image had) are dropped before the area becomes
+ * part of the disk: a shrink clears them, but an image that was cut off another
+ * way may still map old data there. A data_file_raw image keeps its 1:1 map.
+ */
+static int drop_stale_mappings(BlockDriverState *bs, uint64_t old, uint64_t new_size,
+                               uint64_t old_l1_size)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t start = QEMU_ALIGN_UP(old, s->cluster_size);
+    uint64_t end = MIN(QEMU_ALIGN_UP(new_size, s->cluster_size),
+                       old_l1_size << (s->l2_bits + s->cluster_bits));
+
+    if (data_file_is_raw(bs) || end <= start) {
+        return 0;
+    }
+    return qcow2_discard_unmap_range(bs, start, end - start);
+}
+
+/*
+ * The partial cluster at the old end @old: what lies past @old in it must read
+ * as zeros once the image grows to @new_size. Its bytes there may be old data
+ * (a shrink keeps the cluster whole), a compressed cluster's, or the backing
+ * file's (@backing_shows: it is longer than @old). Zeros are written through the
+ * normal write path, which copies the part below @old into a new cluster where
+ * the cluster cannot be written in place. An external data file was cut at
+ * @old already; falloc/full growth of internal data moves the cluster instead
+ * (qcow2_preallocate()); a raw data file is the guest's content as it is.
+ */
+static int zero_cut_tail(BlockDriverState *bs, uint64_t old, uint64_t new_size,
+                         PreallocMode mode, bool backing_shows)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t cl = start_of_cluster(s, old), bytes = s->cluster_size, host, len;
+    Qcow2ClusterType t;
+    g_autofree uint8_t *zero = NULL;
+    int ret;
+
+    if (new_size <= old || !offset_into_cluster(s, old) || data_file_is_raw(bs) ||
+        (!has_data_file(bs) && (mode == PREALLOC_MODE_FALLOC || mode == PREALLOC_MODE_FULL))) {
+        return 0;
+    }
+    ret = qcow2_get_host_offset(bs, cl, &bytes, &host, &t);
+    if (ret < 0) {
+        return ret;
+    }
+    if (!(t == QCOW2_CLUSTER_NORMAL && !has_data_file(bs)) &&
+        t != QCOW2_CLUSTER_COMPRESSED &&
+        !(t == QCOW2_CLUSTER_UNALLOCATED && backing_shows)) {
+        return 0;
+    }
+    len = MIN(cl + s->cluster_size, new_size) - old;
+    zero = g_malloc0(len);
+    return qcow2_co_pwrite(bs, old, len, zero, 0);
+}
 
 /* Resize, with the persistent bitmaps following the new size. */
 int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
@@ -687,18 +857,24 @@ int qcow2_truncate(BlockDriverState *bs, int64_t offset, bool exact,
             return ret;
         }
     }
-    ret = truncate_image(bs, offset, exact, prealloc, flags, errp);
+    ret = truncate_image(bs, offset, exact, prealloc, false, errp);
     qcow2_bitmaps_resize(bs, s->size);
     return ret;
 }
 
+/*
+ * Resize to @offset. @formatting: qcow2_format() growing a fresh image to its
+ * size, whose data file was just made for that size (nothing stale to cut off)
+ * or is kept as it is (read-only).
+ */
 static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
-                          PreallocMode prealloc, int flags, GError **errp)
+                          PreallocMode prealloc, bool formatting, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint64_t old = s->size;
+    uint64_t old = s->size, old_l1_size = s->l1_size;
     PreallocMode mode = qcow2_effective_prealloc(prealloc, data_file_is_raw(bs));
-    uint64_t l1_needed;
+    uint64_t l1_needed, zero_start;
+    bool backing_shows, zero_new;
     int ret;
 
     if (s->read_only) {
@@ -730,20 +906,55 @@ static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
     }
     l1_needed = qcow2_l1_entries_for(offset, s->cluster_bits);
     if (l1_needed * 8 > QCOW_MAX_L1_SIZE) {
-        error_setg(errp, "The new size is too large for this cluster size");
+        /* QEMU's messages for create and for resize */
+        if (formatting) {
+            error_setg(errp, "The image size is too large for file format 'qcow2' "
+                       "(try using a larger cluster size)");
+        } else {
+            error_setg_errno(errp, EFBIG, "Failed to grow the L1 table");
+        }
         return -EFBIG;
+    }
+    /*
+     * A backing file longer than the image would show through the new area: it
+     * becomes zero clusters (as in QEMU; unless falloc/full preallocation gives
+     * it zeroed data clusters in the image file). Version 2 has no zero flag.
+     */
+    ret = (uint64_t)offset > old ? backing_shows_past(bs, old) : 0;
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not get the backing file size");
+        return ret;
+    }
+    backing_shows = ret;
+    zero_new = backing_shows && (has_data_file(bs) || (mode != PREALLOC_MODE_FALLOC &&
+                                                       mode != PREALLOC_MODE_FULL));
+    if (zero_new && s->version < 3) {
+        error_setg_errno(errp, ENOTSUP, "Failed to zero out new clusters");
+        return -ENOTSUP;
     }
     ret = qcow2_grow_l1_table(bs, l1_needed, true);
     if (ret < 0) {
         error_setg_errno(errp, -ret, "Failed to grow the L1 table");
         return ret;
     }
-    /* the data file grows first, keeping whatever it holds past the old end */
+    /*
+     * The data file grows first. A raw one keeps whatever it holds past the old
+     * end (docs/data-file-raw.md); any other is cut at the old end first, so that
+     * the new area reads as zeros whatever was left there.
+     */
     if (bs->data_file && !bdrv_is_read_only(bs->data_file)) {
         int64_t dlen = bdrv_getlength(bs->data_file);
         if (dlen < 0) {
             error_setg_errno(errp, -dlen, "Could not get the data file size");
             return dlen;
+        }
+        if (!data_file_is_raw(bs) && !formatting && dlen > (int64_t)old) {
+            ret = bdrv_truncate(bs->data_file, old, true, PREALLOC_MODE_OFF, 0, errp);
+            if (ret < 0) {
+                error_prepend(errp, "Could not resize the data file: ");
+                return ret;
+            }
+            dlen = old;
         }
         if (dlen < offset || mode == PREALLOC_MODE_FALLOC) {
             PreallocMode dmode = mode == PREALLOC_MODE_METADATA ? PREALLOC_MODE_OFF : mode;
@@ -762,8 +973,31 @@ static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
             }
         }
     }
+    /* everything past the old end reads as zeros before the header says it exists */
+    ret = drop_stale_mappings(bs, old, offset, old_l1_size);
+    if (ret == 0) {
+        ret = zero_cut_tail(bs, old, offset, mode, backing_shows);
+    }
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to clear the area past the old end");
+        return ret;
+    }
     ret = qcow2_preallocate(bs, old, offset, mode, errp);
     if (ret < 0) {
+        return ret;
+    }
+    zero_start = QEMU_ALIGN_UP(old, s->cluster_size);
+    if (zero_new && (uint64_t)offset > zero_start) {
+        ret = qcow2_cluster_zeroize(bs, zero_start,
+                                    QEMU_ALIGN_UP(offset, s->cluster_size) - zero_start, 0);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Failed to zero out new clusters");
+            return ret;
+        }
+    }
+    ret = qcow2_flush_caches(bs);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to flush the metadata");
         return ret;
     }
     return set_virtual_size(bs, offset, errp);

@@ -882,6 +882,97 @@ int64_t qcow2_last_used_cluster(BlockDriverState *bs)
     return -1;
 }
 
+/*
+ * Does the refcount block at @off, entry @ti of the table, count nothing but
+ * (if it lies in its own range) itself? 1 yes, 0 no, or -errno.
+ */
+static int refblock_unused(BlockDriverState *bs, uint64_t ti, uint64_t off)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t self = off >> s->cluster_bits;
+    int64_t self_idx = (self >> s->refcount_block_bits) == ti ?
+                       (int64_t)(self & (s->refcount_block_size - 1)) : -1;
+    void *block;
+    int ret = qcow2_cache_get(bs, s->refcount_block_cache, off, &block);
+
+    if (ret < 0) {
+        return ret;
+    }
+    ret = refblock_range_is_zero(s, block, 0, s->refcount_block_size);
+    if (!ret && self_idx >= 0) {
+        ret = 1;
+        for (int64_t i = 0; i < s->refcount_block_size && ret; i++) {
+            if (qcow2_refblock_get(s, block, i) && i != self_idx) {
+                ret = 0;
+            }
+        }
+    }
+    qcow2_cache_put(s->refcount_block_cache, &block);
+    return ret;
+}
+
+/*
+ * After a shrink, as QEMU does: refcount blocks that count nothing any more but
+ * themselves are dropped, so that no table entry points to an empty block and
+ * their space goes back to the host. The table entries are cleared on disk
+ * (flushed) before a block is freed (R3); a block counted by another block then
+ * loses that reference, one counting itself just goes.
+ */
+int qcow2_shrink_reftable(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autofree uint64_t *dropped = g_new0(uint64_t, MAX(s->refcount_table_size, 1));
+    uint64_t first = UINT64_MAX, last = 0;
+    int ret = qcow2_flush_caches(bs);      /* pending hook-ups are on disk too */
+
+    if (ret < 0) {
+        return ret;
+    }
+    for (uint64_t ti = 0; ti < s->refcount_table_size; ti++) {
+        uint64_t off = s->refcount_table[ti] & REFT_OFFSET_MASK;
+        if (!off) {
+            continue;
+        }
+        ret = refblock_unused(bs, ti, off);
+        if (ret < 0) {
+            return ret;
+        }
+        if (ret) {
+            dropped[ti] = s->refcount_table[ti];
+            s->refcount_table[ti] = 0;
+            first = MIN(first, ti);
+            last = ti;
+        }
+    }
+    if (first == UINT64_MAX) {
+        return 0;
+    }
+    ret = write_reftable_entries(bs, first, last - first + 1);
+    if (ret == 0) {
+        ret = bdrv_flush(bs->file);
+    }
+    if (ret < 0) {
+        /* on disk the blocks may still be hooked up: keep them */
+        for (uint64_t ti = first; ti <= last; ti++) {
+            s->refcount_table[ti] |= dropped[ti];
+        }
+        return ret;
+    }
+    for (uint64_t ti = first; ti <= last; ti++) {
+        uint64_t off = dropped[ti] & REFT_OFFSET_MASK;
+        if (!off) {
+            continue;
+        }
+        qcow2_cache_forget(s->refcount_block_cache, off);
+        if (((off >> s->cluster_bits) >> s->refcount_block_bits) != ti) {
+            qcow2_free_clusters(bs, off, s->cluster_size);
+        }
+        s->free_cluster_index = MIN(s->free_cluster_index, off >> s->cluster_bits);
+        bdrv_pdiscard_always(bs->file, off, s->cluster_size);
+    }
+    return qcow2_flush_caches(bs);
+}
+
 uint64_t qcow2_highest_allocated_end(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;

@@ -285,6 +285,8 @@ int64_t qcow2_alloc_bytes(BlockDriverState *bs, int size);
 void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t size);
 /* Index of the last cluster with a non-zero refcount (-1: none), or -errno. */
 int64_t qcow2_last_used_cluster(BlockDriverState *bs);
+/* Drop refcount blocks that count nothing but themselves (after a shrink). */
+int qcow2_shrink_reftable(BlockDriverState *bs);
 /* End of the highest cluster allocated while the image was open. */
 uint64_t qcow2_highest_allocated_end(BlockDriverState *bs);
 /* Free what an L2 entry points to (data clusters only for internal data). */

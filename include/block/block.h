@@ -140,6 +140,12 @@ int bdrv_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void 
                 int flags);
 int bdrv_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes, int flags);
 int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes);
+/*
+ * A discard the node passes on whatever its discard= option says: a format
+ * driver freeing what the guest can no longer reach (the clusters a shrink cuts
+ * off), as QEMU's protocol children do by default.
+ */
+int bdrv_pdiscard_always(BlockDriverState *bs, int64_t offset, int64_t bytes);
 int bdrv_flush(BlockDriverState *bs);
 /* Resize; exact=false allows the driver to round up. */
 int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact, PreallocMode prealloc,
