@@ -424,6 +424,10 @@ int qcow2_preallocate(BlockDriverState *bs, uint64_t offset, uint64_t new_length
 extern const CreateOptDesc qcow2_create_opt_descs[];
 extern const CreateOptDesc qcow2_amend_opt_descs[];
 
+/* qcow2-measure.c: qemu-img measure for qcow2 targets (BlockDriver.measure). */
+int qcow2_measure(JsonObject *opts, BlockDriverState *in_bs, BlockMeasureInfo *info,
+                  GError **errp);
+
 /* qcow2-bitmap.c */
 #define BME_FLAG_IN_USE (1U << 0)
 #define BME_FLAG_AUTO   (1U << 1)
@@ -494,6 +498,9 @@ typedef struct Qcow2SnapshotInfo {
     uint64_t entry_size;        /* bytes in the snapshot table, padded */
 } Qcow2SnapshotInfo;
 void qcow2_snapshot_info_free(gpointer sn);
+/* Show snapshot @id / @name (NULL: any) read-only from now on (measure -l). */
+int qcow2_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *name,
+                            GError **errp);
 /* Parsed snapshot table (GPtrArray of Qcow2SnapshotInfo). */
 int qcow2_read_snapshots(BlockDriverState *bs, GPtrArray *out, GError **errp);
 int qcow2_read_snapshots_check(BlockDriverState *bs, GError **errp);
