@@ -148,8 +148,11 @@ int img_dd(int argc, char **argv)
         return EXIT_FAILURE;
     }
 
-    in = img_open(image_opts, o.in_filename, fmt, force_share ? 0 : BDRV_O_NO_SHARE,
-                  false, false, force_share);
+    /*
+     * A plain read-only open, as QEMU's dd does (convert's NO_SHARE would stop
+     * dd of= onto its own input, which QEMU allows for raw images)
+     */
+    in = img_open(image_opts, o.in_filename, fmt, 0, false, false, force_share);
     if (!in) {
         goto out;
     }

@@ -74,10 +74,10 @@ static BlockDriverState *open_source(bool image_opts, const char *filename,
 {
     g_autoptr(GError) err = NULL;
     BlockDriverState *bs;
-    int flags = force_share ? 0 : BDRV_O_NO_SHARE;
     int ret;
 
-    bs = img_open(image_opts, filename, fmt, flags, false, false, force_share);
+    /* a plain read-only open, as info's (QEMU's measure is no convert) */
+    bs = img_open(image_opts, filename, fmt, 0, false, false, force_share);
     if (!bs || !sn->given) {
         return bs;
     }
