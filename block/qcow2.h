@@ -2,8 +2,8 @@
  * qcow2: the on-disk format (header, extensions, table entry bits) and the driver
  * state shared by qcow2.c (open/close/header), qcow2-cluster.c (guest->host
  * mapping), qcow2-refcount.c (host cluster allocator), qcow2-cache.c (table
- * cache), qcow2-check.c (check/repair) and qcow2-create.c (create, preallocation,
- * resize, amend).
+ * cache), qcow2-check.c (check/repair), qcow2-create.c (create, preallocation,
+ * resize, amend) and qcow2-measure.c (qemu-img measure).
  */
 #ifndef BLOCK_QCOW2_H
 #define BLOCK_QCOW2_H
