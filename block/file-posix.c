@@ -153,6 +153,10 @@ static int raw_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **
         error_setg(errp, "Parameter 'filename' is required");
         return -EINVAL;
     }
+    if (!*filename) {
+        error_setg(errp, "The 'file' block driver requires a file name");
+        return -EINVAL;
+    }
     if (locking && strcmp(locking, "on") && strcmp(locking, "off") &&
         strcmp(locking, "auto")) {
         error_setg(errp, "Parameter 'locking' does not accept value '%s'", locking);

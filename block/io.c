@@ -506,6 +506,17 @@ int bdrv_snapshot_delete(BlockDriverState *bs, const char *name, GError **errp)
     return bs->drv->snapshot_delete(bs, name, errp);
 }
 
+int bdrv_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *name,
+                           GError **errp)
+{
+    if (!bs->drv->snapshot_load_tmp) {
+        error_setg(errp, "Block format '%s' used by device '' does not support "
+                   "temporarily loading internal snapshots", bs->drv->format_name);
+        return -ENOTSUP;
+    }
+    return bs->drv->snapshot_load_tmp(bs, id, name, errp);
+}
+
 /* ---- creation ---- */
 
 int bdrv_create(const char *fmt, const char *filename, JsonObject *opts, GError **errp)
@@ -521,6 +532,30 @@ int bdrv_create(const char *fmt, const char *filename, JsonObject *opts, GError 
         return -ENOTSUP;
     }
     return drv->create_opts(filename, opts, errp);
+}
+
+bool bdrv_format_can_create(const char *fmt)
+{
+    BlockDriver *drv = bdrv_find_format(fmt);
+
+    return drv && drv->create_opts;
+}
+
+int bdrv_measure(const char *fmt, JsonObject *opts, BlockDriverState *in_bs,
+                 BlockMeasureInfo *info, GError **errp)
+{
+    BlockDriver *drv = bdrv_find_format(fmt);
+
+    memset(info, 0, sizeof(*info));
+    if (!drv) {
+        error_setg(errp, "Unknown file format '%s'", fmt);
+        return -ENOENT;
+    }
+    if (!drv->measure) {
+        error_setg(errp, "Block driver '%s' does not support size measurement", fmt);
+        return -ENOTSUP;
+    }
+    return drv->measure(opts, in_bs, info, errp);
 }
 
 int bdrv_create_file(const char *filename, JsonObject *opts, GError **errp)

@@ -151,3 +151,57 @@ int qcow2_snapshot_list(BlockDriverState *bs, GPtrArray *out)
     }
     return list->len;
 }
+
+int qcow2_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *name,
+                            GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(qcow2_snapshot_info_free);
+    Qcow2SnapshotInfo *sn = NULL;
+    uint64_t *l1;
+    int ret;
+
+    if (!s->read_only) {
+        error_setg(errp, "Device is not readonly");
+        return -EINVAL;
+    }
+    ret = read_table(bs, list, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    for (guint i = 0; i < list->len && !sn; i++) {
+        Qcow2SnapshotInfo *cand = list->pdata[i];
+        if ((!id || !strcmp(cand->id_str, id)) && (!name || !strcmp(cand->name, name))) {
+            sn = cand;
+        }
+    }
+    if (!sn) {
+        error_setg(errp, "Can't find snapshot");
+        return -ENOENT;
+    }
+    if ((uint64_t)sn->l1_size * 8 > QCOW_MAX_L1_SIZE) {
+        error_setg(errp, "Snapshot L1 table too large");
+        return -EFBIG;
+    }
+    if (offset_into_cluster(s, sn->l1_table_offset)) {
+        error_setg(errp, "Snapshot L1 table offset invalid");
+        return -EINVAL;
+    }
+    l1 = g_new0(uint64_t, MAX(sn->l1_size, 1));
+    ret = bdrv_pread(bs->file, sn->l1_table_offset, (int64_t)sn->l1_size * 8, l1, 0);
+    if (ret < 0) {
+        g_free(l1);
+        error_setg_errno(errp, -ret, "Failed to read l1 table for snapshot");
+        return ret;
+    }
+    for (uint32_t i = 0; i < sn->l1_size; i++) {
+        l1[i] = GUINT64_FROM_BE(l1[i]);
+    }
+    /* the virtual size stays the image's, as in QEMU: past the L1 reads as zeros */
+    qcow2_l2_window_free(bs);
+    g_free(s->l1_table);
+    s->l1_table = l1;
+    s->l1_size = sn->l1_size;
+    s->l1_table_offset = sn->l1_table_offset;
+    return 0;
+}

@@ -2,8 +2,8 @@
  * qcow2: the on-disk format (header, extensions, table entry bits) and the driver
  * state shared by qcow2.c (open/close/header), qcow2-cluster.c (guest->host
  * mapping), qcow2-refcount.c (host cluster allocator), qcow2-cache.c (table
- * cache), qcow2-check.c (check/repair) and qcow2-create.c (create, preallocation,
- * resize, amend).
+ * cache), qcow2-check.c (check/repair), qcow2-create.c (create, preallocation,
+ * resize, amend) and qcow2-measure.c (qemu-img measure).
  */
 #ifndef BLOCK_QCOW2_H
 #define BLOCK_QCOW2_H
@@ -426,6 +426,10 @@ int qcow2_preallocate(BlockDriverState *bs, uint64_t offset, uint64_t new_length
 extern const CreateOptDesc qcow2_create_opt_descs[];
 extern const CreateOptDesc qcow2_amend_opt_descs[];
 
+/* qcow2-measure.c: qemu-img measure for qcow2 targets (BlockDriver.measure). */
+int qcow2_measure(JsonObject *opts, BlockDriverState *in_bs, BlockMeasureInfo *info,
+                  GError **errp);
+
 /* qcow2-bitmap.c */
 #define BME_FLAG_IN_USE (1U << 0)
 #define BME_FLAG_AUTO   (1U << 1)
@@ -496,6 +500,9 @@ typedef struct Qcow2SnapshotInfo {
     uint64_t entry_size;        /* bytes in the snapshot table, padded */
 } Qcow2SnapshotInfo;
 void qcow2_snapshot_info_free(gpointer sn);
+/* Show snapshot @id / @name (NULL: any) read-only from now on (measure -l). */
+int qcow2_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *name,
+                            GError **errp);
 /* Parsed snapshot table (GPtrArray of Qcow2SnapshotInfo). */
 int qcow2_read_snapshots(BlockDriverState *bs, GPtrArray *out, GError **errp);
 int qcow2_read_snapshots_check(BlockDriverState *bs, GError **errp);

@@ -176,6 +176,31 @@ static int raw_fmt_create_opts(const char *filename, JsonObject *opts, GError **
     return bdrv_create_file(filename, opts, errp);
 }
 
+/* qemu-img measure: a raw image holds every byte, allocated or not. */
+static int raw_fmt_measure(JsonObject *opts, BlockDriverState *in_bs,
+                           BlockMeasureInfo *info, GError **errp)
+{
+    uint64_t size;
+
+    if (in_bs) {
+        int64_t len = bdrv_getlength(in_bs);
+        if (len < 0) {
+            error_setg_errno(errp, -len, "Unable to get image virtual_size");
+            return len;
+        }
+        size = len;
+    } else {
+        GError *local = NULL;
+        size = opts_get_size(opts, "size", 0, &local);
+        if (local) {
+            error_propagate(errp, local);
+            return -EINVAL;
+        }
+    }
+    info->required = info->fully_allocated = QEMU_ALIGN_UP(size, BDRV_SECTOR_SIZE);
+    return 0;
+}
+
 BlockDriver bdrv_raw = {
     .format_name = "raw",
     .instance_size = sizeof(BDRVRawFormatState),
@@ -192,4 +217,5 @@ BlockDriver bdrv_raw = {
     .get_info = raw_fmt_get_info,
     .create_opts = raw_fmt_create_opts,
     .create_opt_descs = raw_create_opts_desc,
+    .measure = raw_fmt_measure,
 };

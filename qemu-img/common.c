@@ -36,6 +36,23 @@ void img_report_bad_size(const char *what)
     error_report("kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes.");
 }
 
+int64_t img_cvtnum(const char *what, const char *value, int64_t min, int64_t max)
+{
+    uint64_t n;
+    int ret = qemu_strtosz(value, NULL, &n);
+
+    if (ret == -ERANGE || (ret == 0 && (n > (uint64_t)max || n < (uint64_t)min))) {
+        error_report("Invalid %s specified. Must be between %" PRId64 " and %" PRId64 ".",
+                     what, min, max);
+        return -1;
+    }
+    if (ret < 0) {
+        img_report_bad_size(what);
+        return -1;
+    }
+    return n;
+}
+
 OutputFormat img_parse_output_format(const char *arg)
 {
     if (!strcmp(arg, "json")) {

@@ -19,8 +19,10 @@ static const ImgCmd img_cmds[] = {
     { "compare", img_compare },
     { "convert", img_convert },
     { "create", img_create },
+    { "dd", img_dd },
     { "info", img_info },
     { "map", img_map },
+    { "measure", img_measure },
     { "resize", img_resize },
     { "snapshot", img_snapshot },
     { NULL, NULL },
@@ -34,8 +36,10 @@ static const char *const help_syntax =
 "  compare [--object objectdef] [--image-opts] [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s] [-U] [--untrusted] filename1 filename2\n"
 "  convert [--object objectdef] [--image-opts] [--target-image-opts] [--target-is-zero] [-U] [-C] [-c] [-p] [-q] [-n] [-f fmt] [-t cache] [-T src_cache] [-O output_fmt] [-B backing_file [-F backing_fmt]] [-o options] [-S sparse_size] [-m num_coroutines] [-W] [--untrusted] filename [filename2 [...]] output_filename\n"
 "  create [--object objectdef] [-q] [-f fmt] [-b backing_file [-F backing_fmt]] [-u] [-o options] filename [size]\n"
+"  dd [--image-opts] [-U] [-f fmt] [-O output_fmt] [bs=block_size] [count=blocks] [skip=blocks] if=input of=output\n"
 "  info [--object objectdef] [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] [--untrusted] filename\n"
 "  map [--object objectdef] [--image-opts] [-f fmt] [--start-offset=offset] [--max-length=len] [--output=ofmt] [-U] [--untrusted] filename\n"
+"  measure [--output=ofmt] [-O output_fmt] [-o options] [--size N | [--object objectdef] [--image-opts] [-f fmt] [-l snapshot_param] filename]\n"
 "  snapshot [--object objectdef] [--image-opts] [-U] [-q] [-l | -a snapshot | -c snapshot | -d snapshot] filename\n"
 "  resize [--object objectdef] [--image-opts] [-f fmt] [--preallocation=prealloc] [-q] [--shrink] filename [+ | -]size\n";
 
@@ -61,6 +65,9 @@ static const char *const help_params =
 "  'options' is a comma separated list of format specific options in a\n"
 "    name=value format. Use -o help for an overview of the options supported by\n"
 "    the used format\n"
+"  'snapshot_param' is param used for internal snapshot, format\n"
+"    is 'snapshot.id=[ID],snapshot.name=[NAME]', or\n"
+"    '[ID_OR_NAME]'\n"
 "  '-c' indicates that target image must be compressed (qcow format only)\n"
 "  '-u' allows unsafe backing chains. For image creation, allow creating without\n"
 "       attempting to open the backing file.\n"
@@ -107,7 +114,14 @@ static const char *const help_params =
 "Parameters to compare subcommand:\n"
 "  '-f' first image format\n"
 "  '-F' second image format\n"
-"  '-s' run in Strict mode - fail on different image size or sector allocation\n";
+"  '-s' run in Strict mode - fail on different image size or sector allocation\n"
+"\n"
+"Parameters to dd subcommand:\n"
+"  'bs=BYTES' read and write up to BYTES bytes at a time (default: 512)\n"
+"  'count=N' copy only N input blocks\n"
+"  'if=FILE' read from FILE\n"
+"  'of=FILE' write to FILE\n"
+"  'skip=N' skip N bs-sized blocks at the start of input\n";
 
 static void print_version(void)
 {

@@ -58,8 +58,10 @@ int img_check(int argc, char **argv);
 int img_compare(int argc, char **argv);
 int img_convert(int argc, char **argv);
 int img_create(int argc, char **argv);
+int img_dd(int argc, char **argv);
 int img_info(int argc, char **argv);
 int img_map(int argc, char **argv);
+int img_measure(int argc, char **argv);
 int img_resize(int argc, char **argv);
 int img_snapshot(int argc, char **argv);
 
@@ -98,6 +100,11 @@ G_NORETURN void img_help(void);
 /* QEMU's two lines for a size argument it cannot parse: "Invalid @what specified.
  * You may use k, M, G, T, P or E suffixes for" / "kilobytes, ... and exabytes." */
 void img_report_bad_size(const char *what);
+/*
+ * A size argument (suffixes allowed) in [min, max], min >= 0: QEMU's "Invalid @what
+ * specified. Must be between..." or the suffix message; -1 after reporting.
+ */
+int64_t img_cvtnum(const char *what, const char *value, int64_t min, int64_t max);
 /* --output=human|json; exits with QEMU's message otherwise. */
 OutputFormat img_parse_output_format(const char *arg);
 /* -t / -T cache mode into flags and writethrough; 0 or -1 if unknown. */

@@ -183,6 +183,13 @@ int bdrv_snapshot_list(BlockDriverState *bs, GPtrArray *out);
  * errp set ("Block driver does not support snapshots" without driver support). */
 int bdrv_snapshot_goto(BlockDriverState *bs, const char *name, GError **errp);
 int bdrv_snapshot_delete(BlockDriverState *bs, const char *name, GError **errp);
+/*
+ * Read-only nodes (qemu-img measure -l): show the snapshot with ID @id and name
+ * @name (NULL matches any) from now on; the virtual size stays the image's.
+ * "Can't find snapshot" when none matches.
+ */
+int bdrv_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *name,
+                           GError **errp);
 
 /* ---- persistent dirty bitmaps (qemu-img bitmap) ---- */
 typedef enum BdrvBitmapOp {
@@ -239,6 +246,25 @@ char *bdrv_amend_opts_help(const char *fmt);
 /* Check amend options as bdrv_create_opts_check does; creation-only options get
  * "This option is only supported for image creation". */
 int bdrv_amend_opts_check(const char *fmt, JsonObject *opts, GError **errp);
+
+/* Can @fmt create images at all (qemu-img create, convert -O, measure -O)? */
+bool bdrv_format_can_create(const char *fmt);
+
+/* ---- measuring (qemu-img measure) ---- */
+typedef struct BlockMeasureInfo {
+    uint64_t required;          /* file bytes the new image needs for its data */
+    uint64_t fully_allocated;   /* file bytes with every guest cluster allocated */
+    bool has_bitmaps;           /* the source's persistent bitmaps can be copied */
+    uint64_t bitmaps;           /* with has_bitmaps: the bytes they take */
+} BlockMeasureInfo;
+/*
+ * How large a new image of format @fmt gets: a copy of @in_bs's contents (its
+ * allocated data through the backing chain), or with @in_bs NULL an empty image of
+ * @opts' "size". @opts are -o options already checked (bdrv_create_opts_check).
+ * "Block driver 'x' does not support size measurement" for other formats.
+ */
+int bdrv_measure(const char *fmt, JsonObject *opts, BlockDriverState *in_bs,
+                 BlockMeasureInfo *info, GError **errp);
 
 /* Can the format write compressed data (BDRV_REQ_WRITE_COMPRESSED) at all? A driver
  * may still refuse it for a particular image (-ENOTSUP). */

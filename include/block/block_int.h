@@ -123,6 +123,14 @@ struct BlockDriver {
     int (*create)(JsonObject *opts, GError **errp);
     const CreateOptDesc *create_opt_descs;   /* terminated by a NULL name */
 
+    /*
+     * qemu-img measure: fill @info for a new image created with @opts (checked -o
+     * options) holding a copy of @in_bs's data, or empty of @opts' "size" when
+     * @in_bs is NULL. 0 or -errno with errp set. NULL: not supported.
+     */
+    int (*measure)(JsonObject *opts, BlockDriverState *in_bs, BlockMeasureInfo *info,
+                   GError **errp);
+
     int (*amend)(BlockDriverState *bs, JsonObject *opts, bool force, GError **errp);
     /* options amend() takes (qemu-img amend -o help); terminated by a NULL name */
     const CreateOptDesc *amend_opt_descs;
@@ -134,6 +142,12 @@ struct BlockDriver {
     /* apply / delete the snapshot whose ID or name is @name; NULL: unsupported */
     int (*snapshot_goto)(BlockDriverState *bs, const char *name, GError **errp);
     int (*snapshot_delete)(BlockDriverState *bs, const char *name, GError **errp);
+    /*
+     * Make a read-only node show the internal snapshot whose ID is @id and name is
+     * @name (NULL matches any) until it is closed. NULL: unsupported.
+     */
+    int (*snapshot_load_tmp)(BlockDriverState *bs, const char *id, const char *name,
+                             GError **errp);
     /* persistent dirty bitmaps: see bdrv_bitmap_op / bdrv_bitmaps_store */
     int (*bitmap_op)(BlockDriverState *bs, BdrvBitmapOp op, const char *name,
                      uint64_t granularity, BlockDriverState *src, const char *src_name,
