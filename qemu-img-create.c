@@ -41,7 +41,9 @@ static int64_t probe_backing(const char *filename, const char *backing,
     if (backing_fmt) {
         opts_set_str(opts, "driver", backing_fmt);
     }
-    bs = bdrv_open(path, opts, BDRV_O_NO_BACKING | BDRV_O_NO_IO, errp);
+    /* as QEMU's: an image in use (a running guest's backing file) may be probed */
+    bs = bdrv_open(path, opts, BDRV_O_NO_BACKING | BDRV_O_NO_IO | BDRV_O_FORCE_SHARE,
+                   errp);
     if (!bs) {
         if (errp && *errp) {
             char *msg = g_strdup_printf("%s\nCould not open backing image.",

@@ -29,8 +29,8 @@ typedef struct BDRVRawState {
     bool has_zero_range;
     bool has_punch_hole;
     bool dirty;          /* written since the last successful fdatasync */
-    uint64_t perm;
-    uint64_t unshared;
+    uint64_t perm;       /* lock bytes held: permissions used (100 + bit) */
+    uint64_t unshared;   /* and permissions not shared (200 + bit) */
 } BDRVRawState;
 
 static const char *const file_runtime_opts[] = {
@@ -64,57 +64,106 @@ static int ofd_lock(int fd, int64_t byte, int type, bool test, bool *conflict)
     return 0;
 }
 
-/* Check that others' locks allow our permissions, then take our own locks. */
-static int raw_apply_locks(BlockDriverState *bs, const char *filename, GError **errp)
+/*
+ * Hold exactly the lock bytes for @perm and @unshared (read locks: any number of
+ * holders); with @keep, bytes already held stay held (only adding).
+ */
+static int raw_set_lock_bytes(BDRVRawState *s, uint64_t perm, uint64_t unshared,
+                              bool keep)
 {
-    BDRVRawState *s = bs->opaque;
-    bool conflict = false;
-    int ret;
-
     for (int i = 0; i < (int)ARRAY_SIZE(perm_names); i++) {
         uint64_t bit = 1ULL << i;
-        if (s->perm & bit) {
-            ret = ofd_lock(s->fd, LOCK_SHARED_BASE + i, F_WRLCK, true, &conflict);
-            if (ret == 0 && conflict) {
-                error_setg(errp, "Failed to get \"%s\" lock\n"
-                           "Is another process using the image [%s]?",
-                           perm_names[i], filename);
-                return -EAGAIN;
+        struct { int64_t byte; bool want, held; } b[2] = {
+            { LOCK_PERM_BASE + i, perm & bit, s->perm & bit },
+            { LOCK_SHARED_BASE + i, unshared & bit, s->unshared & bit },
+        };
+        for (int j = 0; j < 2; j++) {
+            int ret = 0;
+            if (b[j].want && !b[j].held) {
+                ret = ofd_lock(s->fd, b[j].byte, F_RDLCK, false, NULL);
+            } else if (!b[j].want && b[j].held && !keep) {
+                ret = ofd_lock(s->fd, b[j].byte, F_UNLCK, false, NULL);
             }
-        }
-        if (s->unshared & bit) {
-            ret = ofd_lock(s->fd, LOCK_PERM_BASE + i, F_WRLCK, true, &conflict);
-            if (ret == 0 && conflict) {
-                error_setg(errp, "Failed to get shared \"%s\" lock\n"
-                           "Is another process using the image [%s]?",
-                           perm_names[i], filename);
-                return -EAGAIN;
-            }
-        }
-    }
-    for (int i = 0; i < (int)ARRAY_SIZE(perm_names); i++) {
-        uint64_t bit = 1ULL << i;
-        if (s->perm & bit) {
-            ret = ofd_lock(s->fd, LOCK_PERM_BASE + i, F_RDLCK, false, NULL);
             if (ret < 0) {
-                goto lock_failed;
-            }
-        }
-        if (s->unshared & bit) {
-            ret = ofd_lock(s->fd, LOCK_SHARED_BASE + i, F_RDLCK, false, NULL);
-            if (ret < 0) {
-                goto lock_failed;
+                return ret;
             }
         }
     }
     return 0;
+}
 
-lock_failed:
-    if (ret == -EINVAL || ret == -ENOTSUP || ret == -ENOLCK) {
-        /* the file system has no OFD locks: go on unlocked, as QEMU's auto does */
+/*
+ * Does another process's lock forbid @perm or @unshared? QEMU's order: every
+ * permission we need first, then every one we unshare.
+ */
+static int raw_check_lock_bytes(BDRVRawState *s, uint64_t perm, uint64_t unshared,
+                                const char *filename, GError **errp)
+{
+    bool conflict = false;
+
+    for (int i = 0; i < (int)ARRAY_SIZE(perm_names); i++) {
+        if ((perm & (1ULL << i)) &&
+            ofd_lock(s->fd, LOCK_SHARED_BASE + i, F_WRLCK, true, &conflict) == 0 &&
+            conflict) {
+            error_setg(errp, "Failed to get \"%s\" lock\n"
+                       "Is another process using the image [%s]?",
+                       perm_names[i], filename);
+            return -EAGAIN;
+        }
+    }
+    for (int i = 0; i < (int)ARRAY_SIZE(perm_names); i++) {
+        if ((unshared & (1ULL << i)) &&
+            ofd_lock(s->fd, LOCK_PERM_BASE + i, F_WRLCK, true, &conflict) == 0 &&
+            conflict) {
+            error_setg(errp, "Failed to get shared \"%s\" lock\n"
+                       "Is another process using the image [%s]?",
+                       perm_names[i], filename);
+            return -EAGAIN;
+        }
+    }
+    return 0;
+}
+
+/*
+ * The node's users' needs as lock bytes. As QEMU does, the new bytes are taken
+ * before others' are checked (two processes racing both see the conflict), and
+ * the old set comes back when the check fails.
+ */
+static int raw_set_perm(BlockDriverState *bs, uint64_t perm, uint64_t shared,
+                        GError **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    uint64_t unshared = BLK_PERM_ALL & ~shared;
+    uint64_t old_perm = s->perm, old_unshared = s->unshared;
+    int ret;
+
+    if (!s->use_lock || s->fd < 0) {
         return 0;
     }
-    error_setg_errno(errp, -ret, "Failed to lock image [%s]", filename);
+    ret = raw_set_lock_bytes(s, perm, unshared, true);
+    if (ret == 0) {
+        s->perm |= perm;
+        s->unshared |= unshared;
+        ret = raw_check_lock_bytes(s, perm, unshared, bs->filename, errp);
+        if (ret < 0) {
+            raw_set_lock_bytes(s, old_perm, old_unshared, false);
+            s->perm = old_perm;
+            s->unshared = old_unshared;
+            return ret;
+        }
+        ret = raw_set_lock_bytes(s, perm, unshared, false);
+        s->perm = perm;
+        s->unshared = unshared;
+        if (ret == 0) {
+            return 0;
+        }
+    }
+    if (ret == -EINVAL || ret == -ENOTSUP || ret == -ENOLCK) {
+        /* the file system has no OFD locks: go on unlocked, as QEMU's auto does */
+        s->use_lock = false;
+        return 0;
+    }
+    error_setg_errno(errp, -ret, "Failed to lock image [%s]", bs->filename);
     return ret;
 }
 
@@ -188,23 +237,10 @@ static int raw_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **
         bs->request_alignment = probe_direct_alignment(s->fd);
     }
 
+    /* the locks follow the node's users (raw_set_perm); none are held yet */
     s->use_lock = !(locking && !strcmp(locking, "off"));
-    if (flags & BDRV_O_RDWR) {
-        s->perm = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE;
-        s->unshared = BLK_PERM_WRITE | BLK_PERM_RESIZE;
-    } else if (flags & BDRV_O_FORCE_SHARE) {
-        s->perm = 0;
-        s->unshared = 0;
-    } else {
-        s->perm = BLK_PERM_CONSISTENT_READ;
-        s->unshared = (flags & BDRV_O_NO_SHARE) ? BLK_PERM_WRITE : 0;
-    }
-    if (s->use_lock) {
-        ret = raw_apply_locks(bs, filename, errp);
-        if (ret < 0) {
-            goto fail;
-        }
-    }
+    s->perm = 0;
+    s->unshared = 0;
     return 0;
 
 fail:
@@ -641,6 +677,7 @@ BlockDriver bdrv_file = {
     .get_allocated_file_size = raw_get_allocated_file_size,
     .truncate = raw_truncate,
     .block_status = raw_block_status,
+    .set_perm = raw_set_perm,
     .create_opts = raw_create_opts,
     .create = raw_create,
     .create_opt_descs = file_create_opts,
