@@ -559,76 +559,155 @@ static const CreateOptDesc file_create_opts[] = {
     { NULL },
 };
 
-static int raw_create_opts(const char *filename, JsonObject *opts, GError **errp)
+/* ---- creating files ---- */
+
+BlockDriverState *bdrv_create_file_open(const char *filename, uint64_t perm,
+                                        uint64_t shared, bool *created, GError **errp)
+{
+    g_autoptr(JsonObject) o = json_object_new();
+    BlockDriverState *bs;
+    int fd;
+
+    /* O_EXCL tells whether this creation makes the file (only then may it go again) */
+    fd = open(filename, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    *created = fd >= 0;
+    if (fd < 0 && errno == EEXIST) {
+        /* an existing file, a device, or a dangling symlink: made through the link */
+        fd = open(filename, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    }
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Could not create '%s'", filename);
+        return NULL;
+    }
+    close(fd);
+    opts_set_str(o, "driver", "file");
+    opts_set_str(o, "filename", filename);
+    bs = bdrv_open(NULL, o, BDRV_O_RDWR | BDRV_O_NO_USER, errp);
+    if (bs && bdrv_perm_attach(bs, bs, perm, shared, errp) < 0) {
+        bdrv_unref(bs);
+        bs = NULL;
+    }
+    if (!bs && *created) {
+        unlink(filename);
+    }
+    return bs;
+}
+
+int bdrv_create_file_fill(BlockDriverState *bs, uint64_t size, PreallocMode prealloc,
+                          GError **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    int ret;
+
+    if (bs->drv != &bdrv_file) {
+        error_setg(errp, "Not a file node");
+        return -EINVAL;
+    }
+    if (size > INT64_MAX) {
+        error_setg_errno(errp, EINVAL, "Could not resize file");
+        return -EINVAL;
+    }
+    if (!s->is_block_dev && ftruncate(s->fd, 0) < 0) {
+        ret = -errno;
+        error_setg_errno(errp, -ret, "Could not resize file");
+        return ret;
+    }
+    if (size > 0 || prealloc != PREALLOC_MODE_OFF) {
+        ret = raw_truncate(bs, size, true, prealloc, 0, errp);
+        if (ret < 0) {
+            if (prealloc == PREALLOC_MODE_OFF && !s->is_block_dev) {
+                /* QEMU's words for a plain resize that fails while creating */
+                g_clear_error(errp);
+                error_setg_errno(errp, -ret, "Could not resize file");
+            }
+            /* give the space back, as QEMU does (best effort: the error stands) */
+            if (!s->is_block_dev) {
+                (void)!ftruncate(s->fd, 0);
+            }
+            return ret;
+        }
+    }
+    ret = bdrv_flush(bs);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not flush the new file");
+    }
+    return ret;
+}
+
+void bdrv_create_file_close(BlockDriverState *bs, bool created, bool failed)
+{
+    if (!bs) {
+        return;
+    }
+    if (failed && created) {
+        /* still locked while it goes: nobody else can have started using it */
+        unlink(bs->filename);
+    }
+    bdrv_unref(bs);
+}
+
+/* Parse and check everything before a file is created or touched. */
+static int raw_create_check(JsonObject *opts, uint64_t *size, PreallocMode *prealloc,
+                            GError **errp)
 {
     GError *local = NULL;
-    /* like QEMU, files are created with a whole number of sectors */
-    uint64_t size = QEMU_ALIGN_UP(opts_get_size(opts, "size", 0, &local),
-                                  BDRV_SECTOR_SIZE);
     g_autofree char *pa = opts_get_str(opts, "preallocation");
-    int prealloc = PREALLOC_MODE_OFF;
-    int fd, ret = 0;
+    uint64_t sz = opts_get_size(opts, "size", 0, &local);
 
     if (local) {
         error_propagate(errp, local);
         return -EINVAL;
     }
-    fd = open(filename, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        ret = -errno;
-        error_setg_errno(errp, -ret, "Could not create '%s'", filename);
-        return ret;
+    /* like QEMU, files are created with a whole number of sectors */
+    if (sz > INT64_MAX - (BDRV_SECTOR_SIZE - 1)) {
+        /* more than a file can hold (QEMU makes an empty file first) */
+        error_setg_errno(errp, EINVAL, "Could not resize file");
+        return -EINVAL;
     }
-    {
-        /* Check the lock before truncating: never damage an image in use. */
-        struct flock fl = { .l_whence = SEEK_SET, .l_start = LOCK_PERM_BASE + 1,
-                            .l_len = 1, .l_type = F_WRLCK };
-        if (fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) {
-            error_setg(errp, "Failed to get \"write\" lock\n"
-                       "Is another process using the image [%s]?", filename);
-            close(fd);
-            return -EAGAIN;
-        }
-    }
-    if (ftruncate(fd, 0) < 0) {
-        ret = -errno;
-        error_setg_errno(errp, -ret, "Could not resize file");
-        goto out;
-    }
-    close(fd);
-    fd = -1;
-    /* as QEMU, the file exists (empty) even when the preallocation mode is bad */
+    *size = QEMU_ALIGN_UP(sz, BDRV_SECTOR_SIZE);
+    *prealloc = PREALLOC_MODE_OFF;
     if (pa) {
-        prealloc = prealloc_mode_parse(pa);
-        if (prealloc < 0) {
+        int m = prealloc_mode_parse(pa);
+        if (m < 0) {
             error_setg(errp, "invalid parameter value: %s", pa);
             return -EINVAL;
         }
-        if (prealloc == PREALLOC_MODE_METADATA) {
+        if (m == PREALLOC_MODE_METADATA) {
+            /* (QEMU empties an existing file first; we touch nothing) */
             error_setg(errp, "Unsupported preallocation mode: %s", pa);
             return -ENOTSUP;
         }
+        *prealloc = m;
     }
-    if (size > 0 || prealloc != PREALLOC_MODE_OFF) {
-        g_autoptr(JsonObject) o = json_object_new();
-        BlockDriverState *bs;
-        opts_set_str(o, "driver", "file");
-        bs = bdrv_open(filename, o, BDRV_O_RDWR, errp);
-        if (!bs) {
-            return -EIO;
-        }
-        ret = bdrv_truncate(bs, size, true, prealloc, 0, errp);
-        if (ret < 0) {
-            error_prepend(errp, "Could not resize file: ");
-        } else {
-            ret = bdrv_flush(bs);
-        }
-        bdrv_unref(bs);
+    return 0;
+}
+
+/*
+ * qemu-img create -f raw and the file protocol: every option checked first, the
+ * file created (or opened) and locked as QEMU's create locks it (write and resize,
+ * everything shared: a raw image that a raw user writes may be recreated, as with
+ * QEMU), and only then emptied and grown. A file this call created is removed
+ * again when the creation fails; an existing one is never removed.
+ */
+static int raw_create_opts(const char *filename, JsonObject *opts, GError **errp)
+{
+    BlockDriverState *bs;
+    PreallocMode prealloc;
+    uint64_t size;
+    bool created;
+    int ret;
+
+    ret = raw_create_check(opts, &size, &prealloc, errp);
+    if (ret < 0) {
+        return ret;
     }
-out:
-    if (fd >= 0) {
-        close(fd);
+    bs = bdrv_create_file_open(filename, BLK_PERM_WRITE | BLK_PERM_RESIZE, BLK_PERM_ALL,
+                               &created, errp);
+    if (!bs) {
+        return -EIO;
     }
+    ret = bdrv_create_file_fill(bs, size, prealloc, errp);
+    bdrv_create_file_close(bs, created, ret < 0);
     return ret;
 }
 
@@ -643,22 +722,20 @@ static int raw_create(JsonObject *opts, GError **errp)
     int64_t size = opts_get_int(opts, "size", 0, NULL);
     int prealloc = pa ? prealloc_mode_parse(pa) : PREALLOC_MODE_OFF;
     g_autoptr(JsonObject) o = json_object_new();
-    int ret;
 
     if (prealloc < 0 || prealloc == PREALLOC_MODE_METADATA) {
         error_setg(errp, "Unsupported preallocation mode: %s", pa);
         return -ENOTSUP;
     }
-    /* the same path as qemu-img create: create, check locks, resize */
-    opts_set_str(o, "preallocation", PreallocMode_str[prealloc]);
-    json_object_set_int_member(o, "size", MAX(size, 0));
-    ret = raw_create_opts(filename, o, errp);
-    if (ret == 0 && size < 0) {
-        /* a uint64 beyond what a file can hold: the file exists, empty */
+    if (size < 0) {
+        /* a uint64 beyond what a file can hold (QEMU makes an empty file first) */
         error_setg_errno(errp, EINVAL, "Could not resize file");
-        ret = -EINVAL;
+        return -EINVAL;
     }
-    return ret;
+    /* the same path as qemu-img create: check, create, lock, resize */
+    opts_set_str(o, "preallocation", PreallocMode_str[prealloc]);
+    json_object_set_int_member(o, "size", size);
+    return raw_create_opts(filename, o, errp);
 }
 
 BlockDriver bdrv_file = {

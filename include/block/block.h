@@ -250,6 +250,8 @@ void bdrv_create_opts_normalize(const char *fmt, JsonObject *opts);
 char *bdrv_create_opts_describe(const char *fmt, JsonObject *opts);
 /* Is @key a creation option of @fmt (merged list)? */
 bool bdrv_create_opt_known(const char *fmt, const char *key);
+/* The default value of creation option @key of @fmt, or NULL if it has none. */
+const char *bdrv_create_opt_default(const char *fmt, const char *key);
 /* Parse a size option value (suffixes, fractions, the full 64-bit range). */
 int bdrv_parse_option_size(const char *str, uint64_t *result);
 /* qemu-img amend -o help: "Amend options for '<fmt>':\n"...; NULL if the format

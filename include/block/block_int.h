@@ -221,6 +221,21 @@ int bdrv_attach_child_perm(BlockDriverState *parent, BlockDriverState *child,
 /* Drop what *@slot is used for by @parent, unref it, clear the slot. */
 void bdrv_unref_child(BlockDriverState *parent, BlockDriverState **slot);
 
+/* ---- creating image files (file-posix.c) ---- */
+/*
+ * Open @filename to create an image in it, creating the file when missing
+ * (*@created says so), and take @perm/@shared before anything is changed: a file
+ * another process uses conflicts here and stays untouched.
+ */
+BlockDriverState *bdrv_create_file_open(const char *filename, uint64_t perm,
+                                        uint64_t shared, bool *created, GError **errp);
+/* Empty the file, then give it @size bytes with @prealloc (QEMU's messages). */
+int bdrv_create_file_fill(BlockDriverState *bs, uint64_t size, PreallocMode prealloc,
+                          GError **errp);
+/* Close it; after a failed creation (@failed) remove it if this creation made it:
+ * a file that existed before is never removed. */
+void bdrv_create_file_close(BlockDriverState *bs, bool created, bool failed);
+
 /* Would any format other than raw claim this first sector? */
 bool bdrv_probe_claims(const uint8_t *buf, int len);
 
