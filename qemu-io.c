@@ -24,6 +24,13 @@ int qemuio_open(const char *name, JsonObject *opts, int flags, bool writethrough
     if (writethrough) {
         flags |= BDRV_O_WRITETHROUGH;
     }
+    if ((flags & BDRV_O_FORCE_SHARE) && opts && opts_has(opts, "force-share")) {
+        g_autofree char *v = opts_get_str(opts, "force-share");
+        if (!v || strcmp(v, "on")) {
+            error_report("-U conflicts with image options");
+            return -EINVAL;
+        }
+    }
     qemuio_bs = bdrv_open(name, opts, flags, &err);
     if (!qemuio_bs) {
         if (name) {

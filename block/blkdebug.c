@@ -549,6 +549,11 @@ static int blkdebug_do_open(BlockDriverState *bs, JsonObject *opts, int flags,
     if (!bs->file) {
         return -EINVAL;
     }
+    /* a filter: the image gets what blkdebug's own users need */
+    ret = bdrv_attach_child_perm(bs, bs->file, &bs->file, BDRV_CHILD_FILTERED, errp);
+    if (ret < 0) {
+        return ret;
+    }
     g_free(bs->filename);
     bs->filename = g_strdup(bs->file->filename);
     bs->request_alignment = MAX((uint32_t)align, bs->file->request_alignment);
@@ -570,10 +575,7 @@ static int blkdebug_open(BlockDriverState *bs, JsonObject *opts, int flags, GErr
     if (ret < 0) {
         /* the generic layer only frees the node on failure */
         blkdebug_close(bs);
-        if (bs->file) {
-            bdrv_unref(bs->file);
-            bs->file = NULL;
-        }
+        bdrv_unref_child(bs, &bs->file);
     }
     return ret;
 }
@@ -590,6 +592,7 @@ BlockDriver bdrv_blkdebug = {
     .format_name = "blkdebug",
     .instance_size = sizeof(BDRVBlkdebugState),
     .is_protocol = true,
+    .is_filter = true,
     .runtime_opts = blkdebug_runtime_opts,
     .open = blkdebug_open,
     .close = blkdebug_close,

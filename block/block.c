@@ -1,7 +1,9 @@
 /*
  * The node graph: the driver table, opening images (filename, json:, options tree,
  * format probing, temporary snapshot overlays), children (file, backing, data-file),
- * node names, references and closing. I/O lives in io.c.
+ * node names, references and closing, and the permissions users of a node need and
+ * share (QEMU's model: they become the OFD locks other processes see). I/O lives in
+ * io.c.
  */
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
@@ -290,18 +292,181 @@ static int apply_generic_opts(JsonObject *opts, int *flags, GError **errp)
     return 0;
 }
 
+/* ---- permissions ---- */
+
+typedef struct BdrvPermUser {
+    const void *owner;
+    uint64_t perm;
+    uint64_t shared;
+} BdrvPermUser;
+
+static BdrvPermUser *perm_user_find(BlockDriverState *bs, const void *owner)
+{
+    for (guint i = 0; bs->perm_users && i < bs->perm_users->len; i++) {
+        BdrvPermUser *u = bs->perm_users->pdata[i];
+        if (u->owner == owner) {
+            return u;
+        }
+    }
+    return NULL;
+}
+
+/* What the node's users need together, and what they all let others have. */
+static void perm_cumulative(BlockDriverState *bs, uint64_t *perm, uint64_t *shared)
+{
+    *perm = 0;
+    *shared = BLK_PERM_ALL;
+    for (guint i = 0; bs->perm_users && i < bs->perm_users->len; i++) {
+        BdrvPermUser *u = bs->perm_users->pdata[i];
+        *perm |= u->perm;
+        *shared &= u->shared;
+    }
+}
+
+/* Push the node's needs on: to the child of a filter, to a protocol's locks. */
+static int perm_refresh(BlockDriverState *bs, GError **errp)
+{
+    uint64_t perm, shared;
+
+    perm_cumulative(bs, &perm, &shared);
+    if (bs->drv->is_filter && bs->file) {
+        return bdrv_perm_attach(bs->file, &bs->file, perm, shared, errp);
+    }
+    if (bs->drv->set_perm) {
+        return bs->drv->set_perm(bs, perm, shared, errp);
+    }
+    return 0;
+}
+
+int bdrv_perm_attach(BlockDriverState *bs, const void *owner, uint64_t perm,
+                     uint64_t shared, GError **errp)
+{
+    BdrvPermUser *u = perm_user_find(bs, owner);
+    BdrvPermUser old = { 0 };
+    bool existed = u != NULL;
+    int ret;
+
+    if (!bs->perm_users) {
+        bs->perm_users = g_ptr_array_new_with_free_func(g_free);
+    }
+    if (existed) {
+        old = *u;
+    } else {
+        u = g_new0(BdrvPermUser, 1);
+        u->owner = owner;
+        g_ptr_array_add(bs->perm_users, u);
+    }
+    u->perm = perm;
+    u->shared = shared;
+    ret = perm_refresh(bs, errp);
+    if (ret < 0) {
+        /* back to what was held: giving up needs cannot fail */
+        if (existed) {
+            u->perm = old.perm;
+            u->shared = old.shared;
+        } else {
+            g_ptr_array_remove(bs->perm_users, u);
+        }
+        perm_refresh(bs, NULL);
+    }
+    return ret;
+}
+
+void bdrv_perm_detach(BlockDriverState *bs, const void *owner)
+{
+    BdrvPermUser *u = perm_user_find(bs, owner);
+
+    if (u) {
+        g_ptr_array_remove(bs->perm_users, u);
+        perm_refresh(bs, NULL);
+    }
+}
+
+/*
+ * What a parent asks of a child, by role (as QEMU 7.2's defaults, checked against
+ * its lock bytes): a format's image file is read consistently, written and resized
+ * when the parent is writable, and nobody else may write or resize it (metadata
+ * lives there); an external data file only keeps others from resizing it; a
+ * backing file is only read. -U (force-share) shares everything; metadata-only
+ * opens (qemu-img info) need no consistent read.
+ */
+static void child_perm(BlockDriverState *parent, BlockDriverState *child,
+                       BdrvChildRole role, uint64_t *perm, uint64_t *shared)
+{
+    int flags = parent->open_flags;
+    uint64_t read = (flags & BDRV_O_NO_IO) ? 0 : BLK_PERM_CONSISTENT_READ;
+    bool rw = (flags & BDRV_O_RDWR) && !bdrv_is_read_only(child);
+
+    switch (role) {
+    case BDRV_CHILD_FILTERED:
+        perm_cumulative(parent, perm, shared);
+        return;
+    case BDRV_CHILD_STORAGE:
+        *perm = read | (rw ? BLK_PERM_WRITE | BLK_PERM_RESIZE : 0);
+        *shared = BLK_PERM_ALL & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
+        break;
+    case BDRV_CHILD_DATA:
+        *perm = read | (rw ? BLK_PERM_WRITE | BLK_PERM_RESIZE : 0);
+        *shared = BLK_PERM_ALL & ~BLK_PERM_RESIZE;
+        break;
+    case BDRV_CHILD_COW:
+    default:
+        *perm = read;
+        *shared = BLK_PERM_ALL;
+        break;
+    }
+    if (flags & BDRV_O_FORCE_SHARE) {
+        *shared = BLK_PERM_ALL;
+    }
+}
+
+int bdrv_attach_child_perm(BlockDriverState *parent, BlockDriverState *child,
+                           BlockDriverState **slot, BdrvChildRole role,
+                           GError **errp)
+{
+    uint64_t perm, shared;
+
+    child_perm(parent, child, role, &perm, &shared);
+    return bdrv_perm_attach(child, slot, perm, shared, errp);
+}
+
+void bdrv_unref_child(BlockDriverState *parent, BlockDriverState **slot)
+{
+    BlockDriverState *child = *slot;
+
+    if (child) {
+        *slot = NULL;
+        bdrv_perm_detach(child, slot);
+        bdrv_unref(child);
+    }
+}
+
+/*
+ * The tool's own use of the node it opened (QEMU's BlockBackend): read, write
+ * when read-write, resize for qemu-img resize; everything shared, except that a
+ * convert source (BDRV_O_NO_SHARE) keeps others from writing and resizing.
+ */
+static int attach_root_perm(BlockDriverState *bs, int flags, GError **errp)
+{
+    uint64_t perm = ((flags & BDRV_O_NO_IO) ? 0 : BLK_PERM_CONSISTENT_READ) |
+                    ((flags & BDRV_O_RDWR) ? BLK_PERM_WRITE : 0) |
+                    ((flags & BDRV_O_RESIZE) ? BLK_PERM_RESIZE : 0);
+    uint64_t shared = BLK_PERM_ALL;
+
+    if ((flags & BDRV_O_NO_SHARE) && !(flags & BDRV_O_FORCE_SHARE)) {
+        shared = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED;
+    }
+    return bdrv_perm_attach(bs, bs, perm, shared, errp);
+}
+
 /* Drop the references a node holds on its children. */
 static void bdrv_release_children(BlockDriverState *bs)
 {
-    if (bs->backing) {
-        bdrv_unref(bs->backing);
-    }
+    bdrv_unref_child(bs, &bs->backing);
     if (bs->data_file && bs->data_file != bs->file) {
-        bdrv_unref(bs->data_file);
+        bdrv_unref_child(bs, &bs->data_file);
     }
-    if (bs->file) {
-        bdrv_unref(bs->file);
-    }
+    bdrv_unref_child(bs, &bs->file);
     bs->backing = bs->data_file = bs->file = NULL;
 }
 
@@ -320,6 +485,9 @@ static BlockDriverState *bdrv_new(const BlockDriver *drv)
 
 static void bdrv_free(BlockDriverState *bs)
 {
+    if (bs->perm_users) {
+        g_ptr_array_unref(bs->perm_users);
+    }
     g_free(bs->opaque);
     g_free(bs->filename);
     g_free(bs->node_name);
@@ -400,6 +568,14 @@ static BlockDriverState *bdrv_open_protocol(const BlockDriver *drv, const char *
     if (ret < 0) {
         goto fail;
     }
+    /* a tool's own open takes its locks now, before anything is written */
+    if (!(flags & BDRV_O_NO_USER) && attach_root_perm(bs, flags, errp) < 0) {
+        if (drv->close) {
+            drv->close(bs);
+        }
+        bdrv_release_children(bs);
+        goto fail;
+    }
     all_nodes = g_list_append(all_nodes, bs);
     return bs;
 
@@ -433,6 +609,8 @@ BlockDriverState *bdrv_open_child(BlockDriverState *parent, JsonObject *parent_o
     } else {
         copts = json_object_new();
     }
+    /* a child has no user until its parent attaches */
+    flags |= BDRV_O_NO_USER;
     if (!opts_has(copts, "driver") && !allow_format) {
         opts_set_str(copts, "driver", "file");
     }
@@ -505,6 +683,18 @@ static bool same_file(BlockDriverState *a, const char *path)
 
 #define MAX_BACKING_CHAIN 1000
 
+static int attach_backing_perm(BlockDriverState *bs, GError **errp)
+{
+    int ret = bdrv_attach_child_perm(bs, bs->backing, &bs->backing, BDRV_CHILD_COW,
+                                     errp);
+
+    if (ret < 0) {
+        bdrv_unref(bs->backing);
+        bs->backing = NULL;
+    }
+    return ret;
+}
+
 int bdrv_open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp)
 {
     JsonNode *node = opts && json_object_has_member(opts, "backing") ?
@@ -530,7 +720,7 @@ int bdrv_open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         }
         bdrv_ref(b);
         bs->backing = b;
-        return 0;
+        return attach_backing_perm(bs, errp);
     }
     bopts = node && JSON_NODE_HOLDS_OBJECT(node) ?
             opts_clone(json_node_get_object(node)) : json_object_new();
@@ -549,7 +739,7 @@ int bdrv_open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         }
     }
     opening_backing_parent = bs;
-    bs->backing = bdrv_open(path, bopts, flags & ~BDRV_O_RDWR, errp);
+    bs->backing = bdrv_open(path, bopts, (flags & ~BDRV_O_RDWR) | BDRV_O_NO_USER, errp);
     opening_backing_parent = NULL;
     if (!bs->backing) {
         if (path) {
@@ -557,7 +747,7 @@ int bdrv_open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         }
         return -EINVAL;
     }
-    return 0;
+    return attach_backing_perm(bs, errp);
 }
 
 /*
@@ -713,6 +903,13 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
     }
     bs->options = opts_clone(opts);
     if (bdrv_assign_node_name(bs, opts_peek_str(opts, "node-name"), errp) < 0) {
+        goto fail;
+    }
+    /* the locks are held before the driver reads (and maybe repairs) anything */
+    if (bdrv_attach_child_perm(bs, bs->file, &bs->file,
+                               drv->is_filter ? BDRV_CHILD_FILTERED : BDRV_CHILD_STORAGE,
+                               errp) < 0 ||
+        (!(flags & BDRV_O_NO_USER) && attach_root_perm(bs, flags, errp) < 0)) {
         goto fail;
     }
     ret = drv->open(bs, opts, flags, errp);

@@ -138,6 +138,20 @@ bool bdrv_create_opt_known(const char *fmt, const char *key)
     return find_desc(list, key) != NULL;
 }
 
+const char *bdrv_create_opt_default(const char *fmt, const char *key)
+{
+    BlockDriver *drv = bdrv_find_format(fmt);
+    g_autoptr(GPtrArray) list = NULL;
+    const CreateOptDesc *d;
+
+    if (!drv) {
+        return NULL;
+    }
+    list = merged_descs(drv, true);
+    d = find_desc(list, key);
+    return d ? d->def_value_str : NULL;
+}
+
 /* ---- values ---- */
 
 static int suffix_shift(char c)

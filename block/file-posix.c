@@ -29,8 +29,8 @@ typedef struct BDRVRawState {
     bool has_zero_range;
     bool has_punch_hole;
     bool dirty;          /* written since the last successful fdatasync */
-    uint64_t perm;
-    uint64_t unshared;
+    uint64_t perm;       /* lock bytes held: permissions used (100 + bit) */
+    uint64_t unshared;   /* and permissions not shared (200 + bit) */
 } BDRVRawState;
 
 static const char *const file_runtime_opts[] = {
@@ -64,57 +64,106 @@ static int ofd_lock(int fd, int64_t byte, int type, bool test, bool *conflict)
     return 0;
 }
 
-/* Check that others' locks allow our permissions, then take our own locks. */
-static int raw_apply_locks(BlockDriverState *bs, const char *filename, GError **errp)
+/*
+ * Hold exactly the lock bytes for @perm and @unshared (read locks: any number of
+ * holders); with @keep, bytes already held stay held (only adding).
+ */
+static int raw_set_lock_bytes(BDRVRawState *s, uint64_t perm, uint64_t unshared,
+                              bool keep)
 {
-    BDRVRawState *s = bs->opaque;
-    bool conflict = false;
-    int ret;
-
     for (int i = 0; i < (int)ARRAY_SIZE(perm_names); i++) {
         uint64_t bit = 1ULL << i;
-        if (s->perm & bit) {
-            ret = ofd_lock(s->fd, LOCK_SHARED_BASE + i, F_WRLCK, true, &conflict);
-            if (ret == 0 && conflict) {
-                error_setg(errp, "Failed to get \"%s\" lock\n"
-                           "Is another process using the image [%s]?",
-                           perm_names[i], filename);
-                return -EAGAIN;
+        struct { int64_t byte; bool want, held; } b[2] = {
+            { LOCK_PERM_BASE + i, perm & bit, s->perm & bit },
+            { LOCK_SHARED_BASE + i, unshared & bit, s->unshared & bit },
+        };
+        for (int j = 0; j < 2; j++) {
+            int ret = 0;
+            if (b[j].want && !b[j].held) {
+                ret = ofd_lock(s->fd, b[j].byte, F_RDLCK, false, NULL);
+            } else if (!b[j].want && b[j].held && !keep) {
+                ret = ofd_lock(s->fd, b[j].byte, F_UNLCK, false, NULL);
             }
-        }
-        if (s->unshared & bit) {
-            ret = ofd_lock(s->fd, LOCK_PERM_BASE + i, F_WRLCK, true, &conflict);
-            if (ret == 0 && conflict) {
-                error_setg(errp, "Failed to get shared \"%s\" lock\n"
-                           "Is another process using the image [%s]?",
-                           perm_names[i], filename);
-                return -EAGAIN;
-            }
-        }
-    }
-    for (int i = 0; i < (int)ARRAY_SIZE(perm_names); i++) {
-        uint64_t bit = 1ULL << i;
-        if (s->perm & bit) {
-            ret = ofd_lock(s->fd, LOCK_PERM_BASE + i, F_RDLCK, false, NULL);
             if (ret < 0) {
-                goto lock_failed;
-            }
-        }
-        if (s->unshared & bit) {
-            ret = ofd_lock(s->fd, LOCK_SHARED_BASE + i, F_RDLCK, false, NULL);
-            if (ret < 0) {
-                goto lock_failed;
+                return ret;
             }
         }
     }
     return 0;
+}
 
-lock_failed:
-    if (ret == -EINVAL || ret == -ENOTSUP || ret == -ENOLCK) {
-        /* the file system has no OFD locks: go on unlocked, as QEMU's auto does */
+/*
+ * Does another process's lock forbid @perm or @unshared? QEMU's order: every
+ * permission we need first, then every one we unshare.
+ */
+static int raw_check_lock_bytes(BDRVRawState *s, uint64_t perm, uint64_t unshared,
+                                const char *filename, GError **errp)
+{
+    bool conflict = false;
+
+    for (int i = 0; i < (int)ARRAY_SIZE(perm_names); i++) {
+        if ((perm & (1ULL << i)) &&
+            ofd_lock(s->fd, LOCK_SHARED_BASE + i, F_WRLCK, true, &conflict) == 0 &&
+            conflict) {
+            error_setg(errp, "Failed to get \"%s\" lock\n"
+                       "Is another process using the image [%s]?",
+                       perm_names[i], filename);
+            return -EAGAIN;
+        }
+    }
+    for (int i = 0; i < (int)ARRAY_SIZE(perm_names); i++) {
+        if ((unshared & (1ULL << i)) &&
+            ofd_lock(s->fd, LOCK_PERM_BASE + i, F_WRLCK, true, &conflict) == 0 &&
+            conflict) {
+            error_setg(errp, "Failed to get shared \"%s\" lock\n"
+                       "Is another process using the image [%s]?",
+                       perm_names[i], filename);
+            return -EAGAIN;
+        }
+    }
+    return 0;
+}
+
+/*
+ * The node's users' needs as lock bytes. As QEMU does, the new bytes are taken
+ * before others' are checked (two processes racing both see the conflict), and
+ * the old set comes back when the check fails.
+ */
+static int raw_set_perm(BlockDriverState *bs, uint64_t perm, uint64_t shared,
+                        GError **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    uint64_t unshared = BLK_PERM_ALL & ~shared;
+    uint64_t old_perm = s->perm, old_unshared = s->unshared;
+    int ret;
+
+    if (!s->use_lock || s->fd < 0) {
         return 0;
     }
-    error_setg_errno(errp, -ret, "Failed to lock image [%s]", filename);
+    ret = raw_set_lock_bytes(s, perm, unshared, true);
+    if (ret == 0) {
+        s->perm |= perm;
+        s->unshared |= unshared;
+        ret = raw_check_lock_bytes(s, perm, unshared, bs->filename, errp);
+        if (ret < 0) {
+            raw_set_lock_bytes(s, old_perm, old_unshared, false);
+            s->perm = old_perm;
+            s->unshared = old_unshared;
+            return ret;
+        }
+        ret = raw_set_lock_bytes(s, perm, unshared, false);
+        s->perm = perm;
+        s->unshared = unshared;
+        if (ret == 0) {
+            return 0;
+        }
+    }
+    if (ret == -EINVAL || ret == -ENOTSUP || ret == -ENOLCK) {
+        /* the file system has no OFD locks: go on unlocked, as QEMU's auto does */
+        s->use_lock = false;
+        return 0;
+    }
+    error_setg_errno(errp, -ret, "Failed to lock image [%s]", bs->filename);
     return ret;
 }
 
@@ -192,24 +241,10 @@ static int raw_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **
         bs->request_alignment = probe_direct_alignment(s->fd);
     }
 
+    /* the locks follow the node's users (raw_set_perm); none are held yet */
     s->use_lock = !(locking && !strcmp(locking, "off"));
-    if (flags & BDRV_O_RDWR) {
-        s->perm = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE;
-        s->unshared = BLK_PERM_WRITE | BLK_PERM_RESIZE;
-    } else if (flags & BDRV_O_FORCE_SHARE) {
-        s->perm = 0;
-        s->unshared = 0;
-    } else {
-        s->perm = BLK_PERM_CONSISTENT_READ;
-        s->unshared = (flags & BDRV_O_NO_SHARE) ?
-                      BLK_PERM_WRITE | BLK_PERM_RESIZE : 0;
-    }
-    if (s->use_lock) {
-        ret = raw_apply_locks(bs, filename, errp);
-        if (ret < 0) {
-            goto fail;
-        }
-    }
+    s->perm = 0;
+    s->unshared = 0;
     return 0;
 
 fail:
@@ -528,76 +563,155 @@ static const CreateOptDesc file_create_opts[] = {
     { NULL },
 };
 
-static int raw_create_opts(const char *filename, JsonObject *opts, GError **errp)
+/* ---- creating files ---- */
+
+BlockDriverState *bdrv_create_file_open(const char *filename, uint64_t perm,
+                                        uint64_t shared, bool *created, GError **errp)
+{
+    g_autoptr(JsonObject) o = json_object_new();
+    BlockDriverState *bs;
+    int fd;
+
+    /* O_EXCL tells whether this creation makes the file (only then may it go again) */
+    fd = open(filename, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    *created = fd >= 0;
+    if (fd < 0 && errno == EEXIST) {
+        /* an existing file, a device, or a dangling symlink: made through the link */
+        fd = open(filename, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    }
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Could not create '%s'", filename);
+        return NULL;
+    }
+    close(fd);
+    opts_set_str(o, "driver", "file");
+    opts_set_str(o, "filename", filename);
+    bs = bdrv_open(NULL, o, BDRV_O_RDWR | BDRV_O_NO_USER, errp);
+    if (bs && bdrv_perm_attach(bs, bs, perm, shared, errp) < 0) {
+        bdrv_unref(bs);
+        bs = NULL;
+    }
+    if (!bs && *created) {
+        unlink(filename);
+    }
+    return bs;
+}
+
+int bdrv_create_file_fill(BlockDriverState *bs, uint64_t size, PreallocMode prealloc,
+                          GError **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    int ret;
+
+    if (bs->drv != &bdrv_file) {
+        error_setg(errp, "Not a file node");
+        return -EINVAL;
+    }
+    if (size > INT64_MAX) {
+        error_setg_errno(errp, EINVAL, "Could not resize file");
+        return -EINVAL;
+    }
+    if (!s->is_block_dev && ftruncate(s->fd, 0) < 0) {
+        ret = -errno;
+        error_setg_errno(errp, -ret, "Could not resize file");
+        return ret;
+    }
+    if (size > 0 || prealloc != PREALLOC_MODE_OFF) {
+        ret = raw_truncate(bs, size, true, prealloc, 0, errp);
+        if (ret < 0) {
+            if (prealloc == PREALLOC_MODE_OFF && !s->is_block_dev) {
+                /* QEMU's words for a plain resize that fails while creating */
+                g_clear_error(errp);
+                error_setg_errno(errp, -ret, "Could not resize file");
+            }
+            /* give the space back, as QEMU does (best effort: the error stands) */
+            if (!s->is_block_dev) {
+                (void)!ftruncate(s->fd, 0);
+            }
+            return ret;
+        }
+    }
+    ret = bdrv_flush(bs);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not flush the new file");
+    }
+    return ret;
+}
+
+void bdrv_create_file_close(BlockDriverState *bs, bool created, bool failed)
+{
+    if (!bs) {
+        return;
+    }
+    if (failed && created) {
+        /* still locked while it goes: nobody else can have started using it */
+        unlink(bs->filename);
+    }
+    bdrv_unref(bs);
+}
+
+/* Parse and check everything before a file is created or touched. */
+static int raw_create_check(JsonObject *opts, uint64_t *size, PreallocMode *prealloc,
+                            GError **errp)
 {
     GError *local = NULL;
-    /* like QEMU, files are created with a whole number of sectors */
-    uint64_t size = QEMU_ALIGN_UP(opts_get_size(opts, "size", 0, &local),
-                                  BDRV_SECTOR_SIZE);
     g_autofree char *pa = opts_get_str(opts, "preallocation");
-    int prealloc = PREALLOC_MODE_OFF;
-    int fd, ret = 0;
+    uint64_t sz = opts_get_size(opts, "size", 0, &local);
 
     if (local) {
         error_propagate(errp, local);
         return -EINVAL;
     }
-    fd = open(filename, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        ret = -errno;
-        error_setg_errno(errp, -ret, "Could not create '%s'", filename);
-        return ret;
+    /* like QEMU, files are created with a whole number of sectors */
+    if (sz > INT64_MAX - (BDRV_SECTOR_SIZE - 1)) {
+        /* more than a file can hold (QEMU makes an empty file first) */
+        error_setg_errno(errp, EINVAL, "Could not resize file");
+        return -EINVAL;
     }
-    {
-        /* Check the lock before truncating: never damage an image in use. */
-        struct flock fl = { .l_whence = SEEK_SET, .l_start = LOCK_PERM_BASE + 1,
-                            .l_len = 1, .l_type = F_WRLCK };
-        if (fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) {
-            error_setg(errp, "Failed to get \"write\" lock\n"
-                       "Is another process using the image [%s]?", filename);
-            close(fd);
-            return -EAGAIN;
-        }
-    }
-    if (ftruncate(fd, 0) < 0) {
-        ret = -errno;
-        error_setg_errno(errp, -ret, "Could not resize file");
-        goto out;
-    }
-    close(fd);
-    fd = -1;
-    /* as QEMU, the file exists (empty) even when the preallocation mode is bad */
+    *size = QEMU_ALIGN_UP(sz, BDRV_SECTOR_SIZE);
+    *prealloc = PREALLOC_MODE_OFF;
     if (pa) {
-        prealloc = prealloc_mode_parse(pa);
-        if (prealloc < 0) {
+        int m = prealloc_mode_parse(pa);
+        if (m < 0) {
             error_setg(errp, "invalid parameter value: %s", pa);
             return -EINVAL;
         }
-        if (prealloc == PREALLOC_MODE_METADATA) {
+        if (m == PREALLOC_MODE_METADATA) {
+            /* (QEMU empties an existing file first; we touch nothing) */
             error_setg(errp, "Unsupported preallocation mode: %s", pa);
             return -ENOTSUP;
         }
+        *prealloc = m;
     }
-    if (size > 0 || prealloc != PREALLOC_MODE_OFF) {
-        g_autoptr(JsonObject) o = json_object_new();
-        BlockDriverState *bs;
-        opts_set_str(o, "driver", "file");
-        bs = bdrv_open(filename, o, BDRV_O_RDWR, errp);
-        if (!bs) {
-            return -EIO;
-        }
-        ret = bdrv_truncate(bs, size, true, prealloc, 0, errp);
-        if (ret < 0) {
-            error_prepend(errp, "Could not resize file: ");
-        } else {
-            ret = bdrv_flush(bs);
-        }
-        bdrv_unref(bs);
+    return 0;
+}
+
+/*
+ * qemu-img create -f raw and the file protocol: every option checked first, the
+ * file created (or opened) and locked as QEMU's create locks it (write and resize,
+ * everything shared: a raw image that a raw user writes may be recreated, as with
+ * QEMU), and only then emptied and grown. A file this call created is removed
+ * again when the creation fails; an existing one is never removed.
+ */
+static int raw_create_opts(const char *filename, JsonObject *opts, GError **errp)
+{
+    BlockDriverState *bs;
+    PreallocMode prealloc;
+    uint64_t size;
+    bool created;
+    int ret;
+
+    ret = raw_create_check(opts, &size, &prealloc, errp);
+    if (ret < 0) {
+        return ret;
     }
-out:
-    if (fd >= 0) {
-        close(fd);
+    bs = bdrv_create_file_open(filename, BLK_PERM_WRITE | BLK_PERM_RESIZE, BLK_PERM_ALL,
+                               &created, errp);
+    if (!bs) {
+        return -EIO;
     }
+    ret = bdrv_create_file_fill(bs, size, prealloc, errp);
+    bdrv_create_file_close(bs, created, ret < 0);
     return ret;
 }
 
@@ -612,22 +726,20 @@ static int raw_create(JsonObject *opts, GError **errp)
     int64_t size = opts_get_int(opts, "size", 0, NULL);
     int prealloc = pa ? prealloc_mode_parse(pa) : PREALLOC_MODE_OFF;
     g_autoptr(JsonObject) o = json_object_new();
-    int ret;
 
     if (prealloc < 0 || prealloc == PREALLOC_MODE_METADATA) {
         error_setg(errp, "Unsupported preallocation mode: %s", pa);
         return -ENOTSUP;
     }
-    /* the same path as qemu-img create: create, check locks, resize */
-    opts_set_str(o, "preallocation", PreallocMode_str[prealloc]);
-    json_object_set_int_member(o, "size", MAX(size, 0));
-    ret = raw_create_opts(filename, o, errp);
-    if (ret == 0 && size < 0) {
-        /* a uint64 beyond what a file can hold: the file exists, empty */
+    if (size < 0) {
+        /* a uint64 beyond what a file can hold (QEMU makes an empty file first) */
         error_setg_errno(errp, EINVAL, "Could not resize file");
-        ret = -EINVAL;
+        return -EINVAL;
     }
-    return ret;
+    /* the same path as qemu-img create: check, create, lock, resize */
+    opts_set_str(o, "preallocation", PreallocMode_str[prealloc]);
+    json_object_set_int_member(o, "size", size);
+    return raw_create_opts(filename, o, errp);
 }
 
 BlockDriver bdrv_file = {
@@ -646,6 +758,7 @@ BlockDriver bdrv_file = {
     .get_allocated_file_size = raw_get_allocated_file_size,
     .truncate = raw_truncate,
     .block_status = raw_block_status,
+    .set_perm = raw_set_perm,
     .create_opts = raw_create_opts,
     .create = raw_create,
     .create_opt_descs = file_create_opts,

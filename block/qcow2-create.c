@@ -106,8 +106,41 @@ static int parse_version(const char *v, int *version, GError **errp)
     return 0;
 }
 
+/*
+ * The first cluster holds the header, its extensions and the backing file name:
+ * a name that does not fit fails as QEMU's fails when it writes them (the data
+ * file's name with the header, then the backing file's), but before any file is
+ * touched.
+ */
+static int validate_header_fits(Qcow2CreateParams *p, GError **errp)
+{
+    size_t hlen = p->version >= 3 ? QEMU_ALIGN_UP(QCOW2_V3_HEADER_SIZE + 1, 8)
+                                   : QCOW2_V2_HEADER_SIZE;
+    size_t df = p->has_data_file ? 8 + QEMU_ALIGN_UP(strlen(p->data_file), 8) : 0;
+    size_t bf, n;
+
+    if (hlen + df + 8 > p->cluster_size) {
+        error_setg_errno(errp, ENOSPC, "Could not update qcow2 header");
+        return -ENOSPC;
+    }
+    if (!p->backing_file) {
+        return 0;
+    }
+    n = strlen(p->backing_file);
+    bf = p->backing_fmt ? 8 + QEMU_ALIGN_UP(strlen(p->backing_fmt), 8) : 0;
+    if (n > QCOW2_MAX_BACKING_NAME || hlen + bf + df + 8 + n > p->cluster_size) {
+        int err = n > QCOW2_MAX_BACKING_NAME ? EINVAL : ENOSPC;
+        error_setg_errno(errp, err, "Could not assign backing file '%s' with format '%s'",
+                         p->backing_file, p->backing_fmt ? p->backing_fmt : "(null)");
+        return -err;
+    }
+    return 0;
+}
+
 static int validate_params(Qcow2CreateParams *p, GError **errp)
 {
+    int ret;
+
     if (!is_power_of_2(p->cluster_size) || p->cluster_size < (1 << MIN_CLUSTER_BITS) ||
         p->cluster_size > (1 << MAX_CLUSTER_BITS)) {
         error_setg(errp, "Cluster size must be a power of two between %d and %dk",
@@ -152,6 +185,22 @@ static int validate_params(Qcow2CreateParams *p, GError **errp)
         error_setg(errp, "Image size must be a multiple of %llu bytes",
                    BDRV_SECTOR_SIZE);
         return -EINVAL;
+    }
+    ret = validate_header_fits(p, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    if (p->has_size && p->size > INT64_MAX) {
+        error_setg(errp, "Could not resize image: Image size cannot be negative");
+        return -EINVAL;
+    }
+    if (p->has_size &&
+        qcow2_l1_entries_for(p->size, ctz64(p->cluster_size)) >
+        QCOW_MAX_L1_SIZE / sizeof(uint64_t)) {
+        /* (qemu-img create says "The image size is too large for file format") */
+        error_setg(errp, "Could not resize image: Failed to grow the L1 table: %s",
+                   g_strerror(EFBIG));
+        return -EFBIG;
     }
     if (p->has_size && p->size > (uint64_t)INT64_MAX - p->cluster_size) {
         error_setg(errp, "Image size is too large");
@@ -260,6 +309,15 @@ static int write_initial_image(BlockDriverState *file, Qcow2CreateParams *p,
 
 static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
                           PreallocMode prealloc, bool formatting, GError **errp);
+/* What a read-write qcow2 node asks of its image file and data file (block.c). */
+#define QCOW2_FILE_PERM \
+    (BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE | BLK_PERM_RESIZE)
+#define QCOW2_FILE_SHARED (BLK_PERM_ALL & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE))
+#define QCOW2_DATA_FILE_SHARED (BLK_PERM_ALL & ~BLK_PERM_RESIZE)
+
+static int qcow2_format_locked(BlockDriverState *file, BlockDriverState *data_file,
+                               const char *data_file_name, Qcow2CreateParams *p,
+                               PreallocMode mode, GError **errp);
 
 /*
  * Format @file (and @data_file) as a qcow2 image described by @p, then grow it to
@@ -268,9 +326,37 @@ static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
 static int qcow2_format(BlockDriverState *file, BlockDriverState *data_file,
                         const char *data_file_name, Qcow2CreateParams *p, GError **errp)
 {
+    PreallocMode mode = qcow2_effective_prealloc(p->prealloc, p->data_file_raw);
+    int ret;
+
+    /*
+     * Hold what the qcow2 node will hold before the first byte is written (a
+     * blockdev-create's nodes may have had no user so far): another process
+     * using either file makes this fail with nothing changed.
+     */
+    ret = bdrv_perm_attach(file, p, QCOW2_FILE_PERM, QCOW2_FILE_SHARED, errp);
+    if (ret == 0 && data_file) {
+        ret = bdrv_perm_attach(data_file, p,
+                               bdrv_is_read_only(data_file) ? BLK_PERM_CONSISTENT_READ
+                                                            : QCOW2_FILE_PERM,
+                               QCOW2_DATA_FILE_SHARED, errp);
+    }
+    if (ret == 0) {
+        ret = qcow2_format_locked(file, data_file, data_file_name, p, mode, errp);
+    }
+    bdrv_perm_detach(file, p);
+    if (data_file) {
+        bdrv_perm_detach(data_file, p);
+    }
+    return ret;
+}
+
+static int qcow2_format_locked(BlockDriverState *file, BlockDriverState *data_file,
+                               const char *data_file_name, Qcow2CreateParams *p,
+                               PreallocMode mode, GError **errp)
+{
     g_autoptr(JsonObject) opts = json_object_new();
     BlockDriverState *bs;
-    PreallocMode mode = qcow2_effective_prealloc(p->prealloc, p->data_file_raw);
     int ret;
 
     ret = write_initial_image(file, p, data_file_name, errp);
@@ -291,6 +377,9 @@ static int qcow2_format(BlockDriverState *file, BlockDriverState *data_file,
     }
     /* no bitmaps yet; the data file was just made for this size (or is kept) */
     ret = truncate_image(bs, p->size, true, mode, true, errp);
+    if (ret < 0) {
+        error_prepend(errp, "Could not resize image: ");
+    }
     if (ret == 0) {
         /* the final header: feature table and every extension */
         ret = qcow2_update_header(bs);
@@ -673,6 +762,7 @@ int qcow2_preallocate(BlockDriverState *bs, uint64_t offset, uint64_t new_length
     ret = bdrv_truncate(bs->file, host_base + nb_data * s->cluster_size, false, mode, 0,
                         errp);
     if (ret < 0) {
+        error_prepend(errp, "Failed to resize underlying file: ");
         return ret;
     }
     if (head) {
@@ -1094,11 +1184,17 @@ static int backing_size(Qcow2CreateParams *p, const char *filename, GError **err
     return 0;
 }
 
+/*
+ * qemu-img create -f qcow2: every option is checked first; then the data file and
+ * the image file are created (or opened) and locked as the qcow2 node will lock
+ * them, and only then emptied and formatted. A failure removes the files this
+ * call created (QEMU removes even files that existed; we never do).
+ */
 int qcow2_create_opts(const char *filename, JsonObject *opts, GError **errp)
 {
     Qcow2CreateParams p = { 0 };
-    g_autoptr(JsonObject) fopts = json_object_new();
     BlockDriverState *file = NULL, *data = NULL;
+    bool file_created = false, data_created = false;
     int ret;
 
     ret = parse_create_opts(opts, &p, errp);
@@ -1116,6 +1212,10 @@ int qcow2_create_opts(const char *filename, JsonObject *opts, GError **errp)
         ret = -EINVAL;
         goto out;
     }
+    /* as QEMU's qemu-img create: a whole number of sectors */
+    if (p.size <= UINT64_MAX - (BDRV_SECTOR_SIZE - 1)) {
+        p.size = QEMU_ALIGN_UP(p.size, BDRV_SECTOR_SIZE);
+    }
     ret = validate_params(&p, errp);
     if (ret < 0) {
         goto out;
@@ -1127,44 +1227,48 @@ int qcow2_create_opts(const char *filename, JsonObject *opts, GError **errp)
         goto out;
     }
 
-    /* the data file: created or truncated, or with keep_data_file used as it is */
-    if (p.has_data_file && !p.keep_data_file) {
-        g_autoptr(JsonObject) dopts = json_object_new();
-        g_autofree char *sz = g_strdup_printf("%" PRIu64, p.size);
-        opts_set_str(dopts, "size", sz);
-        if (p.prealloc == PREALLOC_MODE_FALLOC || p.prealloc == PREALLOC_MODE_FULL) {
-            opts_set_str(dopts, "preallocation", PreallocMode_str[p.prealloc]);
-        }
-        ret = bdrv_create_file(p.data_file, dopts, errp);
-        if (ret < 0) {
-            goto out;
-        }
-    }
+    /* every file held before any is changed; keep_data_file's is only read */
     if (p.has_data_file) {
-        /* keep_data_file: read-only, so nothing can ever write or resize it */
-        data = bdrv_open_file(p.data_file, p.keep_data_file ? 0 : BDRV_O_RDWR, errp);
+        if (p.keep_data_file) {
+            data = bdrv_open_file(p.data_file, 0, errp);
+        } else {
+            data = bdrv_create_file_open(p.data_file, QCOW2_FILE_PERM,
+                                         QCOW2_DATA_FILE_SHARED, &data_created, errp);
+        }
         if (!data) {
             ret = -ENOENT;
             goto out;
         }
     }
-
-    ret = bdrv_create_file(filename, fopts, errp);
-    if (ret < 0) {
-        goto out;
-    }
-    file = bdrv_open_file(filename, BDRV_O_RDWR, errp);
+    file = bdrv_create_file_open(filename, QCOW2_FILE_PERM, QCOW2_FILE_SHARED,
+                                 &file_created, errp);
     if (!file) {
         ret = -EIO;
         goto out;
     }
+
+    if (data && !p.keep_data_file) {
+        PreallocMode dmode = p.prealloc == PREALLOC_MODE_FALLOC ||
+                             p.prealloc == PREALLOC_MODE_FULL ? p.prealloc
+                                                              : PREALLOC_MODE_OFF;
+        ret = bdrv_create_file_fill(data, p.size, dmode, errp);
+        if (ret < 0) {
+            /* QEMU preallocates the data file while resizing the new image */
+            error_prepend(errp, "Could not resize image: ");
+            goto out;
+        }
+    }
+    ret = bdrv_create_file_fill(file, 0, PREALLOC_MODE_OFF, errp);
+    if (ret < 0) {
+        goto out;
+    }
     ret = qcow2_format(file, data, p.has_data_file ? p.data_file : NULL, &p, errp);
 out:
-    if (file) {
-        bdrv_unref(file);
-    }
-    if (data) {
+    bdrv_create_file_close(file, file_created, ret < 0);
+    if (data && p.keep_data_file) {
         bdrv_unref(data);
+    } else {
+        bdrv_create_file_close(data, data_created, ret < 0);
     }
     params_clear(&p);
     return ret;

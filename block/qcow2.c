@@ -437,6 +437,18 @@ static int validate_table(BlockDriverState *bs, uint64_t offset, uint64_t entrie
     return 0;
 }
 
+static int attach_data_file_perm(BlockDriverState *bs, GError **errp)
+{
+    int ret = bdrv_attach_child_perm(bs, bs->data_file, &bs->data_file, BDRV_CHILD_DATA,
+                                     errp);
+
+    if (ret < 0) {
+        bdrv_unref(bs->data_file);
+        bs->data_file = NULL;
+    }
+    return ret;
+}
+
 static int open_data_file(BlockDriverState *bs, JsonObject *opts, int flags,
                           GError **errp)
 {
@@ -466,7 +478,7 @@ static int open_data_file(BlockDriverState *bs, JsonObject *opts, int flags,
         bs->data_file = bdrv_open_child(bs, opts, "data-file", NULL, false,
                                         flags & ~(BDRV_O_NO_DATA_FILE | BDRV_O_CHECK),
                                         errp);
-        return bs->data_file ? 0 : -EINVAL;
+        return bs->data_file ? attach_data_file_perm(bs, errp) : -EINVAL;
     }
     if (!s->image_data_file) {
         error_setg(errp, "'data-file' is required for this image");
@@ -479,17 +491,18 @@ static int open_data_file(BlockDriverState *bs, JsonObject *opts, int flags,
     }
     /* the stored name is a literal local path, never json: or a protocol */
     bs->data_file = bdrv_open_file(s->image_data_file,
-                                   flags & ~(BDRV_O_NO_DATA_FILE | BDRV_O_CHECK), errp);
-    return bs->data_file ? 0 : -ENOENT;
+                                   (flags & ~(BDRV_O_NO_DATA_FILE | BDRV_O_CHECK)) |
+                                   BDRV_O_NO_USER, errp);
+    return bs->data_file ? attach_data_file_perm(bs, errp) : -ENOENT;
 }
 
 static int open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp)
 {
     JsonNode *node = opts && json_object_has_member(opts, "backing") ?
                      json_object_get_member(opts, "backing") : NULL;
-    /* read-only, and nobody may write it while it backs us (as QEMU's) */
-    int bflags = (flags & ~(BDRV_O_RDWR | BDRV_O_NO_DATA_FILE | BDRV_O_CHECK)) |
-                 ((flags & BDRV_O_FORCE_SHARE) ? 0 : BDRV_O_NO_SHARE);
+    /* read-only; what it may share is the backing role's (bdrv_open_backing) */
+    int bflags = flags & ~(BDRV_O_RDWR | BDRV_O_NO_DATA_FILE | BDRV_O_CHECK |
+                           BDRV_O_NO_SHARE | BDRV_O_RESIZE);
 
     if (node && JSON_NODE_HOLDS_NULL(node)) {
         return 0;

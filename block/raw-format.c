@@ -204,6 +204,7 @@ static int raw_fmt_measure(JsonObject *opts, BlockDriverState *in_bs,
 BlockDriver bdrv_raw = {
     .format_name = "raw",
     .instance_size = sizeof(BDRVRawFormatState),
+    .is_filter = true,
     .runtime_opts = raw_runtime_opts,
     .probe = raw_fmt_probe,
     .open = raw_fmt_open,

@@ -250,6 +250,12 @@ BlockDriverState *img_open(bool image_opts, const char *filename, const char *fm
         }
     }
     if (force_share) {
+        g_autofree char *v = image_opts && opts_has(opts, "force-share") ?
+                             opts_get_str(opts, "force-share") : NULL;
+        if (image_opts && opts_has(opts, "force-share") && (!v || strcmp(v, "on"))) {
+            error_report("--force-share/-U conflicts with image options");
+            return NULL;
+        }
         flags |= BDRV_O_FORCE_SHARE;
     }
     flags = img_cache_flags(flags, writethrough);

@@ -41,7 +41,9 @@ static int64_t probe_backing(const char *filename, const char *backing,
     if (backing_fmt) {
         opts_set_str(opts, "driver", backing_fmt);
     }
-    bs = bdrv_open(path, opts, BDRV_O_NO_BACKING | BDRV_O_NO_IO, errp);
+    /* as QEMU's: an image in use (a running guest's backing file) may be probed */
+    bs = bdrv_open(path, opts, BDRV_O_NO_BACKING | BDRV_O_NO_IO | BDRV_O_FORCE_SHARE,
+                   errp);
     if (!bs) {
         if (errp && *errp) {
             char *msg = g_strdup_printf("%s\nCould not open backing image.",
@@ -107,6 +109,15 @@ int img_create_image(const ImgCreateParams *p, GError **errp)
 
     backing = opts_peek_str(opts, "backing_file");
     backing_fmt = opts_peek_str(opts, "backing_fmt");
+    if (backing && !strcmp(backing, p->filename)) {
+        error_setg(errp, "Error: Trying to create an image with the same filename as "
+                   "the backing file");
+        return -EINVAL;
+    }
+    if (backing && !*backing) {
+        error_setg(errp, "Expected backing file name, got empty string");
+        return -EINVAL;
+    }
     if (backing && !p->unsafe) {
         backing_size = probe_backing(p->filename, backing, backing_fmt, &detected, errp);
         if (backing_size < 0) {
@@ -137,7 +148,15 @@ int img_create_image(const ImgCreateParams *p, GError **errp)
         fflush(stdout);
     }
     bdrv_create_opts_normalize(p->fmt, opts);
-    return bdrv_create(p->fmt, p->filename, opts, errp);
+    ret = bdrv_create(p->fmt, p->filename, opts, errp);
+    if (ret == -EFBIG) {
+        /* QEMU's qemu-img create words every "too big" this way */
+        g_clear_error(errp);
+        error_setg(errp, "The image size is too large for file format '%s'%s", p->fmt,
+                   bdrv_create_opt_default(p->fmt, "cluster_size") ?
+                   " (try using a larger cluster size)" : "");
+    }
+    return ret;
 }
 
 /* The size argument: QEMU's messages for bad and out-of-range sizes. */

@@ -28,7 +28,8 @@ static GPtrArray *collect_image_info_list(bool image_opts, const char *filename,
         }
         g_hash_table_add(seen, g_strdup(next_name));
 
-        flags = img_inspect_flags(image_opts, next_name, untrusted);
+        /* metadata only: as QEMU's, info needs no consistent read */
+        flags = img_inspect_flags(image_opts, next_name, untrusted) | BDRV_O_NO_IO;
         bs = img_open(image_opts, next_name, next_fmt, flags, false, false,
                       force_share);
         if (!bs) {

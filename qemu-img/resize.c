@@ -84,7 +84,8 @@ int img_resize(int argc, char **argv)
         return EXIT_FAILURE;
     }
 
-    bs = img_open(image_opts, filename, fmt, BDRV_O_RDWR, false, quiet, false);
+    bs = img_open(image_opts, filename, fmt, BDRV_O_RDWR | BDRV_O_RESIZE, false, quiet,
+                  false);
     if (!bs) {
         return EXIT_FAILURE;
     }

@@ -108,7 +108,8 @@ bool qsd_blockdev_add(JsonObject *opts, GError **errp)
 {
     GError *local = NULL;
     BlockDriverState *bs;
-    int flags = BDRV_O_RDWR;
+    /* nobody uses the node yet: it takes locks when a parent or export attaches */
+    int flags = BDRV_O_RDWR | BDRV_O_NO_USER;
 
     if (!opts_peek_str(opts, "node-name")) {
         error_setg(errp, "'node-name' must be specified for the root node");
@@ -299,10 +300,12 @@ JsonNode *qmp_query_named_block_nodes(JsonObject *args, Monitor *mon, GError **e
 
 JsonNode *qmp_block_resize(JsonObject *args, Monitor *mon, GError **errp)
 {
+    static const char resize_user;
     const char *device = opts_peek_str(args, "device");
     const char *node = opts_peek_str(args, "node-name");
     int64_t size = json_object_get_int_member(args, "size");
     BlockDriverState *bs = node ? bdrv_find_node(node) : NULL;
+    int ret;
 
     if (!bs) {
         /* the daemon has no devices (BlockBackends): only node names resolve */
@@ -318,8 +321,11 @@ JsonNode *qmp_block_resize(JsonObject *args, Monitor *mon, GError **errp)
         error_setg(errp, "The new size must be a multiple of %d", (int)BDRV_SECTOR_SIZE);
         return NULL;
     }
-    if (bdrv_truncate(bs, size, false, PREALLOC_MODE_OFF, 0, errp) < 0) {
+    /* as QEMU's: a user that resizes, for the time of the resize (locks follow) */
+    if (bdrv_perm_attach(bs, &resize_user, BLK_PERM_RESIZE, BLK_PERM_ALL, errp) < 0) {
         return NULL;
     }
-    return qjson_empty_object();
+    ret = bdrv_truncate(bs, size, false, PREALLOC_MODE_OFF, 0, errp);
+    bdrv_perm_detach(bs, &resize_user);
+    return ret < 0 ? NULL : qjson_empty_object();
 }

@@ -153,6 +153,7 @@ static void export_delete(NbdExport *exp)
     exports = g_list_remove(exports, exp);
     json_object_set_string_member(data, "id", exp->id);
     bdrv_flush(exp->bs);
+    bdrv_perm_detach(exp->bs, exp);
     bdrv_unref(exp->bs);
     qsd_emit_event("BLOCK_EXPORT_DELETED", data);
     g_free(exp->id);
@@ -222,6 +223,13 @@ bool qsd_export_add(JsonObject *opts, GError **errp)
         return false;
     }
     exp = g_new0(NbdExport, 1);
+    /* as QEMU's exports: read (and write), and nobody may resize the node meanwhile */
+    if (bdrv_perm_attach(bs, exp,
+                         BLK_PERM_CONSISTENT_READ | (writable ? BLK_PERM_WRITE : 0),
+                         BLK_PERM_ALL & ~BLK_PERM_RESIZE, errp) < 0) {
+        g_free(exp);
+        return false;
+    }
     exp->id = g_strdup(id);
     exp->name = g_strdup(name);
     exp->description = g_strdup(opts_peek_str(opts, "description"));

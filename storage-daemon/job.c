@@ -89,7 +89,8 @@ static gboolean job_completed(gpointer opaque)
     if (job->cancelled) {
         job->error = g_strdup("Operation canceled");
     } else if (job->ret < 0) {
-        job->error = g_strdup(job->err ? job->err->message : g_strerror(-job->ret));
+        job->error = job->err ? qmp_error_desc(job->err->message)
+                              : g_strdup(g_strerror(-job->ret));
     }
     g_clear_error(&job->err);
     if (job->error) {

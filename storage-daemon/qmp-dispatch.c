@@ -18,8 +18,16 @@ const QmpCommand *qmp_find_command(const char *name)
     return NULL;
 }
 
+char *qmp_error_desc(const char *message)
+{
+    const char *hint = strstr(message, "\nIs another process using the image [");
+
+    return hint ? g_strndup(message, hint - message) : g_strdup(message);
+}
+
 JsonNode *qmp_error_reply(const GError *err, JsonNode *id)
 {
+    g_autofree char *desc = qmp_error_desc(err->message);
     JsonObject *reply = json_object_new();
     JsonObject *e = json_object_new();
 
@@ -27,7 +35,7 @@ JsonNode *qmp_error_reply(const GError *err, JsonNode *id)
         json_object_set_member(reply, "id", json_node_copy(id));
     }
     json_object_set_string_member(e, "class", qmp_error_class(err));
-    json_object_set_string_member(e, "desc", err->message);
+    json_object_set_string_member(e, "desc", desc);
     json_object_set_object_member(reply, "error", e);
     return qjson_object_node(reply);
 }

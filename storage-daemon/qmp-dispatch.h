@@ -48,5 +48,10 @@ QmpDispatchResult qmp_dispatch(Monitor *mon, JsonNode *req, GError *perr,
 
 /* Build an error reply {"id": id, "error": {...}} (id may be NULL). */
 JsonNode *qmp_error_reply(const GError *err, JsonNode *id);
+/*
+ * An error message as QMP shows it: without the hint QEMU's tools print after it
+ * (a lock conflict's "Is another process using the image [...]?").
+ */
+char *qmp_error_desc(const char *message);
 
 #endif

@@ -319,8 +319,14 @@ uint64_t opts_get_size(JsonObject *o, const char *key, uint64_t def, GError **er
         return json_node_get_int(n);
     }
     if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING) {
+        guint64 u;
         if (qemu_strtosz(json_node_get_string(n), NULL, &v) == 0) {
             return v;
+        }
+        /* checked -o values are plain decimals, up to 2^64 - 1 (size=9E) */
+        if (g_ascii_string_to_unsigned(json_node_get_string(n), 10, 0, UINT64_MAX, &u,
+                                       NULL)) {
+            return u;
         }
     }
 bad:

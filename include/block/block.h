@@ -23,10 +23,38 @@ typedef struct BlockDriverState BlockDriverState;
 #define BDRV_O_FORCE_SHARE  0x1000  /* -U: take no locks that block others */
 #define BDRV_O_NO_DATA_FILE 0x2000  /* do not open an external data file (info/map/check) */
 #define BDRV_O_UNTRUSTED    0x4000  /* refuse images that refer to other files */
-#define BDRV_O_NO_IO        0x8000  /* metadata only: skip probing writes, repairs */
+#define BDRV_O_NO_IO        0x8000  /* metadata only (info): no consistent read needed */
 #define BDRV_O_CHECK        0x10000 /* opened for qemu-img check: corrupt/dirty tolerated */
 #define BDRV_O_NO_SHARE     0x40000 /* read-only; others may not write or resize */
 #define BDRV_O_UNMAP        0x80000 /* discard=unmap: pass discards down to the files */
+#define BDRV_O_RESIZE       0x100000 /* the user resizes the image (qemu-img resize) */
+/* open a node nobody uses yet (blockdev-add, children): it needs nothing, so it
+ * takes no locks until a parent or an export attaches to it */
+#define BDRV_O_NO_USER      0x200000
+
+/*
+ * Permissions, QEMU's model: every user of a node says what it needs (perm) and
+ * what it lets other users have at the same time (shared). A node's needs are
+ * the union of its users' perms, the intersection of their shared sets; protocol
+ * drivers turn them into OFD locks other processes see (file-posix.c), filters
+ * pass them on to their child. A node opened as a child has no user until its
+ * parent attaches (and so takes no locks: QEMU's blockdev-add of a bare file).
+ */
+#define BLK_PERM_CONSISTENT_READ 0x01
+#define BLK_PERM_WRITE           0x02
+#define BLK_PERM_WRITE_UNCHANGED 0x04
+#define BLK_PERM_RESIZE          0x08
+#define BLK_PERM_ALL             0x0f
+
+/*
+ * Add (or replace) @owner's use of @bs: @perm needed, @shared allowed to others.
+ * Fails, leaving everything as it was, when another process's locks conflict.
+ * Users within one process are not checked against each other. 0 or -errno.
+ */
+int bdrv_perm_attach(BlockDriverState *bs, const void *owner, uint64_t perm,
+                     uint64_t shared, GError **errp);
+/* Drop @owner's use of @bs (if any): its locks follow. */
+void bdrv_perm_detach(BlockDriverState *bs, const void *owner);
 
 /* Cache modes, as parsed from -t */
 #define BDRV_O_CACHE_MASK (BDRV_O_NOCACHE | BDRV_O_NO_FLUSH | BDRV_O_WRITETHROUGH)
@@ -238,6 +266,8 @@ void bdrv_create_opts_normalize(const char *fmt, JsonObject *opts);
 char *bdrv_create_opts_describe(const char *fmt, JsonObject *opts);
 /* Is @key a creation option of @fmt (merged list)? */
 bool bdrv_create_opt_known(const char *fmt, const char *key);
+/* The default value of creation option @key of @fmt, or NULL if it has none. */
+const char *bdrv_create_opt_default(const char *fmt, const char *key);
 /* Parse a size option value (suffixes, fractions, the full 64-bit range). */
 int bdrv_parse_option_size(const char *str, uint64_t *result);
 /* qemu-img amend -o help: "Amend options for '<fmt>':\n"...; NULL if the format

@@ -73,6 +73,9 @@ struct BlockDriver {
     size_t instance_size;
     /* false for protocol drivers (file, blkdebug), which read a filename */
     bool is_protocol;
+    /* passes requests through to bs->file (raw, blkdebug): the child is given what
+     * the node's own users need and share, as QEMU's filters do */
+    bool is_filter;
     /* option keys open() takes besides the generic ones; NULL-terminated */
     const char *const *runtime_opts;
 
@@ -100,6 +103,13 @@ struct BlockDriver {
     int (*flush_to_os)(BlockDriverState *bs);
     /* Make written data stable (fdatasync); skipped under cache=unsafe. NULL: none. */
     int (*flush_to_disk)(BlockDriverState *bs);
+
+    /*
+     * What the node's users need (@perm) and let others have (@shared), BLK_PERM_*:
+     * a protocol makes other processes see it (file-posix: QEMU's OFD lock bytes)
+     * and fails, changing nothing, when another process's needs conflict.
+     */
+    int (*set_perm)(BlockDriverState *bs, uint64_t perm, uint64_t shared, GError **errp);
 
     int64_t (*getlength)(BlockDriverState *bs);
     int64_t (*get_allocated_file_size)(BlockDriverState *bs);
@@ -177,6 +187,10 @@ struct BlockDriverState {
     char *backing_format;
     bool probed_raw;         /* format guessed as raw: writes to sector 0 guarded */
     uint32_t request_alignment;
+
+    /* who uses this node (BdrvPermUser: a parent node's child slot, a tool's open,
+     * an export) and what they need and share; see bdrv_perm_attach() */
+    GPtrArray *perm_users;
 };
 
 /* Driver table (block.c) */
@@ -203,12 +217,38 @@ int bdrv_create_file(const char *filename, JsonObject *opts, GError **errp);
 /* Describe the creation option table of a driver for qemu-img -o help. */
 char *create_opts_help(const char *title, const CreateOptDesc *descs);
 
-/* Advisory OFD locks compatible with QEMU's (file-posix.c) */
-#define BLK_PERM_CONSISTENT_READ 0x01
-#define BLK_PERM_WRITE           0x02
-#define BLK_PERM_WRITE_UNCHANGED 0x04
-#define BLK_PERM_RESIZE          0x08
-#define BLK_PERM_ALL             0x0f
+/* What a parent uses a child for; decides the permissions it asks for. */
+typedef enum BdrvChildRole {
+    BDRV_CHILD_STORAGE,   /* a format's image file: metadata and data (qcow2's file) */
+    BDRV_CHILD_DATA,      /* guest data only (qcow2's external data file) */
+    BDRV_CHILD_COW,       /* a backing file: only read */
+    BDRV_CHILD_FILTERED,  /* the child of a filter: the parent's own users' needs */
+} BdrvChildRole;
+
+/*
+ * @parent starts using @child (held in @parent's field @slot, the owner of the
+ * use) in @role: the locks follow, or nothing changes and -errno is returned.
+ */
+int bdrv_attach_child_perm(BlockDriverState *parent, BlockDriverState *child,
+                           BlockDriverState **slot, BdrvChildRole role,
+                           GError **errp);
+/* Drop what *@slot is used for by @parent, unref it, clear the slot. */
+void bdrv_unref_child(BlockDriverState *parent, BlockDriverState **slot);
+
+/* ---- creating image files (file-posix.c) ---- */
+/*
+ * Open @filename to create an image in it, creating the file when missing
+ * (*@created says so), and take @perm/@shared before anything is changed: a file
+ * another process uses conflicts here and stays untouched.
+ */
+BlockDriverState *bdrv_create_file_open(const char *filename, uint64_t perm,
+                                        uint64_t shared, bool *created, GError **errp);
+/* Empty the file, then give it @size bytes with @prealloc (QEMU's messages). */
+int bdrv_create_file_fill(BlockDriverState *bs, uint64_t size, PreallocMode prealloc,
+                          GError **errp);
+/* Close it; after a failed creation (@failed) remove it if this creation made it:
+ * a file that existed before is never removed. */
+void bdrv_create_file_close(BlockDriverState *bs, bool created, bool failed);
 
 /* Would any format other than raw claim this first sector? */
 bool bdrv_probe_claims(const uint8_t *buf, int len);
