@@ -371,8 +371,10 @@ int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
             if (ret < 0) {
                 return ret;
             }
+            /* a hole that does not read as zeros (NBD) is not allocated */
             ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) |
-                  BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_OFFSET_VALID;
+                  (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO) ?
+                   BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_OFFSET_VALID : 0);
             local_map = offset;
             local_file = bs->file;
         }
@@ -381,7 +383,7 @@ int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
         if (ret < 0) {
             return ret;
         }
-        if (bs->drv->is_protocol) {
+        if (bs->drv->is_protocol && (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO))) {
             ret |= BDRV_BLOCK_ALLOCATED;
         }
     }

@@ -348,6 +348,9 @@ int img_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
             break;
         }
         backing = bdrv_backing_child(bs);
+        if (!bdrv_supports_backing(bs)) {
+            break;      /* an NBD hole that need not read as zeros */
+        }
         if (!backing || offset >= bdrv_getlength(backing)) {
             ret |= BDRV_BLOCK_ZERO;        /* nothing below: reads as zeros */
             break;

@@ -148,6 +148,9 @@ BlockDriverState *bdrv_file_child(BlockDriverState *bs);
 BlockDriverState *bdrv_backing_child(BlockDriverState *bs);
 BlockDriverState *bdrv_data_file_child(BlockDriverState *bs);
 const char *bdrv_get_filename(BlockDriverState *bs);
+/* Can the node's format have a backing file (qcow2)? Unallocated ranges of such
+ * a node read from below, or as zeros; elsewhere they are only "not data". */
+bool bdrv_supports_backing(BlockDriverState *bs);
 /* References held on the node: its parents', exports' and its owner's. */
 int bdrv_get_refcnt(BlockDriverState *bs);
 /* The node's options as opened (children nested); borrowed, may be NULL. */
