@@ -16,6 +16,7 @@ static BlockDriver *const block_drivers[] = {
     &bdrv_file,
     &bdrv_blkdebug,
     &bdrv_nbd,
+    &bdrv_null_co,
 };
 
 /* find_protocol()'s answer for a prefix that looks like a protocol nobody has */
@@ -29,6 +30,7 @@ static const struct {
     { "nbd", &bdrv_nbd },
     { "nbd+tcp", &bdrv_nbd },
     { "nbd+unix", &bdrv_nbd },
+    { "null-co", &bdrv_null_co },
 };
 
 /* Options every node takes, whatever its driver. */

@@ -4,6 +4,7 @@
  * json:, --untrusted), block status and the progress line.
  */
 #include "qemu-img.h"
+#include "qemu/objects.h"
 
 /* ---- errors ---- */
 
@@ -405,4 +406,14 @@ const char *img_single_filename(int argc, char **argv, bool image_opts, const ch
         return NULL;
     }
     return argv[optind];
+}
+
+void img_add_object(const char *optarg)
+{
+    GError *err = NULL;
+
+    if (!user_object_add(optarg, &err)) {
+        error_report_err(err);
+        exit(1);
+    }
 }

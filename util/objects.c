@@ -28,7 +28,7 @@ bool user_object_add(const char *optarg, GError **errp)
         return false;
     }
     if (!g_strv_contains(known_types, type)) {
-        error_setg(errp, "invalid object type: %s", type);
+        error_setg(errp, "Parameter 'qom-type' does not accept value '%s'", type);
         return false;
     }
     if (!id) {

@@ -164,6 +164,9 @@ struct BlockDriver {
                      GError **errp);
     int (*bitmaps_store)(BlockDriverState *bs, GError **errp);
     JsonArray *(*query_bitmaps)(BlockDriverState *bs);
+    /* dirty (1) or clean (0) are the first *pnum bytes of the range in bitmap @name */
+    int (*bitmap_status)(BlockDriverState *bs, const char *name, int64_t offset,
+                         int64_t bytes, int64_t *pnum);
     /* blkdebug: an event happened on this node */
     void (*debug_event)(BlockDriverState *bs, BlkdebugEvent event);
 };
@@ -199,6 +202,7 @@ extern BlockDriver bdrv_raw;
 extern BlockDriver bdrv_qcow2;
 extern BlockDriver bdrv_blkdebug;
 extern BlockDriver bdrv_nbd;
+extern BlockDriver bdrv_null_co;
 
 /*
  * Open a child of @parent: @ref is the options object under @parent's @child_name
