@@ -157,6 +157,8 @@ static void version(void)
 }
 
 static void G_GNUC_NORETURN bad_usage(const char *fmt, ...) G_GNUC_PRINTF_CHECK(1, 2);
+static const char *argv0 = "qemu-nbd";
+
 static void G_GNUC_NORETURN bad_usage(const char *fmt, ...)
 {
     va_list ap;
@@ -166,7 +168,13 @@ static void G_GNUC_NORETURN bad_usage(const char *fmt, ...)
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
     error_report("%s", msg);
-    fprintf(stderr, "Try `qemu-nbd --help' for more information.\n");
+    fprintf(stderr, "Try `%s --help' for more information.\n", argv0);
+    exit(EXIT_FAILURE);
+}
+
+static void G_GNUC_NORETURN fail(const char *msg)
+{
+    error_report("%s", msg);
     exit(EXIT_FAILURE);
 }
 
@@ -448,6 +456,7 @@ int main(int argc, char **argv)
     g_autoptr(JsonObject) saddr = json_object_new();
 
     error_set_progname("qemu-nbd");
+    argv0 = argv[0];
     signal(SIGPIPE, SIG_IGN);
     while ((ch = getopt_long(argc, argv, "hVb:o:p:rsnc:dvk:e:f:tl:x:T:D:AB:L", lopt,
                              NULL)) != -1) {
@@ -601,20 +610,20 @@ int main(int argc, char **argv)
         case ':':
         case '?':
         default:
-            error_report("Try `qemu-nbd --help' for more information.");
+            error_report("Try `%s --help' for more information.", argv0);
             return EXIT_FAILURE;
         }
     }
 
     if (list) {
         if (argc != optind) {
-            bad_usage("List mode is incompatible with a file name");
+            fail("List mode is incompatible with a file name");
         }
         if (export_name || device || disconnect || fmt || snapshot_param || desc) {
-            bad_usage("List mode is incompatible with per-device settings");
+            fail("List mode is incompatible with per-device settings");
         }
         if (shared != 1) {
-            bad_usage("List mode is incompatible with multiple clients");
+            fail("List mode is incompatible with multiple clients");
         }
     } else if (argc - optind != 1) {
         bad_usage("Invalid number of arguments");
