@@ -1062,15 +1062,10 @@ int nbd_server_client_count(void)
     return g_list_length(server.clients);
 }
 
-static gboolean server_accept(GIOChannel *ch, GIOCondition cond, gpointer opaque)
+void nbd_server_add_client(int fd)
 {
-    int fd = accept4(server.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    NbdClient *c;
+    NbdClient *c = g_new0(NbdClient, 1);
 
-    if (fd < 0) {
-        return G_SOURCE_CONTINUE;
-    }
-    c = g_new0(NbdClient, 1);
     c->fd = fd;
     c->in = g_byte_array_new();
     c->out = g_byte_array_new();
@@ -1080,6 +1075,16 @@ static gboolean server_accept(GIOChannel *ch, GIOCondition cond, gpointer opaque
     put64(c->out, NBD_OPTS_MAGIC);
     put16(c->out, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
     client_flush(c);
+}
+
+static gboolean server_accept(GIOChannel *ch, GIOCondition cond, gpointer opaque)
+{
+    int fd = accept4(server.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (fd < 0) {
+        return G_SOURCE_CONTINUE;
+    }
+    nbd_server_add_client(fd);
     if (server.max_clients &&
         (int)g_list_length(server.clients) >= server.max_clients) {
         server.watch = 0;

@@ -139,6 +139,8 @@ void nbd_server_drop_clients(NbdExport *exp);
  * and call @client_gone after each connection has been closed.
  */
 void nbd_server_set_limits(int max_clients, void (*client_gone)(void));
+/* Serve a connected (non-blocking) socket as a new client (accept, fuzzing). */
+void nbd_server_add_client(int fd);
 /* Connections open now. */
 int nbd_server_client_count(void);
 /* Listen on TCP @host (NULL/"": any) and @port; the fd, or -1. */
