@@ -8,6 +8,7 @@
 #include "qemu/cutils.h"
 #include "qemu/error.h"
 #include "qemu-io.h"
+#include "qemu/objects.h"
 #include <getopt.h>
 
 BlockDriverState *qemuio_bs;
@@ -155,8 +156,15 @@ int main(int argc, char **argv)
         case 'k':
         case 'i':
         case 'T':
-        case OPTION_OBJECT:
             break;
+        case OPTION_OBJECT: {
+            GError *err = NULL;
+            if (!user_object_add(optarg, &err)) {
+                error_report_err(err);
+                exit(1);
+            }
+            break;
+        }
         case 'n':
             flags |= BDRV_O_NOCACHE;
             writethrough = false;

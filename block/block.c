@@ -15,6 +15,22 @@ static BlockDriver *const block_drivers[] = {
     &bdrv_raw,
     &bdrv_file,
     &bdrv_blkdebug,
+    &bdrv_nbd,
+    &bdrv_null_co,
+};
+
+/* find_protocol()'s answer for a prefix that looks like a protocol nobody has */
+static BlockDriver bdrv_unknown_protocol = { .format_name = "" };
+
+/* Protocol prefixes of file names ("nbd://...", "nbd:unix:..."), QEMU's names. */
+static const struct {
+    const char *prefix;
+    BlockDriver *drv;
+} protocols[] = {
+    { "nbd", &bdrv_nbd },
+    { "nbd+tcp", &bdrv_nbd },
+    { "nbd+unix", &bdrv_nbd },
+    { "null-co", &bdrv_null_co },
 };
 
 /* Options every node takes, whatever its driver. */
@@ -176,6 +192,7 @@ BlockDriverState *bdrv_file_child(BlockDriverState *bs) { return bs->file; }
 BlockDriverState *bdrv_backing_child(BlockDriverState *bs) { return bs->backing; }
 BlockDriverState *bdrv_data_file_child(BlockDriverState *bs) { return bs->data_file; }
 const char *bdrv_get_filename(BlockDriverState *bs) { return bs->filename; }
+bool bdrv_supports_backing(BlockDriverState *bs) { return bs->drv == &bdrv_qcow2; }
 int bdrv_get_refcnt(BlockDriverState *bs) { return bs->refcnt; }
 JsonObject *bdrv_get_options(BlockDriverState *bs) { return bs->options; }
 bool bdrv_is_read_only(BlockDriverState *bs) { return !(bs->open_flags & BDRV_O_RDWR); }
@@ -186,6 +203,30 @@ const char *bdrv_get_backing_format(BlockDriverState *bs) { return bs->backing_f
 char *bdrv_get_full_filename(BlockDriverState *bs)
 {
     return g_strdup(bs->filename);
+}
+
+/*
+ * The protocol driver a file name's "proto:" prefix names, or NULL for a plain
+ * path (and for prefixes no driver claims: those stay paths, as before).
+ */
+const BlockDriver *bdrv_find_protocol(const char *name)
+{
+    const char *colon = name ? strchr(name, ':') : NULL;
+    const char *slash = name ? strchr(name, '/') : NULL;
+
+    if (!colon || (slash && slash < colon)) {
+        return NULL;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(protocols); i++) {
+        if ((size_t)(colon - name) == strlen(protocols[i].prefix) &&
+            !strncmp(name, protocols[i].prefix, colon - name)) {
+            return protocols[i].drv;
+        }
+    }
+    if (g_str_has_prefix(name, "nbd+")) {
+        return &bdrv_unknown_protocol;
+    }
+    return NULL;
 }
 
 bool bdrv_filename_is_special(const char *name)
@@ -612,7 +653,14 @@ BlockDriverState *bdrv_open_child(BlockDriverState *parent, JsonObject *parent_o
     /* a child has no user until its parent attaches */
     flags |= BDRV_O_NO_USER;
     if (!opts_has(copts, "driver") && !allow_format) {
-        opts_set_str(copts, "driver", "file");
+        const BlockDriver *proto = opts_has(copts, "filename") ? NULL :
+                                   bdrv_find_protocol(filename);
+        opts_set_str(copts, "driver", proto ? proto->format_name : "file");
+        if (proto == &bdrv_unknown_protocol) {
+            g_autofree char *name = g_strndup(filename, strchr(filename, ':') - filename);
+            error_setg(errp, "Unknown protocol '%s'", name);
+            return NULL;
+        }
     }
     if (!opts_has(copts, "filename") && !opts_has(copts, "file") && filename) {
         const BlockDriver *d = bdrv_find_format(opts_peek_str(copts, "driver") ?: "file");
@@ -838,7 +886,13 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
 
     drvname = opts_peek_str(opts, "driver");
     if (!drvname && (flags & BDRV_O_PROTOCOL)) {
-        drvname = "file";
+        const BlockDriver *proto = bdrv_find_protocol(filename);
+        if (proto == &bdrv_unknown_protocol) {
+            g_autofree char *name = g_strndup(filename, strchr(filename, ':') - filename);
+            error_setg(errp, "Unknown protocol '%s'", name);
+            return NULL;
+        }
+        drvname = proto ? proto->format_name : "file";
     }
     if (drvname) {
         drv = bdrv_find_format(drvname);
@@ -885,7 +939,9 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
     bs->file = file;
     file = NULL;
     bs->open_flags = flags;
-    bs->filename = g_strdup(filename ? filename : bs->file->filename);
+    /* a protocol's name as it canonicalises it (QEMU's refreshed file name) */
+    bs->filename = g_strdup(filename && bs->file->drv != &bdrv_nbd ? filename :
+                            bs->file->filename);
     if (!opts_has(opts, "driver")) {
         bs->probed_raw = (drv == &bdrv_raw);
         if (bs->probed_raw && (flags & BDRV_O_RDWR)) {

@@ -371,8 +371,10 @@ int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
             if (ret < 0) {
                 return ret;
             }
+            /* a hole that does not read as zeros (NBD) is not allocated */
             ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) |
-                  BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_OFFSET_VALID;
+                  (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO) ?
+                   BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_OFFSET_VALID : 0);
             local_map = offset;
             local_file = bs->file;
         }
@@ -381,7 +383,7 @@ int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
         if (ret < 0) {
             return ret;
         }
-        if (bs->drv->is_protocol) {
+        if (bs->drv->is_protocol && (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO))) {
             ret |= BDRV_BLOCK_ALLOCATED;
         }
     }
@@ -406,6 +408,37 @@ int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
         *file = local_file;
     }
     return ret;
+}
+
+int bdrv_block_status_above(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            int64_t *pnum)
+{
+    int ret;
+
+    for (;;) {
+        BlockDriverState *backing;
+
+        ret = bdrv_block_status(bs, offset, bytes, pnum, NULL, NULL);
+        if (ret < 0) {
+            return ret;
+        }
+        if (*pnum <= 0) {
+            /* past the end of a shorter backing file: zeros */
+            *pnum = bytes;
+            return BDRV_BLOCK_ZERO;
+        }
+        bytes = *pnum;
+        if ((ret & BDRV_BLOCK_ALLOCATED) || !bdrv_supports_backing(bs)) {
+            break;
+        }
+        backing = bs->backing;
+        if (!backing || offset >= bdrv_getlength(backing)) {
+            ret |= BDRV_BLOCK_ZERO;
+            break;
+        }
+        bs = backing;
+    }
+    return ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO | BDRV_BLOCK_ALLOCATED);
 }
 
 int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes, int64_t *pnum)
@@ -455,6 +488,18 @@ int bdrv_snapshot_create(BlockDriverState *bs, const char *name)
 int bdrv_snapshot_list(BlockDriverState *bs, GPtrArray *out)
 {
     return bs->drv->snapshot_list ? bs->drv->snapshot_list(bs, out) : -ENOTSUP;
+}
+
+int bdrv_dirty_bitmap_status(BlockDriverState *bs, const char *name, int64_t offset,
+                             int64_t bytes, int64_t *pnum)
+{
+    while (bs && !bs->drv->bitmap_status && bs->drv->is_filter) {
+        bs = bs->file;
+    }
+    if (!bs || !bs->drv->bitmap_status) {
+        return -ENOENT;
+    }
+    return bs->drv->bitmap_status(bs, name, offset, bytes, pnum);
 }
 
 int bdrv_bitmap_op(BlockDriverState *bs, BdrvBitmapOp op, const char *name,

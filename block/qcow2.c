@@ -979,4 +979,5 @@ BlockDriver bdrv_qcow2 = {
     .bitmap_op = qcow2_bitmap_op,
     .bitmaps_store = qcow2_bitmaps_store,
     .query_bitmaps = qcow2_bitmaps_query,
+    .bitmap_status = qcow2_bitmap_status,
 };

@@ -151,6 +151,7 @@ typedef struct BDRVQcow2State {
     uint64_t bitmap_directory_size;
     uint64_t bitmap_directory_offset;
     GPtrArray *bitmaps;             /* of Qcow2Bitmap*: loaded for tracking, or NULL */
+    GPtrArray *ro_bitmaps;          /* read-only nodes: loaded to be queried (NBD) */
     bool bitmaps_dir_changed;       /* bitmaps added or removed: new directory */
     bool bitmaps_abandoned;         /* size commit failed: store nothing */
 
@@ -508,5 +509,10 @@ int qcow2_read_snapshots(BlockDriverState *bs, GPtrArray *out, GError **errp);
 int qcow2_read_snapshots_check(BlockDriverState *bs, GError **errp);
 int qcow2_snapshot_create(BlockDriverState *bs, const char *name);
 int qcow2_snapshot_list(BlockDriverState *bs, GPtrArray *out);
+
+/* Dirty (1) or clean (0) are the first *pnum bytes of [offset, offset+bytes) in
+ * persistent bitmap @name; -ENOENT when there is no such bitmap. */
+int qcow2_bitmap_status(BlockDriverState *bs, const char *name, int64_t offset,
+                        int64_t bytes, int64_t *pnum);
 
 #endif

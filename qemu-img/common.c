@@ -4,6 +4,7 @@
  * json:, --untrusted), block status and the progress line.
  */
 #include "qemu-img.h"
+#include "qemu/objects.h"
 
 /* ---- errors ---- */
 
@@ -348,6 +349,9 @@ int img_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
             break;
         }
         backing = bdrv_backing_child(bs);
+        if (!bdrv_supports_backing(bs)) {
+            break;      /* an NBD hole that need not read as zeros */
+        }
         if (!backing || offset >= bdrv_getlength(backing)) {
             ret |= BDRV_BLOCK_ZERO;        /* nothing below: reads as zeros */
             break;
@@ -402,4 +406,14 @@ const char *img_single_filename(int argc, char **argv, bool image_opts, const ch
         return NULL;
     }
     return argv[optind];
+}
+
+void img_add_object(const char *optarg)
+{
+    GError *err = NULL;
+
+    if (!user_object_add(optarg, &err)) {
+        error_report_err(err);
+        exit(1);
+    }
 }

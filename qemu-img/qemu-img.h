@@ -165,4 +165,7 @@ void img_progress_end(void);
 /* Read or write error position messages ("error while reading at byte N: ..."). */
 const char *img_strerror(int ret);
 
+/* --object: add a user-creatable object, or report the error and exit 1. */
+void img_add_object(const char *optarg);
+
 #endif

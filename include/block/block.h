@@ -148,6 +148,9 @@ BlockDriverState *bdrv_file_child(BlockDriverState *bs);
 BlockDriverState *bdrv_backing_child(BlockDriverState *bs);
 BlockDriverState *bdrv_data_file_child(BlockDriverState *bs);
 const char *bdrv_get_filename(BlockDriverState *bs);
+/* Can the node's format have a backing file (qcow2)? Unallocated ranges of such
+ * a node read from below, or as zeros; elsewhere they are only "not data". */
+bool bdrv_supports_backing(BlockDriverState *bs);
 /* References held on the node: its parents', exports' and its owner's. */
 int bdrv_get_refcnt(BlockDriverState *bs);
 /* The node's options as opened (children nested); borrowed, may be NULL. */
@@ -192,6 +195,12 @@ uint32_t bdrv_get_request_alignment(BlockDriverState *bs);
  */
 int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                       int64_t *pnum, int64_t *map, BlockDriverState **file);
+/*
+ * What a reader of @bs sees in the first *pnum bytes of the range, through the
+ * whole backing chain: BDRV_BLOCK_DATA / ZERO (unallocated everywhere: zeros).
+ */
+int bdrv_block_status_above(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            int64_t *pnum);
 /* Is the range allocated in this layer (not just the backing chain)? 1/0/-errno. */
 int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes, int64_t *pnum);
 
@@ -237,6 +246,13 @@ int bdrv_bitmaps_store(BlockDriverState *bs, GError **errp);
 /* QMP's "dirty-bitmaps" of a node (name, recording, persistent, busy, granularity,
  * count, inconsistent), newest first as QEMU lists them; NULL when it has none. */
 JsonArray *bdrv_query_dirty_bitmaps(BlockDriverState *bs);
+/*
+ * Is the first *@pnum bytes of [offset, offset+bytes) dirty (1) or clean (0) in
+ * persistent bitmap @name of @bs (or the first node below it that has bitmaps)?
+ * -ENOENT when there is no such bitmap.
+ */
+int bdrv_dirty_bitmap_status(BlockDriverState *bs, const char *name, int64_t offset,
+                             int64_t bytes, int64_t *pnum);
 
 /* ---- creating images ---- */
 /*
