@@ -203,7 +203,8 @@ char *bdrv_path_combine(const char *base, const char *name)
 {
     g_autofree char *dir = NULL;
 
-    if (g_path_is_absolute(name) || !base || !*base) {
+    /* absolute paths, json: and protocol names stand on their own (QEMU's rule) */
+    if (g_path_is_absolute(name) || !base || !*base || bdrv_filename_is_special(name)) {
         return g_strdup(name);
     }
     dir = g_path_get_dirname(base);
