@@ -265,6 +265,35 @@ int bdrv_flush(BlockDriverState *bs)
     return ret;
 }
 
+/*
+ * Grow or shrink through the driver. Growing an image whose backing file is
+ * longer than the image was would let the backing file's data show in the new
+ * area: as QEMU does, the new area is written as zeroes (zero clusters, or
+ * preallocated clusters flagged zero).
+ */
+static int bdrv_truncate_over_backing(BlockDriverState *bs, int64_t offset, bool exact,
+                                      PreallocMode prealloc, int flags, GError **errp)
+{
+    int64_t old_len = bdrv_getlength(bs), new_len, backing_len;
+    int ret = bs->drv->truncate(bs, offset, exact, prealloc, flags, errp);
+
+    /* falloc and full preallocation write zeros as data already */
+    if (ret < 0 || old_len < 0 || !bs->backing ||
+        (prealloc != PREALLOC_MODE_OFF && prealloc != PREALLOC_MODE_METADATA)) {
+        return ret;
+    }
+    new_len = bdrv_getlength(bs);
+    backing_len = bdrv_getlength(bs->backing);
+    if (new_len <= old_len || backing_len <= old_len) {
+        return 0;
+    }
+    ret = bdrv_pwrite_zeroes(bs, old_len, new_len - old_len, 0);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to zero out new clusters");
+    }
+    return ret;
+}
+
 int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact, PreallocMode prealloc,
                   int flags, GError **errp)
 {
@@ -285,7 +314,7 @@ int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact, PreallocMode
         error_setg(errp, "Image format driver does not support resize");
         return -ENOTSUP;
     }
-    return bs->drv->truncate(bs, offset, exact, prealloc, flags, errp);
+    return bdrv_truncate_over_backing(bs, offset, exact, prealloc, flags, errp);
 }
 
 int64_t bdrv_getlength(BlockDriverState *bs)
