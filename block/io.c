@@ -456,6 +456,38 @@ int bdrv_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **errp
     return bs->drv->amend(bs, opts, force, errp);
 }
 
+int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
+                             const char *backing_fmt)
+{
+    if (!bs->drv->change_backing_file) {
+        return -ENOTSUP;
+    }
+    if (!(bs->open_flags & BDRV_O_RDWR)) {
+        return -EACCES;
+    }
+    return bs->drv->change_backing_file(bs, backing_file, backing_fmt);
+}
+
+int bdrv_make_empty(BlockDriverState *bs, GError **errp)
+{
+    int ret;
+
+    if (!bs->drv->make_empty) {
+        error_setg(errp, "Format driver '%s' cannot empty images",
+                   bs->drv->format_name);
+        return -ENOTSUP;
+    }
+    if (!(bs->open_flags & BDRV_O_RDWR)) {
+        error_setg(errp, "Image is read-only");
+        return -EACCES;
+    }
+    ret = bs->drv->make_empty(bs);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to empty %s", bs->filename);
+    }
+    return ret;
+}
+
 JsonNode *bdrv_get_specific_info(BlockDriverState *bs, GError **errp)
 {
     return bs->drv->get_specific_info ? bs->drv->get_specific_info(bs, errp) : NULL;

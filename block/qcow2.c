@@ -958,4 +958,6 @@ BlockDriver bdrv_qcow2 = {
     .bitmap_op = qcow2_bitmap_op,
     .bitmaps_store = qcow2_bitmaps_store,
     .query_bitmaps = qcow2_bitmaps_query,
+    .change_backing_file = qcow2_change_backing_file,
+    .make_empty = qcow2_make_empty,
 };

@@ -479,6 +479,11 @@ int qcow2_bitmap_op(BlockDriverState *bs, BdrvBitmapOp op, const char *name,
                     uint64_t granularity, BlockDriverState *src, const char *src_name,
                     GError **errp);
 
+/* qcow2-backing.c: BlockDriver.change_backing_file and make_empty */
+int qcow2_change_backing_file(BlockDriverState *bs, const char *backing_file,
+                              const char *backing_fmt);
+int qcow2_make_empty(BlockDriverState *bs);
+
 /* qcow2-snapshot.c */
 typedef struct Qcow2SnapshotInfo {
     uint64_t l1_table_offset;

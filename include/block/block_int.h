@@ -140,6 +140,11 @@ struct BlockDriver {
                      GError **errp);
     int (*bitmaps_store)(BlockDriverState *bs, GError **errp);
     JsonArray *(*query_bitmaps)(BlockDriverState *bs);
+    /* bdrv_change_backing_file (bs->backing_file updated on success); NULL: -ENOTSUP */
+    int (*change_backing_file)(BlockDriverState *bs, const char *backing_file,
+                               const char *backing_fmt);
+    /* bdrv_make_empty: deallocate everything; NULL: the format cannot */
+    int (*make_empty)(BlockDriverState *bs);
     /* blkdebug: an event happened on this node */
     void (*debug_event)(BlockDriverState *bs, BlkdebugEvent event);
 };
@@ -199,8 +204,6 @@ char *create_opts_help(const char *title, const CreateOptDesc *descs);
 /* Would any format other than raw claim this first sector? */
 bool bdrv_probe_claims(const uint8_t *buf, int len);
 
-/* Is this a data file name we refuse to interpret (json:, protocol prefix)? */
-bool bdrv_filename_is_special(const char *name);
 
 
 /* A node that only names a file (never opened; all I/O fails with -ENOMEDIUM). */
