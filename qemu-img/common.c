@@ -282,6 +282,23 @@ void img_progress_set(double percent)
     }
 }
 
+void img_progress_add(float delta)
+{
+    float current;
+
+    if (!progress.enabled) {
+        return;
+    }
+    /* float, as QEMU adds its steps up */
+    current = (float)progress.current + delta / 100.0f * 100.0f;
+    progress.current = MIN(current, 100.0f);
+    if (progress.current - progress.last_print >= progress.min_step ||
+        progress.current == 100.0) {
+        progress.last_print = progress.current;
+        progress_print_line();
+    }
+}
+
 void img_progress_finish(void)
 {
     if (progress.enabled) {

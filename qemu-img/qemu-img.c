@@ -21,6 +21,7 @@ static const ImgCmd img_cmds[] = {
     { "create", img_create },
     { "info", img_info },
     { "map", img_map },
+    { "rebase", img_rebase },
     { "resize", img_resize },
     { "snapshot", img_snapshot },
     { NULL, NULL },
@@ -37,6 +38,7 @@ static const char *const help_syntax =
 "  info [--object objectdef] [--image-opts] [-f fmt] [--output=ofmt] [--backing-chain] [-U] [--untrusted] filename\n"
 "  map [--object objectdef] [--image-opts] [-f fmt] [--start-offset=offset] [--max-length=len] [--output=ofmt] [-U] [--untrusted] filename\n"
 "  snapshot [--object objectdef] [--image-opts] [-U] [-q] [-l | -a snapshot | -c snapshot | -d snapshot] filename\n"
+"  rebase [--object objectdef] [--image-opts] [-U] [-q] [-f fmt] [-t cache] [-T src_cache] [-p] [-u] [-c] -b backing_file [-F backing_fmt] filename\n"
 "  resize [--object objectdef] [--image-opts] [-f fmt] [--preallocation=prealloc] [-q] [--shrink] filename [+ | -]size\n";
 
 static const char *const help_params =
@@ -62,8 +64,11 @@ static const char *const help_params =
 "    name=value format. Use -o help for an overview of the options supported by\n"
 "    the used format\n"
 "  '-c' indicates that target image must be compressed (qcow format only)\n"
-"  '-u' allows unsafe backing chains. For image creation, allow creating without\n"
-"       attempting to open the backing file.\n"
+"  '-u' allows unsafe backing chains. For rebasing, it is assumed that old and\n"
+"       new backing file match exactly. The image doesn't need a working\n"
+"       backing file before rebasing in this case (useful for renaming the\n"
+"       backing file). For image creation, allow creating without attempting\n"
+"       to open the backing file.\n"
 "  '-h' with or without a command shows this help and lists the supported formats\n"
 "  '-p' show progress of command (only certain commands)\n"
 "  '-q' use Quiet mode - do not print any output (except errors)\n"

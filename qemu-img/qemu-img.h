@@ -60,6 +60,7 @@ int img_convert(int argc, char **argv);
 int img_create(int argc, char **argv);
 int img_info(int argc, char **argv);
 int img_map(int argc, char **argv);
+int img_rebase(int argc, char **argv);
 int img_resize(int argc, char **argv);
 int img_snapshot(int argc, char **argv);
 
@@ -150,6 +151,8 @@ int img_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
 void img_progress_init(bool enabled, double min_step);
 /* Set the progress to @percent (0..100); prints when it moved by min_step. */
 void img_progress_set(double percent);
+/* Add @delta percent; prints when it moved by min_step, and at 100% every time. */
+void img_progress_add(float delta);
 /* Print 100% (again, as QEMU does when a job completes). */
 void img_progress_finish(void);
 /* End the progress output with a newline. */
