@@ -212,6 +212,14 @@ static bool names_driver_or_file(JsonObject *opts)
 BlockDriverState *img_open(bool image_opts, const char *filename, const char *fmt,
                            int flags, bool writethrough, bool quiet, bool force_share)
 {
+    return img_open_opts(image_opts, filename, fmt, NULL, flags, writethrough, quiet,
+                         force_share);
+}
+
+BlockDriverState *img_open_opts(bool image_opts, const char *filename, const char *fmt,
+                                JsonObject *extra, int flags, bool writethrough,
+                                bool quiet, bool force_share)
+{
     g_autoptr(JsonObject) opts = NULL;
     g_autoptr(GError) err = NULL;
     BlockDriverState *bs;
@@ -231,6 +239,9 @@ BlockDriverState *img_open(bool image_opts, const char *filename, const char *fm
         if (fmt) {
             opts_set_str(opts, "driver", fmt);
         }
+    }
+    if (extra) {
+        opts_merge(opts, extra);
     }
     if (force_share) {
         flags |= BDRV_O_FORCE_SHARE;

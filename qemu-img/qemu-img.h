@@ -55,6 +55,7 @@ int img_amend(int argc, char **argv);
 int img_bench(int argc, char **argv);
 int img_bitmap(int argc, char **argv);
 int img_check(int argc, char **argv);
+int img_commit(int argc, char **argv);
 int img_compare(int argc, char **argv);
 int img_convert(int argc, char **argv);
 int img_create(int argc, char **argv);
@@ -125,6 +126,10 @@ JsonObject *img_parse_option_list(const char *options, GError **errp);
  */
 BlockDriverState *img_open(bool image_opts, const char *filename, const char *fmt,
                            int flags, bool writethrough, bool quiet, bool force_share);
+/* The same with @extra options merged over what the arguments give (may be NULL). */
+BlockDriverState *img_open_opts(bool image_opts, const char *filename, const char *fmt,
+                                JsonObject *extra, int flags, bool writethrough,
+                                bool quiet, bool force_share);
 /* Cache flags + writethrough as set by -t/-T. */
 int img_cache_flags(int flags, bool writethrough);
 
