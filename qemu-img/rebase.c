@@ -113,6 +113,31 @@ static int reads_as_zero(BlockDriverState *bs, int64_t offset, int64_t *n)
     return !!(st.flags & BDRV_BLOCK_ZERO);
 }
 
+/*
+ * Zeroes that must stay zeroes once the new backing file is in place. A zero
+ * write may leave the range unallocated where that reads as zeros now (a
+ * version 2 qcow2 image without a backing file): what is still unallocated
+ * afterwards gets zeros written as data. (QEMU 7.2 leaves it unallocated, and
+ * the new backing file's data shows through.) @scratch holds @bytes.
+ */
+static int write_zeroes(RebaseState *s, int64_t offset, int64_t bytes,
+                        uint8_t *scratch)
+{
+    int64_t end = offset + bytes, n;
+    int ret = bdrv_pwrite_zeroes(s->bs, offset, bytes, 0);
+
+    for (; ret == 0 && offset < end; offset += n) {
+        ret = bdrv_is_allocated(s->bs, offset, end - offset, &n);
+        if (ret == 0) {
+            memset(scratch, 0, n);
+            ret = bdrv_pwrite(s->bs, offset, n, scratch, 0);
+        } else if (ret > 0) {
+            ret = 0;
+        }
+    }
+    return ret;
+}
+
 /* -c: the whole clusters around a differing run, compressed, from the image. */
 static int write_compressed_run(RebaseState *s, int64_t offset, int64_t bytes)
 {
@@ -136,7 +161,7 @@ static int write_compressed_run(RebaseState *s, int64_t offset, int64_t bytes)
             return ret;
         }
         if (buffer_is_zero(s->buf_cluster, n)) {
-            ret = bdrv_pwrite_zeroes(s->bs, c, n, 0);
+            ret = write_zeroes(s, c, n, s->buf_cluster);
         } else {
             ret = bdrv_pwrite(s->bs, c, n, s->buf_cluster, BDRV_REQ_WRITE_COMPRESSED);
         }
@@ -171,7 +196,8 @@ static int write_differences(RebaseState *s, int64_t offset, int64_t bytes,
             if (s->compress) {
                 ret = write_compressed_run(s, offset + pos, run);
             } else if (!old) {
-                ret = bdrv_pwrite_zeroes(s->bs, offset + pos, run, 0);
+                /* the old chain ends before: s->buf_old is free */
+                ret = write_zeroes(s, offset + pos, run, s->buf_old);
             } else {
                 ret = bdrv_pwrite(s->bs, offset + pos, run, old + pos, 0);
             }
