@@ -54,6 +54,8 @@
 #define QCOW2_MAX_BACKING_NAME 1023
 
 #define DEFAULT_L2_CACHE_MAX_SIZE (32 * MiB)
+/* BDRV_O_SEQUENTIAL: one pass in order needs a table or two at a time */
+#define SEQUENTIAL_L2_CACHE_SIZE (1 * MiB)
 #define MIN_L2_CACHE_CLUSTERS      2
 #define MIN_REFCOUNT_CACHE_CLUSTERS 4
 #define DEFAULT_REFCOUNT_CACHE_CLUSTERS 4

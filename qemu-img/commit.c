@@ -213,7 +213,9 @@ int img_commit(int argc, char **argv)
     const char *filename, *fmt = NULL, *cache = BDRV_DEFAULT_CACHE, *base_name = NULL;
     bool progress = false, quiet = false, drop = false, image_opts = false;
     bool writethrough;
-    int flags = BDRV_O_RDWR | BDRV_O_UNMAP, depth = 0, c, ret = EXIT_FAILURE;
+    /* one pass in order: small metadata caches, peak memory the same at any size */
+    int flags = BDRV_O_RDWR | BDRV_O_UNMAP | BDRV_O_SEQUENTIAL;
+    int depth = 0, c, ret = EXIT_FAILURE;
     uint64_t rate_limit = 0;
     CommitState s = { 0 };
     BlockDriverState *bs = NULL, *base, *parent;

@@ -479,7 +479,8 @@ int img_rebase(int argc, char **argv)
     filename = argv[optind];
 
     img_progress_init(progress, 2.0);
-    flags = BDRV_O_RDWR | (unsafe ? BDRV_O_NO_BACKING : 0);
+    /* one pass in order: small metadata caches, peak memory the same at any size */
+    flags = BDRV_O_RDWR | BDRV_O_SEQUENTIAL | (unsafe ? BDRV_O_NO_BACKING : 0);
     if (img_parse_cache(cache, &flags, &writethrough) < 0) {
         error_report("Invalid cache option: %s", cache);
         goto out;
@@ -488,7 +489,7 @@ int img_rebase(int argc, char **argv)
         error_report("Invalid source cache option: %s", src_cache);
         goto out;
     }
-    src_flags = img_cache_flags(src_flags, src_writethrough);
+    src_flags = img_cache_flags(src_flags, src_writethrough) | BDRV_O_SEQUENTIAL;
     if (image_opts && fmt) {
         error_report("--image-opts and --format are mutually exclusive");
         goto out;

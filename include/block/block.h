@@ -26,6 +26,8 @@ typedef struct BlockDriverState BlockDriverState;
 #define BDRV_O_CHECK        0x10000 /* opened for qemu-img check: corrupt/dirty tolerated */
 #define BDRV_O_NO_SHARE     0x40000 /* read-only, but let nobody else write meanwhile */
 #define BDRV_O_UNMAP        0x80000 /* discard=unmap: pass discards down to the files */
+#define BDRV_O_SEQUENTIAL   0x100000 /* one pass in order (commit, rebase): drivers
+                                       * keep their default metadata caches small */
 
 /* Cache modes, as parsed from -t */
 #define BDRV_O_CACHE_MASK (BDRV_O_NOCACHE | BDRV_O_NO_FLUSH | BDRV_O_WRITETHROUGH)
