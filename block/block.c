@@ -243,7 +243,8 @@ BlockDriverState *bdrv_find_backing_image(BlockDriverState *bs, const char *name
         BlockDriverState *below = cur->backing;
         g_autofree char *want = NULL, *have = NULL;
 
-        if (!cur->backing_file) {
+        if (!cur->backing_file || (cur->options &&
+                                   json_object_has_member(cur->options, "backing"))) {
             /* the backing node came from options: only its own name can match */
             if (below->filename && !strcmp(name, below->filename)) {
                 return below;

@@ -166,30 +166,38 @@ static int commit_copy(CommitState *s)
 }
 
 /*
- * How to open the base again read-write, as the chain names it: its resolved
- * file name (*path, may stay NULL) and options with the format it was found to
- * have, under a node name the chain can refer to (*node_name, in @opts).
+ * How to open the base again read-write, as the chain opened it: the options
+ * that named it (a "backing" object of its parent's options, or the base's own
+ * options when they gave it), else the name in the parent's header resolved
+ * against the parent's folder (*path, may stay NULL) with the format it was
+ * found to have; under a node name the chain can refer to (*node_name).
  */
 static JsonObject *base_reopen_spec(BlockDriverState *parent, BlockDriverState *base,
                                     char **path, char **node_name)
 {
     const char *backing = bdrv_get_backing_filename(parent);
+    JsonObject *parent_opts = bdrv_get_options(parent);
     JsonObject *base_opts = bdrv_get_options(base);
+    JsonObject *given = parent_opts ? opts_get_object(parent_opts, "backing") : NULL;
     JsonObject *opts;
 
     *path = NULL;
-    if (!backing) {
-        /* given by options: they say everything */
+    if (given) {
+        opts = opts_clone(given);
+    } else if (!backing) {
         opts = base_opts ? opts_clone(base_opts) : json_object_new();
     } else {
         opts = json_object_new();
+    }
+    if (backing && !opts_has(opts, "file") && !opts_has(opts, "filename")) {
+        /* the header names the file, as bdrv_open_backing does */
         if (bdrv_filename_is_special(backing) ||
             bdrv_filename_is_special(bdrv_get_filename(parent))) {
             *path = g_strdup(backing);
         } else {
             *path = bdrv_path_combine(bdrv_get_filename(parent), backing);
         }
-        if (!g_str_has_prefix(*path, "json:")) {
+        if (!opts_has(opts, "driver") && !g_str_has_prefix(*path, "json:")) {
             opts_set_str(opts, "driver", bdrv_get_format_name(base));
         }
     }

@@ -241,6 +241,15 @@ BlockDriverState *img_open_opts(bool image_opts, const char *filename, const cha
         }
     }
     if (extra) {
+        /* nested first: dotted keys of the user and objects of @extra mix */
+        JsonObject *nested = opts_crumple(opts, &err);
+
+        if (!nested) {
+            error_report("Could not open '%s': %s", filename, err->message);
+            return NULL;
+        }
+        json_object_unref(opts);
+        opts = nested;
         opts_merge(opts, extra);
     }
     if (force_share) {
