@@ -38,6 +38,10 @@ int qcow2_change_backing_file(BlockDriverState *bs, const char *backing_file,
     if (backing_file && strlen(backing_file) > QCOW2_MAX_BACKING_NAME) {
         return -EINVAL;
     }
+    if (backing_file && data_file_is_raw(bs)) {
+        /* the raw data file is the whole image: nothing can show through */
+        return -EINVAL;
+    }
     if (s->read_only) {
         return -EACCES;
     }
