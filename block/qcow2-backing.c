@@ -115,7 +115,8 @@ static int plan_tables(BDRVQcow2State *s, uint64_t first, EmptyTables *t)
     };
     for (int i = 0; i < 64; i++) {
         uint64_t last = tables_end(t) - 1;
-        uint64_t lo = first >> s->refcount_block_bits, hi = last >> s->refcount_block_bits;
+        uint64_t lo = first >> s->refcount_block_bits;
+        uint64_t hi = last >> s->refcount_block_bits;
         uint64_t rb = hi - lo + 1 + (lo > 0);
         uint64_t rt = DIV_ROUND_UP((hi + 1) * 8, s->cluster_size);
 

@@ -337,7 +337,8 @@ static int open_new_backing(RebaseState *s, const char *out_baseimg,
     g_autoptr(GError) err = NULL;
 
     /* relative to the image's folder, as the image will resolve it */
-    if (bdrv_filename_is_special(out_baseimg) || !name || bdrv_filename_is_special(name)) {
+    if (bdrv_filename_is_special(out_baseimg) || !name ||
+        bdrv_filename_is_special(name)) {
         path = g_strdup(out_baseimg);
     } else {
         path = bdrv_path_combine(name, out_baseimg);
