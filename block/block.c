@@ -246,7 +246,8 @@ char *bdrv_path_combine(const char *base, const char *name)
 {
     g_autofree char *dir = NULL;
 
-    if (g_path_is_absolute(name) || !base || !*base) {
+    /* absolute paths, json: and protocol names stand on their own (QEMU's rule) */
+    if (g_path_is_absolute(name) || !base || !*base || bdrv_filename_is_special(name)) {
         return g_strdup(name);
     }
     dir = g_path_get_dirname(base);
@@ -254,6 +255,59 @@ char *bdrv_path_combine(const char *base, const char *name)
         return g_strdup(name);
     }
     return g_build_filename(dir, name, NULL);
+}
+
+/* @name as resolved against the folder of @image (json: images: as it is). */
+static char *resolve_against(BlockDriverState *image, const char *name)
+{
+    if (bdrv_filename_is_special(image->filename)) {
+        return g_strdup(name);
+    }
+    return bdrv_path_combine(image->filename, name);
+}
+
+/* Do two paths name the same existing file (after resolving links and dots)? */
+static bool same_real_path(const char *a, const char *b)
+{
+    char *ra = realpath(a, NULL);
+    char *rb = ra ? realpath(b, NULL) : NULL;
+    bool same = ra && rb && !strcmp(ra, rb);
+
+    free(ra);
+    free(rb);
+    return same;
+}
+
+BlockDriverState *bdrv_find_backing_image(BlockDriverState *bs, const char *name)
+{
+    bool name_special = bdrv_filename_is_special(name);
+
+    for (BlockDriverState *cur = bs; cur && cur->backing; cur = cur->backing) {
+        BlockDriverState *below = cur->backing;
+        g_autofree char *want = NULL, *have = NULL;
+
+        if (!cur->backing_file || (cur->options &&
+                                   json_object_has_member(cur->options, "backing"))) {
+            /* the backing node came from options: only its own name can match */
+            if (below->filename && !strcmp(name, below->filename)) {
+                return below;
+            }
+            continue;
+        }
+        have = resolve_against(cur, cur->backing_file);
+        if (name_special || bdrv_filename_is_special(cur->backing_file)) {
+            /* protocols and json: are compared as written */
+            if (!strcmp(name, cur->backing_file) || !strcmp(name, have)) {
+                return below;
+            }
+            continue;
+        }
+        want = resolve_against(cur, name);
+        if (same_real_path(want, have)) {
+            return below;
+        }
+    }
+    return NULL;
 }
 
 /* ---- opening ---- */

@@ -54,6 +54,8 @@
 #define QCOW2_MAX_BACKING_NAME 1023
 
 #define DEFAULT_L2_CACHE_MAX_SIZE (32 * MiB)
+/* BDRV_O_SEQUENTIAL: one pass in order needs a table or two at a time */
+#define SEQUENTIAL_L2_CACHE_SIZE (1 * MiB)
 #define MIN_L2_CACHE_CLUSTERS      2
 #define MIN_REFCOUNT_CACHE_CLUSTERS 4
 #define DEFAULT_REFCOUNT_CACHE_CLUSTERS 4
@@ -485,6 +487,11 @@ JsonArray *qcow2_bitmaps_query(BlockDriverState *bs);
 int qcow2_bitmap_op(BlockDriverState *bs, BdrvBitmapOp op, const char *name,
                     uint64_t granularity, BlockDriverState *src, const char *src_name,
                     GError **errp);
+
+/* qcow2-backing.c: BlockDriver.change_backing_file and make_empty */
+int qcow2_change_backing_file(BlockDriverState *bs, const char *backing_file,
+                              const char *backing_fmt);
+int qcow2_make_empty(BlockDriverState *bs);
 
 /* qcow2-snapshot.c */
 typedef struct Qcow2SnapshotInfo {

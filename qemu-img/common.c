@@ -230,6 +230,14 @@ static bool names_driver_or_file(JsonObject *opts)
 BlockDriverState *img_open(bool image_opts, const char *filename, const char *fmt,
                            int flags, bool writethrough, bool quiet, bool force_share)
 {
+    return img_open_opts(image_opts, filename, fmt, NULL, flags, writethrough, quiet,
+                         force_share);
+}
+
+BlockDriverState *img_open_opts(bool image_opts, const char *filename, const char *fmt,
+                                JsonObject *extra, int flags, bool writethrough,
+                                bool quiet, bool force_share)
+{
     g_autoptr(JsonObject) opts = NULL;
     g_autoptr(GError) err = NULL;
     BlockDriverState *bs;
@@ -249,6 +257,18 @@ BlockDriverState *img_open(bool image_opts, const char *filename, const char *fm
         if (fmt) {
             opts_set_str(opts, "driver", fmt);
         }
+    }
+    if (extra) {
+        /* nested first: dotted keys of the user and objects of @extra mix */
+        JsonObject *nested = opts_crumple(opts, &err);
+
+        if (!nested) {
+            error_report("Could not open '%s': %s", filename, err->message);
+            return NULL;
+        }
+        json_object_unref(opts);
+        opts = nested;
+        opts_merge(opts, extra);
     }
     if (force_share) {
         g_autofree char *v = image_opts && opts_has(opts, "force-share") ?
@@ -301,6 +321,23 @@ void img_progress_set(double percent)
     }
     progress.current = MIN(percent, 100.0);
     if (progress.current - progress.last_print >= progress.min_step) {
+        progress.last_print = progress.current;
+        progress_print_line();
+    }
+}
+
+void img_progress_add(float delta)
+{
+    float current;
+
+    if (!progress.enabled) {
+        return;
+    }
+    /* float, as QEMU adds its steps up */
+    current = (float)progress.current + delta / 100.0f * 100.0f;
+    progress.current = MIN(current, 100.0f);
+    if (progress.current - progress.last_print >= progress.min_step ||
+        progress.current == 100.0) {
         progress.last_print = progress.current;
         progress_print_line();
     }

@@ -55,6 +55,8 @@ int bdrv_perm_attach(BlockDriverState *bs, const void *owner, uint64_t perm,
                      uint64_t shared, GError **errp);
 /* Drop @owner's use of @bs (if any): its locks follow. */
 void bdrv_perm_detach(BlockDriverState *bs, const void *owner);
+#define BDRV_O_SEQUENTIAL   0x400000 /* one pass in order (commit, rebase): drivers
+                                       * keep their default metadata caches small */
 
 /* Cache modes, as parsed from -t */
 #define BDRV_O_CACHE_MASK (BDRV_O_NOCACHE | BDRV_O_NO_FLUSH | BDRV_O_WRITETHROUGH)
@@ -160,6 +162,8 @@ int bdrv_get_flags(BlockDriverState *bs);
 /* The backing file name stored in the image, and its format (may be NULL). */
 const char *bdrv_get_backing_filename(BlockDriverState *bs);
 const char *bdrv_get_backing_format(BlockDriverState *bs);
+/* Is this a name with a protocol prefix ("proto:...") or json:, not a path? */
+bool bdrv_filename_is_special(const char *name);
 /* Make a path relative to @base's folder, as backing files are resolved. */
 char *bdrv_path_combine(const char *base, const char *name);
 /* "json:{...}" or the plain file name describing how to reopen this node. */
@@ -203,6 +207,30 @@ int bdrv_block_status_above(BlockDriverState *bs, int64_t offset, int64_t bytes,
                             int64_t *pnum);
 /* Is the range allocated in this layer (not just the backing chain)? 1/0/-errno. */
 int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes, int64_t *pnum);
+
+/* ---- backing files: qemu-img rebase and commit ---- */
+/*
+ * Record another backing file in the image's header: @backing_file (NULL: none)
+ * and its format @backing_fmt (NULL: none). What is written so far is made stable
+ * first; the open backing child is left as it is. 0 or -errno: -ENOTSUP (the
+ * format has no backing files), -EINVAL (name too long), -ENOSPC (no room in the
+ * header), -EACCES (read-only).
+ */
+int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
+                             const char *backing_fmt);
+/*
+ * Make the image empty: nothing allocated, its backing file shows through
+ * everywhere (qemu-img commit, after the data went into the backing file).
+ * -ENOTSUP with errp set if the format cannot; 0 or -errno.
+ */
+int bdrv_make_empty(BlockDriverState *bs, GError **errp);
+/*
+ * The node of @bs's backing chain (below @bs) that @name refers to, or NULL. A
+ * relative @name is taken relative to the folder of each image in turn and
+ * compared with that image's backing file as the same path; names with a
+ * protocol prefix or json: are compared as they are written.
+ */
+BlockDriverState *bdrv_find_backing_image(BlockDriverState *bs, const char *name);
 
 /* ---- check, amend, info ---- */
 int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, int fix);

@@ -167,6 +167,11 @@ struct BlockDriver {
     /* dirty (1) or clean (0) are the first *pnum bytes of the range in bitmap @name */
     int (*bitmap_status)(BlockDriverState *bs, const char *name, int64_t offset,
                          int64_t bytes, int64_t *pnum);
+    /* bdrv_change_backing_file (bs->backing_file updated on success); NULL: -ENOTSUP */
+    int (*change_backing_file)(BlockDriverState *bs, const char *backing_file,
+                               const char *backing_fmt);
+    /* bdrv_make_empty: deallocate everything; NULL: the format cannot */
+    int (*make_empty)(BlockDriverState *bs);
     /* blkdebug: an event happened on this node */
     void (*debug_event)(BlockDriverState *bs, BlkdebugEvent event);
 };
@@ -261,8 +266,6 @@ const BlockDriver *bdrv_find_protocol(const char *filename);
 /* Would any format other than raw claim this first sector? */
 bool bdrv_probe_claims(const uint8_t *buf, int len);
 
-/* Is this a data file name we refuse to interpret (json:, protocol prefix)? */
-bool bdrv_filename_is_special(const char *name);
 
 
 /* A node that only names a file (never opened; all I/O fails with -ENOMEDIUM). */
