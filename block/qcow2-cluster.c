@@ -12,12 +12,15 @@
  *      data file; such clusters are never shared, never compressed, and are
  *      always written in place (partial writes into unallocated or zero clusters
  *      still copy the rest of the cluster, from zeros or the backing file).
- *  C4. With data_file_raw the data file always holds the guest content: every
- *      guest cluster stays mapped 1:1 (zero writes keep the mapping and write
- *      zeros to the data file; discard keeps the mapping and discards in the data
- *      file). The zero flag such a zero write sets is off on disk before the
- *      data file changes under it again, so a crash never leaves the image
- *      reading zeros where the data file holds data.
+ *  C4. With data_file_raw a mapped guest cluster lives 1:1 in the data file and
+ *      the data file holds its content: zero writes keep a mapped cluster mapped
+ *      and write zeros to the data file too (unmapping zero writes unmap it).
+ *      A discard unmaps the cluster, as QEMU 7.2 does (its iotest 244): the
+ *      image reads zeros there while the data file may keep stale data
+ *      (discard=unmap passes the discard down); the next write maps it 1:1
+ *      again. The zero flag a zero write sets is off on disk before the data
+ *      file changes under it again, so a crash never leaves the image reading
+ *      zeros where the data file holds data.
  *  C5. A new L2 table is on disk (with the refcount that owns it, R2) before the
  *      L1 entry that points to it.
  *  C6. Zero flags are only used on version 3 images; on version 2 a discarded
@@ -711,11 +714,13 @@ static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_cl
      * back in the image file; an external data file is truncated by the caller.
      */
     DiscardRun run = { .always = op == L2_OP_REMOVE };
+    bool raw = data_file_is_raw(bs);
+    /* a raw data file already got its zeros (with MAY_UNMAP) from the caller */
     bool pass_discards = op == L2_OP_REMOVE ? !has_data_file(bs) :
-                         op != L2_OP_ZERO && (bs->open_flags & BDRV_O_UNMAP);
+                         op != L2_OP_ZERO && !(raw && op == L2_OP_ZERO_UNMAP) &&
+                         (bs->open_flags & BDRV_O_UNMAP);
     uint64_t *l2;
     int l2_index, ret;
-    bool raw = data_file_is_raw(bs);
 
     nb_clusters = MIN(nb_clusters, (uint64_t)(s->l2_size - offset_to_l2_index(s, offset)));
     ret = qcow2_get_l2_table(bs, offset, &l2, &l2_index,
@@ -743,12 +748,19 @@ static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_cl
         if (op == L2_OP_REMOVE) {
             new = 0;          /* past the end of a shrunk image */
         } else if (raw) {
-            /* C4: keep the 1:1 mapping; discard leaves the entry alone */
-            if (op == L2_OP_DISCARD) {
+            /* C4: a discarded cluster reads as zeros, unmapped; zeroing keeps a
+             * mapped cluster mapped unless it may unmap (the caller zeroed the
+             * data file either way) */
+            if (op == L2_OP_DISCARD && t == QCOW2_CLUSTER_UNALLOCATED) {
                 continue;
             }
-            new = (start_of_cluster(s, offset) + (i << s->cluster_bits)) |
-                  QCOW_OFLAG_COPIED | QCOW_OFLAG_ZERO;
+            if (op != L2_OP_ZERO || t == QCOW2_CLUSTER_UNALLOCATED ||
+                t == QCOW2_CLUSTER_ZERO_PLAIN) {
+                new = QCOW_OFLAG_ZERO;
+            } else {
+                new = (start_of_cluster(s, offset) + (i << s->cluster_bits)) |
+                      QCOW_OFLAG_COPIED | QCOW_OFLAG_ZERO;
+            }
         } else if (s->version < 3) {
             /* C6: discarding would reveal the backing file; discard is advisory */
             if (op == L2_OP_DISCARD && bs->backing) {

@@ -430,7 +430,7 @@ int qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
         return 0;
     }
     if (data_file_is_raw(bs)) {
-        /* C4: the data file gets the zeros too; the mapping stays 1:1 */
+        /* C4: the data file gets the zeros too; mapped clusters stay mapped */
         ret = bdrv_pwrite_zeroes(bs->data_file, start, end - start,
                                  flags & BDRV_REQ_MAY_UNMAP);
         if (ret < 0) {
@@ -456,11 +456,6 @@ int qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
     qcow2_bitmaps_set_dirty(bs, offset, bytes);
     if (end <= start) {
         return 0;
-    }
-    if (data_file_is_raw(bs)) {
-        /* C4: discard in the data file; the mapping stays, both read the same */
-        return bdrv_pdiscard(bs->data_file, start,
-                             MIN(end, (int64_t)s->size) - start);
     }
     return qcow2_cluster_discard(bs, start, end - start, false);
 }

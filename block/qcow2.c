@@ -459,6 +459,16 @@ static int open_data_file(BlockDriverState *bs, JsonObject *opts, int flags,
 
     if (!has_data_file(bs)) {
         if (given) {
+            /* QEMU opens the given file first: its own errors come before this */
+            BlockDriverState *df = (flags & BDRV_O_UNTRUSTED) ? NULL :
+                bdrv_open_child(bs, opts, "data-file", NULL, false,
+                                flags & ~(BDRV_O_NO_DATA_FILE | BDRV_O_CHECK), errp);
+            if (!df && !(flags & BDRV_O_UNTRUSTED)) {
+                return -EINVAL;
+            }
+            if (df) {
+                bdrv_unref(df);
+            }
             error_setg(errp, "'data-file' can only be set for images with an external "
                        "data file");
             return -EINVAL;
