@@ -500,6 +500,13 @@ static bool in_place_writable(BlockDriverState *bs, uint64_t entry)
     return t == QCOW2_CLUSTER_NORMAL && (has_data_file(bs) || (entry & QCOW_OFLAG_COPIED));
 }
 
+/* A preallocated zero cluster that only this L2 entry references (C2)? */
+static bool zero_alloc_reusable(BlockDriverState *bs, uint64_t entry)
+{
+    return qcow2_get_cluster_type(bs, entry) == QCOW2_CLUSTER_ZERO_ALLOC &&
+           (entry & QCOW_OFLAG_COPIED);
+}
+
 int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
                             uint64_t *host_offset, Qcow2ClusterAlloc *m)
 {
@@ -509,6 +516,7 @@ int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byt
     uint64_t in_cluster = offset_into_cluster(s, offset);
     uint64_t max_clusters, entry, n;
     int64_t host;
+    bool reuse;
 
     memset(m, 0, sizeof(*m));
     max_clusters = MIN((uint64_t)(s->l2_size - offset_to_l2_index(s, offset)),
@@ -522,24 +530,41 @@ int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byt
     if (ret < 0) {
         goto out;
     }
-    if (in_place_writable(bs, entry)) {
+    /*
+     * Clusters written in place: data clusters only this entry references (C2,
+     * C3) and preallocated zero clusters no snapshot shares. The latter keep
+     * their host clusters, as in QEMU (its iotest 066): the data goes there,
+     * then their L2 entries drop the zero flag (C1). One run, one file write.
+     */
+    reuse = !has_data_file(bs) && zero_alloc_reusable(bs, entry);
+    if (in_place_writable(bs, entry) || reuse) {
         for (n = 1; n < max_clusters; n++) {
             uint64_t e = l2_get(l2, l2_index + n);
-            if (!in_place_writable(bs, e) || (e & L2E_OFFSET_MASK) !=
+            bool z = !has_data_file(bs) && zero_alloc_reusable(bs, e);
+
+            if ((!in_place_writable(bs, e) && !z) || (e & L2E_OFFSET_MASK) !=
                 (entry & L2E_OFFSET_MASK) + n * s->cluster_size) {
                 break;
             }
+            reuse |= z;
         }
         *bytes = MIN(*bytes, n * s->cluster_size - in_cluster);
         *host_offset = (entry & L2E_OFFSET_MASK) + in_cluster;
-        goto out;
-    }
-
-    /* a run of clusters that all need new mappings */
-    for (n = 1; n < max_clusters; n++) {
-        if (in_place_writable(bs, l2_get(l2, l2_index + n))) {
-            break;
+        if (!reuse) {
+            goto out;
         }
+        host = entry & L2E_OFFSET_MASK;
+    } else {
+        /* a run of clusters that all need new mappings */
+        for (n = 1; n < max_clusters; n++) {
+            uint64_t e = l2_get(l2, l2_index + n);
+
+            if (in_place_writable(bs, e) ||
+                (!has_data_file(bs) && zero_alloc_reusable(bs, e))) {
+                break;
+            }
+        }
+        host = -1;
     }
     m->old_entries = g_new(uint64_t, n);
     for (uint64_t i = 0; i < n; i++) {
@@ -547,7 +572,9 @@ int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byt
     }
     qcow2_cache_put(s->l2_table_cache, (void **)&l2);
 
-    if (has_data_file(bs)) {
+    if (reuse) {
+        /* host is set: the clusters stay where they are */
+    } else if (has_data_file(bs)) {
         host = start_of_cluster(s, offset);          /* C3 */
     } else {
         host = qcow2_alloc_clusters(bs, n * s->cluster_size);
@@ -562,6 +589,7 @@ int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byt
     m->host_offset = host;
     m->nb_clusters = n;
     m->needs_link = true;
+    m->reused = reuse;
     m->cow_start_bytes = in_cluster;
     m->cow_end_offset = offset + *bytes;
     m->cow_end_bytes = m->guest_offset + n * s->cluster_size - m->cow_end_offset;
@@ -639,7 +667,7 @@ void qcow2_alloc_cluster_abort(BlockDriverState *bs, Qcow2ClusterAlloc *m)
 {
     BDRVQcow2State *s = bs->opaque;
 
-    if (m->needs_link && !has_data_file(bs)) {
+    if (m->needs_link && !has_data_file(bs) && !m->reused) {
         qcow2_free_clusters(bs, m->host_offset, (int64_t)m->nb_clusters << s->cluster_bits);
     }
     g_free(m->old_entries);
