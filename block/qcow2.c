@@ -103,10 +103,17 @@ static int read_extensions(BlockDriverState *bs, const uint8_t *buf, uint64_t st
     BDRVQcow2State *s = bs->opaque;
     uint64_t off = start;
 
-    while (off + 8 <= end) {
-        uint32_t magic = ldl_be(buf + off), len = ldl_be(buf + off + 4);
+    while (off < end) {
+        uint32_t magic, len;
         const uint8_t *data = buf + off + 8;
 
+        /* an extension header that crosses the end is too large too */
+        if (end - off < 8) {
+            error_setg(errp, "Header extension too large");
+            return -EINVAL;
+        }
+        magic = ldl_be(buf + off);
+        len = ldl_be(buf + off + 4);
         off += 8;
         if (len > end - off) {
             error_setg(errp, "Header extension too large");
@@ -605,6 +612,10 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         error_setg_errno(errp, -ret, "Could not read qcow2 header");
         return ret;
     }
+    if (h.backing_file_offset > (uint64_t)s->cluster_size) {
+        error_setg(errp, "Invalid backing file offset");
+        return -EINVAL;
+    }
     ext_end = s->cluster_size;
     if (h.backing_file_offset && h.backing_file_offset < ext_end) {
         ext_end = h.backing_file_offset;
@@ -682,7 +693,7 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
 
     /* snapshots */
     if (h.nb_snapshots > QCOW_MAX_SNAPSHOTS) {
-        error_setg(errp, "Too many snapshots");
+        error_setg(errp, "Snapshot table too large");
         return -EINVAL;
     }
     ret = validate_table(bs, h.snapshots_offset, h.nb_snapshots, 40, 64 * MiB,
@@ -747,9 +758,12 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
             error_setg(errp, "Invalid backing file offset");
             return -EINVAL;
         }
-        bs->backing_file = g_strndup((const char *)hbuf + h.backing_file_offset,
-                                     h.backing_file_size);
-        bs->backing_format = g_strdup(s->image_backing_format);
+        /* an empty name is no backing file */
+        if (h.backing_file_size) {
+            bs->backing_file = g_strndup((const char *)hbuf + h.backing_file_offset,
+                                         h.backing_file_size);
+            bs->backing_format = g_strdup(s->image_backing_format);
+        }
     }
     if (s->image_data_file && !has_data_file(bs)) {
         /* a stale name without the feature bit: ignored, as QEMU does */
