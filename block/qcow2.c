@@ -133,8 +133,10 @@ static int read_extensions(BlockDriverState *bs, const uint8_t *buf, uint64_t st
             break;
         case QCOW2_EXT_MAGIC_FEATURE_TABLE:
             g_free(s->feature_table);
-            s->nb_features = len / sizeof(Qcow2Feature);
-            s->feature_table = g_memdup2(data, s->nb_features * sizeof(Qcow2Feature));
+            /* a short last entry counts, zero-padded (QEMU's 036 has 14-byte ones) */
+            s->nb_features = DIV_ROUND_UP(len, sizeof(Qcow2Feature));
+            s->feature_table = g_malloc0(s->nb_features * sizeof(Qcow2Feature));
+            memcpy(s->feature_table, data, len);
             break;
         case QCOW2_EXT_MAGIC_DATA_FILE:
             g_free(s->image_data_file);
@@ -817,16 +819,16 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         return ret;
     }
 
-    if (!s->read_only && !(flags & BDRV_O_CHECK)) {
-        /* clear autoclear bits we do not know */
-        if (s->autoclear_features & ~QCOW2_AUTOCLEAR_MASK) {
-            s->autoclear_features &= QCOW2_AUTOCLEAR_MASK;
-            ret = qcow2_update_header(bs);
-            if (ret < 0) {
-                error_setg_errno(errp, -ret, "Could not update qcow2 header");
-                return ret;
-            }
+    /* clear autoclear bits we do not know (check -r too, as QEMU's: 036) */
+    if (!s->read_only && (s->autoclear_features & ~QCOW2_AUTOCLEAR_MASK)) {
+        s->autoclear_features &= QCOW2_AUTOCLEAR_MASK;
+        ret = qcow2_update_header(bs);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not update qcow2 header");
+            return ret;
         }
+    }
+    if (!s->read_only && !(flags & BDRV_O_CHECK)) {
         /* a dirty image (lazy refcounts, crash): repair refcounts first */
         if (s->incompatible_features & QCOW2_INCOMPAT_DIRTY) {
             BdrvCheckResult res;
