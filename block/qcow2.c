@@ -102,6 +102,7 @@ static int read_extensions(BlockDriverState *bs, const uint8_t *buf, uint64_t st
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t off = start;
+    int ret;
 
     while (off < end) {
         uint32_t magic, len;
@@ -156,8 +157,19 @@ static int read_extensions(BlockDriverState *bs, const uint8_t *buf, uint64_t st
             s->bitmap_directory_size = ldq_be(data + 8);
             s->bitmap_directory_offset = ldq_be(data + 16);
             if (!(s->autoclear_features & QCOW2_AUTOCLEAR_BITMAPS)) {
-                /* inconsistent: kept as an unknown extension would be, not used */
+                /* stale: not used, and a read-write open drops it (qcow2_open) */
+                warn_report_unterminated("a program lacking bitmap support modified "
+                                         "this file, so all bitmaps are now considered "
+                                         "inconsistent\nSome clusters may be leaked, "
+                                         "run 'qemu-img check -r' on the image file "
+                                         "to fix.");
                 s->has_bitmaps_ext = false;
+                s->stale_bitmaps_ext = true;
+            } else {
+                ret = qcow2_bitmaps_check_ext(bs, ldl_be(data + 4), errp);
+                if (ret < 0) {
+                    return ret;
+                }
             }
             /* fall through: kept verbatim as well */
             /* FALLTHROUGH */
@@ -819,9 +831,20 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         return ret;
     }
 
-    /* clear autoclear bits we do not know (check -r too, as QEMU's: 036) */
-    if (!s->read_only && (s->autoclear_features & ~QCOW2_AUTOCLEAR_MASK)) {
+    /*
+     * Clear autoclear bits we do not know (check -r too, as QEMU's: 036), and
+     * drop a bitmaps extension whose autoclear bit a program cleared.
+     */
+    if (!s->read_only && ((s->autoclear_features & ~QCOW2_AUTOCLEAR_MASK) ||
+                          s->stale_bitmaps_ext)) {
         s->autoclear_features &= QCOW2_AUTOCLEAR_MASK;
+        for (guint i = s->unknown_exts->len; i-- > 0;) {
+            if (((Qcow2UnknownExt *)s->unknown_exts->pdata[i])->magic ==
+                QCOW2_EXT_MAGIC_BITMAPS) {
+                g_ptr_array_remove_index(s->unknown_exts, i);
+            }
+        }
+        s->stale_bitmaps_ext = false;
         ret = qcow2_update_header(bs);
         if (ret < 0) {
             error_setg_errno(errp, -ret, "Could not update qcow2 header");
@@ -843,6 +866,12 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
                 error_setg_errno(errp, -ret, "Could not update qcow2 header");
                 return ret;
             }
+        }
+    }
+    if (s->has_bitmaps_ext) {
+        ret = qcow2_bitmaps_validate(bs, errp);
+        if (ret < 0) {
+            return ret;
         }
     }
     if (!s->read_only && !(flags & BDRV_O_CHECK) && s->has_bitmaps_ext) {
