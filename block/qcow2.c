@@ -514,6 +514,12 @@ static int open_data_file(BlockDriverState *bs, JsonObject *opts, int flags,
         return bs->data_file ? attach_data_file_perm(bs, errp) : -EINVAL;
     }
     if (!s->image_data_file) {
+        if ((flags & BDRV_O_NO_IO) && (flags & BDRV_O_NO_DATA_FILE)) {
+            /* qemu-img info of an image whose data file name was cleared: QEMU
+             * shows it, without a data file line */
+            bs->data_file = NULL;
+            return 0;
+        }
         error_setg(errp, "'data-file' is required for this image");
         return -EINVAL;
     }
