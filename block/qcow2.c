@@ -435,6 +435,20 @@ int qcow2_read_cache_options(BlockDriverState *bs, JsonObject *opts, GError **er
             rc = (uint64_t)DEFAULT_REFCOUNT_CACHE_CLUSTERS * s->cluster_size;
         }
     }
+    if (opts_has(opts, "l2-cache-entry-size")) {
+        /* validated as QEMU does; our L2 cache always holds whole tables */
+        uint64_t entry = opts_get_size(opts, "l2-cache-entry-size", 0, &local);
+
+        if (local) {
+            error_propagate(errp, local);
+            return -EINVAL;
+        }
+        if (entry < 512 || entry > (uint64_t)s->cluster_size || (entry & (entry - 1))) {
+            error_setg(errp, "L2 cache entry size must be a power of two between %d "
+                       "and the cluster size (%d)", 512, s->cluster_size);
+            return -EINVAL;
+        }
+    }
     s->l2_cache_size = MAX(l2, (uint64_t)MIN_L2_CACHE_CLUSTERS * s->cluster_size);
     s->refcount_cache_size = MAX(rc, min_rc);
     return 0;
