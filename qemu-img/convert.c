@@ -23,7 +23,9 @@ typedef struct ConvertState {
     bool compressed;
     int64_t min_sparse;      /* 0: no zero detection, write everything */
     int64_t cluster_size;    /* -c: the unit of compressed writes */
-    int64_t done;
+    int64_t done;            /* -p: bytes of progress so far, of progress_total */
+    int64_t progress_total;
+    bool progress;
     bool quiet;
     uint8_t *buf;
 } ConvertState;
@@ -155,11 +157,52 @@ static int read_source(ConvertState *s, BlockDriverState *bs, int64_t offset,
     return ret;
 }
 
+/*
+ * -p counts what is copied as data, as QEMU does: extents that do not read as
+ * zeros (every extent with -S 0, except for -c) and, when the target has a
+ * backing file, only what the source's top image allocates.
+ */
+static bool extent_counts(ConvertState *s, const ImgBlockStatus *st)
+{
+    if (s->target_backing && !((st->flags & BDRV_BLOCK_ALLOCATED) && st->depth == 0)) {
+        return false;
+    }
+    return (s->min_sparse == 0 && !s->compressed) || !(st->flags & BDRV_BLOCK_ZERO);
+}
+
+/* Bytes of [offset, offset + n) of the concatenated sources that count for -p. */
+static int64_t progress_bytes(ConvertState *s, int64_t offset, int64_t n)
+{
+    int64_t base = 0, counted = 0;
+
+    for (int i = 0; i < s->src_num && n > 0; i++) {
+        while (n > 0 && offset < base + s->src_sizes[i]) {
+            ImgBlockStatus st;
+            int64_t len = MIN(n, base + s->src_sizes[i] - offset);
+
+            if (img_block_status(s->src[i], offset - base, len, &st) < 0) {
+                st.pnum = len;
+                st.flags = BDRV_BLOCK_DATA | BDRV_BLOCK_ALLOCATED;
+                st.depth = 0;
+            }
+            len = MIN(len, st.pnum);
+            counted += extent_counts(s, &st) ? len : 0;
+            offset += len;
+            n -= len;
+        }
+        base += s->src_sizes[i];
+    }
+    return counted;
+}
+
 static void account(ConvertState *s, int64_t n)
 {
+    if (!s->progress || n == 0) {
+        return;
+    }
     s->done += n;
-    if (s->total_size > 0) {
-        img_progress_set(100.0 * s->done / s->total_size);
+    if (s->progress_total > 0) {
+        img_progress_set(100.0 * s->done / s->progress_total);
     }
 }
 
@@ -174,7 +217,9 @@ static int convert_source(ConvertState *s, BlockDriverState *bs, int64_t size,
         bool zero = false, skip = false;
         int ret;
 
-        if (s->min_sparse > 0 || s->target_backing) {
+        bool counts = true;
+
+        if (s->min_sparse > 0 || s->target_backing || s->progress) {
             ImgBlockStatus st;
             ret = img_block_status(bs, offset, n, &st);
             if (ret < 0) {
@@ -186,6 +231,7 @@ static int convert_source(ConvertState *s, BlockDriverState *bs, int64_t size,
             zero = s->min_sparse > 0 && (st.flags & BDRV_BLOCK_ZERO);
             skip = s->target_backing &&
                    !((st.flags & BDRV_BLOCK_ALLOCATED) && st.depth == 0);
+            counts = extent_counts(s, &st);
         }
         if (skip) {
             ret = 0;
@@ -201,7 +247,7 @@ static int convert_source(ConvertState *s, BlockDriverState *bs, int64_t size,
             return ret;
         }
         offset += n;
-        account(s, n);
+        account(s, counts ? n : 0);
     }
     return 0;
 }
@@ -264,7 +310,6 @@ static int convert_compressed(ConvertState *s)
                 return ret;
             }
             if (ret == 0) {
-                account(s, n);
                 continue;
             }
         }
@@ -281,7 +326,7 @@ static int convert_compressed(ConvertState *s)
         if (ret < 0) {
             return ret;
         }
-        account(s, n);
+        account(s, s->progress ? progress_bytes(s, offset, n) : 0);
     }
     return 0;
 }
@@ -638,6 +683,10 @@ int img_convert(int argc, char **argv)
     s.min_sparse = o.min_sparse;
     s.quiet = o.quiet;
 
+    s.progress = o.progress;
+    if (s.progress) {
+        s.progress_total = progress_bytes(&s, 0, s.total_size);
+    }
     img_progress_init(o.progress, 1.0);
     if (convert_do_copy(&s) == 0) {
         ret = EXIT_SUCCESS;
