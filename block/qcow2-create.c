@@ -172,8 +172,7 @@ static int validate_params(Qcow2CreateParams *p, GError **errp)
         return -EINVAL;
     }
     if (p->data_file_raw && p->backing_file) {
-        error_setg(errp, "Backing file and data-file-raw cannot be used at the same "
-                   "time: a raw data file cannot show the backing file's data");
+        error_setg(errp, "Backing file and data-file-raw cannot be used at the same time");
         return -EINVAL;
     }
     if (p->backing_file && p->prealloc != PREALLOC_MODE_OFF) {
