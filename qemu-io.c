@@ -8,6 +8,7 @@
 #include "qemu/cutils.h"
 #include "qemu/error.h"
 #include "qemu-io.h"
+#include "block/throttle-groups.h"
 #include <getopt.h>
 
 BlockDriverState *qemuio_bs;
@@ -150,13 +151,21 @@ int main(int argc, char **argv)
                             NULL)) != -1) {
         switch (c) {
         case 's': flags |= BDRV_O_SNAPSHOT; break;
-        case 'C':
+        case 'C': flags |= BDRV_O_COPY_ON_READ; break;
         case 'm':
         case 'k':
         case 'i':
         case 'T':
-        case OPTION_OBJECT:
             break;
+        case OPTION_OBJECT: {
+            g_autoptr(GError) err = NULL;
+            /* throttle groups; other objects are accepted and ignored */
+            if (throttle_group_object_add_opts(optarg, &err) < 0) {
+                error_report("%s", err->message);
+                return 1;
+            }
+            break;
+        }
         case 'n':
             flags |= BDRV_O_NOCACHE;
             writethrough = false;

@@ -4,6 +4,7 @@
  * live in common.c; each subcommand lives in its own file in this folder.
  */
 #include "qemu-img.h"
+#include "block/throttle-groups.h"
 #include <signal.h>
 
 typedef struct ImgCmd {
@@ -156,6 +157,31 @@ G_NORETURN void img_help(void)
 
 /* ---- main ---- */
 
+/*
+ * --object throttle-group,...: created before the subcommand runs (each
+ * subcommand accepts --object and ignores it; other object types stay ignored).
+ */
+static void add_objects(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *def = NULL;
+        g_autoptr(GError) err = NULL;
+
+        if (!strcmp(argv[i], "--")) {
+            break;
+        }
+        if (!strcmp(argv[i], "--object") && i + 1 < argc) {
+            def = argv[++i];
+        } else if (g_str_has_prefix(argv[i], "--object=")) {
+            def = argv[i] + strlen("--object=");
+        }
+        if (def && throttle_group_object_add_opts(def, &err) < 0) {
+            error_report("%s", err->message);
+            exit(EXIT_FAILURE);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -198,6 +224,7 @@ int main(int argc, char **argv)
 
     for (const ImgCmd *cmd = img_cmds; cmd->name; cmd++) {
         if (!strcmp(cmdname, cmd->name)) {
+            add_objects(argc, argv);
             return cmd->handler(argc, argv);
         }
     }

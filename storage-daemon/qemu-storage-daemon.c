@@ -267,8 +267,7 @@ static void process_args(int argc, char **argv)
             ok = cli_export(optarg, &err);
             break;
         case OPT_OBJECT:
-            error_setg(&err, "--object is not supported");
-            ok = false;
+            ok = qsd_object_add_opts(optarg, &err);
             break;
         case OPT_PIDFILE:
             g_free(pidfile);
