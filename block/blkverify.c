@@ -107,7 +107,6 @@ static int blkverify_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
     if (ret == 0 && raw_ret == 0) {
         for (int64_t i = 0; i < bytes; i++) {
             if (((uint8_t *)buf)[i] != raw_buf[i]) {
-                fflush(stdout);
                 fprintf(stderr, "blkverify: read offset=%" PRId64 " bytes=%" PRId64
                         " contents mismatch at offset %" PRId64 "\n", offset, bytes,
                         offset + i);
@@ -155,6 +154,14 @@ static int blkverify_flush(BlockDriverState *bs)
     return bdrv_flush(s->raw);
 }
 
+/* QEMU's blkverify shows its raw copy's info */
+static int blkverify_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
+{
+    BDRVBlkverifyState *s = bs->opaque;
+
+    return bdrv_get_info(s->raw, bdi);
+}
+
 static int64_t blkverify_getlength(BlockDriverState *bs)
 {
     return bdrv_getlength(bs->file);
@@ -192,4 +199,5 @@ BlockDriver bdrv_blkverify = {
     .pdiscard = blkverify_pdiscard,
     .flush_to_disk = blkverify_flush,
     .getlength = blkverify_getlength,
+    .get_info = blkverify_get_info,
 };

@@ -694,6 +694,8 @@ static BlockDriverState *bdrv_open_protocol(const BlockDriver *drv, const char *
     if (bdrv_assign_node_name(bs, opts_peek_str(opts, "node-name"), errp) < 0) {
         goto fail;
     }
+    /* listed before the children its driver opens (QEMU's order) */
+    all_nodes = g_list_append(all_nodes, bs);
     bs->filename = opts_get_str(opts, "filename");
     ret = drv->open(bs, opts, flags, errp);
     if (ret < 0) {
@@ -708,10 +710,10 @@ static BlockDriverState *bdrv_open_protocol(const BlockDriver *drv, const char *
         goto fail;
     }
     bdrv_refresh_filename(bs);
-    all_nodes = g_list_append(all_nodes, bs);
     return bs;
 
 fail:
+    all_nodes = g_list_remove(all_nodes, bs);
     bdrv_free(bs);
     return NULL;
 }
@@ -1068,6 +1070,8 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
     if (bdrv_assign_node_name(bs, opts_peek_str(opts, "node-name"), errp) < 0) {
         goto fail;
     }
+    /* after its file, before the children its driver opens (QEMU's order) */
+    all_nodes = g_list_append(all_nodes, bs);
     /* the locks are held before the driver reads (and maybe repairs) anything */
     if (bdrv_attach_child_perm(bs, bs->file, &bs->file,
                                drv->is_filter ? BDRV_CHILD_FILTERED : BDRV_CHILD_STORAGE,
@@ -1087,7 +1091,6 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
         goto fail;
     }
     bdrv_refresh_filename(bs);
-    all_nodes = g_list_append(all_nodes, bs);
     return bs;
 
 fail:
@@ -1095,6 +1098,7 @@ fail:
         bdrv_unref(file);
     }
     if (bs) {
+        all_nodes = g_list_remove(all_nodes, bs);
         bdrv_release_children(bs);
         bdrv_free(bs);
     }

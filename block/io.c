@@ -21,11 +21,14 @@ static int check_request(BlockDriverState *bs, int64_t offset, int64_t bytes)
     if (offset < 0 || bytes < 0 || offset > INT64_MAX - bytes) {
         return -EIO;
     }
-    if (bs->drv->is_protocol) {
-        return 0;        /* protocols read zeros past EOF and grow on writes */
-    }
-    if ((bs->open_flags & BDRV_O_NO_USER) && bs->drv->is_filter && !bs->drv->is_format) {
-        return 0;        /* a filter under a format stands in for its protocol */
+    /*
+     * Under a format, protocols read zeros past EOF and grow on writes, and so
+     * do the filters standing in for them; a node a tool opened itself is held
+     * to its length (QEMU's BlockBackend), whatever its driver.
+     */
+    if ((bs->open_flags & BDRV_O_NO_USER) &&
+        (bs->drv->is_protocol || (bs->drv->is_filter && !bs->drv->is_format))) {
+        return 0;
     }
     len = bdrv_getlength(bs);
     if (len < 0) {

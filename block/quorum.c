@@ -222,7 +222,6 @@ static int quorum_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, voi
         while (i < bytes && a->data[i] == b->data[i]) {
             i++;
         }
-        fflush(stdout);
         fprintf(stderr, "quorum: offset=%" PRId64 " bytes=%" PRId64 " contents mismatch "
                 "at offset %" PRId64 "\n", offset, bytes, offset + i);
         exit(1);
