@@ -37,6 +37,7 @@ typedef struct LeakyBucket {
 struct ThrottleGroup {
     char *id;
     int refcnt;             /* the nodes using it */
+    bool limited;           /* any limit set: else requests pass unaccounted */
     LeakyBucket buckets[BKT__MAX];
     uint64_t iops_size;
     double last;            /* when the buckets last leaked (seconds) */
@@ -218,6 +219,9 @@ int throttle_group_add(const char *id, JsonObject *props, GError **errp)
                    "'container')", id);
         return -EEXIST;
     }
+    for (int i = 0; i < BKT__MAX; i++) {
+        tg->limited |= tg->buckets[i].avg != 0;
+    }
     tg->id = g_strdup(id);
     tg->last = now_seconds();
     g_hash_table_insert(groups, tg->id, tg);
@@ -305,6 +309,9 @@ void throttle_group_account(ThrottleGroup *tg, bool is_write, uint64_t bytes)
     int iops[2] = { BKT_IOPS_TOTAL, is_write ? BKT_IOPS_WRITE : BKT_IOPS_READ };
     double ops = 1.0;
 
+    if (!tg->limited) {
+        return;
+    }
     if (tg->iops_size && bytes > tg->iops_size) {
         ops = (double)bytes / tg->iops_size;
     }
