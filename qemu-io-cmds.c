@@ -973,6 +973,8 @@ static int alloc_f(int argc, char **argv)
             return ret;
         }
         if (num == 0) {
+            /* the end of the image: the count stops there, as QEMU's does */
+            bytes -= remaining;
             break;
         }
         remaining -= num;
@@ -981,9 +983,7 @@ static int alloc_f(int argc, char **argv)
         }
     }
     cvtstr(offset, s1, sizeof(s1));
-    /* QEMU counts only what it looked at: the count stops at the end */
-    printf("%" PRId64 "/%" PRId64 " bytes allocated at offset %s\n", sum_alloc,
-           bytes - remaining, s1);
+    printf("%" PRId64 "/%" PRId64 " bytes allocated at offset %s\n", sum_alloc, bytes, s1);
     return 0;
 }
 

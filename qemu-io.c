@@ -8,7 +8,7 @@
 #include "qemu/cutils.h"
 #include "qemu/error.h"
 #include "qemu-io.h"
-#include "block/throttle-groups.h"
+#include "qemu/objects.h"
 #include <getopt.h>
 
 BlockDriverState *qemuio_bs;
@@ -158,11 +158,10 @@ int main(int argc, char **argv)
         case 'T':
             break;
         case OPTION_OBJECT: {
-            g_autoptr(GError) err = NULL;
-            /* throttle groups; other objects are accepted and ignored */
-            if (throttle_group_object_add_opts(optarg, &err) < 0) {
-                error_report("%s", err->message);
-                return 1;
+            GError *err = NULL;
+            if (!user_object_add(optarg, &err)) {
+                error_report_err(err);
+                exit(1);
             }
             break;
         }

@@ -25,6 +25,7 @@ static BlockDriver *const block_drivers[] = {
     &bdrv_quorum,
     &bdrv_preallocate,
     &bdrv_throttle,
+    &bdrv_nbd,
 };
 
 /* Options every node takes, whatever its driver. */
@@ -96,10 +97,25 @@ BlockDriver *bdrv_find_format(const char *name)
     return NULL;
 }
 
-bool bdrv_path_has_protocol(const char *path)
+bool bdrv_filename_is_special(const char *name)
 {
-    /* "proto:rest" with the colon before any slash */
-    return path[strcspn(path, ":/")] == ':';
+    /* "proto:rest" (json: too) with the colon before any slash */
+    return name[strcspn(name, ":/")] == ':';
+}
+
+/* Does @drv's name prefix ("nbd" or "nbd+unix" in "nbd+unix://...") match? */
+static bool protocol_matches(const BlockDriver *drv, const char *name, size_t len)
+{
+    if (drv->protocol_name && strlen(drv->protocol_name) == len &&
+        !strncmp(drv->protocol_name, name, len)) {
+        return true;
+    }
+    for (const char *const *a = drv->protocol_aliases; a && *a; a++) {
+        if (strlen(*a) == len && !strncmp(*a, name, len)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* A device node a plain name opens as (QEMU's host_device/host_cdrom probing). */
@@ -129,13 +145,12 @@ const BlockDriver *bdrv_find_protocol(const char *filename, bool allow_prefix,
     if (dev) {
         return dev;
     }
-    if (!allow_prefix || !bdrv_path_has_protocol(filename)) {
+    if (!allow_prefix || !bdrv_filename_is_special(filename)) {
         return &bdrv_file;
     }
     len = strcspn(filename, ":");
     for (size_t i = 0; i < ARRAY_SIZE(block_drivers); i++) {
-        const char *p = block_drivers[i]->protocol_name;
-        if (p && strlen(p) == len && !strncmp(p, filename, len)) {
+        if (protocol_matches(block_drivers[i], filename, len)) {
             return block_drivers[i];
         }
     }
@@ -277,24 +292,12 @@ char *bdrv_get_full_filename(BlockDriverState *bs)
     return g_strdup(bs->filename);
 }
 
-bool bdrv_filename_is_special(const char *name)
-{
-    const char *colon, *slash;
-
-    if (g_str_has_prefix(name, "json:")) {
-        return true;
-    }
-    /* "proto:..." before any slash looks like a protocol prefix */
-    colon = strchr(name, ':');
-    slash = strchr(name, '/');
-    return colon && (!slash || colon < slash);
-}
-
 char *bdrv_path_combine(const char *base, const char *name)
 {
     g_autofree char *dir = NULL;
 
-    if (g_path_is_absolute(name) || bdrv_path_has_protocol(name) || !base || !*base) {
+    /* absolute paths, json: and protocol names stand on their own (QEMU's rule) */
+    if (g_path_is_absolute(name) || !base || !*base || bdrv_filename_is_special(name)) {
         return g_strdup(name);
     }
     dir = g_path_get_dirname(base);
@@ -302,6 +305,59 @@ char *bdrv_path_combine(const char *base, const char *name)
         return g_strdup(name);
     }
     return g_build_filename(dir, name, NULL);
+}
+
+/* @name as resolved against the folder of @image (json: images: as it is). */
+static char *resolve_against(BlockDriverState *image, const char *name)
+{
+    if (bdrv_filename_is_special(image->filename)) {
+        return g_strdup(name);
+    }
+    return bdrv_path_combine(image->filename, name);
+}
+
+/* Do two paths name the same existing file (after resolving links and dots)? */
+static bool same_real_path(const char *a, const char *b)
+{
+    char *ra = realpath(a, NULL);
+    char *rb = ra ? realpath(b, NULL) : NULL;
+    bool same = ra && rb && !strcmp(ra, rb);
+
+    free(ra);
+    free(rb);
+    return same;
+}
+
+BlockDriverState *bdrv_find_backing_image(BlockDriverState *bs, const char *name)
+{
+    bool name_special = bdrv_filename_is_special(name);
+
+    for (BlockDriverState *cur = bs; cur && cur->backing; cur = cur->backing) {
+        BlockDriverState *below = cur->backing;
+        g_autofree char *want = NULL, *have = NULL;
+
+        if (!cur->backing_file || (cur->options &&
+                                   json_object_has_member(cur->options, "backing"))) {
+            /* the backing node came from options: only its own name can match */
+            if (below->filename && !strcmp(name, below->filename)) {
+                return below;
+            }
+            continue;
+        }
+        have = resolve_against(cur, cur->backing_file);
+        if (name_special || bdrv_filename_is_special(cur->backing_file)) {
+            /* protocols and json: are compared as written */
+            if (!strcmp(name, cur->backing_file) || !strcmp(name, have)) {
+                return below;
+            }
+            continue;
+        }
+        want = resolve_against(cur, name);
+        if (same_real_path(want, have)) {
+            return below;
+        }
+    }
+    return NULL;
 }
 
 /* ---- opening ---- */
@@ -1050,7 +1106,9 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
     bs->file = file;
     file = NULL;
     bs->open_flags = flags;
-    bs->filename = g_strdup(filename ? filename : bs->file->filename);
+    /* a protocol's name as it canonicalises it (QEMU's refreshed file name) */
+    bs->filename = g_strdup(filename && bs->file->drv != &bdrv_nbd ? filename :
+                            bs->file->filename);
     if (!opts_has(opts, "driver")) {
         bs->probed_raw = (drv == &bdrv_raw);
         if (bs->probed_raw && (flags & BDRV_O_RDWR)) {

@@ -607,6 +607,17 @@ BlockDriverState *bdrv_create_file_open(const char *filename, uint64_t perm,
     if (!proto) {
         return NULL;
     }
+    if (proto->create_simple) {
+        /* an image made on an NBD export: it exists, and is never removed */
+        *created = false;
+        bs = bdrv_open(filename, o, BDRV_O_RDWR | BDRV_O_PROTOCOL | BDRV_O_NO_USER,
+                       errp);
+        if (bs && bdrv_perm_attach(bs, bs, perm, shared, errp) < 0) {
+            bdrv_unref(bs);
+            bs = NULL;
+        }
+        return bs;
+    }
     if (proto->parse_filename != raw_parse_filename) {
         error_setg(errp, "Protocol driver '%s' does not support image creation",
                    proto->format_name);
@@ -649,6 +660,24 @@ int bdrv_create_file_fill(BlockDriverState *bs, uint64_t size, PreallocMode prea
     BDRVRawState *s = bs->opaque;
     int ret;
 
+    if (bs->drv->create_simple) {
+        /* QEMU's simple creation: fit the node to the size, zero the first sector */
+        if (prealloc != PREALLOC_MODE_OFF) {
+            error_setg(errp, "Unsupported preallocation mode '%s'",
+                       PreallocMode_str[prealloc]);
+            return -ENOTSUP;
+        }
+        ret = bdrv_truncate(bs, size, false, prealloc, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        ret = bdrv_pwrite_zeroes(bs, 0, MIN((int64_t)BDRV_SECTOR_SIZE, bdrv_getlength(bs)),
+                                 BDRV_REQ_MAY_UNMAP);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not write to the new image");
+        }
+        return ret;
+    }
     if (bs->drv->open != raw_open) {
         error_setg(errp, "Not a file node");
         return -EINVAL;

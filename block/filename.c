@@ -18,7 +18,8 @@ static const char *const key_order[] = {
     "backing", "read-pattern", "children", "inject-error.0.state",
     "inject-error.0.immediately", "opt-write-zero", "offset", "read-zeroes", "test",
     "throttle-group", "set-state.0.event", "inject-error.0.once", "max-write-zero",
-    "image", "max-transfer", "driver", "inject-error.0.iotype",
+    "image", "max-transfer", "server.host", "server.port", "server.path", "port", "host",
+    "driver", "path", "export", "server.type", "inject-error.0.iotype",
     "set-state.0.new_state", "inject-error.0.event", "inject-error.0.errno",
     "opt-discard", "max-discard", "set-state.0.state", "inject-error.0.sector",
     "config", "align", "size", "blkverify", "rewrite-corrupted", "vote-threshold",
@@ -135,7 +136,7 @@ void bdrv_refresh_filename(BlockDriverState *bs)
         }
         if (fn && !strong) {
             /* "a:b" would read as protocol "a": "./a:b" names the same file */
-            exact = bdrv_path_has_protocol(fn) ? g_strconcat("./", fn, NULL)
+            exact = bdrv_filename_is_special(fn) ? g_strconcat("./", fn, NULL)
                                                : g_strdup(fn);
         }
     } else {
@@ -174,7 +175,7 @@ static char *name_dirname(const char *name)
     if (slash) {
         return g_strndup(name, slash - name + 1);
     }
-    if (bdrv_path_has_protocol(name)) {
+    if (bdrv_filename_is_special(name)) {
         return g_strndup(name, strcspn(name, ":") + 1);
     }
     return g_strdup("");
@@ -204,7 +205,7 @@ char *bdrv_get_full_backing_filename(BlockDriverState *bs, GError **errp)
         return NULL;
     }
     if (g_path_is_absolute(bs->backing_file) ||
-        bdrv_path_has_protocol(bs->backing_file)) {
+        bdrv_filename_is_special(bs->backing_file)) {
         return g_strdup(bs->backing_file);
     }
     dir = bdrv_dirname(bs, errp);

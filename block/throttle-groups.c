@@ -1,6 +1,7 @@
 /*
  * Throttle groups: the "throttle-group" objects (--object throttle-group,id=...
- * in the tools, object-add in the daemon) that "throttle" nodes name. A group
+ * in the tools, object-add in the daemon; both through util/objects.c) that
+ * "throttle" nodes name. A group
  * holds QEMU's I/O limits (bps and iops, total or read/write, each with a burst
  * rate and length, and iops-size) and the leaky buckets that enforce them for
  * every node in the group together: water is what was transferred, it leaks at
@@ -334,29 +335,4 @@ void throttle_group_account(ThrottleGroup *tg, bool is_write, uint64_t bytes)
         tg->buckets[iops[i]].level += ops;
         tg->buckets[iops[i]].burst_level += ops;
     }
-}
-
-/* ---- --object ---- */
-
-int throttle_group_object_add_opts(const char *optarg, GError **errp)
-{
-    g_autoptr(JsonObject) props = keyval_parse(optarg, "qom-type", errp);
-    g_autofree char *id = NULL;
-    const char *type;
-
-    if (!props) {
-        return -EINVAL;
-    }
-    type = opts_peek_str(props, "qom-type");
-    if (!type || strcmp(type, "throttle-group")) {
-        return 0;           /* not ours: other objects are left to their owners */
-    }
-    id = opts_get_str(props, "id");
-    if (!id) {
-        error_setg(errp, "Parameter 'id' is missing");
-        return -EINVAL;
-    }
-    json_object_remove_member(props, "qom-type");
-    json_object_remove_member(props, "id");
-    return throttle_group_add(id, props, errp) < 0 ? -EINVAL : 1;
 }

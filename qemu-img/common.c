@@ -4,6 +4,7 @@
  * json:, --untrusted), block status and the progress line.
  */
 #include "qemu-img.h"
+#include "qemu/objects.h"
 
 /* ---- errors ---- */
 
@@ -229,6 +230,14 @@ static bool names_driver_or_file(JsonObject *opts)
 BlockDriverState *img_open(bool image_opts, const char *filename, const char *fmt,
                            int flags, bool writethrough, bool quiet, bool force_share)
 {
+    return img_open_opts(image_opts, filename, fmt, NULL, flags, writethrough, quiet,
+                         force_share);
+}
+
+BlockDriverState *img_open_opts(bool image_opts, const char *filename, const char *fmt,
+                                JsonObject *extra, int flags, bool writethrough,
+                                bool quiet, bool force_share)
+{
     g_autoptr(JsonObject) opts = NULL;
     g_autoptr(GError) err = NULL;
     BlockDriverState *bs;
@@ -248,6 +257,18 @@ BlockDriverState *img_open(bool image_opts, const char *filename, const char *fm
         if (fmt) {
             opts_set_str(opts, "driver", fmt);
         }
+    }
+    if (extra) {
+        /* nested first: dotted keys of the user and objects of @extra mix */
+        JsonObject *nested = opts_crumple(opts, &err);
+
+        if (!nested) {
+            error_report("Could not open '%s': %s", filename, err->message);
+            return NULL;
+        }
+        json_object_unref(opts);
+        opts = nested;
+        opts_merge(opts, extra);
     }
     if (force_share) {
         g_autofree char *v = image_opts && opts_has(opts, "force-share") ?
@@ -300,6 +321,23 @@ void img_progress_set(double percent)
     }
     progress.current = MIN(percent, 100.0);
     if (progress.current - progress.last_print >= progress.min_step) {
+        progress.last_print = progress.current;
+        progress_print_line();
+    }
+}
+
+void img_progress_add(float delta)
+{
+    float current;
+
+    if (!progress.enabled) {
+        return;
+    }
+    /* float, as QEMU adds its steps up */
+    current = (float)progress.current + delta / 100.0f * 100.0f;
+    progress.current = MIN(current, 100.0f);
+    if (progress.current - progress.last_print >= progress.min_step ||
+        progress.current == 100.0) {
         progress.last_print = progress.current;
         progress_print_line();
     }
@@ -410,4 +448,14 @@ const char *img_single_filename(int argc, char **argv, bool image_opts, const ch
         return NULL;
     }
     return argv[optind];
+}
+
+void img_add_object(const char *optarg)
+{
+    GError *err = NULL;
+
+    if (!user_object_add(optarg, &err)) {
+        error_report_err(err);
+        exit(1);
+    }
 }

@@ -2,11 +2,12 @@
  * User-creatable objects in the daemon: object-add and object-del for the one
  * object type we have, "throttle-group" (block/throttle-groups.c), checked
  * against its QAPI schema (ObjectOptions' throttle-group branch: "limits" or the
- * x- properties), and --object for the same type.
+ * x- properties). Objects are made and deleted in the registry every tool's
+ * --object fills (util/objects.c), which also serves the daemon's --object.
  */
 #include "daemon.h"
 #include "qmp-commands.h"
-#include "block/throttle-groups.h"
+#include "qemu/objects.h"
 
 static const char *const qom_type_values[] = { "throttle-group", NULL };
 
@@ -54,30 +55,16 @@ const QArg qapi_object_del_args[] = {
 JsonNode *qmp_object_add(JsonObject *args, Monitor *mon, GError **errp)
 {
     g_autoptr(JsonObject) props = opts_clone(args);
+    g_autofree char *type = opts_get_str(args, "qom-type");
     g_autofree char *id = opts_get_str(args, "id");
 
     json_object_remove_member(props, "qom-type");
     json_object_remove_member(props, "id");
-    return throttle_group_add(id, props, errp) < 0 ? NULL : qjson_empty_object();
+    return user_object_create(type, id, props, errp) ? qjson_empty_object() : NULL;
 }
 
 JsonNode *qmp_object_del(JsonObject *args, Monitor *mon, GError **errp)
 {
-    const char *id = opts_peek_str(args, "id");
-    int ret = throttle_group_del(id, errp);
-
-    if (ret == -ENOENT) {
-        error_setg(errp, "object '%s' not found", id);
-    }
-    return ret < 0 ? NULL : qjson_empty_object();
-}
-
-bool qsd_object_add_opts(const char *optarg, GError **errp)
-{
-    int ret = throttle_group_object_add_opts(optarg, errp);
-
-    if (ret == 0) {
-        error_setg(errp, "--object is not supported for this object type");
-    }
-    return ret > 0;
+    return user_object_del(opts_peek_str(args, "id"), errp) < 0 ? NULL
+                                                                 : qjson_empty_object();
 }

@@ -56,6 +56,5 @@ QMP_HANDLER(qmp_object_add);
 QMP_HANDLER(qmp_object_del);
 extern const QArg qapi_object_add_options;
 extern const QArg qapi_object_del_args[];
-bool qsd_object_add_opts(const char *optarg, GError **errp);
 
 #endif

@@ -95,6 +95,11 @@ struct BlockDriver {
 
     /* Filename prefix ("null-co" for "null-co://", "blkdebug" for "blkdebug:..."). */
     const char *protocol_name;
+    /* More prefixes of the same driver ("nbd+tcp", "nbd+unix"); NULL-terminated */
+    const char *const *protocol_aliases;
+    /* a protocol whose images are created in a node that exists already (nbd):
+     * QEMU's simple creation opens it, fits it to the size, zeroes sector 0 */
+    bool create_simple;
     /*
      * Turn a filename given to a protocol driver into its options (into @opts,
      * which holds the options given besides). NULL: the name is the "filename".
@@ -197,6 +202,14 @@ struct BlockDriver {
                      GError **errp);
     int (*bitmaps_store)(BlockDriverState *bs, GError **errp);
     JsonArray *(*query_bitmaps)(BlockDriverState *bs);
+    /* dirty (1) or clean (0) are the first *pnum bytes of the range in bitmap @name */
+    int (*bitmap_status)(BlockDriverState *bs, const char *name, int64_t offset,
+                         int64_t bytes, int64_t *pnum);
+    /* bdrv_change_backing_file (bs->backing_file updated on success); NULL: -ENOTSUP */
+    int (*change_backing_file)(BlockDriverState *bs, const char *backing_file,
+                               const char *backing_fmt);
+    /* bdrv_make_empty: deallocate everything; NULL: the format cannot */
+    int (*make_empty)(BlockDriverState *bs);
     /* blkdebug: an event happened on this node */
     void (*debug_event)(BlockDriverState *bs, BlkdebugEvent event);
 };
@@ -239,6 +252,7 @@ extern BlockDriver bdrv_host_cdrom;
 extern BlockDriver bdrv_raw;
 extern BlockDriver bdrv_qcow2;
 extern BlockDriver bdrv_blkdebug;
+extern BlockDriver bdrv_nbd;
 extern BlockDriver bdrv_null_co;
 extern BlockDriver bdrv_null_aio;
 extern BlockDriver bdrv_blkverify;
@@ -248,8 +262,6 @@ extern BlockDriver bdrv_quorum;
 extern BlockDriver bdrv_preallocate;
 extern BlockDriver bdrv_throttle;
 
-/* Is @path "proto:..." (a colon before any slash)? */
-bool bdrv_path_has_protocol(const char *path);
 /*
  * The protocol driver that opens @filename: the one its "proto:" prefix names
  * (only with @allow_prefix: a name given as a filename, not as a "filename"
@@ -320,8 +332,6 @@ void bdrv_create_file_close(BlockDriverState *bs, bool created, bool failed);
 /* Would any format other than raw claim this first sector? */
 bool bdrv_probe_claims(const uint8_t *buf, int len);
 
-/* Is this a data file name we refuse to interpret (json:, protocol prefix)? */
-bool bdrv_filename_is_special(const char *name);
 
 
 /* A node that only names a file (never opened; all I/O fails with -ENOMEDIUM). */

@@ -18,11 +18,6 @@ typedef struct ThrottleGroup ThrottleGroup;
 int throttle_group_add(const char *id, JsonObject *props, GError **errp);
 /* Delete group @id: -ENOENT (errp untouched) if there is none, -EBUSY if in use. */
 int throttle_group_del(const char *id, GError **errp);
-/*
- * The tools' --object: a "throttle-group" object is created (1, or -errno with
- * errp set); other object types are not this module's (0).
- */
-int throttle_group_object_add_opts(const char *optarg, GError **errp);
 
 /* A node starts / stops using group @id (NULL: there is none). */
 ThrottleGroup *throttle_group_ref(const char *id);
