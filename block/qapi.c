@@ -98,15 +98,20 @@ JsonObject *bdrv_query_image_info(BlockDriverState *bs, GError **errp)
     if (actual >= 0) {
         json_object_set_int_member(info, "actual-size", actual);
     }
-    if (bdrv_get_info(bs, &bdi) == 0 && bdi.cluster_size != 0) {
-        json_object_set_int_member(info, "cluster-size", bdi.cluster_size);
+    /* (QEMU: both only from a driver that answers for its info: not null-co) */
+    if (bdrv_get_info(bs, &bdi) == 0) {
+        if (bdi.cluster_size != 0) {
+            json_object_set_int_member(info, "cluster-size", bdi.cluster_size);
+        }
+        json_object_set_boolean_member(info, "dirty-flag", bdrv_is_dirty(bs));
     }
-    json_object_set_boolean_member(info, "dirty-flag", bdrv_is_dirty(bs));
     if (backing && *backing) {
-        g_autofree char *full = bdrv_path_combine(filename, backing);
+        g_autofree char *full = bdrv_get_full_backing_filename(bs, NULL);
 
         json_object_set_string_member(info, "backing-filename", backing);
-        json_object_set_string_member(info, "full-backing-filename", full);
+        if (full) {
+            json_object_set_string_member(info, "full-backing-filename", full);
+        }
         if (backing_fmt) {
             json_object_set_string_member(info, "backing-filename-format", backing_fmt);
         }
@@ -208,7 +213,9 @@ void bdrv_image_info_dump(JsonObject *info)
     }
     if (backing) {
         printf("backing file: %s", backing);
-        if (full_backing && strcmp(backing, full_backing)) {
+        if (!full_backing) {
+            printf(" (cannot determine actual path)");
+        } else if (strcmp(backing, full_backing)) {
             printf(" (actual path: %s)", full_backing);
         }
         printf("\n");

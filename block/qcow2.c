@@ -767,7 +767,7 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
             error_setg(errp, "Could not allocate L1 table");
             return -ENOMEM;
         }
-        BLKDBG_EVENT(bs->file, BLKDBG_L1_UPDATE);
+        /* (no debug event: QEMU's blkdebug rules do not see the L1 table load) */
         ret = bdrv_pread(bs->file, s->l1_table_offset, (int64_t)s->l1_size * 8,
                          s->l1_table, 0);
         if (ret < 0) {
@@ -1026,6 +1026,8 @@ static JsonNode *qcow2_get_specific_info(BlockDriverState *bs, GError **errp)
 
 BlockDriver bdrv_qcow2 = {
     .format_name = "qcow2",
+    .is_format = true,
+    .supports_backing = true,
     .instance_size = sizeof(BDRVQcow2State),
     .runtime_opts = qcow2_runtime_opts,
     .probe = qcow2_probe,

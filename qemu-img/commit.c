@@ -270,6 +270,7 @@ int img_commit(int argc, char **argv)
             image_opts = true;
             break;
         case OPTION_OBJECT:
+            img_add_object(optarg);
             break;
         }
     }

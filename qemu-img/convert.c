@@ -510,6 +510,10 @@ static BlockDriverState *open_target(ConvertOpts *o, ConvertState *s)
         g_autoptr(JsonObject) opts = NULL;
         g_autoptr(GError) err = NULL;
 
+        if (bdrv_create_check_protocol(o->out_filename, &err) < 0) {
+            error_report("%s", err->message);
+            return NULL;
+        }
         opts = img_parse_option_list(o->options, &err);
         if (!opts || bdrv_create_opts_check(o->out_fmt, opts, &err) < 0) {
             error_report("%s", err->message);

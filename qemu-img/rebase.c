@@ -465,6 +465,7 @@ int img_rebase(int argc, char **argv)
             image_opts = true;
             break;
         case OPTION_OBJECT:
+            img_add_object(optarg);
             break;
         }
     }

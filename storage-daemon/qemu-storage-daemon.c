@@ -9,6 +9,7 @@
 #include "qapi.h"
 #include "qmp-commands.h"
 #include "qmp-json.h"
+#include "qemu/objects.h"
 #include <getopt.h>
 #include <glib-unix.h>
 #include <signal.h>
@@ -267,8 +268,7 @@ static void process_args(int argc, char **argv)
             ok = cli_export(optarg, &err);
             break;
         case OPT_OBJECT:
-            error_setg(&err, "--object is not supported");
-            ok = false;
+            ok = user_object_add(optarg, &err);
             break;
         case OPT_PIDFILE:
             g_free(pidfile);

@@ -37,6 +37,8 @@ const QmpCommand qmp_commands[] = {
     { "block-export-del", qmp_block_export_del, qapi_block_export_del_args, NULL,
       QCO_BLOCK },
     { "query-block-exports", qmp_query_block_exports, NULL, NULL, 0 },
+    { "object-add", qmp_object_add, NULL, &qapi_object_add_options, 0 },
+    { "object-del", qmp_object_del, qapi_object_del_args, NULL, 0 },
     { NULL, NULL, NULL, NULL, 0 },
 };
 
