@@ -807,10 +807,6 @@ static int qcow2_shrink(BlockDriverState *bs, uint64_t offset, GError **errp)
     uint64_t start = QEMU_ALIGN_UP(offset, s->cluster_size);
     int ret;
 
-    if (s->nb_snapshots) {
-        error_setg(errp, "Can't resize an image which has snapshots");
-        return -ENOTSUP;
-    }
     /* drop every cluster past the new end: they become unallocated */
     if (end > start) {
         ret = qcow2_discard_unmap_range(bs, start, end - start);
@@ -979,6 +975,11 @@ static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
         error_setg(errp, "Cannot resize without access to the data file");
         return -ENOMEDIUM;
     }
+    /* v3 snapshots record their disk size; v2 ones do not */
+    if (s->nb_snapshots && s->version < 3) {
+        error_setg(errp, "Can't resize a v2 image which has snapshots");
+        return -ENOTSUP;
+    }
     if ((uint64_t)offset < old) {
         if (prealloc != PREALLOC_MODE_OFF) {
             error_setg(errp, "Preallocation can't be used for shrinking an image");
@@ -990,10 +991,7 @@ static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
         && old) {
         return 0;
     }
-    if (s->nb_snapshots && (uint64_t)offset != old) {
-        error_setg(errp, "Can't resize an image which has snapshots");
-        return -ENOTSUP;
-    }
+
     l1_needed = qcow2_l1_entries_for(offset, s->cluster_bits);
     if (l1_needed * 8 > QCOW_MAX_L1_SIZE) {
         /* QEMU's messages for create and for resize */
