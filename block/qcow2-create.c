@@ -1354,7 +1354,22 @@ int qcow2_create_qmp(JsonObject *opts, GError **errp)
 
 static int amend_refcount_bits(BlockDriverState *bs, int bits, GError **errp)
 {
-    int ret = qcow2_change_refcount_order(bs, ctz64(bits));
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t new_max = bits == 64 ? UINT64_MAX : (1ULL << bits) - 1;
+    uint64_t nb = qcow2_refcount_covered_clusters(bs);
+    int ret;
+
+    /* shared clusters (internal snapshots) may need more than the new width */
+    for (uint64_t c = 0; bits < s->refcount_bits && c < nb; c++) {
+        uint64_t rc = 0;
+        if (qcow2_get_refcount(bs, c, &rc) == 0 && rc > new_max) {
+            error_setg(errp, "Cannot decrease refcount entry width to %i bits: Cluster "
+                       "at offset %#" PRIx64 " has a refcount of %" PRIu64, bits,
+                       c << s->cluster_bits, rc);
+            return -EINVAL;
+        }
+    }
+    ret = qcow2_change_refcount_order(bs, ctz64(bits));
 
     if (ret < 0) {
         error_setg_errno(errp, -ret, "Failed to change the refcount width");
