@@ -482,6 +482,24 @@ static void discard_freed(BlockDriverState *bs, GArray *freed)
     }
 }
 
+/* Write an inactive L1 table (host order) back, with its COPIED flags (as QEMU). */
+static int write_l1_copy(BlockDriverState *bs, uint64_t offset, const uint64_t *l1,
+                         uint32_t l1_size)
+{
+    g_autofree uint64_t *buf = g_new0(uint64_t, MAX(l1_size, 1));
+    int ret;
+
+    for (uint32_t i = 0; i < l1_size; i++) {
+        buf[i] = GUINT64_TO_BE(l1[i]);
+    }
+    ret = qcow2_pre_write_overlap_check(bs, QCOW2_OL_INACTIVE_L1, offset,
+                                        (int64_t)l1_size * 8, false);
+    if (ret < 0) {
+        return ret;
+    }
+    return bdrv_pwrite(bs->file, offset, (int64_t)l1_size * 8, buf, 0);
+}
+
 /* ---- create / apply / delete ---- */
 
 static Qcow2SnapshotInfo *find_snapshot(GPtrArray *list, const char *name, bool id_first,
@@ -623,6 +641,9 @@ static int do_goto(BlockDriverState *bs, const char *name, GError **errp)
     }
     /* 1. the snapshot's clusters gain the active table's reference (leaks only) */
     ret = update_l1_refcounts(bs, sn_l1, sn->l1_size, 1, &changed, NULL);
+    if (ret == 0 && changed) {
+        ret = write_l1_copy(bs, sn->l1_table_offset, sn_l1, sn->l1_size);
+    }
     if (ret == 0) {
         ret = qcow2_flush_caches(bs);
     }
