@@ -587,6 +587,9 @@ int img_convert(int argc, char **argv)
 
     parse_args(argc, argv, &o);
     options = (char *)o.options;
+    /* freed on every return; o.snapshot keeps pointing at them until then */
+    g_autofree char *snapshot_id = o.snapshot.id;
+    g_autofree char *snapshot_name = o.snapshot.name;
 
     if (o.copy_range && o.explicit_min_sparse) {
         error_report("Cannot enable copy offloading when -S is used");
