@@ -8,6 +8,7 @@
 #include "qemu/cutils.h"
 #include "qemu/error.h"
 #include "qemu-io.h"
+#include "qemu/qom-object.h"
 #include <getopt.h>
 
 BlockDriverState *qemuio_bs;
@@ -155,8 +156,20 @@ int main(int argc, char **argv)
         case 'k':
         case 'i':
         case 'T':
-        case OPTION_OBJECT:
             break;
+        case OPTION_OBJECT: {
+            GError *err = NULL;
+            bool help = false;
+
+            if (qom_object_add_cmdline(optarg, &help, &err) < 0) {
+                error_report_err(err);
+                return 1;
+            }
+            if (help) {
+                return 0;
+            }
+            break;
+        }
         case 'n':
             flags |= BDRV_O_NOCACHE;
             writethrough = false;

@@ -101,6 +101,9 @@ JsonObject *bdrv_query_image_info(BlockDriverState *bs, GError **errp)
     if (bdrv_get_info(bs, &bdi) == 0 && bdi.cluster_size != 0) {
         json_object_set_int_member(info, "cluster-size", bdi.cluster_size);
     }
+    if (bdrv_is_encrypted(bs)) {
+        json_object_set_boolean_member(info, "encrypted", true);
+    }
     json_object_set_boolean_member(info, "dirty-flag", bdrv_is_dirty(bs));
     if (backing && *backing) {
         g_autofree char *full = bdrv_path_combine(filename, backing);

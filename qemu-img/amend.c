@@ -66,6 +66,7 @@ int img_amend(int argc, char **argv)
             force = true;
             break;
         case OPTION_OBJECT:
+            img_add_object(optarg);
             break;
         }
     }

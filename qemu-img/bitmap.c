@@ -86,6 +86,7 @@ int img_bitmap(int argc, char **argv)
             g_array_append_val(actions, act);
             break;
         case OPTION_OBJECT:
+            img_add_object(optarg);
             break;
         case OPTION_IMAGE_OPTS:
             image_opts = true;

@@ -182,6 +182,7 @@ int img_check(int argc, char **argv)
             untrusted = true;
             break;
         case OPTION_OBJECT:
+            img_add_object(optarg);
             break;
         }
     }

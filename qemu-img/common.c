@@ -4,6 +4,7 @@
  * json:, --untrusted), block status and the progress line.
  */
 #include "qemu-img.h"
+#include "qemu/qom-object.h"
 
 /* ---- errors ---- */
 
@@ -28,6 +29,20 @@ G_NORETURN void img_getopt_error(int c, char **argv)
 }
 
 /* ---- parsing helpers ---- */
+
+void img_add_object(const char *arg)
+{
+    GError *err = NULL;
+    bool help = false;
+
+    if (qom_object_add_cmdline(arg, &help, &err) < 0) {
+        error_report_err(err);
+        exit(1);
+    }
+    if (help) {
+        exit(0);
+    }
+}
 
 void img_report_bad_size(const char *what)
 {

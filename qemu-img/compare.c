@@ -222,6 +222,7 @@ int img_compare(int argc, char **argv)
             untrusted = true;
             break;
         case OPTION_OBJECT:
+            img_add_object(optarg);
             break;
         }
     }

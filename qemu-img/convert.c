@@ -423,6 +423,7 @@ static void parse_args(int argc, char **argv, ConvertOpts *o)
             o->untrusted = true;
             break;
         case OPTION_OBJECT:
+            img_add_object(optarg);
             break;
         }
     }

@@ -217,6 +217,7 @@ int img_create(int argc, char **argv)
             p.unsafe = true;
             break;
         case OPTION_OBJECT:
+            img_add_object(optarg);
             break;
         }
     }

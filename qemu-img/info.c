@@ -131,6 +131,7 @@ int img_info(int argc, char **argv)
             untrusted = true;
             break;
         case OPTION_OBJECT:
+            img_add_object(optarg);
             break;
         }
     }

@@ -144,6 +144,7 @@ int img_map(int argc, char **argv)
             untrusted = true;
             break;
         case OPTION_OBJECT:
+            img_add_object(optarg);
             break;
         }
     }

@@ -149,6 +149,7 @@ int img_measure(int argc, char **argv)
             force_share = true;
             break;
         case OPTION_OBJECT:
+            img_add_object(optarg);
             break;
         case OPTION_IMAGE_OPTS:
             image_opts = true;

@@ -56,6 +56,7 @@ int img_resize(int argc, char **argv)
             image_opts = true;
             break;
         case OPTION_OBJECT:
+            img_add_object(optarg);
             break;
         }
     }

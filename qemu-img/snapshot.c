@@ -130,6 +130,7 @@ int img_snapshot(int argc, char **argv)
             image_opts = true;
             break;
         case OPTION_OBJECT:
+            img_add_object(optarg);
             break;
         }
     }

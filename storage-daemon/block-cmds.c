@@ -260,7 +260,7 @@ static JsonObject *block_device_info(BlockDriverState *bs, bool flat, GError **e
     if (backing) {
         json_object_set_string_member(info, "backing_file", bdrv_get_filename(backing));
     }
-    json_object_set_boolean_member(info, "encrypted", false);
+    json_object_set_boolean_member(info, "encrypted", bdrv_is_encrypted(bs));
     json_object_set_int_member(info, "bps", 0);
     json_object_set_int_member(info, "bps_rd", 0);
     cache = json_object_new();

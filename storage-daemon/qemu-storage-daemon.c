@@ -9,6 +9,7 @@
 #include "qapi.h"
 #include "qmp-commands.h"
 #include "qmp-json.h"
+#include "qemu/qom-object.h"
 #include <getopt.h>
 #include <glib-unix.h>
 #include <signal.h>
@@ -266,10 +267,15 @@ static void process_args(int argc, char **argv)
         case OPT_EXPORT:
             ok = cli_export(optarg, &err);
             break;
-        case OPT_OBJECT:
-            error_setg(&err, "--object is not supported");
-            ok = false;
+        case OPT_OBJECT: {
+            bool help = false;
+
+            ok = qom_object_add_cmdline(optarg, &help, &err) == 0;
+            if (ok && help) {
+                exit(0);
+            }
             break;
+        }
         case OPT_PIDFILE:
             g_free(pidfile);
             pidfile = g_canonicalize_filename(optarg, NULL);
