@@ -18,6 +18,50 @@ static inline BlockDriverState *visible_backing(BlockDriverState *bs)
     return data_file_is_raw(bs) ? NULL : bs->backing;
 }
 
+/* Read guest data stored at @host (guest offset @guest), decrypted if need be. */
+static int data_read(BlockDriverState *bs, uint64_t host, uint64_t guest, int64_t len,
+                     uint8_t *buf)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret = bdrv_pread(data_node(bs), host, len, buf, 0);
+
+    if (ret == 0 && s->crypto) {
+        ret = qcow2_crypto_decrypt(bs, host, guest, buf, len);
+    }
+    return ret;
+}
+
+#define CRYPT_BOUNCE (1 * MiB)
+
+/* Write guest data to @host (guest offset @guest), encrypted if need be: the
+ * caller's buffer is never changed. */
+static int data_write(BlockDriverState *bs, uint64_t host, uint64_t guest, int64_t len,
+                      const uint8_t *buf)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint8_t *bounce;
+    int ret = 0;
+
+    if (!s->crypto) {
+        return bdrv_pwrite(data_node(bs), host, len, buf, 0);
+    }
+    if (posix_memalign((void **)&bounce, 4096, MIN(len, CRYPT_BOUNCE))) {
+        return -ENOMEM;
+    }
+    for (int64_t done = 0; done < len && ret == 0; done += CRYPT_BOUNCE) {
+        int64_t n = MIN(len - done, CRYPT_BOUNCE);
+
+        memcpy(bounce, buf + done, n);
+        ret = qcow2_crypto_encrypt(bs, host + done, guest + done, bounce, n);
+        if (ret == 0) {
+            ret = bdrv_pwrite(data_node(bs), host + done, n, bounce, 0);
+        }
+    }
+    qcrypto_wipe(bounce, MIN(len, CRYPT_BOUNCE));
+    free(bounce);
+    return ret;
+}
+
 /* Read guest [offset, offset+bytes) of the backing chain, zeros past its end. */
 static int read_backing(BlockDriverState *bs, int64_t offset, int64_t bytes, uint8_t *buf)
 {
@@ -73,7 +117,7 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *bu
                 return -ENOMEDIUM;
             }
             BLKDBG_EVENT(bs->file, BLKDBG_READ_AIO);
-            ret = bdrv_pread(data_node(bs), host, cur, p, 0);
+            ret = data_read(bs, host, offset, cur, p);
             break;
         case QCOW2_CLUSTER_COMPRESSED:
             if (!cluster) {
@@ -109,8 +153,8 @@ static int read_old_content(BlockDriverState *bs, uint64_t old_entry, uint64_t g
     switch (qcow2_get_cluster_type(bs, old_entry)) {
     case QCOW2_CLUSTER_NORMAL:
         BLKDBG_EVENT(bs->file, BLKDBG_COW_READ);
-        return bdrv_pread(data_node(bs), (old_entry & L2E_OFFSET_MASK) +
-                          offset_into_cluster(s, guest_off), len, dst, 0);
+        return data_read(bs, (old_entry & L2E_OFFSET_MASK) +
+                         offset_into_cluster(s, guest_off), guest_off, len, dst);
     case QCOW2_CLUSTER_COMPRESSED:
         cluster = g_malloc(s->cluster_size);
         ret = qcow2_decompress_cluster(bs, old_entry, cluster);
@@ -152,7 +196,7 @@ static int write_cow_cluster(BlockDriverState *bs, uint64_t old_entry, uint64_t 
     }
     memcpy(c + data_off, data, data_len);
     BLKDBG_EVENT(bs->file, BLKDBG_COW_WRITE);
-    ret = bdrv_pwrite(data_node(bs), host_cl, s->cluster_size, c, 0);
+    ret = data_write(bs, host_cl, guest_cl, s->cluster_size, c);
     free(g_steal_pointer(&c));
     return ret;
 }
@@ -174,7 +218,7 @@ static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64
     }
     if (!head && !tail) {
         BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
-        return bdrv_pwrite(data_node(bs), m->host_offset, bytes, buf, 0);
+        return data_write(bs, m->host_offset, offset, bytes, buf);
     }
     if (m->nb_clusters == 1) {
         return write_cow_cluster(bs, m->old_entries[0], m->guest_offset, m->host_offset,
@@ -185,7 +229,7 @@ static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64
         ret = write_cow_cluster(bs, m->old_entries[0], m->guest_offset, m->host_offset,
                                 head, first_end - head, buf);
     } else {
-        ret = bdrv_pwrite(data_node(bs), m->host_offset, cs, buf, 0);
+        ret = data_write(bs, m->host_offset, m->guest_offset, cs, buf);
     }
     if (ret < 0) {
         return ret;
@@ -195,8 +239,8 @@ static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64
         uint64_t mid_start = cs, mid_end = (uint64_t)(m->nb_clusters - 1) * cs;
         if (mid_end > mid_start) {
             BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
-            ret = bdrv_pwrite(data_node(bs), m->host_offset + mid_start,
-                              mid_end - mid_start, buf + (mid_start - head), 0);
+            ret = data_write(bs, m->host_offset + mid_start, m->guest_offset + mid_start,
+                             mid_end - mid_start, buf + (mid_start - head));
             if (ret < 0) {
                 return ret;
             }
@@ -211,8 +255,8 @@ static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64
                                      m->guest_offset + last, m->host_offset + last, 0,
                                      len, buf + (last - head));
         }
-        return bdrv_pwrite(data_node(bs), m->host_offset + last, cs,
-                           buf + (last - head), 0);
+        return data_write(bs, m->host_offset + last, m->guest_offset + last, cs,
+                          buf + (last - head));
     }
 }
 
@@ -249,7 +293,7 @@ static int write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
 {
     BDRVQcow2State *s = bs->opaque;
 
-    if (has_data_file(bs)) {
+    if (has_data_file(bs) || s->crypto) {
         return -ENOTSUP;
     }
     if (offset_into_cluster(s, offset)) {
@@ -340,7 +384,7 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                 return ret;
             }
             BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
-            ret = bdrv_pwrite(data_node(bs), host, cur, p, 0);
+            ret = data_write(bs, host, offset, cur, p);
             if (ret < 0) {
                 return ret;
             }

@@ -244,6 +244,14 @@ static bool names_driver_or_file(JsonObject *opts)
 BlockDriverState *img_open(bool image_opts, const char *filename, const char *fmt,
                            int flags, bool writethrough, bool quiet, bool force_share)
 {
+    return img_open_extra(image_opts, filename, fmt, flags, writethrough, quiet,
+                          force_share, NULL);
+}
+
+BlockDriverState *img_open_extra(bool image_opts, const char *filename, const char *fmt,
+                                 int flags, bool writethrough, bool quiet,
+                                 bool force_share, JsonObject *extra)
+{
     g_autoptr(JsonObject) opts = NULL;
     g_autoptr(GError) err = NULL;
     BlockDriverState *bs;
@@ -274,6 +282,9 @@ BlockDriverState *img_open(bool image_opts, const char *filename, const char *fm
         flags |= BDRV_O_FORCE_SHARE;
     }
     flags = img_cache_flags(flags, writethrough);
+    if (extra) {
+        opts_merge(opts, extra);
+    }
     bs = bdrv_open(image_opts ? NULL : filename, opts, flags, &err);
     if (!bs) {
         error_report("Could not open '%s': %s", filename, err->message);

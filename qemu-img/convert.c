@@ -436,6 +436,8 @@ static BlockDriverState *open_target(ConvertOpts *o, ConvertState *s)
     bool writethrough = false;
     BlockDriverState *bs;
     int64_t len;
+    /* the new image is opened with the key secrets it was created with (QEMU) */
+    g_autoptr(JsonObject) secrets = json_object_new();
 
     if (img_parse_cache(o->cache, &flags, &writethrough) < 0) {
         error_report("Invalid cache option: %s", o->cache);
@@ -463,15 +465,25 @@ static BlockDriverState *open_target(ConvertOpts *o, ConvertState *s)
         }
         opts_set_str(opts, "size", size);
         bdrv_create_opts_normalize(o->out_fmt, opts);
+        {
+            GList *members = json_object_get_members(opts);
+            for (GList *l = members; l; l = l->next) {
+                if (g_str_has_suffix(l->data, "key-secret")) {
+                    json_object_set_member(secrets, l->data,
+                                           json_object_dup_member(opts, l->data));
+                }
+            }
+            g_list_free(members);
+        }
         if (bdrv_create(o->out_fmt, o->out_filename, opts, &err) < 0) {
             error_report("%s: error while converting %s: %s", o->out_filename,
                          o->out_fmt, err->message);
             return NULL;
         }
     }
-    bs = img_open(o->tgt_image_opts, o->out_filename,
-                  o->tgt_image_opts ? NULL : o->out_fmt, flags, writethrough,
-                  o->quiet, false);
+    bs = img_open_extra(o->tgt_image_opts, o->out_filename,
+                        o->tgt_image_opts ? NULL : o->out_fmt, flags, writethrough,
+                        o->quiet, false, json_object_get_size(secrets) ? secrets : NULL);
     if (!bs) {
         return NULL;
     }

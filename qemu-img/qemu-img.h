@@ -134,6 +134,10 @@ JsonObject *img_parse_option_list(const char *options, GError **errp);
  */
 BlockDriverState *img_open(bool image_opts, const char *filename, const char *fmt,
                            int flags, bool writethrough, bool quiet, bool force_share);
+/* The same, with @extra options (flat, dotted keys) added to the image's. */
+BlockDriverState *img_open_extra(bool image_opts, const char *filename, const char *fmt,
+                                 int flags, bool writethrough, bool quiet,
+                                 bool force_share, JsonObject *extra);
 /* Cache flags + writethrough as set by -t/-T. */
 int img_cache_flags(int flags, bool writethrough);
 
