@@ -187,6 +187,11 @@ static int validate_params(Qcow2CreateParams *p, GError **errp)
                    "and above (use version=v3 or greater)");
         return -EINVAL;
     }
+    if (p->compression_type != QCOW2_COMPRESSION_TYPE_ZLIB && p->version < 3) {
+        error_setg(errp, "Non-zlib compression type is only supported with "
+                   "compatibility level 1.1 and above (use version=v3 or greater)");
+        return -EINVAL;
+    }
     if (p->has_data_file && p->version < 3) {
         error_setg(errp, "External data files are only supported with compatibility "
                    "level 1.1 and above (use version=v3 or greater)");
@@ -277,7 +282,8 @@ static int write_initial_image(BlockDriverState *file, Qcow2CreateParams *p,
     stq_be(buf + 48, cs);                                  /* refcount_table_offset */
     stl_be(buf + 56, 1);                                   /* refcount_table_clusters */
     if (p->version >= 3) {
-        uint64_t incompat = p->has_data_file ? QCOW2_INCOMPAT_DATA_FILE : 0;
+        uint64_t incompat = (p->has_data_file ? QCOW2_INCOMPAT_DATA_FILE : 0) |
+                            (p->compression_type ? QCOW2_INCOMPAT_COMPRESSION : 0);
         uint64_t compat = p->lazy_refcounts ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0;
         uint64_t autoclear = p->data_file_raw ? QCOW2_AUTOCLEAR_DATA_FILE_RAW : 0;
         stq_be(buf + 72, incompat);
@@ -285,6 +291,7 @@ static int write_initial_image(BlockDriverState *file, Qcow2CreateParams *p,
         stq_be(buf + 88, autoclear);
         stl_be(buf + 96, refcount_order);
         stl_be(buf + 100, hlen);
+        buf[104] = p->compression_type;
     }
     off = hlen;
     if (p->backing_fmt && p->backing_file) {
@@ -1162,13 +1169,11 @@ static int parse_create_opts(JsonObject *opts, Qcow2CreateParams *p, GError **er
         }
         p->prealloc = m;
     }
-    if (ct && strcmp(ct, "zlib")) {
-        if (!strcmp(ct, "zstd")) {
-            error_setg(errp, "compression_type=zstd is not supported by this build");
-        } else {
-            error_setg(errp, "Parameter 'compression-type' does not accept value '%s'",
-                       ct);
-        }
+    p->compression_type = QCOW2_COMPRESSION_TYPE_ZLIB;
+    if (ct && !strcmp(ct, "zstd")) {
+        p->compression_type = QCOW2_COMPRESSION_TYPE_ZSTD;
+    } else if (ct && strcmp(ct, "zlib")) {
+        error_setg(errp, "Parameter 'compression-type' does not accept value '%s'", ct);
         return -EINVAL;
     }
     if (opts_get_bool(opts, "extended_l2", false, NULL)) {

@@ -5,7 +5,6 @@
  */
 #include "qemu/osdep.h"
 #include "block/qcow2.h"
-#include <zlib.h>
 
 static inline BlockDriverState *data_node(BlockDriverState *bs)
 {
@@ -288,10 +287,16 @@ static int check_writable(BlockDriverState *bs)
     return prepare_first_write(bs);
 }
 
+/* clusters compressed together (in parallel) before they are stored in order */
+#define COMPRESS_BATCH 64
+
 static int write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
                             const uint8_t *buf)
 {
     BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    g_autofree uint8_t *in = NULL, *out = NULL;
+    ssize_t out_len[COMPRESS_BATCH];
 
     if (has_data_file(bs) || s->crypto) {
         return -ENOTSUP;
@@ -299,48 +304,63 @@ static int write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
     if (offset_into_cluster(s, offset)) {
         return -EINVAL;
     }
-    while (bytes > 0) {
-        int64_t len = MIN(bytes, (int64_t)s->cluster_size);
-        g_autofree uint8_t *in = g_malloc0(s->cluster_size);
-        g_autofree uint8_t *out = g_malloc(s->cluster_size);
-        z_stream strm = { 0 };
-        int zret, out_len, ret;
-        uint64_t host;
+    if (bytes % cs && offset + bytes != (int64_t)s->size) {
+        return -EINVAL;
+    }
+    if (bytes == 0) {
+        /* the end of a compressed stream: the file ends on a whole sector (QEMU) */
+        int64_t len = bdrv_getlength(bs->file);
 
-        if (len < s->cluster_size && offset + len != (int64_t)s->size) {
-            return -EINVAL;
+        if (len < 0) {
+            return len;
         }
-        memcpy(in, buf, len);
-        if (deflateInit2(&strm, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
-                         Z_DEFAULT_STRATEGY) != Z_OK) {
-            return -EIO;
+        if (len % BDRV_SECTOR_SIZE) {
+            return bdrv_truncate(bs->file, QEMU_ALIGN_UP(len, BDRV_SECTOR_SIZE), false,
+                                 PREALLOC_MODE_OFF, 0, NULL);
         }
-        strm.next_in = in;
-        strm.avail_in = s->cluster_size;
-        strm.next_out = out;
-        strm.avail_out = s->cluster_size;
-        zret = deflate(&strm, Z_FINISH);
-        out_len = s->cluster_size - strm.avail_out;
-        deflateEnd(&strm);
-        if (zret != Z_STREAM_END || out_len >= s->cluster_size) {
-            /* incompressible: store it normally */
-            ret = qcow2_co_pwrite(bs, offset, len, buf, 0);
-        } else {
-            ret = qcow2_alloc_compressed_cluster(bs, offset, out_len, &host);
-            if (ret == 0) {
-                ret = qcow2_pre_write_overlap_check(bs, 0, host, out_len, false);
-            }
-            if (ret == 0) {
-                BLKDBG_EVENT(bs->file, BLKDBG_WRITE_COMPRESSED);
-                ret = bdrv_pwrite(bs->file, host, out_len, out, 0);
-            }
+        return 0;
+    }
+    while (bytes > 0) {
+        int n = MIN(DIV_ROUND_UP(bytes, cs), COMPRESS_BATCH);
+        int64_t batch = MIN(bytes, (int64_t)n * cs);
+        int ret;
+
+        if (!in) {
+            in = g_malloc((size_t)n * cs);
+            out = g_malloc((size_t)n * cs);
         }
+        /* whole clusters: the image's partial last one is padded with zeros */
+        memcpy(in, buf, batch);
+        memset(in + batch, 0, (size_t)n * cs - batch);
+        ret = qcow2_compress_clusters(s->compression_type, cs, in, n, out, out_len);
         if (ret < 0) {
             return ret;
         }
-        offset += len;
-        buf += len;
-        bytes -= len;
+        for (int i = 0; i < n; i++) {
+            int64_t len = MIN(cs, batch - (int64_t)i * cs);
+            uint64_t host;
+
+            if (out_len[i] == 0) {
+                /* incompressible: store it normally */
+                ret = qcow2_co_pwrite(bs, offset, len, buf, 0);
+            } else {
+                ret = qcow2_alloc_compressed_cluster(bs, offset, out_len[i], &host);
+                if (ret == 0) {
+                    ret = qcow2_pre_write_overlap_check(bs, 0, host, out_len[i], false);
+                }
+                if (ret == 0) {
+                    BLKDBG_EVENT(bs->file, BLKDBG_WRITE_COMPRESSED);
+                    ret = bdrv_pwrite(bs->file, host, out_len[i],
+                                      out + (size_t)i * cs, 0);
+                }
+            }
+            if (ret < 0) {
+                return ret;
+            }
+            offset += len;
+            buf += len;
+            bytes -= len;
+        }
     }
     return 0;
 }

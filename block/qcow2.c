@@ -629,15 +629,20 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
                    "supported by this build");
         return -ENOTSUP;
     }
-    if ((s->incompatible_features & QCOW2_INCOMPAT_COMPRESSION) &&
-        s->compression_type != 0) {
-        error_setg(errp, "Compression type %u (zstd) is not supported by this build",
-                   s->compression_type);
-        return -ENOTSUP;
-    }
-    if (s->compression_type > 1) {
+    if (s->compression_type > QCOW2_COMPRESSION_TYPE_ZSTD) {
         error_setg(errp, "qcow2: unknown compression type: %u", s->compression_type);
         return -ENOTSUP;
+    }
+    if (s->compression_type == QCOW2_COMPRESSION_TYPE_ZLIB &&
+        (s->incompatible_features & QCOW2_INCOMPAT_COMPRESSION)) {
+        error_setg(errp, "qcow2: Compression type incompatible feature bit must not be "
+                   "set");
+        return -EINVAL;
+    }
+    if (s->compression_type != QCOW2_COMPRESSION_TYPE_ZLIB &&
+        !(s->incompatible_features & QCOW2_INCOMPAT_COMPRESSION)) {
+        error_setg(errp, "qcow2: Compression type incompatible feature bit must be set");
+        return -EINVAL;
     }
     if (h.refcount_order > 6) {
         error_setg(errp, "Reference count entry width too large; may not exceed 64 bits");

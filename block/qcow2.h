@@ -446,6 +446,18 @@ int qcow2_crypto_header_size(const QCryptoBlockCreateOptions *opts, bool has_cry
 int qcow2_crypto_parse_create_opts(JsonObject *opts, QCryptoBlockCreateOptions *c,
                                    bool *has_crypto, GError **errp);
 
+/* qcow2-compress.c */
+/* Decompress one cluster (@out_len bytes) of compression @type. 0 or -EIO. */
+int qcow2_decompress(int type, uint8_t *out, size_t out_len, const uint8_t *in,
+                     size_t in_len);
+/*
+ * Compress @n whole clusters of @in into the cluster-sized slots of @out, in
+ * parallel; @out_len[i] is the compressed size, or 0 when cluster i does not
+ * compress below cluster_size - 1. 0 or -errno.
+ */
+int qcow2_compress_clusters(int type, size_t cluster_size, const uint8_t *in, int n,
+                            uint8_t *out, ssize_t *out_len);
+
 /* qcow2-check.c */
 int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix);
 

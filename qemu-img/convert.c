@@ -230,39 +230,65 @@ static int read_concat(ConvertState *s, int64_t offset, int64_t n, uint8_t *buf)
     return 0;
 }
 
-/* -c: whole clusters, all-zero clusters left out. */
+/*
+ * -c: whole clusters, all-zero clusters left out (and, over a backing file, the
+ * clusters the source's top layer does not allocate). Runs of data clusters go
+ * to the target in one compressed write, which compresses them on every core.
+ */
 static int convert_compressed(ConvertState *s)
 {
-    for (int64_t offset = 0; offset < s->total_size; offset += s->cluster_size) {
-        int64_t n = MIN(s->cluster_size, s->total_size - offset);
-        int ret;
+    int64_t chunk = MAX(QEMU_ALIGN_DOWN(CONVERT_BUF_SIZE, s->cluster_size),
+                        s->cluster_size);
 
-        if (s->target_backing) {
-            /* a backing file means a single source */
-            ret = top_allocates(s->src[0], offset, n);
-            if (ret < 0) {
-                error_report("error while reading block status at offset %" PRId64
-                             ": %s", offset, img_strerror(ret));
-                return ret;
+    for (int64_t base = 0; base < s->total_size; base += chunk) {
+        int64_t len = MIN(chunk, s->total_size - base);
+        int64_t run_start = -1;         /* first data cluster not yet written */
+        int ret = read_concat(s, base, len, s->buf);
+
+        if (ret < 0) {
+            return ret;
+        }
+        for (int64_t off = 0; off <= len; off += s->cluster_size) {
+            int64_t n = MIN(s->cluster_size, len - off);
+            bool data = false;
+
+            if (off < len) {
+                ret = 1;
+                if (s->target_backing) {
+                    /* a backing file means a single source */
+                    ret = top_allocates(s->src[0], base + off, n);
+                    if (ret < 0) {
+                        error_report("error while reading block status at offset %"
+                                     PRId64 ": %s", base + off, img_strerror(ret));
+                        return ret;
+                    }
+                }
+                data = ret && !buffer_is_zero(s->buf + off, n);
             }
-            if (ret == 0) {
+            if (run_start >= 0 && !data) {
+                ret = write_data(s, base + run_start, off - run_start,
+                                 s->buf + run_start, BDRV_REQ_WRITE_COMPRESSED);
+                if (ret < 0) {
+                    return ret;
+                }
+                account(s, off - run_start);
+                run_start = -1;
+            }
+            if (off >= len) {
+                break;
+            }
+            if (data) {
+                if (run_start < 0) {
+                    run_start = off;
+                }
+            } else {
+                /* zeros are written as such; what the backing file shows, not */
+                if (ret && (ret = write_zeroes(s, base + off, n)) < 0) {
+                    return ret;
+                }
                 account(s, n);
-                continue;
             }
         }
-        ret = read_concat(s, offset, n, s->buf);
-        if (ret < 0) {
-            return ret;
-        }
-        if (buffer_is_zero(s->buf, n)) {
-            ret = write_zeroes(s, offset, n);
-        } else {
-            ret = write_data(s, offset, n, s->buf, BDRV_REQ_WRITE_COMPRESSED);
-        }
-        if (ret < 0) {
-            return ret;
-        }
-        account(s, n);
     }
     return 0;
 }
