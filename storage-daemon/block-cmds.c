@@ -11,7 +11,7 @@ static GList *owned_nodes;      /* BlockDriverState* opened by blockdev-add */
 
 /* ---- the BlockdevOptions schema ---- */
 
-static const char *const driver_values[] = { "file", "qcow2", "raw", NULL };
+static const char *const driver_values[] = { "file", "luks", "qcow2", "raw", NULL };
 static const char *const discard_values[] = { "ignore", "unmap", NULL };
 static const char *const detect_zeroes_values[] = { "off", "on", "unmap", NULL };
 static const char *const on_off_auto_values[] = { "auto", "on", "off", NULL };
@@ -36,7 +36,7 @@ static const QArg blockdev_base[] = {
 };
 
 /* Inline child options ({"file": {...}}) are checked as BlockdevOptions too. */
-static const QVariant blockdev_variants[4];
+static const QVariant blockdev_variants[5];
 
 static const QArg file_members[] = {
     { "filename", QT_STR, false, NULL, NULL, NULL },
@@ -74,8 +74,15 @@ static const QArg qcow2_members[] = {
     QARG_END,
 };
 
-static const QVariant blockdev_variants[4] = {
+static const QArg luks_members[] = {
+    { "file", QT_REF, false, NULL, blockdev_base, blockdev_variants },
+    { "key-secret", QT_STR, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+static const QVariant blockdev_variants[5] = {
     { "file", file_members },
+    { "luks", luks_members },
     { "qcow2", qcow2_members },
     { "raw", raw_members },
     { NULL, NULL },
