@@ -604,7 +604,18 @@ int qcrypto_block_luks_payload_len(const QCryptoBlockCreateOptions *opts,
 {
     QCryptoBlockLUKS luks = { 0 };
     LuksLayout lay;
+    char *password;
 
+    /* as QEMU's: the header is sized for a secret that must exist */
+    if (!opts->key_secret) {
+        error_setg(errp, "Parameter '%skey-secret' is required for cipher", prefix);
+        return -1;
+    }
+    password = qcrypto_secret_lookup_as_utf8(opts->key_secret, errp);
+    if (!password) {
+        return -1;
+    }
+    qcrypto_secret_wipe_free(password, strlen(password));
     if (resolve_create_opts(opts, prefix, &luks, &lay, errp) < 0) {
         return -1;
     }

@@ -519,6 +519,11 @@ static BlockDriverState *open_target(ConvertOpts *o, ConvertState *s)
         bdrv_unref(bs);
         return NULL;
     }
+    if (o->compress && bdrv_is_encrypted(bs)) {
+        error_report("Compression and encryption not supported at the same time");
+        bdrv_unref(bs);
+        return NULL;
+    }
     if (o->compress) {
         BlockDriverInfo bdi;
         if (bdrv_get_info(bs, &bdi) < 0 || bdi.cluster_size <= 0) {
@@ -649,6 +654,14 @@ int img_convert(int argc, char **argv)
     s.target_backing = s.target_backing || o.out_baseimg;
     /* --target-is-zero is the user's word, even over a backing file (QEMU's) */
     s.target_zero = o.target_is_zero || (!o.skip_create && !s.target_backing);
+    if (s.target_zero && !o.target_is_zero && bdrv_is_encrypted(s.target) &&
+        s.total_size > 0) {
+        /* preallocated clusters of an encrypted image hold no encrypted zeros
+         * (QEMU's has_zero_init is false for them) */
+        int64_t pnum = 0;
+        int st = bdrv_block_status(s.target, 0, s.total_size, &pnum, NULL, NULL);
+        s.target_zero = st >= 0 && !(st & BDRV_BLOCK_ALLOCATED);
+    }
     s.compressed = o.compress;
     s.min_sparse = o.min_sparse;
     s.quiet = o.quiet;
