@@ -15,6 +15,7 @@
 typedef struct BlockCrypto {
     QCryptoBlock *block;
     uint64_t payload;           /* bytes */
+    uint8_t *bounce;            /* LUKS_BOUNCE bytes for writes, kept while open */
 } BlockCrypto;
 
 static const char *const luks_runtime_opts[] = { "key-secret", NULL };
@@ -118,6 +119,10 @@ static void luks_close(BlockDriverState *bs)
     BlockCrypto *s = bs->opaque;
 
     g_clear_pointer(&s->block, qcrypto_block_free);
+    if (s->bounce) {
+        qcrypto_wipe(s->bounce, LUKS_BOUNCE);
+        g_clear_pointer(&s->bounce, g_free);
+    }
 }
 
 static int64_t luks_getlength(BlockDriverState *bs)
@@ -165,7 +170,10 @@ static int luks_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     if (!qcrypto_block_has_cipher(s->block)) {
         return -EIO;
     }
-    bounce = g_malloc(MIN(bytes, LUKS_BOUNCE));
+    if (!s->bounce) {
+        s->bounce = g_malloc(LUKS_BOUNCE);
+    }
+    bounce = s->bounce;
     for (int64_t done = 0; done < bytes && ret == 0; done += LUKS_BOUNCE) {
         int64_t n = MIN(bytes - done, LUKS_BOUNCE);
         g_autoptr(GError) err = NULL;
@@ -177,8 +185,6 @@ static int luks_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
         }
         ret = bdrv_pwrite(bs->file, s->payload + offset + done, n, bounce, 0);
     }
-    qcrypto_wipe(bounce, MIN(bytes, LUKS_BOUNCE));
-    g_free(bounce);
     return ret;
 }
 

@@ -44,9 +44,12 @@ static int data_write(BlockDriverState *bs, uint64_t host, uint64_t guest, int64
     if (!s->crypto) {
         return bdrv_pwrite(data_node(bs), host, len, buf, 0);
     }
-    if (posix_memalign((void **)&bounce, 4096, MIN(len, CRYPT_BOUNCE))) {
+    /* one buffer for the life of the node: a fresh one per write costs page faults */
+    if (!s->crypt_bounce && posix_memalign((void **)&s->crypt_bounce, 4096, CRYPT_BOUNCE)) {
+        s->crypt_bounce = NULL;
         return -ENOMEM;
     }
+    bounce = s->crypt_bounce;
     for (int64_t done = 0; done < len && ret == 0; done += CRYPT_BOUNCE) {
         int64_t n = MIN(len - done, CRYPT_BOUNCE);
 
@@ -56,8 +59,6 @@ static int data_write(BlockDriverState *bs, uint64_t host, uint64_t guest, int64
             ret = bdrv_pwrite(data_node(bs), host + done, n, bounce, 0);
         }
     }
-    qcrypto_wipe(bounce, MIN(len, CRYPT_BOUNCE));
-    free(bounce);
     return ret;
 }
 

@@ -857,6 +857,11 @@ static void qcow2_release(BlockDriverState *bs)
     qcow2_refcount_close(bs);
     g_clear_pointer(&s->l1_table, g_free);
     g_clear_pointer(&s->crypto, qcrypto_block_free);
+    if (s->crypt_bounce) {
+        qcrypto_wipe(s->crypt_bounce, 1 * MiB);     /* it held plaintext */
+        free(s->crypt_bounce);
+        s->crypt_bounce = NULL;
+    }
     g_clear_pointer(&s->image_backing_format, g_free);
     g_clear_pointer(&s->image_data_file, g_free);
     g_clear_pointer(&s->feature_table, g_free);

@@ -134,6 +134,7 @@ typedef struct BDRVQcow2State {
     bool has_crypto_header;
     /* IVs from host offsets (LUKS) rather than guest offsets (legacy AES) */
     bool crypt_physical_offset;
+    uint8_t *crypt_bounce;          /* CRYPT_BOUNCE bytes, kept while open */
     uint64_t size;          /* virtual size */
 
     uint32_t l1_size;

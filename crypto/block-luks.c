@@ -474,20 +474,11 @@ static int store_header(QCryptoBlock *block, QCryptoBlockWriteFunc writefunc,
 static int setup_payload(QCryptoBlock *block, GError **errp)
 {
     QCryptoBlockLUKS *luks = block->opaque;
-    size_t mklen = luks->header.master_key_len;
 
-    block->cipher_alg = luks->cipher_alg;
-    block->niv = luks->cipher_mode == QCRYPTO_CIPHER_MODE_ECB ? 0 :
-                 qcrypto_cipher_get_block_len(luks->cipher_alg);
-    block->cipher = qcrypto_cipher_new(luks->cipher_alg, luks->cipher_mode,
-                                       luks->master_key, mklen, errp);
-    if (!block->cipher) {
-        return -1;
-    }
-    block->ivgen = qcrypto_ivgen_new(luks->ivgen_alg, luks->ivgen_cipher_alg,
-                                     luks->ivgen_hash_alg, luks->master_key, mklen,
-                                     errp);
-    return block->ivgen ? 0 : -1;
+    return qcrypto_block_init_cipher(block, luks->cipher_alg, luks->cipher_mode,
+                                     luks->master_key, luks->header.master_key_len,
+                                     luks->ivgen_alg, luks->ivgen_cipher_alg,
+                                     luks->ivgen_hash_alg, errp);
 }
 
 static QCryptoBlock *luks_block_new(void)

@@ -8,6 +8,7 @@
 #include "qemu/error.h"
 #include "crypto/block.h"
 #include "crypto/secret.h"
+#include <pthread.h>
 
 const char *const QCryptoBlockFormat_str[QCRYPTO_BLOCK_FORMAT__MAX] = {
     [QCRYPTO_BLOCK_FORMAT_QCOW] = "aes",
@@ -168,16 +169,14 @@ static QCryptoBlock *qcow_open(const char *key_secret, const char *prefix,
     len = strlen(password);
     memcpy(keybuf, password, MIN(len, sizeof(keybuf)));
     qcrypto_secret_wipe_free(password, len);
-    block->ivgen = qcrypto_ivgen_new(QCRYPTO_IVGEN_ALG_PLAIN64, block->cipher_alg,
-                                     QCRYPTO_HASH_ALG_SHA256, keybuf, sizeof(keybuf),
-                                     errp);
-    block->cipher = block->ivgen ?
-        qcrypto_cipher_new(QCRYPTO_CIPHER_ALG_AES_128, QCRYPTO_CIPHER_MODE_CBC, keybuf,
-                           sizeof(keybuf), errp) : NULL;
-    qcrypto_wipe(keybuf, sizeof(keybuf));
-    if (!block->cipher) {
+    if (qcrypto_block_init_cipher(block, QCRYPTO_CIPHER_ALG_AES_128,
+                                  QCRYPTO_CIPHER_MODE_CBC, keybuf, sizeof(keybuf),
+                                  QCRYPTO_IVGEN_ALG_PLAIN64, QCRYPTO_CIPHER_ALG_AES_128,
+                                  QCRYPTO_HASH_ALG_SHA256, errp) < 0) {
+        qcrypto_wipe(keybuf, sizeof(keybuf));
         goto fail;
     }
+    qcrypto_wipe(keybuf, sizeof(keybuf));
     return block;
 fail:
     qcrypto_block_free(block);
@@ -255,31 +254,148 @@ bool qcrypto_block_has_cipher(QCryptoBlock *block)
     return block->cipher != NULL;
 }
 
-static int block_crypt(QCryptoBlock *block, uint64_t offset, uint8_t *buf, size_t len,
-                       bool encrypt, GError **errp)
+int qcrypto_block_init_cipher(QCryptoBlock *block, QCryptoCipherAlgorithm alg,
+                              QCryptoCipherMode mode, const uint8_t *key, size_t nkey,
+                              QCryptoIVGenAlgorithm ivgen_alg,
+                              QCryptoCipherAlgorithm ivgen_cipher_alg,
+                              QCryptoHashAlgorithm ivgen_hash_alg, GError **errp)
+{
+    block->cipher_alg = alg;
+    block->cipher_mode = mode;
+    block->ivgen_alg = ivgen_alg;
+    block->ivgen_cipher_alg = ivgen_cipher_alg;
+    block->ivgen_hash_alg = ivgen_hash_alg;
+    block->niv = mode == QCRYPTO_CIPHER_MODE_ECB ? 0 : qcrypto_cipher_get_block_len(alg);
+    block->cipher = qcrypto_cipher_new(alg, mode, key, nkey, errp);
+    if (!block->cipher) {
+        return -1;
+    }
+    block->ivgen = qcrypto_ivgen_new(ivgen_alg, ivgen_cipher_alg, ivgen_hash_alg, key,
+                                     nkey, errp);
+    if (!block->ivgen) {
+        return -1;
+    }
+    block->key = g_memdup2(key, nkey);
+    block->nkey = nkey;
+    return 0;
+}
+
+/* Sectors [first, first + n) of @buf (numbered from @sector) with one context. */
+static int crypt_sectors(QCryptoBlock *block, QCryptoCipher *cipher, QCryptoIVGen *ivgen,
+                         uint64_t sector, uint8_t *buf, size_t n, bool encrypt,
+                         GError **errp)
 {
     uint8_t iv[16];
-    uint64_t sector = offset / QCRYPTO_BLOCK_SECTOR_SIZE;
 
-    g_assert(block->cipher);
-    g_assert(!(offset % QCRYPTO_BLOCK_SECTOR_SIZE) && !(len % QCRYPTO_BLOCK_SECTOR_SIZE));
-    for (size_t done = 0; done < len; done += QCRYPTO_BLOCK_SECTOR_SIZE, sector++) {
-        uint8_t *p = buf + done;
+    for (size_t i = 0; i < n; i++, sector++) {
+        uint8_t *p = buf + i * QCRYPTO_BLOCK_SECTOR_SIZE;
         int ret;
 
         if (block->niv &&
-            (qcrypto_ivgen_calculate(block->ivgen, sector, iv, block->niv, errp) < 0 ||
-             qcrypto_cipher_setiv(block->cipher, iv, block->niv, errp) < 0)) {
+            (qcrypto_ivgen_calculate(ivgen, sector, iv, block->niv, errp) < 0 ||
+             qcrypto_cipher_setiv(cipher, iv, block->niv, errp) < 0)) {
             return -1;
         }
         ret = encrypt ?
-            qcrypto_cipher_encrypt(block->cipher, p, p, QCRYPTO_BLOCK_SECTOR_SIZE, errp) :
-            qcrypto_cipher_decrypt(block->cipher, p, p, QCRYPTO_BLOCK_SECTOR_SIZE, errp);
+            qcrypto_cipher_encrypt(cipher, p, p, QCRYPTO_BLOCK_SECTOR_SIZE, errp) :
+            qcrypto_cipher_decrypt(cipher, p, p, QCRYPTO_BLOCK_SECTOR_SIZE, errp);
         if (ret < 0) {
             return -1;
         }
     }
     return 0;
+}
+
+typedef struct CryptJob {
+    QCryptoBlock *block;
+    QCryptoCipher *cipher;
+    QCryptoIVGen *ivgen;
+    uint64_t sector;
+    uint8_t *buf;
+    size_t n;
+    bool encrypt;
+    int ret;
+} CryptJob;
+
+static void *crypt_worker(void *opaque)
+{
+    CryptJob *j = opaque;
+
+    j->ret = crypt_sectors(j->block, j->cipher, j->ivgen, j->sector, j->buf, j->n,
+                           j->encrypt, NULL);
+    return NULL;
+}
+
+/* requests from this size on are split over the cores */
+#define PARALLEL_MIN (256 * KiB)
+
+static int block_crypt(QCryptoBlock *block, uint64_t offset, uint8_t *buf, size_t len,
+                       bool encrypt, GError **errp)
+{
+    uint64_t sector = offset / QCRYPTO_BLOCK_SECTOR_SIZE;
+    size_t nsec = len / QCRYPTO_BLOCK_SECTOR_SIZE, per;
+    int nthreads = 1;
+    CryptJob jobs[QCRYPTO_BLOCK_MAX_THREADS];
+    pthread_t threads[QCRYPTO_BLOCK_MAX_THREADS];
+    bool started[QCRYPTO_BLOCK_MAX_THREADS] = { false };
+    int ret = 0;
+
+    g_assert(block->cipher);
+    g_assert(!(offset % QCRYPTO_BLOCK_SECTOR_SIZE) && !(len % QCRYPTO_BLOCK_SECTOR_SIZE));
+    if (len >= PARALLEL_MIN && block->key) {
+        nthreads = MIN(MIN((int)g_get_num_processors(), QCRYPTO_BLOCK_MAX_THREADS),
+                       (int)(len / (PARALLEL_MIN / 2)));
+    }
+    /* one cipher context per thread: a context carries its IV */
+    for (int t = 1; t < nthreads; t++) {
+        if (!block->extra_cipher[t]) {
+            block->extra_cipher[t] = qcrypto_cipher_new(block->cipher_alg,
+                                                        block->cipher_mode, block->key,
+                                                        block->nkey, NULL);
+            block->extra_ivgen[t] = qcrypto_ivgen_new(block->ivgen_alg,
+                                                      block->ivgen_cipher_alg,
+                                                      block->ivgen_hash_alg, block->key,
+                                                      block->nkey, NULL);
+        }
+        if (!block->extra_cipher[t] || !block->extra_ivgen[t]) {
+            nthreads = t;
+            break;
+        }
+    }
+    if (nthreads == 1) {
+        return crypt_sectors(block, block->cipher, block->ivgen, sector, buf, nsec,
+                             encrypt, errp);
+    }
+    per = DIV_ROUND_UP(nsec, nthreads);
+    for (int t = 0; t < nthreads; t++) {
+        size_t first = MIN(nsec, t * per);
+        jobs[t] = (CryptJob) {
+            .block = block,
+            .cipher = t ? block->extra_cipher[t] : block->cipher,
+            .ivgen = t ? block->extra_ivgen[t] : block->ivgen,
+            .sector = sector + first,
+            .buf = buf + first * QCRYPTO_BLOCK_SECTOR_SIZE,
+            .n = MIN(per, nsec - first),
+            .encrypt = encrypt,
+        };
+    }
+    for (int t = 1; t < nthreads; t++) {
+        started[t] = pthread_create(&threads[t], NULL, crypt_worker, &jobs[t]) == 0;
+    }
+    crypt_worker(&jobs[0]);
+    for (int t = 1; t < nthreads; t++) {
+        if (started[t]) {
+            pthread_join(threads[t], NULL);
+        } else {
+            crypt_worker(&jobs[t]);
+        }
+        ret = ret < 0 ? ret : jobs[t].ret;
+    }
+    ret = ret < 0 ? ret : jobs[0].ret;
+    if (ret < 0) {
+        error_setg(errp, "Cannot %s data", encrypt ? "encrypt" : "decrypt");
+    }
+    return ret;
 }
 
 int qcrypto_block_encrypt(QCryptoBlock *block, uint64_t offset, uint8_t *buf,
@@ -304,5 +420,13 @@ void qcrypto_block_free(QCryptoBlock *block)
     }
     qcrypto_cipher_free(block->cipher);
     qcrypto_ivgen_free(block->ivgen);
+    for (int t = 0; t < QCRYPTO_BLOCK_MAX_THREADS; t++) {
+        qcrypto_cipher_free(block->extra_cipher[t]);
+        qcrypto_ivgen_free(block->extra_ivgen[t]);
+    }
+    if (block->key) {
+        qcrypto_wipe(block->key, block->nkey);
+        g_free(block->key);
+    }
     g_free(block);
 }

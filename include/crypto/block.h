@@ -115,6 +115,8 @@ void qcrypto_block_free(QCryptoBlock *block);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QCryptoBlock, qcrypto_block_free)
 
 /* ---- internal: shared by crypto/block.c and crypto/block-luks.c ---- */
+#define QCRYPTO_BLOCK_MAX_THREADS 8
+
 struct QCryptoBlock {
     QCryptoBlockFormat format;
     QCryptoCipher *cipher;      /* payload cipher, NULL with NO_IO */
@@ -123,7 +125,23 @@ struct QCryptoBlock {
     size_t niv;
     uint64_t payload_offset;    /* bytes */
     void *opaque;               /* format state */
+    /* what makes more payload ciphers, one per thread of a large request */
+    QCryptoCipherMode cipher_mode;
+    QCryptoIVGenAlgorithm ivgen_alg;
+    QCryptoCipherAlgorithm ivgen_cipher_alg;
+    QCryptoHashAlgorithm ivgen_hash_alg;
+    uint8_t *key;
+    size_t nkey;
+    QCryptoCipher *extra_cipher[QCRYPTO_BLOCK_MAX_THREADS];
+    QCryptoIVGen *extra_ivgen[QCRYPTO_BLOCK_MAX_THREADS];
 };
+
+/* Set up the payload cipher (a copy of @key is kept, wiped on free). 0 or -1. */
+int qcrypto_block_init_cipher(QCryptoBlock *block, QCryptoCipherAlgorithm alg,
+                              QCryptoCipherMode mode, const uint8_t *key, size_t nkey,
+                              QCryptoIVGenAlgorithm ivgen_alg,
+                              QCryptoCipherAlgorithm ivgen_cipher_alg,
+                              QCryptoHashAlgorithm ivgen_hash_alg, GError **errp);
 
 QCryptoBlock *qcrypto_block_luks_open(const char *key_secret, const char *prefix,
                                       QCryptoBlockReadFunc readfunc, void *opaque,
