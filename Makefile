@@ -61,7 +61,7 @@ fuzz:
 	@scripts/install-deps --fuzz
 	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD) tests/fuzz/fuzz-qcow2 tests/fuzz/fuzz-opts tests/fuzz/fuzz-qmp \
-	    tests/fuzz/fuzz-luks
+	    tests/fuzz/fuzz-nbd tests/fuzz/fuzz-luks
 
 bench: all
 	@bench/run $(BUILD)

@@ -969,6 +969,8 @@ static int alloc_f(int argc, char **argv)
             return ret;
         }
         if (num == 0) {
+            /* the end of the image: the count stops there, as QEMU's does */
+            bytes -= remaining;
             break;
         }
         remaining -= num;

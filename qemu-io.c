@@ -8,7 +8,7 @@
 #include "qemu/cutils.h"
 #include "qemu/error.h"
 #include "qemu-io.h"
-#include "qemu/qom-object.h"
+#include "qemu/objects.h"
 #include <getopt.h>
 
 BlockDriverState *qemuio_bs;
@@ -161,7 +161,7 @@ int main(int argc, char **argv)
             GError *err = NULL;
             bool help = false;
 
-            if (qom_object_add_cmdline(optarg, &help, &err) < 0) {
+            if (!user_object_add_cmdline(optarg, &help, &err)) {
                 error_report_err(err);
                 return 1;
             }

@@ -16,6 +16,22 @@ static BlockDriver *const block_drivers[] = {
     &bdrv_file,
     &bdrv_blkdebug,
     &bdrv_crypto_luks,
+    &bdrv_nbd,
+    &bdrv_null_co,
+};
+
+/* find_protocol()'s answer for a prefix that looks like a protocol nobody has */
+static BlockDriver bdrv_unknown_protocol = { .format_name = "" };
+
+/* Protocol prefixes of file names ("nbd://...", "nbd:unix:..."), QEMU's names. */
+static const struct {
+    const char *prefix;
+    BlockDriver *drv;
+} protocols[] = {
+    { "nbd", &bdrv_nbd },
+    { "nbd+tcp", &bdrv_nbd },
+    { "nbd+unix", &bdrv_nbd },
+    { "null-co", &bdrv_null_co },
 };
 
 /* Options every node takes, whatever its driver. */
@@ -177,6 +193,7 @@ BlockDriverState *bdrv_file_child(BlockDriverState *bs) { return bs->file; }
 BlockDriverState *bdrv_backing_child(BlockDriverState *bs) { return bs->backing; }
 BlockDriverState *bdrv_data_file_child(BlockDriverState *bs) { return bs->data_file; }
 const char *bdrv_get_filename(BlockDriverState *bs) { return bs->filename; }
+bool bdrv_supports_backing(BlockDriverState *bs) { return bs->drv == &bdrv_qcow2; }
 int bdrv_get_refcnt(BlockDriverState *bs) { return bs->refcnt; }
 JsonObject *bdrv_get_options(BlockDriverState *bs) { return bs->options; }
 bool bdrv_is_encrypted(BlockDriverState *bs) { return bs->encrypted; }
@@ -188,6 +205,30 @@ const char *bdrv_get_backing_format(BlockDriverState *bs) { return bs->backing_f
 char *bdrv_get_full_filename(BlockDriverState *bs)
 {
     return g_strdup(bs->filename);
+}
+
+/*
+ * The protocol driver a file name's "proto:" prefix names, or NULL for a plain
+ * path (and for prefixes no driver claims: those stay paths, as before).
+ */
+const BlockDriver *bdrv_find_protocol(const char *name)
+{
+    const char *colon = name ? strchr(name, ':') : NULL;
+    const char *slash = name ? strchr(name, '/') : NULL;
+
+    if (!colon || (slash && slash < colon)) {
+        return NULL;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(protocols); i++) {
+        if ((size_t)(colon - name) == strlen(protocols[i].prefix) &&
+            !strncmp(name, protocols[i].prefix, colon - name)) {
+            return protocols[i].drv;
+        }
+    }
+    if (g_str_has_prefix(name, "nbd+")) {
+        return &bdrv_unknown_protocol;
+    }
+    return NULL;
 }
 
 bool bdrv_filename_is_special(const char *name)
@@ -207,7 +248,8 @@ char *bdrv_path_combine(const char *base, const char *name)
 {
     g_autofree char *dir = NULL;
 
-    if (g_path_is_absolute(name) || !base || !*base) {
+    /* absolute paths, json: and protocol names stand on their own (QEMU's rule) */
+    if (g_path_is_absolute(name) || !base || !*base || bdrv_filename_is_special(name)) {
         return g_strdup(name);
     }
     dir = g_path_get_dirname(base);
@@ -215,6 +257,59 @@ char *bdrv_path_combine(const char *base, const char *name)
         return g_strdup(name);
     }
     return g_build_filename(dir, name, NULL);
+}
+
+/* @name as resolved against the folder of @image (json: images: as it is). */
+static char *resolve_against(BlockDriverState *image, const char *name)
+{
+    if (bdrv_filename_is_special(image->filename)) {
+        return g_strdup(name);
+    }
+    return bdrv_path_combine(image->filename, name);
+}
+
+/* Do two paths name the same existing file (after resolving links and dots)? */
+static bool same_real_path(const char *a, const char *b)
+{
+    char *ra = realpath(a, NULL);
+    char *rb = ra ? realpath(b, NULL) : NULL;
+    bool same = ra && rb && !strcmp(ra, rb);
+
+    free(ra);
+    free(rb);
+    return same;
+}
+
+BlockDriverState *bdrv_find_backing_image(BlockDriverState *bs, const char *name)
+{
+    bool name_special = bdrv_filename_is_special(name);
+
+    for (BlockDriverState *cur = bs; cur && cur->backing; cur = cur->backing) {
+        BlockDriverState *below = cur->backing;
+        g_autofree char *want = NULL, *have = NULL;
+
+        if (!cur->backing_file || (cur->options &&
+                                   json_object_has_member(cur->options, "backing"))) {
+            /* the backing node came from options: only its own name can match */
+            if (below->filename && !strcmp(name, below->filename)) {
+                return below;
+            }
+            continue;
+        }
+        have = resolve_against(cur, cur->backing_file);
+        if (name_special || bdrv_filename_is_special(cur->backing_file)) {
+            /* protocols and json: are compared as written */
+            if (!strcmp(name, cur->backing_file) || !strcmp(name, have)) {
+                return below;
+            }
+            continue;
+        }
+        want = resolve_against(cur, name);
+        if (same_real_path(want, have)) {
+            return below;
+        }
+    }
+    return NULL;
 }
 
 /* ---- opening ---- */
@@ -614,7 +709,14 @@ BlockDriverState *bdrv_open_child(BlockDriverState *parent, JsonObject *parent_o
     /* a child has no user until its parent attaches */
     flags |= BDRV_O_NO_USER;
     if (!opts_has(copts, "driver") && !allow_format) {
-        opts_set_str(copts, "driver", "file");
+        const BlockDriver *proto = opts_has(copts, "filename") ? NULL :
+                                   bdrv_find_protocol(filename);
+        opts_set_str(copts, "driver", proto ? proto->format_name : "file");
+        if (proto == &bdrv_unknown_protocol) {
+            g_autofree char *name = g_strndup(filename, strchr(filename, ':') - filename);
+            error_setg(errp, "Unknown protocol '%s'", name);
+            return NULL;
+        }
     }
     if (!opts_has(copts, "filename") && !opts_has(copts, "file") && filename) {
         const BlockDriver *d = bdrv_find_format(opts_peek_str(copts, "driver") ?: "file");
@@ -840,7 +942,13 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
 
     drvname = opts_peek_str(opts, "driver");
     if (!drvname && (flags & BDRV_O_PROTOCOL)) {
-        drvname = "file";
+        const BlockDriver *proto = bdrv_find_protocol(filename);
+        if (proto == &bdrv_unknown_protocol) {
+            g_autofree char *name = g_strndup(filename, strchr(filename, ':') - filename);
+            error_setg(errp, "Unknown protocol '%s'", name);
+            return NULL;
+        }
+        drvname = proto ? proto->format_name : "file";
     }
     if (drvname) {
         drv = bdrv_find_format(drvname);
@@ -887,7 +995,9 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
     bs->file = file;
     file = NULL;
     bs->open_flags = flags;
-    bs->filename = g_strdup(filename ? filename : bs->file->filename);
+    /* a protocol's name as it canonicalises it (QEMU's refreshed file name) */
+    bs->filename = g_strdup(filename && bs->file->drv != &bdrv_nbd ? filename :
+                            bs->file->filename);
     if (!opts_has(opts, "driver")) {
         bs->probed_raw = (drv == &bdrv_raw);
         if (bs->probed_raw && (flags & BDRV_O_RDWR)) {

@@ -412,8 +412,13 @@ char *bdrv_create_opts_describe(const char *fmt, JsonObject *opts)
         if (v && (d->type == OPT_SIZE || d->type == OPT_NUMBER) &&
             qemu_strtou64(v, 10, &n) == 0) {
             g_string_append_printf(s, " %s=%" PRId64, d->name, (int64_t)n);
-        } else if (v || d->def_value_str) {
-            g_string_append_printf(s, " %s=%s", d->name, v ? v : d->def_value_str);
+        } else if (v) {
+            /* QEMU prints option lists as they parse: a comma doubled */
+            g_auto(GStrv) parts = g_strsplit(v, ",", -1);
+            g_autofree char *escaped = g_strjoinv(",,", parts);
+            g_string_append_printf(s, " %s=%s", d->name, escaped);
+        } else if (d->def_value_str) {
+            g_string_append_printf(s, " %s=%s", d->name, d->def_value_str);
         }
     }
     return g_string_free(s, FALSE);

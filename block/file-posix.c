@@ -569,9 +569,21 @@ BlockDriverState *bdrv_create_file_open(const char *filename, uint64_t perm,
                                         uint64_t shared, bool *created, GError **errp)
 {
     g_autoptr(JsonObject) o = json_object_new();
+    const BlockDriver *proto = bdrv_find_protocol(filename);
     BlockDriverState *bs;
     int fd;
 
+    if (proto && proto != &bdrv_file) {
+        /* an image made on an NBD export: it exists, and is never removed */
+        *created = false;
+        bs = bdrv_open(filename, o, BDRV_O_RDWR | BDRV_O_PROTOCOL | BDRV_O_NO_USER,
+                       errp);
+        if (bs && bdrv_perm_attach(bs, bs, perm, shared, errp) < 0) {
+            bdrv_unref(bs);
+            bs = NULL;
+        }
+        return bs;
+    }
     /* O_EXCL tells whether this creation makes the file (only then may it go again) */
     fd = open(filename, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     *created = fd >= 0;
@@ -604,8 +616,22 @@ int bdrv_create_file_fill(BlockDriverState *bs, uint64_t size, PreallocMode prea
     int ret;
 
     if (bs->drv != &bdrv_file) {
-        error_setg(errp, "Not a file node");
-        return -EINVAL;
+        /* QEMU's simple creation: fit the node to the size, zero the first sector */
+        if (prealloc != PREALLOC_MODE_OFF) {
+            error_setg(errp, "Unsupported preallocation mode '%s'",
+                       PreallocMode_str[prealloc]);
+            return -ENOTSUP;
+        }
+        ret = bdrv_truncate(bs, size, false, prealloc, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+        ret = bdrv_pwrite_zeroes(bs, 0, MIN((int64_t)BDRV_SECTOR_SIZE, bdrv_getlength(bs)),
+                                 BDRV_REQ_MAY_UNMAP);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not write to the new image");
+        }
+        return ret;
     }
     if (size > INT64_MAX) {
         error_setg_errno(errp, EINVAL, "Could not resize file");

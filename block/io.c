@@ -275,6 +275,35 @@ int bdrv_flush(BlockDriverState *bs)
     return ret;
 }
 
+/*
+ * Grow or shrink through the driver. Growing an image whose backing file is
+ * longer than the image was would let the backing file's data show in the new
+ * area: as QEMU does, the new area is written as zeroes (zero clusters, or
+ * preallocated clusters flagged zero).
+ */
+static int bdrv_truncate_over_backing(BlockDriverState *bs, int64_t offset, bool exact,
+                                      PreallocMode prealloc, int flags, GError **errp)
+{
+    int64_t old_len = bdrv_getlength(bs), new_len, backing_len;
+    int ret = bs->drv->truncate(bs, offset, exact, prealloc, flags, errp);
+
+    /* falloc and full preallocation write zeros as data already */
+    if (ret < 0 || old_len < 0 || !bs->backing ||
+        (prealloc != PREALLOC_MODE_OFF && prealloc != PREALLOC_MODE_METADATA)) {
+        return ret;
+    }
+    new_len = bdrv_getlength(bs);
+    backing_len = bdrv_getlength(bs->backing);
+    if (new_len <= old_len || backing_len <= old_len) {
+        return 0;
+    }
+    ret = bdrv_pwrite_zeroes(bs, old_len, new_len - old_len, 0);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to zero out new clusters");
+    }
+    return ret;
+}
+
 int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact, PreallocMode prealloc,
                   int flags, GError **errp)
 {
@@ -295,7 +324,7 @@ int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact, PreallocMode
         error_setg(errp, "Image format driver does not support resize");
         return -ENOTSUP;
     }
-    return bs->drv->truncate(bs, offset, exact, prealloc, flags, errp);
+    return bdrv_truncate_over_backing(bs, offset, exact, prealloc, flags, errp);
 }
 
 int64_t bdrv_getlength(BlockDriverState *bs)
@@ -371,8 +400,10 @@ int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
             if (ret < 0) {
                 return ret;
             }
+            /* a hole that does not read as zeros (NBD) is not allocated */
             ret = (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) |
-                  BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_OFFSET_VALID;
+                  (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO) ?
+                   BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_OFFSET_VALID : 0);
             local_map = offset;
             local_file = bs->file;
         }
@@ -381,7 +412,7 @@ int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
         if (ret < 0) {
             return ret;
         }
-        if (bs->drv->is_protocol) {
+        if (bs->drv->is_protocol && (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO))) {
             ret |= BDRV_BLOCK_ALLOCATED;
         }
     }
@@ -406,6 +437,37 @@ int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
         *file = local_file;
     }
     return ret;
+}
+
+int bdrv_block_status_above(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            int64_t *pnum)
+{
+    int ret;
+
+    for (;;) {
+        BlockDriverState *backing;
+
+        ret = bdrv_block_status(bs, offset, bytes, pnum, NULL, NULL);
+        if (ret < 0) {
+            return ret;
+        }
+        if (*pnum <= 0) {
+            /* past the end of a shorter backing file: zeros */
+            *pnum = bytes;
+            return BDRV_BLOCK_ZERO;
+        }
+        bytes = *pnum;
+        if ((ret & BDRV_BLOCK_ALLOCATED) || !bdrv_supports_backing(bs)) {
+            break;
+        }
+        backing = bs->backing;
+        if (!backing || offset >= bdrv_getlength(backing)) {
+            ret |= BDRV_BLOCK_ZERO;
+            break;
+        }
+        bs = backing;
+    }
+    return ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO | BDRV_BLOCK_ALLOCATED);
 }
 
 int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes, int64_t *pnum)
@@ -437,6 +499,38 @@ int bdrv_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **errp
     return bs->drv->amend(bs, opts, force, errp);
 }
 
+int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
+                             const char *backing_fmt)
+{
+    if (!bs->drv->change_backing_file) {
+        return -ENOTSUP;
+    }
+    if (!(bs->open_flags & BDRV_O_RDWR)) {
+        return -EACCES;
+    }
+    return bs->drv->change_backing_file(bs, backing_file, backing_fmt);
+}
+
+int bdrv_make_empty(BlockDriverState *bs, GError **errp)
+{
+    int ret;
+
+    if (!bs->drv->make_empty) {
+        error_setg(errp, "Format driver '%s' cannot empty images",
+                   bs->drv->format_name);
+        return -ENOTSUP;
+    }
+    if (!(bs->open_flags & BDRV_O_RDWR)) {
+        error_setg(errp, "Image is read-only");
+        return -EACCES;
+    }
+    ret = bs->drv->make_empty(bs);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to empty %s", bs->filename);
+    }
+    return ret;
+}
+
 JsonNode *bdrv_get_specific_info(BlockDriverState *bs, GError **errp)
 {
     return bs->drv->get_specific_info ? bs->drv->get_specific_info(bs, errp) : NULL;
@@ -455,6 +549,18 @@ int bdrv_snapshot_create(BlockDriverState *bs, const char *name)
 int bdrv_snapshot_list(BlockDriverState *bs, GPtrArray *out)
 {
     return bs->drv->snapshot_list ? bs->drv->snapshot_list(bs, out) : -ENOTSUP;
+}
+
+int bdrv_dirty_bitmap_status(BlockDriverState *bs, const char *name, int64_t offset,
+                             int64_t bytes, int64_t *pnum)
+{
+    while (bs && !bs->drv->bitmap_status && bs->drv->is_filter) {
+        bs = bs->file;
+    }
+    if (!bs || !bs->drv->bitmap_status) {
+        return -ENOENT;
+    }
+    return bs->drv->bitmap_status(bs, name, offset, bytes, pnum);
 }
 
 int bdrv_bitmap_op(BlockDriverState *bs, BdrvBitmapOp op, const char *name,

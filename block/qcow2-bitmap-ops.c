@@ -414,3 +414,101 @@ JsonArray *qcow2_bitmaps_query(BlockDriverState *bs)
     }
     return arr;
 }
+
+/* Is bit @bit of @bm set? Reads its chunk in if needed; -errno on failure. */
+static int bit_is_set(BlockDriverState *bs, Qcow2Bitmap *bm, uint64_t bit)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t chunk_bits = (uint64_t)s->cluster_size * 8;
+    uint64_t ci = bit / chunk_bits, b = bit % chunk_bits;
+    int ret = qcow2_bitmap_materialize(bs, bm, ci);
+
+    if (ret < 0) {
+        return ret;
+    }
+    return (bm->chunks[ci][b / 8] >> (b % 8)) & 1;
+}
+
+/*
+ * The bitmap to query: a writable node tracks its bitmaps from now on (as QEMU
+ * loads them when it opens an image read-write); a read-only one loads it once.
+ */
+static Qcow2Bitmap *bitmap_for_query(BlockDriverState *bs, const char *name)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autoptr(GPtrArray) list = NULL;
+    g_autoptr(GError) err = NULL;
+
+    if (!bdrv_is_read_only(bs)) {
+        return qcow2_bitmaps_begin_changes(bs) < 0 ? NULL : qcow2_bitmap_find(bs, name);
+    }
+    for (guint i = 0; s->ro_bitmaps && i < s->ro_bitmaps->len; i++) {
+        Qcow2Bitmap *bm = s->ro_bitmaps->pdata[i];
+        if (!strcmp(bm->e->name, name)) {
+            return bm;
+        }
+    }
+    if (!s->has_bitmaps_ext) {
+        return NULL;
+    }
+    list = g_ptr_array_new_with_free_func(qcow2_bitmap_entry_free);
+    if (qcow2_bitmaps_read_directory(bs, list, &err) < 0) {
+        return NULL;
+    }
+    for (guint i = 0; i < list->len; i++) {
+        Qcow2BitmapEntry *e = list->pdata[i];
+        Qcow2Bitmap *bm;
+
+        if (strcmp(e->name, name) || qcow2_bitmap_unsupported_reason(bs, e)) {
+            continue;
+        }
+        bm = qcow2_bitmap_load(bs, g_ptr_array_steal_index(list, i));
+        if (bm) {
+            if (!s->ro_bitmaps) {
+                s->ro_bitmaps = g_ptr_array_new_with_free_func(
+                    (GDestroyNotify)qcow2_bitmap_free);
+            }
+            g_ptr_array_add(s->ro_bitmaps, bm);
+        }
+        return bm;
+    }
+    return NULL;
+}
+
+int qcow2_bitmap_status(BlockDriverState *bs, const char *name, int64_t offset,
+                        int64_t bytes, int64_t *pnum)
+{
+    Qcow2Bitmap *bm = bitmap_for_query(bs, name);
+    uint64_t end, pos;
+    int gbits, first;
+
+    if (!bm) {
+        return -ENOENT;
+    }
+    if (bm->inconsistent || bm->broken) {
+        return -EINVAL;
+    }
+    gbits = bm->e->granularity_bits;
+    end = MIN((uint64_t)(offset + bytes), bm->disk_size);
+    if ((uint64_t)offset >= end) {
+        *pnum = bytes;
+        return 0;
+    }
+    first = bit_is_set(bs, bm, (uint64_t)offset >> gbits);
+    if (first < 0) {
+        return first;
+    }
+    pos = (((uint64_t)offset >> gbits) + 1) << gbits;
+    while (pos < end) {
+        int b = bit_is_set(bs, bm, pos >> gbits);
+        if (b < 0) {
+            return b;
+        }
+        if (b != first) {
+            break;
+        }
+        pos += 1ULL << gbits;
+    }
+    *pnum = MIN(pos, end) - offset;
+    return first;
+}

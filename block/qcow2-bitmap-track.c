@@ -61,6 +61,9 @@ void qcow2_bitmaps_release(BlockDriverState *bs)
     if (s->bitmaps) {
         g_ptr_array_free(s->bitmaps, TRUE);
         s->bitmaps = NULL;
+    }    if (s->ro_bitmaps) {
+        g_ptr_array_free(s->ro_bitmaps, TRUE);
+        s->ro_bitmaps = NULL;
     }
 }
 

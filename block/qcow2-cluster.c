@@ -727,6 +727,14 @@ static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_cl
         /* no table: unallocated; discard needs nothing, zeroing needs a table */
         return nb_clusters;
     }
+    if (!(s->l1_table[offset_to_l1_index(s, offset)] & QCOW_OFLAG_COPIED)) {
+        /* a table an internal snapshot shares is copied before it changes */
+        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+        ret = qcow2_get_l2_table(bs, offset, &l2, &l2_index, true);
+        if (ret < 0) {
+            return ret;
+        }
+    }
     for (uint64_t i = 0; i < nb_clusters; i++) {
         uint64_t old = l2_get(l2, l2_index + i), new = old;
         Qcow2ClusterType t = qcow2_get_cluster_type(bs, old);

@@ -455,8 +455,10 @@ int qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
         return ret;
     }
     qcow2_bitmaps_set_dirty(bs, offset, bytes);
-    if (s->version < 3 && !data_file_is_raw(bs)) {
-        return -ENOTSUP;     /* no zero flag: the generic layer writes zeros */
+    if (s->version < 3 && !data_file_is_raw(bs) && (bs->backing || bs->backing_file)) {
+        /* no zero flag: the generic layer writes zeros. Without a backing file an
+         * unallocated cluster reads as zeros: QEMU deallocates (C6) */
+        return -ENOTSUP;
     }
     start = offset;
     end = offset + bytes;

@@ -419,7 +419,9 @@ int qcow2_read_cache_options(BlockDriverState *bs, JsonObject *opts, GError **er
         }
     } else {
         if (!has_l2) {
-            l2 = MIN(l2_needed, (uint64_t)DEFAULT_L2_CACHE_MAX_SIZE);
+            l2 = MIN(l2_needed, (uint64_t)((bs->open_flags & BDRV_O_SEQUENTIAL) ?
+                                           SEQUENTIAL_L2_CACHE_SIZE :
+                                           DEFAULT_L2_CACHE_MAX_SIZE));
         }
         if (!has_rc) {
             rc = (uint64_t)DEFAULT_REFCOUNT_CACHE_CLUSTERS * s->cluster_size;
@@ -1013,4 +1015,7 @@ BlockDriver bdrv_qcow2 = {
     .bitmap_op = qcow2_bitmap_op,
     .bitmaps_store = qcow2_bitmaps_store,
     .query_bitmaps = qcow2_bitmaps_query,
+    .bitmap_status = qcow2_bitmap_status,
+    .change_backing_file = qcow2_change_backing_file,
+    .make_empty = qcow2_make_empty,
 };

@@ -62,6 +62,8 @@
 #define QCOW2_MAX_BACKING_NAME 1023
 
 #define DEFAULT_L2_CACHE_MAX_SIZE (32 * MiB)
+/* BDRV_O_SEQUENTIAL: one pass in order needs a table or two at a time */
+#define SEQUENTIAL_L2_CACHE_SIZE (1 * MiB)
 #define MIN_L2_CACHE_CLUSTERS      2
 #define MIN_REFCOUNT_CACHE_CLUSTERS 4
 #define DEFAULT_REFCOUNT_CACHE_CLUSTERS 4
@@ -166,6 +168,7 @@ typedef struct BDRVQcow2State {
     uint64_t bitmap_directory_size;
     uint64_t bitmap_directory_offset;
     GPtrArray *bitmaps;             /* of Qcow2Bitmap*: loaded for tracking, or NULL */
+    GPtrArray *ro_bitmaps;          /* read-only nodes: loaded to be queried (NBD) */
     bool bitmaps_dir_changed;       /* bitmaps added or removed: new directory */
     bool bitmaps_abandoned;         /* size commit failed: store nothing */
 
@@ -535,6 +538,11 @@ int qcow2_bitmap_op(BlockDriverState *bs, BdrvBitmapOp op, const char *name,
                     uint64_t granularity, BlockDriverState *src, const char *src_name,
                     GError **errp);
 
+/* qcow2-backing.c: BlockDriver.change_backing_file and make_empty */
+int qcow2_change_backing_file(BlockDriverState *bs, const char *backing_file,
+                              const char *backing_fmt);
+int qcow2_make_empty(BlockDriverState *bs);
+
 /* qcow2-snapshot.c */
 typedef struct Qcow2SnapshotInfo {
     uint64_t l1_table_offset;
@@ -558,5 +566,10 @@ int qcow2_read_snapshots(BlockDriverState *bs, GPtrArray *out, GError **errp);
 int qcow2_read_snapshots_check(BlockDriverState *bs, GError **errp);
 int qcow2_snapshot_create(BlockDriverState *bs, const char *name);
 int qcow2_snapshot_list(BlockDriverState *bs, GPtrArray *out);
+
+/* Dirty (1) or clean (0) are the first *pnum bytes of [offset, offset+bytes) in
+ * persistent bitmap @name; -ENOENT when there is no such bitmap. */
+int qcow2_bitmap_status(BlockDriverState *bs, const char *name, int64_t offset,
+                        int64_t bytes, int64_t *pnum);
 
 #endif

@@ -145,8 +145,9 @@ static int raw_fmt_block_status(BlockDriverState *bs, int64_t offset, int64_t by
     }
     *map = offset + s->offset;
     *file = bs->file;
-    return (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) | BDRV_BLOCK_ALLOCATED |
-           BDRV_BLOCK_OFFSET_VALID;
+    /* a hole that does not read as zeros (NBD) is not allocated, as in QEMU */
+    ret &= BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO;
+    return ret ? ret | BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_OFFSET_VALID : 0;
 }
 
 static int raw_fmt_truncate(BlockDriverState *bs, int64_t offset, bool exact,

@@ -196,7 +196,7 @@ static void secret_destroy(void *obj)
     g_free(s);
 }
 
-const QomObjectType qcrypto_secret_type = {
+const UserObjectType qcrypto_secret_type = {
     .name = "secret",
     .props = secret_props,
     .prop_help = secret_prop_help,
@@ -206,10 +206,10 @@ const QomObjectType qcrypto_secret_type = {
 
 int qcrypto_secret_lookup(const char *id, uint8_t **data, size_t *len, GError **errp)
 {
-    QCryptoSecret *s = qom_object_find(id, "secret");
+    QCryptoSecret *s = user_object_get(id, "secret");
 
     if (!s) {
-        if (qom_object_find(id, NULL)) {
+        if (user_object_find(id)) {
             error_setg(errp, "Object with id '%s' is not a secret", id);
         } else {
             error_setg(errp, "No secret with id '%s'", id);

@@ -4,7 +4,7 @@
  * json:, --untrusted), block status and the progress line.
  */
 #include "qemu-img.h"
-#include "qemu/qom-object.h"
+#include "qemu/objects.h"
 
 /* ---- errors ---- */
 
@@ -35,7 +35,7 @@ void img_add_object(const char *arg)
     GError *err = NULL;
     bool help = false;
 
-    if (qom_object_add_cmdline(arg, &help, &err) < 0) {
+    if (!user_object_add_cmdline(arg, &help, &err)) {
         error_report_err(err);
         exit(1);
     }
@@ -244,13 +244,13 @@ static bool names_driver_or_file(JsonObject *opts)
 BlockDriverState *img_open(bool image_opts, const char *filename, const char *fmt,
                            int flags, bool writethrough, bool quiet, bool force_share)
 {
-    return img_open_extra(image_opts, filename, fmt, flags, writethrough, quiet,
-                          force_share, NULL);
+    return img_open_opts(image_opts, filename, fmt, NULL, flags, writethrough, quiet,
+                         force_share);
 }
 
-BlockDriverState *img_open_extra(bool image_opts, const char *filename, const char *fmt,
-                                 int flags, bool writethrough, bool quiet,
-                                 bool force_share, JsonObject *extra)
+BlockDriverState *img_open_opts(bool image_opts, const char *filename, const char *fmt,
+                                JsonObject *extra, int flags, bool writethrough,
+                                bool quiet, bool force_share)
 {
     g_autoptr(JsonObject) opts = NULL;
     g_autoptr(GError) err = NULL;
@@ -271,6 +271,18 @@ BlockDriverState *img_open_extra(bool image_opts, const char *filename, const ch
         if (fmt) {
             opts_set_str(opts, "driver", fmt);
         }
+    }
+    if (extra) {
+        /* nested first: dotted keys of the user and objects of @extra mix */
+        JsonObject *nested = opts_crumple(opts, &err);
+
+        if (!nested) {
+            error_report("Could not open '%s': %s", filename, err->message);
+            return NULL;
+        }
+        json_object_unref(opts);
+        opts = nested;
+        opts_merge(opts, extra);
     }
     if (force_share) {
         g_autofree char *v = image_opts && opts_has(opts, "force-share") ?
@@ -331,6 +343,23 @@ void img_progress_set(double percent)
     }
 }
 
+void img_progress_add(float delta)
+{
+    float current;
+
+    if (!progress.enabled) {
+        return;
+    }
+    /* float, as QEMU adds its steps up */
+    current = (float)progress.current + delta / 100.0f * 100.0f;
+    progress.current = MIN(current, 100.0f);
+    if (progress.current - progress.last_print >= progress.min_step ||
+        progress.current == 100.0) {
+        progress.last_print = progress.current;
+        progress_print_line();
+    }
+}
+
 void img_progress_finish(void)
 {
     if (progress.enabled) {
@@ -374,6 +403,9 @@ int img_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
             break;
         }
         backing = bdrv_backing_child(bs);
+        if (!bdrv_supports_backing(bs)) {
+            break;      /* an NBD hole that need not read as zeros */
+        }
         if (!backing || offset >= bdrv_getlength(backing)) {
             ret |= BDRV_BLOCK_ZERO;        /* nothing below: reads as zeros */
             break;

@@ -464,6 +464,7 @@ static BlockDriverState *open_target(ConvertOpts *o, ConvertState *s)
     int64_t len;
     /* the new image is opened with the key secrets it was created with (QEMU) */
     g_autoptr(JsonObject) secrets = json_object_new();
+    g_autoptr(JsonObject) nested_secrets = NULL;
 
     if (img_parse_cache(o->cache, &flags, &writethrough) < 0) {
         error_report("Invalid cache option: %s", o->cache);
@@ -507,9 +508,12 @@ static BlockDriverState *open_target(ConvertOpts *o, ConvertState *s)
             return NULL;
         }
     }
-    bs = img_open_extra(o->tgt_image_opts, o->out_filename,
-                        o->tgt_image_opts ? NULL : o->out_fmt, flags, writethrough,
-                        o->quiet, false, json_object_get_size(secrets) ? secrets : NULL);
+    if (json_object_get_size(secrets)) {
+        nested_secrets = opts_crumple(secrets, NULL);
+    }
+    bs = img_open_opts(o->tgt_image_opts, o->out_filename,
+                       o->tgt_image_opts ? NULL : o->out_fmt, nested_secrets, flags,
+                       writethrough, o->quiet, false);
     if (!bs) {
         return NULL;
     }

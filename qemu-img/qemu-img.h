@@ -55,6 +55,7 @@ int img_amend(int argc, char **argv);
 int img_bench(int argc, char **argv);
 int img_bitmap(int argc, char **argv);
 int img_check(int argc, char **argv);
+int img_commit(int argc, char **argv);
 int img_compare(int argc, char **argv);
 int img_convert(int argc, char **argv);
 int img_create(int argc, char **argv);
@@ -62,6 +63,7 @@ int img_dd(int argc, char **argv);
 int img_info(int argc, char **argv);
 int img_map(int argc, char **argv);
 int img_measure(int argc, char **argv);
+int img_rebase(int argc, char **argv);
 int img_resize(int argc, char **argv);
 int img_snapshot(int argc, char **argv);
 
@@ -134,10 +136,10 @@ JsonObject *img_parse_option_list(const char *options, GError **errp);
  */
 BlockDriverState *img_open(bool image_opts, const char *filename, const char *fmt,
                            int flags, bool writethrough, bool quiet, bool force_share);
-/* The same, with @extra options (flat, dotted keys) added to the image's. */
-BlockDriverState *img_open_extra(bool image_opts, const char *filename, const char *fmt,
-                                 int flags, bool writethrough, bool quiet,
-                                 bool force_share, JsonObject *extra);
+/* The same with @extra options merged over what the arguments give (may be NULL). */
+BlockDriverState *img_open_opts(bool image_opts, const char *filename, const char *fmt,
+                                JsonObject *extra, int flags, bool writethrough,
+                                bool quiet, bool force_share);
 /* Cache flags + writethrough as set by -t/-T. */
 int img_cache_flags(int flags, bool writethrough);
 
@@ -164,6 +166,8 @@ int img_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
 void img_progress_init(bool enabled, double min_step);
 /* Set the progress to @percent (0..100); prints when it moved by min_step. */
 void img_progress_set(double percent);
+/* Add @delta percent; prints when it moved by min_step, and at 100% every time. */
+void img_progress_add(float delta);
 /* Print 100% (again, as QEMU does when a job completes). */
 void img_progress_finish(void);
 /* End the progress output with a newline. */

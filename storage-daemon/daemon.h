@@ -45,6 +45,10 @@ bool qsd_export_add(JsonObject *opts, GError **errp);
 bool qsd_export_uses_node(BlockDriverState *bs);
 void qsd_export_close_all(void);
 
+/* Listen on a UNIX socket, replacing a stale socket file: the fd, or -1
+ * (nbd-server.c, which qemu-nbd shares; the monitor's sockets use it too). */
+int qsd_unix_listen(const char *path, GError **errp);
+
 /* ---- monitors (monitor.c) ---- */
 bool qsd_chardev_add(JsonObject *opts, GError **errp);
 bool qsd_monitor_add(JsonObject *opts, GError **errp);

@@ -235,6 +235,7 @@ bool qsd_export_add(JsonObject *opts, GError **errp)
     exp->description = g_strdup(opts_peek_str(opts, "description"));
     exp->bs = bs;
     exp->writable = writable;
+    exp->multi_conn = true;     /* every connection shares the node and its cache */
     bdrv_ref(bs);
     exports = g_list_prepend(exports, exp);
     return true;

@@ -434,40 +434,6 @@ static Chardev *chardev_find(const char *id)
     return NULL;
 }
 
-static int unix_listen(const char *path, GError **errp)
-{
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    int fd;
-
-    if (strlen(path) >= sizeof(addr.sun_path)) {
-        error_setg(errp, "UNIX socket path '%s' is too long", path);
-        return -1;
-    }
-    strcpy(addr.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "Failed to create socket");
-        return -1;
-    }
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-        error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
-        close(fd);
-        return -1;
-    }
-    if (listen(fd, 1) < 0) {
-        error_setg_errno(errp, errno, "Failed to listen on socket");
-        close(fd);
-        unlink(path);
-        return -1;
-    }
-    return fd;
-}
-
-int qsd_unix_listen(const char *path, GError **errp)
-{
-    return unix_listen(path, errp);
-}
 
 bool qsd_chardev_add(JsonObject *opts, GError **errp)
 {
@@ -508,7 +474,7 @@ bool qsd_chardev_add(JsonObject *opts, GError **errp)
             goto fail;
         }
         chr->path = g_strdup(path);
-        chr->listen_fd = unix_listen(path, errp);
+        chr->listen_fd = qsd_unix_listen(path, errp);
         if (chr->listen_fd < 0) {
             goto fail;
         }

@@ -3,7 +3,11 @@
  * fixed newstyle handshake (EXPORT_NAME, ABORT, LIST, INFO, GO, STRUCTURED_REPLY,
  * LIST/SET_META_CONTEXT for base:allocation; STARTTLS refused) and the transmission
  * phase (READ with structured replies that skip holes, WRITE, FLUSH, TRIM, CACHE,
- * WRITE_ZEROES, BLOCK_STATUS, DISC). Each connection buffers its input and output;
+ * WRITE_ZEROES, BLOCK_STATUS, DISC), with the meta contexts base:allocation,
+ * qemu:allocation-depth and qemu:dirty-bitmap:NAME. Shared by the storage daemon
+ * and qemu-nbd (which supply the export registry and the block layer lock).
+ * Each connection buffers its input and output (consumed from a moving start,
+ * so that large transfers are not shifted byte by byte);
  * complete messages are handled synchronously with the block layer lock held,
  * and a connection pauses (reading and handling) while a job holds the lock or
  * while its client does not read its replies. A client that breaks the protocol
@@ -29,10 +33,13 @@ typedef struct NbdClient {
     int fd;
     guint in_watch, out_watch, retry_timer;
     GByteArray *in, *out;
+    guint in_pos, out_pos;  /* bytes of in/out already consumed/sent */
     NbdClientState state;
     bool no_zeroes;
     bool structured;
     bool base_allocation;   /* SET_META_CONTEXT selected base:allocation */
+    bool alloc_depth;       /* ... qemu:allocation-depth */
+    bool dirty_bitmap;      /* ... qemu:dirty-bitmap:<the export's bitmap> */
     bool closing;           /* close once the output is flushed */
     NbdExport *exp;
 } NbdClient;
@@ -42,7 +49,21 @@ static struct {
     guint watch;
     char *unix_path;
     GList *clients;
+    int max_clients;            /* 0: no limit */
+    void (*client_gone)(void);  /* called after a client is closed */
 } server = { .fd = -1 };
+
+#define COMPACT_AT (4 * MiB)
+
+static guint in_avail(NbdClient *c)
+{
+    return c->in->len - c->in_pos;
+}
+
+static guint out_pending(NbdClient *c)
+{
+    return c->out->len - c->out_pos;
+}
 
 static void client_close(NbdClient *c);
 static void client_update_watches(NbdClient *c);
@@ -118,8 +139,9 @@ static gboolean client_writable(GIOChannel *ch, GIOCondition cond, gpointer opaq
 
 static void client_flush(NbdClient *c)
 {
-    while (c->out->len > 0) {
-        ssize_t n = send(c->fd, c->out->data, c->out->len, MSG_NOSIGNAL);
+    while (out_pending(c) > 0) {
+        ssize_t n = send(c->fd, c->out->data + c->out_pos, out_pending(c),
+                         MSG_NOSIGNAL);
 
         if (n < 0 && errno == EINTR) {
             continue;
@@ -131,9 +153,16 @@ static void client_flush(NbdClient *c)
             client_close(c);
             return;
         }
-        g_byte_array_remove_range(c->out, 0, n);
+        c->out_pos += n;
     }
-    if (c->out->len == 0 && c->closing) {
+    if (out_pending(c) == 0) {
+        g_byte_array_set_size(c->out, 0);
+        c->out_pos = 0;
+    } else if (c->out_pos >= COMPACT_AT && c->out_pos >= c->out->len / 2) {
+        g_byte_array_remove_range(c->out, 0, c->out_pos);
+        c->out_pos = 0;
+    }
+    if (out_pending(c) == 0 && c->closing) {
         client_close(c);
         return;
     }
@@ -185,6 +214,9 @@ static uint16_t export_flags(NbdClient *c, NbdExport *exp)
     uint16_t flags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
                      NBD_FLAG_SEND_CACHE | NBD_FLAG_CAN_MULTI_CONN;
 
+    if (!exp->multi_conn) {
+        flags &= ~NBD_FLAG_CAN_MULTI_CONN;
+    }
     if (exp->writable) {
         flags |= NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES |
                  NBD_FLAG_SEND_FAST_ZERO;
@@ -293,15 +325,49 @@ static void opt_info(NbdClient *c, uint32_t opt, const uint8_t *data, uint32_t l
     }
 }
 
+/* The contexts an export offers, by id: base:allocation, then the qemu: ones. */
+enum { META_BASE, META_DEPTH, META_BITMAP, META__MAX };
+
+static char *meta_name(NbdExport *exp, int id)
+{
+    switch (id) {
+    case META_BASE:
+        return g_strdup("base:allocation");
+    case META_DEPTH:
+        return exp->alloc_depth ? g_strdup("qemu:allocation-depth") : NULL;
+    case META_BITMAP:
+        return exp->bitmap ? g_strdup_printf("qemu:dirty-bitmap:%s", exp->bitmap)
+                           : NULL;
+    }
+    return NULL;
+}
+
+/* Does query @q (LIST may use the "base:", "qemu:", "qemu:dirty-bitmap:" prefixes)
+ * select context @name? */
+static bool meta_matches(const char *q, uint32_t qlen, const char *name, bool list)
+{
+    if (qlen == strlen(name) && !memcmp(q, name, qlen)) {
+        return true;
+    }
+    if (!list) {
+        return false;
+    }
+    if ((qlen == 5 && !memcmp(q, "base:", 5)) || (qlen == 5 && !memcmp(q, "qemu:", 5))) {
+        return !strncmp(name, q, 5);
+    }
+    return qlen == 18 && !memcmp(q, "qemu:dirty-bitmap:", 18) &&
+           g_str_has_prefix(name, "qemu:dirty-bitmap:");
+}
+
 /* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT */
 static void opt_meta_context(NbdClient *c, uint32_t opt, const uint8_t *data,
                              uint32_t len)
 {
-    static const char base[] = "base:allocation";
+    bool list = opt == NBD_OPT_LIST_META_CONTEXT;
     uint32_t namelen, nq, pos;
     g_autofree char *name = NULL;
-    bool match = false;
-    g_autoptr(GByteArray) b = g_byte_array_new();
+    bool match[META__MAX] = { false };
+    NbdExport *exp;
 
     if (!c->structured) {
         send_rep_err(c, opt, NBD_REP_ERR_INVALID,
@@ -317,6 +383,7 @@ static void opt_meta_context(NbdClient *c, uint32_t opt, const uint8_t *data,
     name = g_strndup((const char *)data + 4, namelen);
     nq = get32(data + 4 + namelen);
     pos = 8 + namelen;
+    exp = find_live_export(name);
     for (uint32_t i = 0; i < nq; i++) {
         uint32_t qlen;
         const char *q;
@@ -326,9 +393,11 @@ static void opt_meta_context(NbdClient *c, uint32_t opt, const uint8_t *data,
             return;
         }
         q = (const char *)data + pos + 4;
-        if ((qlen == strlen(base) && !memcmp(q, base, qlen)) ||
-            (opt == NBD_OPT_LIST_META_CONTEXT && qlen == 5 && !memcmp(q, "base:", 5))) {
-            match = true;
+        for (int id = 0; exp && id < META__MAX; id++) {
+            g_autofree char *m = meta_name(exp, id);
+            if (m && meta_matches(q, qlen, m, list)) {
+                match[id] = true;
+            }
         }
         pos += 4 + qlen;
     }
@@ -336,20 +405,28 @@ static void opt_meta_context(NbdClient *c, uint32_t opt, const uint8_t *data,
         send_rep_err(c, opt, NBD_REP_ERR_INVALID, "Invalid request length");
         return;
     }
-    if (!find_live_export(name)) {
+    if (!exp) {
         send_rep_err(c, opt, NBD_REP_ERR_UNKNOWN, "export '%s' not present", name);
         return;
     }
-    if (opt == NBD_OPT_LIST_META_CONTEXT && nq == 0) {
-        match = true;
-    }
-    if (match) {
-        put32(b, NBD_META_ID_BASE_ALLOCATION);
-        g_byte_array_append(b, (const guint8 *)base, strlen(base));
+    for (int id = 0; id < META__MAX; id++) {
+        g_autofree char *m = meta_name(exp, id);
+        g_autoptr(GByteArray) b = g_byte_array_new();
+
+        if (list && nq == 0) {
+            match[id] = m != NULL;
+        }
+        if (!m || !match[id]) {
+            continue;
+        }
+        put32(b, id);
+        g_byte_array_append(b, (const guint8 *)m, strlen(m));
         send_rep(c, opt, NBD_REP_META_CONTEXT, b->data, b->len);
     }
-    if (opt == NBD_OPT_SET_META_CONTEXT) {
-        c->base_allocation = match;
+    if (!list) {
+        c->base_allocation = match[META_BASE];
+        c->alloc_depth = match[META_DEPTH];
+        c->dirty_bitmap = match[META_BITMAP];
     }
     send_rep(c, opt, NBD_REP_ACK, NULL, 0);
 }
@@ -495,8 +572,7 @@ static void read_structured(NbdClient *c, uint64_t handle, uint64_t off, uint32_
     }
     while (pos < end) {
         int64_t pnum = end - pos;
-        int st = df ? 0 : bdrv_block_status(c->exp->bs, pos, end - pos, &pnum,
-                                             NULL, NULL);
+        int st = df ? 0 : bdrv_block_status_above(c->exp->bs, pos, end - pos, &pnum);
         bool hole;
 
         if (st < 0 || pnum <= 0) {
@@ -507,8 +583,8 @@ static void read_structured(NbdClient *c, uint64_t handle, uint64_t off, uint32_
         /* extend over following extents of the same kind */
         while (!df && pos + pnum < end) {
             int64_t more;
-            int st2 = bdrv_block_status(c->exp->bs, pos + pnum, end - pos - pnum,
-                                        &more, NULL, NULL);
+            int st2 = bdrv_block_status_above(c->exp->bs, pos + pnum,
+                                              end - pos - pnum, &more);
             if (st2 < 0 || more <= 0 || !!(st2 & BDRV_BLOCK_ZERO) != hole) {
                 break;
             }
@@ -530,27 +606,74 @@ static void read_structured(NbdClient *c, uint64_t handle, uint64_t off, uint32_
     }
 }
 
-static void block_status_reply(NbdClient *c, uint64_t handle, uint64_t off,
-                               uint32_t len, bool req_one)
+/*
+ * One context's status of the first *pnum bytes at @pos: base:allocation flags,
+ * the allocation depth (0: unallocated, 1: this image, 2+: a backing file), or
+ * dirty (1) in the export's bitmap. -errno on failure.
+ */
+static int64_t context_status(NbdClient *c, int id, uint64_t pos, uint64_t bytes,
+                              int64_t *pnum)
+{
+    BlockDriverState *bs = c->exp->bs;
+    int st;
+
+    switch (id) {
+    case META_BASE:
+        st = bdrv_block_status_above(bs, pos, bytes, pnum);
+        if (st < 0) {
+            return st;
+        }
+        return (st & BDRV_BLOCK_DATA ? 0 : NBD_STATE_HOLE) |
+               (st & BDRV_BLOCK_ZERO ? NBD_STATE_ZERO : 0);
+    case META_DEPTH: {
+        int64_t depth = 1;
+
+        *pnum = bytes;
+        for (BlockDriverState *b = bs; b; depth++) {
+            int64_t n;
+            int r = bdrv_is_allocated(b, pos, *pnum, &n);
+
+            if (r < 0) {
+                return r;
+            }
+            if (n > 0) {
+                *pnum = MIN(*pnum, n);
+            }
+            if (r) {
+                return depth;
+            }
+            b = bdrv_backing_child(b) ? bdrv_backing_child(b) :
+                !bdrv_supports_backing(b) ? bdrv_file_child(b) : NULL;
+        }
+        return 0;
+    }
+    default:
+        st = bdrv_dirty_bitmap_status(c->exp->bitmap_bs, c->exp->bitmap, pos, bytes,
+                                      pnum);
+        return st < 0 ? st : (st ? NBD_STATE_DIRTY : 0);
+    }
+}
+
+/* The extents of one context as a BLOCK_STATUS chunk; -errno if status fails. */
+static int block_status_chunk(NbdClient *c, uint64_t handle, int id, uint64_t off,
+                              uint32_t len, bool req_one, bool done)
 {
     g_autoptr(GByteArray) ext = g_byte_array_new();
     uint64_t pos = off, end = off + len;
     uint32_t last_flags = 0, count = 0;
 
     while (pos < end) {
-        int64_t pnum;
-        int st = bdrv_block_status(c->exp->bs, pos, end - pos, &pnum, NULL, NULL);
+        int64_t pnum = 0;
+        int64_t st = context_status(c, id, pos, end - pos, &pnum);
         uint32_t flags;
 
         if (st < 0) {
-            error_reply(c, handle, -st);
-            return;
+            return st;
         }
         if (pnum <= 0) {
             break;
         }
-        flags = (st & BDRV_BLOCK_DATA ? 0 : NBD_STATE_HOLE) |
-                (st & BDRV_BLOCK_ZERO ? NBD_STATE_ZERO : 0);
+        flags = st;
         if (count && flags == last_flags) {
             /* merge with the previous descriptor */
             uint32_t prev = get32(ext->data + ext->len - 8);
@@ -567,10 +690,34 @@ static void block_status_reply(NbdClient *c, uint64_t handle, uint64_t off,
         }
         pos += pnum;
     }
-    chunk_header(c, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, handle,
+    chunk_header(c, done ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE_BLOCK_STATUS, handle,
                  4 + ext->len);
-    put32(c->out, NBD_META_ID_BASE_ALLOCATION);
+    put32(c->out, id);
     g_byte_array_append(c->out, ext->data, ext->len);
+    return 0;
+}
+
+static void block_status_reply(NbdClient *c, uint64_t handle, uint64_t off,
+                               uint32_t len, bool req_one)
+{
+    bool sel[META__MAX] = { c->base_allocation, c->alloc_depth, c->dirty_bitmap };
+    int last = -1;
+    guint at = c->out->len;
+
+    for (int id = 0; id < META__MAX; id++) {
+        if (sel[id]) {
+            last = id;
+        }
+    }
+    for (int id = 0; id <= last; id++) {
+        int ret = sel[id] ? block_status_chunk(c, handle, id, off, len, req_one,
+                                               id == last) : 0;
+        if (ret < 0) {
+            g_byte_array_set_size(c->out, at);
+            error_reply(c, handle, -ret);
+            return;
+        }
+    }
 }
 
 static void handle_request(NbdClient *c, uint16_t flags, uint16_t type, uint64_t handle,
@@ -627,7 +774,8 @@ static void handle_request(NbdClient *c, uint16_t flags, uint16_t type, uint64_t
         ret = in_bounds ? 0 : -EINVAL;
         break;
     case NBD_CMD_BLOCK_STATUS:
-        if (!c->base_allocation || !in_bounds || len == 0) {
+        if (!(c->base_allocation || c->alloc_depth || c->dirty_bitmap) ||
+            !in_bounds || len == 0) {
             ret = -EINVAL;
             break;
         }
@@ -649,8 +797,8 @@ static void handle_request(NbdClient *c, uint16_t flags, uint16_t type, uint64_t
 /* Handle one complete message at the start of c->in; bytes consumed, 0 if incomplete. */
 static size_t process_one(NbdClient *c)
 {
-    const uint8_t *p = c->in->data;
-    size_t avail = c->in->len;
+    const uint8_t *p = c->in->data + c->in_pos;
+    size_t avail = in_avail(c);
 
     switch (c->state) {
     case NC_CLIENT_FLAGS: {
@@ -736,14 +884,15 @@ static bool client_has_complete_message(NbdClient *c)
     size_t need = c->state == NC_CLIENT_FLAGS ? 4 :
                   c->state == NC_OPTIONS ? 16 : NBD_REQUEST_SIZE;
 
-    return c->in->len >= need;
+    return in_avail(c) >= need;
 }
 
 static void client_process(NbdClient *c)
 {
     bool locked = false;
 
-    while (!c->closing && c->out->len < OUTBUF_HIGH && client_has_complete_message(c)) {
+    while (!c->closing && out_pending(c) < OUTBUF_HIGH &&
+           client_has_complete_message(c)) {
         size_t used;
 
         if (!locked && !(locked = block_lock_try())) {
@@ -756,13 +905,21 @@ static void client_process(NbdClient *c)
         if (!used) {
             break;
         }
-        g_byte_array_remove_range(c->in, 0, MIN(used, c->in->len));
+        c->in_pos += MIN(used, in_avail(c));
+    }
+    if (in_avail(c) == 0) {
+        g_byte_array_set_size(c->in, 0);
+        c->in_pos = 0;
+    } else if (c->in_pos >= COMPACT_AT) {
+        g_byte_array_remove_range(c->in, 0, c->in_pos);
+        c->in_pos = 0;
     }
     if (locked) {
         block_unlock();
     }
     if (c->closing) {
         g_byte_array_set_size(c->in, 0);
+        c->in_pos = 0;
     }
     client_flush(c);
 }
@@ -778,16 +935,16 @@ static void client_eof(NbdClient *c)
         client_fail(c, "Failed to read client flags: " EOF_MSG);
         break;
     case NC_OPTIONS:
-        if (c->in->len < 8) {
+        if (in_avail(c) < 8) {
             client_fail(c, "Failed to read opts magic: " EOF_MSG);
         } else {
             client_fail(c, "Failed to read option: " EOF_MSG);
         }
         break;
     case NC_TRANSMISSION:
-        if (c->in->len >= NBD_REQUEST_SIZE) {
+        if (in_avail(c) >= NBD_REQUEST_SIZE) {
             client_fail(c, "Failed to read CMD_WRITE data: " EOF_MSG);
-        } else if (c->in->len > 0) {
+        } else if (in_avail(c) > 0) {
             client_fail(c, "Failed to read request: " EOF_MSG);
         }
         break;
@@ -821,8 +978,8 @@ static gboolean client_readable(GIOChannel *ch, GIOCondition cond, gpointer opaq
 /* Read while we can make progress; write while output is pending. */
 static void client_update_watches(NbdClient *c)
 {
-    bool want_read = !c->closing && !c->retry_timer && c->out->len < OUTBUF_HIGH;
-    bool want_write = c->out->len > 0;
+    bool want_read = !c->closing && !c->retry_timer && out_pending(c) < OUTBUF_HIGH;
+    bool want_write = out_pending(c) > 0;
     GIOChannel *ch = NULL;
 
     if (want_read != !!c->in_watch || (want_write && !c->out_watch)) {
@@ -843,6 +1000,8 @@ static void client_update_watches(NbdClient *c)
         g_io_channel_unref(ch);
     }
 }
+
+static void server_update_accept(void);
 
 static void client_close(NbdClient *c)
 {
@@ -866,17 +1025,47 @@ static void client_close(NbdClient *c)
         nbd_export_put(c->exp);
     }
     g_free(c);
+    server_update_accept();
+    if (server.client_gone) {
+        server.client_gone();
+    }
 }
 
-static gboolean server_accept(GIOChannel *ch, GIOCondition cond, gpointer opaque)
-{
-    int fd = accept4(server.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    NbdClient *c;
+static gboolean server_accept(GIOChannel *ch, GIOCondition cond, gpointer opaque);
 
-    if (fd < 0) {
-        return G_SOURCE_CONTINUE;
+/* Listen while there is room for another client (qemu-nbd -e). */
+static void server_update_accept(void)
+{
+    bool want = server.fd >= 0 &&
+                (!server.max_clients ||
+                 (int)g_list_length(server.clients) < server.max_clients);
+
+    if (want && !server.watch) {
+        GIOChannel *ch = g_io_channel_unix_new(server.fd);
+        server.watch = g_io_add_watch(ch, G_IO_IN, server_accept, NULL);
+        g_io_channel_unref(ch);
+    } else if (!want && server.watch) {
+        g_source_remove(server.watch);
+        server.watch = 0;
     }
-    c = g_new0(NbdClient, 1);
+}
+
+void nbd_server_set_limits(int max_clients, void (*client_gone)(void))
+{
+    server.max_clients = max_clients;
+    server.client_gone = client_gone;
+    server_update_accept();
+}
+
+int nbd_server_client_count(void)
+{
+    return g_list_length(server.clients);
+}
+
+void nbd_server_add_client(int fd)
+{
+    NbdClient *c = g_new0(NbdClient, 1);
+
     c->fd = fd;
     c->in = g_byte_array_new();
     c->out = g_byte_array_new();
@@ -886,14 +1075,57 @@ static gboolean server_accept(GIOChannel *ch, GIOCondition cond, gpointer opaque
     put64(c->out, NBD_OPTS_MAGIC);
     put16(c->out, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
     client_flush(c);
+}
+
+static gboolean server_accept(GIOChannel *ch, GIOCondition cond, gpointer opaque)
+{
+    int fd = accept4(server.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (fd < 0) {
+        return G_SOURCE_CONTINUE;
+    }
+    nbd_server_add_client(fd);
+    if (server.max_clients &&
+        (int)g_list_length(server.clients) >= server.max_clients) {
+        server.watch = 0;
+        return G_SOURCE_REMOVE;
+    }
     return G_SOURCE_CONTINUE;
 }
 
 /* ---- the listener ---- */
 
-int qsd_unix_listen(const char *path, GError **errp);
+int qsd_unix_listen(const char *path, GError **errp)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int fd;
 
-static int inet_listen(const char *host, const char *port, GError **errp)
+    if (strlen(path) >= sizeof(addr.sun_path)) {
+        error_setg(errp, "UNIX socket path '%s' is too long", path);
+        return -1;
+    }
+    strcpy(addr.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Failed to create socket");
+        return -1;
+    }
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, 16) < 0) {
+        error_setg_errno(errp, errno, "Failed to listen on socket");
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    return fd;
+}
+
+int nbd_inet_listen(const char *host, const char *port, GError **errp)
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_PASSIVE };
@@ -930,7 +1162,6 @@ static int inet_listen(const char *host, const char *port, GError **errp)
 bool nbd_server_start(JsonObject *addr, GError **errp)
 {
     const char *type = opts_peek_str(addr, "type");
-    GIOChannel *ch;
 
     if (server.fd >= 0) {
         error_setg(errp, "NBD server already running");
@@ -952,7 +1183,7 @@ bool nbd_server_start(JsonObject *addr, GError **errp)
             error_setg(errp, "Parameter 'addr.port' is missing");
             return false;
         }
-        server.fd = inet_listen(opts_peek_str(addr, "host"), port, errp);
+        server.fd = nbd_inet_listen(opts_peek_str(addr, "host"), port, errp);
     } else {
         error_setg(errp, "Parameter 'addr.type' does not accept value '%s'",
                    type ? type : "");
@@ -962,9 +1193,7 @@ bool nbd_server_start(JsonObject *addr, GError **errp)
         return false;
     }
     listen(server.fd, 16);
-    ch = g_io_channel_unix_new(server.fd);
-    server.watch = g_io_add_watch(ch, G_IO_IN, server_accept, NULL);
-    g_io_channel_unref(ch);
+    server_update_accept();
     return true;
 }
 

@@ -86,6 +86,7 @@
 
 #define NBD_STATE_HOLE          (1 << 0)
 #define NBD_STATE_ZERO          (1 << 1)
+#define NBD_STATE_DIRTY         (1 << 0)   /* qemu:dirty-bitmap: */
 
 /* Errors on the wire */
 #define NBD_EPERM       1
@@ -108,11 +109,18 @@ typedef struct NbdExport {
     char *description;      /* may be NULL */
     BlockDriverState *bs;
     bool writable;
+    bool multi_conn;        /* advertise NBD_FLAG_CAN_MULTI_CONN */
+    bool alloc_depth;       /* offer qemu:allocation-depth */
+    char *bitmap;           /* offer qemu:dirty-bitmap:NAME (NULL: none) */
+    BlockDriverState *bitmap_bs;    /* the node the bitmap lives in */
     bool shutting_down;
     int clients;            /* connections using it */
 } NbdExport;
 
-/* export.c: look up by NBD name; every export in the order NBD_OPT_LIST shows. */
+/*
+ * The export registry is the embedding program's (the daemon's export.c,
+ * qemu-nbd.c), and so is the block layer lock (block_lock_try/block_unlock).
+ * Look up by NBD name; every export in the order NBD_OPT_LIST shows. */
 NbdExport *nbd_export_find(const char *name);
 GList *nbd_export_list(void);
 /* A client stopped using @exp (it may be deleted now). */
@@ -126,5 +134,16 @@ bool nbd_server_running(void);
 void nbd_server_stop(void);
 /* Disconnect every client of @exp. */
 void nbd_server_drop_clients(NbdExport *exp);
+/*
+ * qemu-nbd: accept at most @max_clients connections at a time (0: any number),
+ * and call @client_gone after each connection has been closed.
+ */
+void nbd_server_set_limits(int max_clients, void (*client_gone)(void));
+/* Serve a connected (non-blocking) socket as a new client (accept, fuzzing). */
+void nbd_server_add_client(int fd);
+/* Connections open now. */
+int nbd_server_client_count(void);
+/* Listen on TCP @host (NULL/"": any) and @port; the fd, or -1. */
+int nbd_inet_listen(const char *host, const char *port, GError **errp);
 
 #endif

@@ -9,7 +9,7 @@
 #include "qapi.h"
 #include "qmp-commands.h"
 #include "qmp-json.h"
-#include "qemu/qom-object.h"
+#include "qemu/objects.h"
 #include <getopt.h>
 #include <glib-unix.h>
 #include <signal.h>
@@ -270,7 +270,7 @@ static void process_args(int argc, char **argv)
         case OPT_OBJECT: {
             bool help = false;
 
-            ok = qom_object_add_cmdline(optarg, &help, &err) == 0;
+            ok = user_object_add_cmdline(optarg, &help, &err);
             if (ok && help) {
                 exit(0);
             }

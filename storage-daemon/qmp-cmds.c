@@ -4,7 +4,7 @@
  */
 #include "daemon.h"
 #include "qmp-commands.h"
-#include "qemu/qom-object.h"
+#include "qemu/objects.h"
 
 static const char *const cap_values[] = { "oob", NULL };
 
@@ -50,13 +50,13 @@ static const QArg qapi_object_del_args[] = {
 
 static JsonNode *qmp_object_add(JsonObject *args, Monitor *mon, GError **errp)
 {
-    return qom_object_add(args, errp) < 0 ? NULL : qjson_empty_object();
+    return user_object_add(args, errp) ? qjson_empty_object() : NULL;
 }
 
 static JsonNode *qmp_object_del(JsonObject *args, Monitor *mon, GError **errp)
 {
-    return qom_object_del(opts_peek_str(args, "id"), errp) < 0 ? NULL
-                                                               : qjson_empty_object();
+    return user_object_del(opts_peek_str(args, "id"), errp) ? qjson_empty_object()
+                                                            : NULL;
 }
 
 const QmpCommand qmp_commands[] = {

@@ -55,6 +55,8 @@ int bdrv_perm_attach(BlockDriverState *bs, const void *owner, uint64_t perm,
                      uint64_t shared, GError **errp);
 /* Drop @owner's use of @bs (if any): its locks follow. */
 void bdrv_perm_detach(BlockDriverState *bs, const void *owner);
+#define BDRV_O_SEQUENTIAL   0x400000 /* one pass in order (commit, rebase): drivers
+                                       * keep their default metadata caches small */
 
 /* Cache modes, as parsed from -t */
 #define BDRV_O_CACHE_MASK (BDRV_O_NOCACHE | BDRV_O_NO_FLUSH | BDRV_O_WRITETHROUGH)
@@ -148,6 +150,9 @@ BlockDriverState *bdrv_file_child(BlockDriverState *bs);
 BlockDriverState *bdrv_backing_child(BlockDriverState *bs);
 BlockDriverState *bdrv_data_file_child(BlockDriverState *bs);
 const char *bdrv_get_filename(BlockDriverState *bs);
+/* Can the node's format have a backing file (qcow2)? Unallocated ranges of such
+ * a node read from below, or as zeros; elsewhere they are only "not data". */
+bool bdrv_supports_backing(BlockDriverState *bs);
 /* References held on the node: its parents', exports' and its owner's. */
 int bdrv_get_refcnt(BlockDriverState *bs);
 /* The node's options as opened (children nested); borrowed, may be NULL. */
@@ -157,6 +162,8 @@ int bdrv_get_flags(BlockDriverState *bs);
 /* The backing file name stored in the image, and its format (may be NULL). */
 const char *bdrv_get_backing_filename(BlockDriverState *bs);
 const char *bdrv_get_backing_format(BlockDriverState *bs);
+/* Is this a name with a protocol prefix ("proto:...") or json:, not a path? */
+bool bdrv_filename_is_special(const char *name);
 /* Make a path relative to @base's folder, as backing files are resolved. */
 char *bdrv_path_combine(const char *base, const char *name);
 /* "json:{...}" or the plain file name describing how to reopen this node. */
@@ -192,8 +199,38 @@ uint32_t bdrv_get_request_alignment(BlockDriverState *bs);
  */
 int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                       int64_t *pnum, int64_t *map, BlockDriverState **file);
+/*
+ * What a reader of @bs sees in the first *pnum bytes of the range, through the
+ * whole backing chain: BDRV_BLOCK_DATA / ZERO (unallocated everywhere: zeros).
+ */
+int bdrv_block_status_above(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            int64_t *pnum);
 /* Is the range allocated in this layer (not just the backing chain)? 1/0/-errno. */
 int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes, int64_t *pnum);
+
+/* ---- backing files: qemu-img rebase and commit ---- */
+/*
+ * Record another backing file in the image's header: @backing_file (NULL: none)
+ * and its format @backing_fmt (NULL: none). What is written so far is made stable
+ * first; the open backing child is left as it is. 0 or -errno: -ENOTSUP (the
+ * format has no backing files), -EINVAL (name too long), -ENOSPC (no room in the
+ * header), -EACCES (read-only).
+ */
+int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
+                             const char *backing_fmt);
+/*
+ * Make the image empty: nothing allocated, its backing file shows through
+ * everywhere (qemu-img commit, after the data went into the backing file).
+ * -ENOTSUP with errp set if the format cannot; 0 or -errno.
+ */
+int bdrv_make_empty(BlockDriverState *bs, GError **errp);
+/*
+ * The node of @bs's backing chain (below @bs) that @name refers to, or NULL. A
+ * relative @name is taken relative to the folder of each image in turn and
+ * compared with that image's backing file as the same path; names with a
+ * protocol prefix or json: are compared as they are written.
+ */
+BlockDriverState *bdrv_find_backing_image(BlockDriverState *bs, const char *name);
 
 /* ---- check, amend, info ---- */
 int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, int fix);
@@ -239,6 +276,13 @@ int bdrv_bitmaps_store(BlockDriverState *bs, GError **errp);
 /* QMP's "dirty-bitmaps" of a node (name, recording, persistent, busy, granularity,
  * count, inconsistent), newest first as QEMU lists them; NULL when it has none. */
 JsonArray *bdrv_query_dirty_bitmaps(BlockDriverState *bs);
+/*
+ * Is the first *@pnum bytes of [offset, offset+bytes) dirty (1) or clean (0) in
+ * persistent bitmap @name of @bs (or the first node below it that has bitmaps)?
+ * -ENOENT when there is no such bitmap.
+ */
+int bdrv_dirty_bitmap_status(BlockDriverState *bs, const char *name, int64_t offset,
+                             int64_t bytes, int64_t *pnum);
 
 /* ---- creating images ---- */
 /*

@@ -164,6 +164,14 @@ struct BlockDriver {
                      GError **errp);
     int (*bitmaps_store)(BlockDriverState *bs, GError **errp);
     JsonArray *(*query_bitmaps)(BlockDriverState *bs);
+    /* dirty (1) or clean (0) are the first *pnum bytes of the range in bitmap @name */
+    int (*bitmap_status)(BlockDriverState *bs, const char *name, int64_t offset,
+                         int64_t bytes, int64_t *pnum);
+    /* bdrv_change_backing_file (bs->backing_file updated on success); NULL: -ENOTSUP */
+    int (*change_backing_file)(BlockDriverState *bs, const char *backing_file,
+                               const char *backing_fmt);
+    /* bdrv_make_empty: deallocate everything; NULL: the format cannot */
+    int (*make_empty)(BlockDriverState *bs);
     /* blkdebug: an event happened on this node */
     void (*debug_event)(BlockDriverState *bs, BlkdebugEvent event);
 };
@@ -200,6 +208,8 @@ extern BlockDriver bdrv_raw;
 extern BlockDriver bdrv_qcow2;
 extern BlockDriver bdrv_blkdebug;
 extern BlockDriver bdrv_crypto_luks;
+extern BlockDriver bdrv_nbd;
+extern BlockDriver bdrv_null_co;
 
 /*
  * Open a child of @parent: @ref is the options object under @parent's @child_name
@@ -252,11 +262,12 @@ int bdrv_create_file_fill(BlockDriverState *bs, uint64_t size, PreallocMode prea
  * a file that existed before is never removed. */
 void bdrv_create_file_close(BlockDriverState *bs, bool created, bool failed);
 
+/* The protocol driver a "proto:..." file name names (nbd), NULL for a path. */
+const BlockDriver *bdrv_find_protocol(const char *filename);
+
 /* Would any format other than raw claim this first sector? */
 bool bdrv_probe_claims(const uint8_t *buf, int len);
 
-/* Is this a data file name we refuse to interpret (json:, protocol prefix)? */
-bool bdrv_filename_is_special(const char *name);
 
 
 /* A node that only names a file (never opened; all I/O fails with -ENOMEDIUM). */

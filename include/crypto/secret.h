@@ -7,9 +7,9 @@
 #define CRYPTO_SECRET_H
 
 #include "qemu/osdep.h"
-#include "qemu/qom-object.h"
+#include "qemu/objects.h"
 
-extern const QomObjectType qcrypto_secret_type;
+extern const UserObjectType qcrypto_secret_type;
 
 /* A copy of the secret's bytes (NUL-terminated too); free it with
  * qcrypto_secret_wipe_free(). -1 with "No secret with id 'x'". */

@@ -11,7 +11,7 @@
  */
 #include "qemu/osdep.h"
 #include "block/block.h"
-#include "qemu/qom-object.h"
+#include "qemu/objects.h"
 #include <sys/mman.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -101,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (!init) {
         bool help;
-        qom_object_add_cmdline("secret,id=fz,data=fuzz", &help, NULL);
+        user_object_add_cmdline("secret,id=fz,data=fuzz", &help, NULL);
         init = true;
     }
     if (size > 16 * MiB) {

@@ -2,6 +2,8 @@
 """Misbehaving NBD clients for robustness tests (python3 standard library only).
 
   nbd_garbage.py SOCKET EXPORT
+  nbd_garbage.py --flood SOCKET EXPORT  (2000 pipelined 4k writes to the
+                                         first MiB, then a flush)
   nbd_garbage.py --hold SOCKET EXPORT   (connect, print "connected", stay until
                                          stdin closes, then report hang-ups)
 
@@ -137,6 +139,21 @@ def truncated_write(s, export):
     return 'client left mid-write'
 
 
+def flood(s, export):
+    """2000 acknowledged 4k writes sent without reading a reply in between,
+    then a flush: every reply must come, in any order, without an error."""
+    go(s, export)
+    n = 2000
+    reqs = b''.join(struct.pack('>IHHQQI', 0x25609513, 0, 1, i, (i % 256) * 4096,
+                                4096) + bytes([i % 251]) * 4096 for i in range(n))
+    s.sendall(reqs + struct.pack('>IHHQQI', 0x25609513, 0, 3, n, 0, 0))
+    errors = 0
+    for _ in range(n + 1):
+        magic, err, handle = struct.unpack('>IIQ', recv_exact(s, 16))
+        errors += err != 0
+    return '%d replies, %d errors' % (n + 1, errors)
+
+
 def hold(path, export):
     s = connect(path)
     go(s, export)
@@ -149,6 +166,9 @@ def hold(path, export):
 def main():
     if sys.argv[1] == '--hold':
         hold(sys.argv[2], sys.argv[3])
+        return
+    if sys.argv[1] == '--flood':
+        scenario('2000 writes at once', flood, sys.argv[2], sys.argv[3])
         return
     path, export = sys.argv[1], sys.argv[2]
     for name, fn in [('garbage instead of client flags', garbage_first),

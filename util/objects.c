@@ -1,32 +1,46 @@
 /*
  * User-creatable objects (--object, object-add, object-del): parsing the
  * command-line forms, checking the generic properties with QEMU's messages, and
- * the registry of live objects by id. The object types themselves live with
- * their users (crypto/secret.c for "secret").
+ * the registry of live objects by id. The object types with behaviour live with
+ * their users (crypto/secret.c for "secret"); the others are kept as options.
  */
 #include "qemu/osdep.h"
 #include "qemu/error.h"
-#include "qemu/qom-object.h"
+#include "qemu/objects.h"
 #include "crypto/secret.h"
 
-static const QomObjectType *const object_types[] = {
+/* Types kept as their options, for the drivers that read them (nbd: tls-creds-x509) */
+#define OPTIONS_TYPE(n) { .name = (n) }
+static const UserObjectType options_types[] = {
+    OPTIONS_TYPE("iothread"),
+    OPTIONS_TYPE("throttle-group"),
+    OPTIONS_TYPE("tls-creds-anon"),
+    OPTIONS_TYPE("tls-creds-psk"),
+    OPTIONS_TYPE("tls-creds-x509"),
+};
+
+static const UserObjectType *const object_types[] = {
     &qcrypto_secret_type,
+    &options_types[0], &options_types[1], &options_types[2], &options_types[3],
+    &options_types[4],
 };
 
-/* QEMU's full list, for "--object help": we create only the types above */
+/* For "--object help", in QEMU's (alphabetical) order */
 static const char *const help_type_names[] = {
-    "secret", NULL,
+    "iothread", "secret", "throttle-group", "tls-creds-anon", "tls-creds-psk",
+    "tls-creds-x509", NULL,
 };
 
-typedef struct QomObject {
+typedef struct UserObject {
     char *id;
-    const QomObjectType *type;
-    void *obj;
-} QomObject;
+    const UserObjectType *type;
+    void *obj;              /* create()'s result, NULL for option-only types */
+    JsonObject *opts;       /* qom-type, id and (option-only types) the properties */
+} UserObject;
 
-static GPtrArray *objects;   /* of QomObject*, in creation order */
+static GPtrArray *objects;   /* of UserObject*, in creation order */
 
-static const QomObjectType *find_type(const char *name)
+static const UserObjectType *find_type(const char *name)
 {
     for (size_t i = 0; i < ARRAY_SIZE(object_types); i++) {
         if (!strcmp(object_types[i]->name, name)) {
@@ -36,10 +50,10 @@ static const QomObjectType *find_type(const char *name)
     return NULL;
 }
 
-static QomObject *find_object(const char *id)
+static UserObject *find_object(const char *id)
 {
     for (guint i = 0; objects && i < objects->len; i++) {
-        QomObject *o = objects->pdata[i];
+        UserObject *o = objects->pdata[i];
         if (!strcmp(o->id, id)) {
             return o;
         }
@@ -47,9 +61,16 @@ static QomObject *find_object(const char *id)
     return NULL;
 }
 
-void *qom_object_find(const char *id, const char *type)
+JsonObject *user_object_find(const char *id)
 {
-    QomObject *o = id ? find_object(id) : NULL;
+    UserObject *o = id ? find_object(id) : NULL;
+
+    return o ? o->opts : NULL;
+}
+
+void *user_object_get(const char *id, const char *type)
+{
+    UserObject *o = id ? find_object(id) : NULL;
 
     if (!o || (type && strcmp(o->type->name, type))) {
         return NULL;
@@ -70,37 +91,37 @@ static bool id_wellformed(const char *id)
     return true;
 }
 
-/* @args: qom-type, id and the type's properties (consumed members are not removed) */
-static int object_add_checked(JsonObject *args, GError **errp)
+/* @args: qom-type, id and the type's properties (not modified) */
+bool user_object_add(JsonObject *args, GError **errp)
 {
     const char *type_name = opts_peek_str(args, "qom-type");
     const char *id = opts_peek_str(args, "id");
-    const QomObjectType *type;
+    const UserObjectType *type;
     g_autoptr(JsonObject) props = json_object_new();
     GList *members;
-    QomObject *o;
-    void *obj;
-    int ret = 0;
+    UserObject *o;
+    void *obj = NULL;
+    bool ok = true;
 
     if (!opts_has(args, "qom-type")) {
         error_setg(errp, "Parameter 'qom-type' is missing");
-        return -1;
+        return false;
     }
     type = type_name ? find_type(type_name) : NULL;
     if (!type) {
         error_setg(errp, "Parameter 'qom-type' does not accept value '%s'",
                    type_name ? type_name : "");
-        return -1;
+        return false;
     }
     if (!opts_has(args, "id")) {
         error_setg(errp, "Parameter 'id' is missing");
-        return -1;
+        return false;
     }
     if (!id || !id_wellformed(id)) {
         error_setg(errp, "Parameter 'id' expects an identifier\n"
                    "Identifiers consist of letters, digits, '-', '.', '_', starting "
                    "with a letter.");
-        return -1;
+        return false;
     }
     members = json_object_get_members(args);
     for (GList *l = members; l; l = l->next) {
@@ -108,54 +129,46 @@ static int object_add_checked(JsonObject *args, GError **errp)
         if (!strcmp(key, "qom-type") || !strcmp(key, "id")) {
             continue;
         }
-        if (!g_strv_contains(type->props, key)) {
+        if (type->props && !g_strv_contains(type->props, key)) {
             error_setg(errp, "Parameter '%s' is unexpected", key);
-            ret = -1;
+            ok = false;
             break;
         }
         json_object_set_member(props, key, json_object_dup_member(args, key));
     }
     g_list_free(members);
-    if (ret < 0) {
-        return ret;
+    if (!ok) {
+        return false;
     }
     if (find_object(id)) {
         error_setg(errp, "attempt to add duplicate property '%s' to object "
                    "(type 'container')", id);
-        return -1;
+        return false;
     }
-    obj = type->create(id, props, errp);
-    if (!obj) {
-        return -1;
+    if (type->create) {
+        obj = type->create(id, props, errp);
+        if (!obj) {
+            return false;
+        }
     }
     if (!objects) {
         objects = g_ptr_array_new();
     }
-    o = g_new0(QomObject, 1);
+    o = g_new0(UserObject, 1);
     o->id = g_strdup(id);
     o->type = type;
     o->obj = obj;
+    o->opts = type->create ? json_object_new() : opts_clone(args);
+    opts_set_str(o->opts, "qom-type", type->name);
+    opts_set_str(o->opts, "id", id);
     g_ptr_array_add(objects, o);
-    return 0;
-}
-
-int qom_object_add(JsonObject *args, GError **errp)
-{
-    return object_add_checked(args, errp);
+    return true;
 }
 
 static void print_help(const char *type_name)
 {
-    const QomObjectType *type;
+    const UserObjectType *type = type_name ? find_type(type_name) : NULL;
 
-    if (!type_name) {
-        printf("List of user creatable objects:\n");
-        for (const char *const *n = help_type_names; *n; n++) {
-            printf("  %s\n", *n);
-        }
-        return;
-    }
-    type = find_type(type_name);
     if (!type) {
         printf("List of user creatable objects:\n");
         for (const char *const *n = help_type_names; *n; n++) {
@@ -169,7 +182,7 @@ static void print_help(const char *type_name)
     }
 }
 
-int qom_object_add_cmdline(const char *arg, bool *help_printed, GError **errp)
+bool user_object_add_cmdline(const char *arg, bool *help_printed, GError **errp)
 {
     g_autoptr(JsonObject) args = NULL;
 
@@ -182,53 +195,57 @@ int qom_object_add_cmdline(const char *arg, bool *help_printed, GError **errp)
         if (!json_parser_load_from_data(parser, arg, -1, &local)) {
             error_setg(errp, "%s", local->message);
             g_error_free(local);
-            return -1;
+            return false;
         }
         root = json_parser_get_root(parser);
         if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
             error_setg(errp, "Invalid JSON object given");
-            return -1;
+            return false;
         }
         args = json_object_ref(json_node_get_object(root));
-        return object_add_checked(args, errp);
+        return user_object_add(args, errp);
     }
     if (!strcmp(arg, "help") || !strcmp(arg, "?")) {
         print_help(NULL);
         *help_printed = true;
-        return 0;
+        return true;
     }
     if (g_str_has_suffix(arg, ",help") || g_str_has_suffix(arg, ",?")) {
         g_autofree char *type = g_strndup(arg, strcspn(arg, ","));
         print_help(type);
         *help_printed = true;
-        return 0;
+        return true;
     }
     args = keyval_parse_flat(arg, "qom-type", errp);
     if (!args) {
-        return -1;
+        return false;
     }
-    return object_add_checked(args, errp);
+    return user_object_add(args, errp);
 }
 
-int qom_object_del(const char *id, GError **errp)
+bool user_object_del(const char *id, GError **errp)
 {
-    QomObject *o = find_object(id);
+    UserObject *o = find_object(id);
 
     if (!o) {
         error_setg(errp, "object '%s' not found", id);
-        return -1;
+        return false;
     }
     g_ptr_array_remove(objects, o);
-    o->type->destroy(o->obj);
+    if (o->type->destroy) {
+        o->type->destroy(o->obj);
+    }
+    json_object_unref(o->opts);
     g_free(o->id);
     g_free(o);
-    return 0;
+    return true;
 }
 
-void qom_object_del_all(void)
+void user_objects_clear(void)
 {
     while (objects && objects->len) {
-        QomObject *o = objects->pdata[objects->len - 1];
-        qom_object_del(o->id, NULL);
+        UserObject *o = objects->pdata[objects->len - 1];
+        user_object_del(o->id, NULL);
     }
+    g_clear_pointer(&objects, g_ptr_array_unref);
 }
