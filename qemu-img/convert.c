@@ -248,11 +248,12 @@ static int convert_compressed(ConvertState *s)
         if (ret < 0) {
             return ret;
         }
-        for (int64_t off = 0; off <= len; off += s->cluster_size) {
-            int64_t n = MIN(s->cluster_size, len - off);
+        /* n == 0 past the last (maybe partial) cluster: the run still open goes */
+        for (int64_t off = 0, n; ; off += n) {
             bool data = false;
 
-            if (off < len) {
+            n = MIN(s->cluster_size, len - off);
+            if (n > 0) {
                 ret = 1;
                 if (s->target_backing) {
                     /* a backing file means a single source */
@@ -274,7 +275,7 @@ static int convert_compressed(ConvertState *s)
                 account(s, off - run_start);
                 run_start = -1;
             }
-            if (off >= len) {
+            if (n == 0) {
                 break;
             }
             if (data) {
