@@ -52,7 +52,9 @@ check-sanitizers: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	@$(SAN_ENV) scripts/check-all --suites=unit,iotests $(ASAN_BUILD)
 
-# libFuzzer targets (clang + ASan/UBSan): $(FUZZ_BUILD)/tests/fuzz/fuzz-{qcow2,opts}
+# libFuzzer targets (clang + ASan/UBSan): $(FUZZ_BUILD)/tests/fuzz/fuzz-NAME, one per
+# seed corpus folder tests/fuzz/corpus/NAME
+FUZZ_TARGETS = $(notdir $(wildcard tests/fuzz/corpus/*))
 $(FUZZ_BUILD)/build.ninja:
 	./configure --builddir=$(FUZZ_BUILD) --cc=clang --enable-fuzzing --enable-sanitizers \
 	    --enable-debug
@@ -60,8 +62,7 @@ $(FUZZ_BUILD)/build.ninja:
 fuzz:
 	@scripts/install-deps --fuzz
 	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/build.ninja
-	ninja -C $(FUZZ_BUILD) tests/fuzz/fuzz-qcow2 tests/fuzz/fuzz-opts tests/fuzz/fuzz-qmp \
-	    tests/fuzz/fuzz-nbd tests/fuzz/fuzz-luks
+	ninja -C $(FUZZ_BUILD) $(patsubst %,tests/fuzz/fuzz-%,$(FUZZ_TARGETS))
 
 bench: all
 	@bench/run $(BUILD)

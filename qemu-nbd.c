@@ -452,7 +452,7 @@ int main(int argc, char **argv)
     g_autoptr(JsonObject) opts = NULL;
     g_autofree char *tls_dir = NULL;
     BlockDriverState *bs;
-    NbdServerAddr addr = { 0 };
+    g_auto(NbdServerAddr) addr = { 0 };
     g_autoptr(JsonObject) saddr = json_object_new();
 
     error_set_progname("qemu-nbd");
@@ -667,9 +667,7 @@ int main(int argc, char **argv)
         addr.port = g_strdup(port ? port : NBD_DEFAULT_PORT);
     }
     if (list) {
-        int ret = list_exports(&addr, tls_dir);
-        nbd_server_addr_clear(&addr);
-        return ret;
+        return list_exports(&addr, tls_dir);
     }
     if (disconnect) {
         return disconnect_device(argv[optind]);

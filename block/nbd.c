@@ -960,7 +960,8 @@ static double nbd_get_seconds(JsonObject *opts, const char *key, GError **errp)
     return v;
 }
 
-static int nbd_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp)
+static int nbd_open_state(BlockDriverState *bs, JsonObject *opts, int flags,
+                          GError **errp)
 {
     BDRVNBDState *s = bs->opaque;
     g_autofree char *filename = opts_get_str(opts, "filename");
@@ -1083,10 +1084,21 @@ static void nbd_close_drv(BlockDriverState *bs)
         s->h = NULL;
     }
     nbd_server_addr_clear(&s->addr);
-    g_free(s->export);
-    g_free(s->tls_dir);
-    g_free(s->meta);
-    g_free(s->server_msg);
+    g_clear_pointer(&s->export, g_free);
+    g_clear_pointer(&s->tls_dir, g_free);
+    g_clear_pointer(&s->meta, g_free);
+    g_clear_pointer(&s->server_msg, g_free);
+}
+
+/* The block layer does not close a node whose open failed: free what we got. */
+static int nbd_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp)
+{
+    int ret = nbd_open_state(bs, opts, flags, errp);
+
+    if (ret < 0) {
+        nbd_close_drv(bs);
+    }
+    return ret;
 }
 
 static int64_t nbd_getlength_drv(BlockDriverState *bs)

@@ -12,12 +12,15 @@
  *      data file; such clusters are never shared, never compressed, and are
  *      always written in place (partial writes into unallocated or zero clusters
  *      still copy the rest of the cluster, from zeros or the backing file).
- *  C4. With data_file_raw the data file always holds the guest content: every
- *      guest cluster stays mapped 1:1 (zero writes keep the mapping and write
- *      zeros to the data file; discard keeps the mapping and discards in the data
- *      file). The zero flag such a zero write sets is off on disk before the
- *      data file changes under it again, so a crash never leaves the image
- *      reading zeros where the data file holds data.
+ *  C4. With data_file_raw a mapped guest cluster lives 1:1 in the data file and
+ *      the data file holds its content: zero writes keep a mapped cluster mapped
+ *      and write zeros to the data file too (unmapping zero writes unmap it).
+ *      A discard unmaps the cluster, as QEMU 7.2 does (its iotest 244): the
+ *      image reads zeros there while the data file may keep stale data
+ *      (discard=unmap passes the discard down); the next write maps it 1:1
+ *      again. The zero flag a zero write sets is off on disk before the data
+ *      file changes under it again, so a crash never leaves the image reading
+ *      zeros where the data file holds data.
  *  C5. A new L2 table is on disk (with the refcount that owns it, R2) before the
  *      L1 entry that points to it.
  *  C6. Zero flags are only used on version 3 images; on version 2 a discarded
@@ -497,6 +500,13 @@ static bool in_place_writable(BlockDriverState *bs, uint64_t entry)
     return t == QCOW2_CLUSTER_NORMAL && (has_data_file(bs) || (entry & QCOW_OFLAG_COPIED));
 }
 
+/* A preallocated zero cluster that only this L2 entry references (C2)? */
+static bool zero_alloc_reusable(BlockDriverState *bs, uint64_t entry)
+{
+    return qcow2_get_cluster_type(bs, entry) == QCOW2_CLUSTER_ZERO_ALLOC &&
+           (entry & QCOW_OFLAG_COPIED);
+}
+
 int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
                             uint64_t *host_offset, Qcow2ClusterAlloc *m)
 {
@@ -506,6 +516,7 @@ int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byt
     uint64_t in_cluster = offset_into_cluster(s, offset);
     uint64_t max_clusters, entry, n;
     int64_t host;
+    bool reuse;
 
     memset(m, 0, sizeof(*m));
     max_clusters = MIN((uint64_t)(s->l2_size - offset_to_l2_index(s, offset)),
@@ -519,24 +530,41 @@ int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byt
     if (ret < 0) {
         goto out;
     }
-    if (in_place_writable(bs, entry)) {
+    /*
+     * Clusters written in place: data clusters only this entry references (C2,
+     * C3) and preallocated zero clusters no snapshot shares. The latter keep
+     * their host clusters, as in QEMU (its iotest 066): the data goes there,
+     * then their L2 entries drop the zero flag (C1). One run, one file write.
+     */
+    reuse = !has_data_file(bs) && zero_alloc_reusable(bs, entry);
+    if (in_place_writable(bs, entry) || reuse) {
         for (n = 1; n < max_clusters; n++) {
             uint64_t e = l2_get(l2, l2_index + n);
-            if (!in_place_writable(bs, e) || (e & L2E_OFFSET_MASK) !=
+            bool z = !has_data_file(bs) && zero_alloc_reusable(bs, e);
+
+            if ((!in_place_writable(bs, e) && !z) || (e & L2E_OFFSET_MASK) !=
                 (entry & L2E_OFFSET_MASK) + n * s->cluster_size) {
                 break;
             }
+            reuse |= z;
         }
         *bytes = MIN(*bytes, n * s->cluster_size - in_cluster);
         *host_offset = (entry & L2E_OFFSET_MASK) + in_cluster;
-        goto out;
-    }
-
-    /* a run of clusters that all need new mappings */
-    for (n = 1; n < max_clusters; n++) {
-        if (in_place_writable(bs, l2_get(l2, l2_index + n))) {
-            break;
+        if (!reuse) {
+            goto out;
         }
+        host = entry & L2E_OFFSET_MASK;
+    } else {
+        /* a run of clusters that all need new mappings */
+        for (n = 1; n < max_clusters; n++) {
+            uint64_t e = l2_get(l2, l2_index + n);
+
+            if (in_place_writable(bs, e) ||
+                (!has_data_file(bs) && zero_alloc_reusable(bs, e))) {
+                break;
+            }
+        }
+        host = -1;
     }
     m->old_entries = g_new(uint64_t, n);
     for (uint64_t i = 0; i < n; i++) {
@@ -544,7 +572,9 @@ int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byt
     }
     qcow2_cache_put(s->l2_table_cache, (void **)&l2);
 
-    if (has_data_file(bs)) {
+    if (reuse) {
+        /* host is set: the clusters stay where they are */
+    } else if (has_data_file(bs)) {
         host = start_of_cluster(s, offset);          /* C3 */
     } else {
         host = qcow2_alloc_clusters(bs, n * s->cluster_size);
@@ -559,6 +589,7 @@ int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byt
     m->host_offset = host;
     m->nb_clusters = n;
     m->needs_link = true;
+    m->reused = reuse;
     m->cow_start_bytes = in_cluster;
     m->cow_end_offset = offset + *bytes;
     m->cow_end_bytes = m->guest_offset + n * s->cluster_size - m->cow_end_offset;
@@ -636,7 +667,7 @@ void qcow2_alloc_cluster_abort(BlockDriverState *bs, Qcow2ClusterAlloc *m)
 {
     BDRVQcow2State *s = bs->opaque;
 
-    if (m->needs_link && !has_data_file(bs)) {
+    if (m->needs_link && !has_data_file(bs) && !m->reused) {
         qcow2_free_clusters(bs, m->host_offset, (int64_t)m->nb_clusters << s->cluster_bits);
     }
     g_free(m->old_entries);
@@ -711,11 +742,13 @@ static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_cl
      * back in the image file; an external data file is truncated by the caller.
      */
     DiscardRun run = { .always = op == L2_OP_REMOVE };
+    bool raw = data_file_is_raw(bs);
+    /* a raw data file already got its zeros (with MAY_UNMAP) from the caller */
     bool pass_discards = op == L2_OP_REMOVE ? !has_data_file(bs) :
-                         op != L2_OP_ZERO && (bs->open_flags & BDRV_O_UNMAP);
+                         op != L2_OP_ZERO && !(raw && op == L2_OP_ZERO_UNMAP) &&
+                         (bs->open_flags & BDRV_O_UNMAP);
     uint64_t *l2;
     int l2_index, ret;
-    bool raw = data_file_is_raw(bs);
 
     nb_clusters = MIN(nb_clusters, (uint64_t)(s->l2_size - offset_to_l2_index(s, offset)));
     ret = qcow2_get_l2_table(bs, offset, &l2, &l2_index,
@@ -743,12 +776,19 @@ static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_cl
         if (op == L2_OP_REMOVE) {
             new = 0;          /* past the end of a shrunk image */
         } else if (raw) {
-            /* C4: keep the 1:1 mapping; discard leaves the entry alone */
-            if (op == L2_OP_DISCARD) {
+            /* C4: a discarded cluster reads as zeros, unmapped; zeroing keeps a
+             * mapped cluster mapped unless it may unmap (the caller zeroed the
+             * data file either way) */
+            if (op == L2_OP_DISCARD && t == QCOW2_CLUSTER_UNALLOCATED) {
                 continue;
             }
-            new = (start_of_cluster(s, offset) + (i << s->cluster_bits)) |
-                  QCOW_OFLAG_COPIED | QCOW_OFLAG_ZERO;
+            if (op != L2_OP_ZERO || t == QCOW2_CLUSTER_UNALLOCATED ||
+                t == QCOW2_CLUSTER_ZERO_PLAIN) {
+                new = QCOW_OFLAG_ZERO;
+            } else {
+                new = (start_of_cluster(s, offset) + (i << s->cluster_bits)) |
+                      QCOW_OFLAG_COPIED | QCOW_OFLAG_ZERO;
+            }
         } else if (s->version < 3) {
             /* C6: discarding would reveal the backing file; discard is advisory */
             if (op == L2_OP_DISCARD && bs->backing) {

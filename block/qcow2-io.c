@@ -417,24 +417,52 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     return 0;
 }
 
-/* Does this whole cluster read as zeros now? */
-static bool cluster_reads_zero(BlockDriverState *bs, uint64_t cluster_off)
+/*
+ * Does guest [offset, offset+bytes) (inside one cluster) read as zeros now, as
+ * far as the metadata says (no data is read)? Zero clusters do; data clusters
+ * do not; an unallocated one does where the backing chain is unallocated or
+ * zero, and past the backing file's end.
+ */
+static bool range_reads_zero(BlockDriverState *bs, int64_t offset, int64_t bytes)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint64_t bytes = s->cluster_size, host;
+    uint64_t cur = s->cluster_size, host;
     Qcow2ClusterType type;
+    BlockDriverState *b;
+    int64_t blen;
 
-    if (qcow2_get_host_offset(bs, cluster_off, &bytes, &host, &type) < 0) {
+    if (bytes <= 0) {
+        return true;
+    }
+    if (qcow2_get_host_offset(bs, start_of_cluster(s, offset), &cur, &host, &type) < 0) {
         return false;
     }
     if (type == QCOW2_CLUSTER_ZERO_PLAIN || type == QCOW2_CLUSTER_ZERO_ALLOC) {
         return true;
     }
-    if (type == QCOW2_CLUSTER_UNALLOCATED) {
-        BlockDriverState *b = visible_backing(bs);
-        return !b || (int64_t)cluster_off >= bdrv_getlength(b);
+    if (type != QCOW2_CLUSTER_UNALLOCATED) {
+        return false;
     }
-    return false;
+    b = visible_backing(bs);
+    if (!b) {
+        return true;
+    }
+    blen = bdrv_getlength(b);
+    if (blen < 0) {
+        return false;
+    }
+    bytes = MIN(offset + bytes, blen) - offset;
+    while (bytes > 0) {
+        int64_t pnum;
+        int ret = bdrv_block_status_above(b, offset, bytes, &pnum);
+
+        if (ret < 0 || !(ret & BDRV_BLOCK_ZERO) || pnum <= 0) {
+            return false;
+        }
+        offset += pnum;
+        bytes -= pnum;
+    }
+    return true;
 }
 
 static int write_zero_buffer(BlockDriverState *bs, int64_t offset, int64_t bytes)
@@ -463,39 +491,52 @@ int qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
     start = offset;
     end = offset + bytes;
     /*
-     * Partial clusters at either end: a cluster that already reads as zero is
-     * zeroed whole (its content does not change); otherwise zeros are written.
+     * Partial clusters at either end: when the rest of the cluster (outside the
+     * request) already reads as zeros, the whole cluster becomes a zero cluster,
+     * as in QEMU (its iotest 154); otherwise zeros are written as data.
      */
-    if (offset_into_cluster(s, start)) {
-        int64_t cl = start_of_cluster(s, start);
-        if (cluster_reads_zero(bs, cl)) {
-            start = cl;
-        } else {
-            int64_t n = MIN(end, cl + cs) - start;
-            ret = write_zero_buffer(bs, start, n);
-            start += n;
-            if (ret < 0 || start == end) {
-                return ret;
+    if (offset_into_cluster(s, start) || offset_into_cluster(s, end)) {
+        int64_t head = start_of_cluster(s, start);
+        int64_t last = start_of_cluster(s, end - 1);
+        int64_t tail_end = MIN(last + cs, (int64_t)s->size);
+
+        if (head == last) {
+            if (!range_reads_zero(bs, head, start - head) ||
+                !range_reads_zero(bs, end, tail_end - end)) {
+                return write_zero_buffer(bs, start, end - start);
             }
-        }
-    }
-    if (offset_into_cluster(s, end) && end != (int64_t)s->size) {
-        int64_t cl = MAX(start_of_cluster(s, end), start);
-        if (cluster_reads_zero(bs, start_of_cluster(s, end))) {
-            end = MIN(start_of_cluster(s, end) + cs, (int64_t)s->size);
+            start = head;
+            end = tail_end;
         } else {
-            ret = write_zero_buffer(bs, cl, end - cl);
-            if (ret < 0) {
-                return ret;
+            if (offset_into_cluster(s, start)) {
+                if (range_reads_zero(bs, head, start - head)) {
+                    start = head;
+                } else {
+                    ret = write_zero_buffer(bs, start, head + cs - start);
+                    if (ret < 0) {
+                        return ret;
+                    }
+                    start = head + cs;
+                }
             }
-            end = cl;
+            if (offset_into_cluster(s, end)) {
+                if (range_reads_zero(bs, end, tail_end - end)) {
+                    end = tail_end;
+                } else {
+                    ret = write_zero_buffer(bs, last, end - last);
+                    if (ret < 0) {
+                        return ret;
+                    }
+                    end = last;
+                }
+            }
         }
     }
     if (end <= start) {
         return 0;
     }
     if (data_file_is_raw(bs)) {
-        /* C4: the data file gets the zeros too; the mapping stays 1:1 */
+        /* C4: the data file gets the zeros too; mapped clusters stay mapped */
         ret = bdrv_pwrite_zeroes(bs->data_file, start, end - start,
                                  flags & BDRV_REQ_MAY_UNMAP);
         if (ret < 0) {
@@ -521,11 +562,6 @@ int qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
     qcow2_bitmaps_set_dirty(bs, offset, bytes);
     if (end <= start) {
         return 0;
-    }
-    if (data_file_is_raw(bs)) {
-        /* C4: discard in the data file; the mapping stays, both read the same */
-        return bdrv_pdiscard(bs->data_file, start,
-                             MIN(end, (int64_t)s->size) - start);
     }
     return qcow2_cluster_discard(bs, start, end - start, false);
 }

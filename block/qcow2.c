@@ -103,10 +103,17 @@ static int read_extensions(BlockDriverState *bs, const uint8_t *buf, uint64_t st
     BDRVQcow2State *s = bs->opaque;
     uint64_t off = start;
 
-    while (off + 8 <= end) {
-        uint32_t magic = ldl_be(buf + off), len = ldl_be(buf + off + 4);
+    while (off < end) {
+        uint32_t magic, len;
         const uint8_t *data = buf + off + 8;
 
+        /* an extension header that crosses the end is too large too */
+        if (end - off < 8) {
+            error_setg(errp, "Header extension too large");
+            return -EINVAL;
+        }
+        magic = ldl_be(buf + off);
+        len = ldl_be(buf + off + 4);
         off += 8;
         if (len > end - off) {
             error_setg(errp, "Header extension too large");
@@ -126,8 +133,10 @@ static int read_extensions(BlockDriverState *bs, const uint8_t *buf, uint64_t st
             break;
         case QCOW2_EXT_MAGIC_FEATURE_TABLE:
             g_free(s->feature_table);
-            s->nb_features = len / sizeof(Qcow2Feature);
-            s->feature_table = g_memdup2(data, s->nb_features * sizeof(Qcow2Feature));
+            /* a short last entry counts, zero-padded (QEMU's 036 has 14-byte ones) */
+            s->nb_features = DIV_ROUND_UP(len, sizeof(Qcow2Feature));
+            s->feature_table = g_malloc0(s->nb_features * sizeof(Qcow2Feature));
+            memcpy(s->feature_table, data, len);
             break;
         case QCOW2_EXT_MAGIC_DATA_FILE:
             g_free(s->image_data_file);
@@ -472,6 +481,16 @@ static int open_data_file(BlockDriverState *bs, JsonObject *opts, int flags,
 
     if (!has_data_file(bs)) {
         if (given) {
+            /* QEMU opens the given file first: its own errors come before this */
+            BlockDriverState *df = (flags & BDRV_O_UNTRUSTED) ? NULL :
+                bdrv_open_child(bs, opts, "data-file", NULL, false,
+                                flags & ~(BDRV_O_NO_DATA_FILE | BDRV_O_CHECK), errp);
+            if (!df && !(flags & BDRV_O_UNTRUSTED)) {
+                return -EINVAL;
+            }
+            if (df) {
+                bdrv_unref(df);
+            }
             error_setg(errp, "'data-file' can only be set for images with an external "
                        "data file");
             return -EINVAL;
@@ -608,6 +627,10 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         error_setg_errno(errp, -ret, "Could not read qcow2 header");
         return ret;
     }
+    if (h.backing_file_offset > (uint64_t)s->cluster_size) {
+        error_setg(errp, "Invalid backing file offset");
+        return -EINVAL;
+    }
     ext_end = s->cluster_size;
     if (h.backing_file_offset && h.backing_file_offset < ext_end) {
         ext_end = h.backing_file_offset;
@@ -685,7 +708,7 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
 
     /* snapshots */
     if (h.nb_snapshots > QCOW_MAX_SNAPSHOTS) {
-        error_setg(errp, "Too many snapshots");
+        error_setg(errp, "Snapshot table too large");
         return -EINVAL;
     }
     ret = validate_table(bs, h.snapshots_offset, h.nb_snapshots, 40, 64 * MiB,
@@ -750,9 +773,12 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
             error_setg(errp, "Invalid backing file offset");
             return -EINVAL;
         }
-        bs->backing_file = g_strndup((const char *)hbuf + h.backing_file_offset,
-                                     h.backing_file_size);
-        bs->backing_format = g_strdup(s->image_backing_format);
+        /* an empty name is no backing file */
+        if (h.backing_file_size) {
+            bs->backing_file = g_strndup((const char *)hbuf + h.backing_file_offset,
+                                         h.backing_file_size);
+            bs->backing_format = g_strdup(s->image_backing_format);
+        }
     }
     if (s->image_data_file && !has_data_file(bs)) {
         /* a stale name without the feature bit: ignored, as QEMU does */
@@ -810,16 +836,16 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         return ret;
     }
 
-    if (!s->read_only && !(flags & BDRV_O_CHECK)) {
-        /* clear autoclear bits we do not know */
-        if (s->autoclear_features & ~QCOW2_AUTOCLEAR_MASK) {
-            s->autoclear_features &= QCOW2_AUTOCLEAR_MASK;
-            ret = qcow2_update_header(bs);
-            if (ret < 0) {
-                error_setg_errno(errp, -ret, "Could not update qcow2 header");
-                return ret;
-            }
+    /* clear autoclear bits we do not know (check -r too, as QEMU's: 036) */
+    if (!s->read_only && (s->autoclear_features & ~QCOW2_AUTOCLEAR_MASK)) {
+        s->autoclear_features &= QCOW2_AUTOCLEAR_MASK;
+        ret = qcow2_update_header(bs);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not update qcow2 header");
+            return ret;
         }
+    }
+    if (!s->read_only && !(flags & BDRV_O_CHECK)) {
         /* a dirty image (lazy refcounts, crash): repair refcounts first */
         if (s->incompatible_features & QCOW2_INCOMPAT_DIRTY) {
             BdrvCheckResult res;

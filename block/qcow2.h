@@ -363,6 +363,7 @@ typedef struct Qcow2ClusterAlloc {
     uint64_t host_offset;       /* host offset of the first cluster */
     int nb_clusters;
     bool needs_link;            /* new allocation: L2 must be updated */
+    bool reused;                /* host clusters are the old zero clusters' own */
     /* bytes within the first/last cluster to copy from the old content */
     uint64_t cow_start_bytes;   /* [cluster start, write start) */
     uint64_t cow_end_offset;    /* [write end, cluster end) as guest offsets */

@@ -31,6 +31,8 @@ typedef struct BlockDriverState BlockDriverState;
 /* open a node nobody uses yet (blockdev-add, children): it needs nothing, so it
  * takes no locks until a parent or an export attaches to it */
 #define BDRV_O_NO_USER      0x200000
+#define BDRV_O_SEQUENTIAL   0x400000 /* one pass in order (commit, rebase): drivers
+                                       * keep their default metadata caches small */
 
 /*
  * Permissions, QEMU's model: every user of a node says what it needs (perm) and
@@ -55,8 +57,6 @@ int bdrv_perm_attach(BlockDriverState *bs, const void *owner, uint64_t perm,
                      uint64_t shared, GError **errp);
 /* Drop @owner's use of @bs (if any): its locks follow. */
 void bdrv_perm_detach(BlockDriverState *bs, const void *owner);
-#define BDRV_O_SEQUENTIAL   0x400000 /* one pass in order (commit, rebase): drivers
-                                       * keep their default metadata caches small */
 
 /* Cache modes, as parsed from -t */
 #define BDRV_O_CACHE_MASK (BDRV_O_NOCACHE | BDRV_O_NO_FLUSH | BDRV_O_WRITETHROUGH)

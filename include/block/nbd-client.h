@@ -19,6 +19,7 @@ typedef struct NbdServerAddr {
 } NbdServerAddr;
 
 void nbd_server_addr_clear(NbdServerAddr *a);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(NbdServerAddr, nbd_server_addr_clear)
 /*
  * Parse nbd://host[:port]/export, nbd+tcp://..., nbd+unix:///export?socket=PATH,
  * nbd:unix:PATH[:exportname=NAME] or nbd:HOST:PORT[:exportname=NAME].

@@ -518,6 +518,25 @@ def backing_offset_bad(img):
     img.h['backing_file_size'] = 100
 
 
+@case('backing file offset past the header cluster, empty name (QEMU 080)')
+def backing_offset_huge(img):
+    img.h['backing_file_offset'] = 0xffffffffffffffff
+    img.h['backing_file_size'] = 0
+
+
+@case('backing file name starts inside an extension header (QEMU 080)')
+def backing_offset_in_ext(img):
+    img.ext.append((0x12345678, b''))
+    img.h['backing_file_offset'] = 112 + 4
+    img.h['backing_file_size'] = 0
+
+
+@case('backing file offset set, name size 0: no backing file')
+def backing_name_empty(img):
+    img.h['backing_file_offset'] = CS - 8
+    img.h['backing_file_size'] = 0
+
+
 @case('backing file name size 0xffffffff')
 def backing_size_huge(img):
     img.h['backing_file_offset'] = 512
