@@ -611,6 +611,10 @@ int qcow2_co_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
     case QCOW2_CLUSTER_COMPRESSED:
         return BDRV_BLOCK_DATA | BDRV_BLOCK_ALLOCATED;
     }
+    if (s->crypto) {
+        /* the file holds ciphertext: no offset to read the guest's data at (QEMU) */
+        return (status & ~BDRV_BLOCK_RECURSE) | BDRV_BLOCK_ALLOCATED;
+    }
     *map = host;
     *file = data_node(bs);
     return status | BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_OFFSET_VALID;
