@@ -913,6 +913,10 @@ static int info_f(int argc, char **argv)
     JsonNode *spec;
 
     printf("format name: %s\n", bdrv_get_format_name(qemuio_bs));
+    if (bdrv_is_protocol(qemuio_bs)) {
+        /* QEMU's qemu-io prints a protocol node's name twice */
+        printf("format name: %s\n", bdrv_get_format_name(qemuio_bs));
+    }
     ret = bdrv_get_info(qemuio_bs, &bdi);
     if (ret) {
         return ret;
@@ -1075,7 +1079,7 @@ static int open_f(int argc, char **argv)
             flags |= BDRV_O_NOCACHE;
             writethrough = false;
             break;
-        case 'C': break;
+        case 'C': flags |= BDRV_O_COPY_ON_READ; break;
         case 'r': flags &= ~BDRV_O_RDWR; break;
         case 'k': break;
         case 'i': break;

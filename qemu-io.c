@@ -151,7 +151,7 @@ int main(int argc, char **argv)
                             NULL)) != -1) {
         switch (c) {
         case 's': flags |= BDRV_O_SNAPSHOT; break;
-        case 'C':
+        case 'C': flags |= BDRV_O_COPY_ON_READ; break;
         case 'm':
         case 'k':
         case 'i':

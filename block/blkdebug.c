@@ -66,14 +66,22 @@ typedef struct BDRVBlkdebugState {
     uint64_t max_transfer;
     uint64_t max_write_zero;
     uint64_t max_discard;
+    uint64_t opt_write_zero;   /* optimal alignments of zero writes and discards */
+    uint64_t opt_discard;
     uint64_t write_gen;     /* bumped by every modifying request */
     uint64_t flushed_gen;   /* write_gen at the last successful flush */
 } BDRVBlkdebugState;
 
 static const char *const blkdebug_runtime_opts[] = {
-    "image", "config", "align", "max-transfer", "opt-write-zero", "max-write-zero",
-    "opt-discard", "max-discard", "inject-error", "set-state", "take-child-perms",
-    "unshare-child-perms", NULL,
+    "image", "x-image", "config", "align", "max-transfer", "opt-write-zero",
+    "max-write-zero", "opt-discard", "max-discard", "inject-error", "set-state",
+    "take-child-perms", "unshare-child-perms", NULL,
+};
+
+/* what changes what the node shows: a node given any of them has a json: name */
+static const char *const blkdebug_strong_opts[] = {
+    "config", "align", "max-transfer", "opt-write-zero", "max-write-zero",
+    "opt-discard", "max-discard", "inject-error.", "set-state.", NULL,
 };
 
 static const char *const inject_error_keys[] = {
@@ -416,16 +424,59 @@ static int blkdebug_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     return ret;
 }
 
+/*
+ * The length of the next piece of a zero write or discard at @offset, split as
+ * QEMU's generic layer splits them under the node's limits: a piece starting off
+ * a multiple of the optimal alignment @opt (at least the request alignment)
+ * first reaches the request alignment, then the next multiple of @opt; longer
+ * pieces end on a multiple, and none is longer than @max (rounded down to the
+ * alignment).
+ */
+static int64_t piece_length(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            uint64_t opt, uint64_t max)
+{
+    int64_t ra = bs->request_alignment;
+    int64_t align = MAX((int64_t)opt, ra);
+    int64_t head = offset % align, tail = (offset + bytes) % align, num = bytes;
+    int64_t limit = max ? QEMU_ALIGN_DOWN((int64_t)max, align) : 0;
+
+    if (head) {
+        num = MIN(num, align - head);
+        if (num % ra) {
+            num %= ra;
+        }
+    } else if (tail) {
+        if (num > align) {
+            num -= tail;
+        } else if (tail % ra && tail > ra) {
+            num -= tail % ra;
+        }
+    }
+    if (max) {
+        num = MIN(num, limit ? limit : (int64_t)max);
+    }
+    return num;
+}
+
 static int blkdebug_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                   int flags)
 {
     BDRVBlkdebugState *s = bs->opaque;
     int ret = rule_check(bs, offset, bytes, BLKDEBUG_IO_WRITE_ZEROES);
 
+    int64_t align = MAX((int64_t)s->opt_write_zero, (int64_t)bs->request_alignment);
+
     while (ret == 0 && bytes > 0) {
-        int64_t n = s->max_write_zero ? MIN(bytes, (int64_t)s->max_write_zero) : bytes;
+        int64_t n = piece_length(bs, offset, bytes, s->opt_write_zero,
+                                 s->max_write_zero);
         s->write_gen++;
-        ret = bdrv_pwrite_zeroes(bs->file, offset, n, flags);
+        if (n < align) {
+            /* as QEMU's blkdebug: pieces below the alignment are written as
+             * zeros (the fallback path), through this node's own writes */
+            ret = bdrv_pwrite_zero_buffer(bs, offset, n);
+        } else {
+            ret = bdrv_pwrite_zeroes(bs->file, offset, n, flags);
+        }
         offset += n;
         bytes -= n;
     }
@@ -436,11 +487,15 @@ static int blkdebug_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes
 {
     BDRVBlkdebugState *s = bs->opaque;
     int ret = rule_check(bs, offset, bytes, BLKDEBUG_IO_DISCARD);
+    uint32_t align = bs->request_alignment;
 
     while (ret == 0 && bytes > 0) {
-        int64_t n = s->max_discard ? MIN(bytes, (int64_t)s->max_discard) : bytes;
+        int64_t n = piece_length(bs, offset, bytes, s->opt_discard, s->max_discard);
         s->write_gen++;
-        ret = bdrv_pdiscard(bs->file, offset, n);
+        /* a piece off the request alignment is dropped: discard is advisory */
+        if (QEMU_IS_ALIGNED(offset, align) && QEMU_IS_ALIGNED(n, align)) {
+            ret = bdrv_pdiscard(bs->file, offset, n);
+        }
         offset += n;
         bytes -= n;
     }
@@ -495,8 +550,14 @@ static int get_limit(JsonObject *opts, const char *key, uint64_t *out, GError **
         error_propagate(errp, local);
         return -EINVAL;
     }
-    if (*out > INT32_MAX) {
-        error_setg(errp, "Parameter '%s' expects a 32-bit value", key);
+    return 0;
+}
+
+/* A limit must fit an int and be a multiple of @base (if any): QEMU's checks. */
+static int check_limit(const char *key, uint64_t val, uint64_t base, GError **errp)
+{
+    if (val > INT32_MAX || (base && val % base)) {
+        error_setg(errp, "Cannot meet constraints with %s %" PRIu64, key, val);
         return -EINVAL;
     }
     return 0;
@@ -509,7 +570,8 @@ static int blkdebug_do_open(BlockDriverState *bs, JsonObject *opts, int flags,
 {
     BDRVBlkdebugState *s = bs->opaque;
     g_autofree char *config = opts_get_str(opts, "config");
-    uint64_t align, unused;
+    g_autofree char *ximage = NULL;
+    uint64_t align;
     int ret;
 
     if (config) {
@@ -526,26 +588,32 @@ static int blkdebug_do_open(BlockDriverState *bs, JsonObject *opts, int flags,
         get_limit(opts, "max-transfer", &s->max_transfer, errp) < 0 ||
         get_limit(opts, "max-write-zero", &s->max_write_zero, errp) < 0 ||
         get_limit(opts, "max-discard", &s->max_discard, errp) < 0 ||
-        get_limit(opts, "opt-write-zero", &unused, errp) < 0 ||
-        get_limit(opts, "opt-discard", &unused, errp) < 0) {
+        get_limit(opts, "opt-write-zero", &s->opt_write_zero, errp) < 0 ||
+        get_limit(opts, "opt-discard", &s->opt_discard, errp) < 0) {
         return -EINVAL;
     }
-    if (align && (align & (align - 1))) {
+    if (align & (align - 1)) {
         error_setg(errp, "Cannot meet constraints with align %" PRIu64, align);
         return -EINVAL;
     }
-    if (s->max_transfer && align && s->max_transfer % align) {
-        error_setg(errp, "Cannot meet constraints with max-transfer %" PRIu64,
-                   s->max_transfer);
+    if (check_limit("align", align, 0, errp) < 0 ||
+        check_limit("max-transfer", s->max_transfer, align, errp) < 0 ||
+        check_limit("opt-write-zero", s->opt_write_zero, align, errp) < 0 ||
+        check_limit("max-write-zero", s->max_write_zero,
+                    MAX(s->opt_write_zero, align), errp) < 0 ||
+        check_limit("opt-discard", s->opt_discard, align, errp) < 0 ||
+        check_limit("max-discard", s->max_discard, MAX(s->opt_discard, align),
+                    errp) < 0) {
         return -EINVAL;
     }
 
-    if (!opts_has(opts, "image")) {
+    ximage = opts_get_str(opts, "x-image");
+    if (!opts_has(opts, "image") && !ximage) {
         error_setg(errp, "A block device must be specified for \"image\"");
         return -EINVAL;
     }
-    bs->file = bdrv_open_child(bs, opts, "image", NULL, false, flags & ~BDRV_O_PROTOCOL,
-                               errp);
+    bs->file = bdrv_open_child(bs, opts, "image", ximage, false,
+                               flags & ~BDRV_O_PROTOCOL, errp);
     if (!bs->file) {
         return -EINVAL;
     }
@@ -554,8 +622,6 @@ static int blkdebug_do_open(BlockDriverState *bs, JsonObject *opts, int flags,
     if (ret < 0) {
         return ret;
     }
-    g_free(bs->filename);
-    bs->filename = g_strdup(bs->file->filename);
     bs->request_alignment = MAX((uint32_t)align, bs->file->request_alignment);
 
     /* rules for "none" hold from the start */
@@ -588,8 +654,53 @@ static void blkdebug_close(BlockDriverState *bs)
     g_clear_pointer(&s->rules, g_ptr_array_unref);
 }
 
+/*
+ * "blkdebug:CONFIG:IMAGE" (CONFIG may be empty): the config file and the image's
+ * name; a name without the prefix is the image's.
+ */
+static int blkdebug_parse_filename(const char *filename, JsonObject *opts,
+                                   GError **errp)
+{
+    const char *rest, *colon;
+
+    if (!strstart(filename, "blkdebug:", &rest)) {
+        opts_set_str(opts, "x-image", filename);
+        return 0;
+    }
+    colon = strchr(rest, ':');
+    if (!colon) {
+        error_setg(errp, "blkdebug requires both config file and image path");
+        return -EINVAL;
+    }
+    if (colon != rest) {
+        g_autofree char *config = g_strndup(rest, colon - rest);
+        opts_set_str(opts, "config", config);
+    }
+    opts_set_str(opts, "x-image", colon + 1);
+    return 0;
+}
+
+/* "blkdebug:CONFIG:IMAGE" while no option but the config file was given */
+static char *blkdebug_refresh_filename(BlockDriverState *bs, JsonObject *full,
+                                       bool has_strong)
+{
+    g_autofree char *config = opts_get_str(full, "config");
+    guint plain = 1 + (config ? 1 : 0);   /* driver, config */
+
+    json_object_set_member(full, "image", bdrv_full_options_node(bs->file));
+    if (json_object_get_size(full) - 1 > plain || !bs->file->exact_filename) {
+        return NULL;
+    }
+    return g_strdup_printf("blkdebug:%s:%s", config ? config : "",
+                           bs->file->exact_filename);
+}
+
 BlockDriver bdrv_blkdebug = {
     .format_name = "blkdebug",
+    .protocol_name = "blkdebug",
+    .strong_opts = blkdebug_strong_opts,
+    .parse_filename = blkdebug_parse_filename,
+    .refresh_filename = blkdebug_refresh_filename,
     .instance_size = sizeof(BDRVBlkdebugState),
     .is_protocol = true,
     .is_filter = true,

@@ -14,24 +14,19 @@ static BlockDriver *const block_drivers[] = {
     &bdrv_qcow2,
     &bdrv_raw,
     &bdrv_file,
+    &bdrv_host_device,
+    &bdrv_host_cdrom,
     &bdrv_blkdebug,
     &bdrv_crypto_luks,
-    &bdrv_nbd,
     &bdrv_null_co,
-};
-
-/* find_protocol()'s answer for a prefix that looks like a protocol nobody has */
-static BlockDriver bdrv_unknown_protocol = { .format_name = "" };
-
-/* Protocol prefixes of file names ("nbd://...", "nbd:unix:..."), QEMU's names. */
-static const struct {
-    const char *prefix;
-    BlockDriver *drv;
-} protocols[] = {
-    { "nbd", &bdrv_nbd },
-    { "nbd+tcp", &bdrv_nbd },
-    { "nbd+unix", &bdrv_nbd },
-    { "null-co", &bdrv_null_co },
+    &bdrv_null_aio,
+    &bdrv_blkverify,
+    &bdrv_copy_on_read,
+    &bdrv_compress,
+    &bdrv_quorum,
+    &bdrv_preallocate,
+    &bdrv_throttle,
+    &bdrv_nbd,
 };
 
 /* Options every node takes, whatever its driver. */
@@ -103,6 +98,81 @@ BlockDriver *bdrv_find_format(const char *name)
     return NULL;
 }
 
+bool bdrv_filename_is_special(const char *name)
+{
+    /* "proto:rest" (json: too) with the colon before any slash */
+    return name[strcspn(name, ":/")] == ':';
+}
+
+/* Does @drv's name prefix ("nbd" or "nbd+unix" in "nbd+unix://...") match? */
+static bool protocol_matches(const BlockDriver *drv, const char *name, size_t len)
+{
+    if (drv->protocol_name && strlen(drv->protocol_name) == len &&
+        !strncmp(drv->protocol_name, name, len)) {
+        return true;
+    }
+    for (const char *const *a = drv->protocol_aliases; a && *a; a++) {
+        if (strlen(*a) == len && !strncmp(*a, name, len)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A device node a plain name opens as (QEMU's host_device/host_cdrom probing). */
+static const BlockDriver *find_device_driver(const char *filename)
+{
+    struct stat st;
+
+    if (g_str_has_prefix(filename, "/dev/cdrom")) {
+        return &bdrv_host_cdrom;
+    }
+    if (stat(filename, &st) == 0 && (S_ISBLK(st.st_mode) || S_ISCHR(st.st_mode))) {
+        return &bdrv_host_device;
+    }
+    return NULL;
+}
+
+/*
+ * The protocol driver for a filename given as a name (not as a "filename"
+ * option): its "proto:" prefix, else a device driver for device nodes, else file.
+ */
+const BlockDriver *bdrv_find_protocol(const char *filename, bool allow_prefix,
+                                      GError **errp)
+{
+    const BlockDriver *dev = find_device_driver(filename);
+    size_t len;
+
+    if (dev) {
+        return dev;
+    }
+    if (!allow_prefix || !bdrv_filename_is_special(filename)) {
+        return &bdrv_file;
+    }
+    len = strcspn(filename, ":");
+    for (size_t i = 0; i < ARRAY_SIZE(block_drivers); i++) {
+        if (protocol_matches(block_drivers[i], filename, len)) {
+            return block_drivers[i];
+        }
+    }
+    error_setg(errp, "Unknown protocol '%.*s'", (int)len, filename);
+    return NULL;
+}
+
+/*
+ * Put a filename given as a name into @opts for protocol @drv: the driver
+ * parses it, or it becomes the "filename" option.
+ */
+static int protocol_take_filename(const BlockDriver *drv, const char *filename,
+                                  JsonObject *opts, GError **errp)
+{
+    if (drv->parse_filename) {
+        return drv->parse_filename(filename, opts, errp);
+    }
+    opts_set_str(opts, "filename", filename);
+    return 0;
+}
+
 /* g_ptr_array_sort passes pointers to the elements */
 static gint compare_names(gconstpointer a, gconstpointer b)
 {
@@ -125,6 +195,24 @@ void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaqu
 const char *bdrv_get_format_name(BlockDriverState *bs)
 {
     return bs->drv->format_name;
+}
+
+bool bdrv_supports_backing(BlockDriverState *bs)
+{
+    return bs->drv->supports_backing;
+}
+
+BlockDriverState *bdrv_skip_filters(BlockDriverState *bs)
+{
+    while (bs && bs->drv->is_filter && bs->file) {
+        bs = bs->file;
+    }
+    return bs;
+}
+
+bool bdrv_is_protocol(BlockDriverState *bs)
+{
+    return bs->drv->is_protocol;
 }
 
 /* ---- node names ---- */
@@ -193,7 +281,6 @@ BlockDriverState *bdrv_file_child(BlockDriverState *bs) { return bs->file; }
 BlockDriverState *bdrv_backing_child(BlockDriverState *bs) { return bs->backing; }
 BlockDriverState *bdrv_data_file_child(BlockDriverState *bs) { return bs->data_file; }
 const char *bdrv_get_filename(BlockDriverState *bs) { return bs->filename; }
-bool bdrv_supports_backing(BlockDriverState *bs) { return bs->drv == &bdrv_qcow2; }
 int bdrv_get_refcnt(BlockDriverState *bs) { return bs->refcnt; }
 JsonObject *bdrv_get_options(BlockDriverState *bs) { return bs->options; }
 bool bdrv_is_encrypted(BlockDriverState *bs) { return bs->encrypted; }
@@ -205,43 +292,6 @@ const char *bdrv_get_backing_format(BlockDriverState *bs) { return bs->backing_f
 char *bdrv_get_full_filename(BlockDriverState *bs)
 {
     return g_strdup(bs->filename);
-}
-
-/*
- * The protocol driver a file name's "proto:" prefix names, or NULL for a plain
- * path (and for prefixes no driver claims: those stay paths, as before).
- */
-const BlockDriver *bdrv_find_protocol(const char *name)
-{
-    const char *colon = name ? strchr(name, ':') : NULL;
-    const char *slash = name ? strchr(name, '/') : NULL;
-
-    if (!colon || (slash && slash < colon)) {
-        return NULL;
-    }
-    for (size_t i = 0; i < ARRAY_SIZE(protocols); i++) {
-        if ((size_t)(colon - name) == strlen(protocols[i].prefix) &&
-            !strncmp(name, protocols[i].prefix, colon - name)) {
-            return protocols[i].drv;
-        }
-    }
-    if (g_str_has_prefix(name, "nbd+")) {
-        return &bdrv_unknown_protocol;
-    }
-    return NULL;
-}
-
-bool bdrv_filename_is_special(const char *name)
-{
-    const char *colon, *slash;
-
-    if (g_str_has_prefix(name, "json:")) {
-        return true;
-    }
-    /* "proto:..." before any slash looks like a protocol prefix */
-    colon = strchr(name, ':');
-    slash = strchr(name, '/');
-    return colon && (!slash || colon < slash);
 }
 
 char *bdrv_path_combine(const char *base, const char *name)
@@ -386,6 +436,10 @@ static int apply_generic_opts(JsonObject *opts, int *flags, GError **errp)
         error_setg(errp, "force-share=on can only be used with read-only images");
         return -EINVAL;
     }
+    if ((*flags & BDRV_O_COPY_ON_READ) && !(*flags & BDRV_O_RDWR)) {
+        error_setg(errp, "Can't use copy-on-read on read-only device");
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -426,8 +480,24 @@ static int perm_refresh(BlockDriverState *bs, GError **errp)
     uint64_t perm, shared;
 
     perm_cumulative(bs, &perm, &shared);
-    if (bs->drv->is_filter && bs->file) {
-        return bdrv_perm_attach(bs->file, &bs->file, perm, shared, errp);
+    if ((perm & BLK_PERM_WRITE) && !(perm & BLK_PERM_RESIZE) &&
+        bs->request_alignment > 1) {
+        int64_t len = bdrv_getlength(bs);
+        if (len >= 0 && len % bs->request_alignment) {
+            error_setg(errp, "Cannot get 'write' permission without 'resize': Image "
+                       "size is not a multiple of request alignment");
+            return -EPERM;
+        }
+    }
+    if (bs->filtered_slots && bs->filtered_slots->len) {
+        for (guint i = 0; i < bs->filtered_slots->len; i++) {
+            BlockDriverState **slot = bs->filtered_slots->pdata[i];
+            int ret = bdrv_perm_attach(*slot, slot, perm, shared, errp);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        return 0;
     }
     if (bs->drv->set_perm) {
         return bs->drv->set_perm(bs, perm, shared, errp);
@@ -523,14 +593,28 @@ int bdrv_attach_child_perm(BlockDriverState *parent, BlockDriverState *child,
 {
     uint64_t perm, shared;
 
+    int ret;
+
     child_perm(parent, child, role, &perm, &shared);
-    return bdrv_perm_attach(child, slot, perm, shared, errp);
+    ret = bdrv_perm_attach(child, slot, perm, shared, errp);
+    if (ret == 0 && role == BDRV_CHILD_FILTERED) {
+        if (!parent->filtered_slots) {
+            parent->filtered_slots = g_ptr_array_new();
+        }
+        if (!g_ptr_array_find(parent->filtered_slots, slot, NULL)) {
+            g_ptr_array_add(parent->filtered_slots, slot);
+        }
+    }
+    return ret;
 }
 
 void bdrv_unref_child(BlockDriverState *parent, BlockDriverState **slot)
 {
     BlockDriverState *child = *slot;
 
+    if (parent && parent->filtered_slots) {
+        g_ptr_array_remove(parent->filtered_slots, slot);
+    }
     if (child) {
         *slot = NULL;
         bdrv_perm_detach(child, slot);
@@ -585,11 +669,18 @@ static void bdrv_free(BlockDriverState *bs)
     if (bs->perm_users) {
         g_ptr_array_unref(bs->perm_users);
     }
+    if (bs->filtered_slots) {
+        g_ptr_array_unref(bs->filtered_slots);
+    }
     g_free(bs->opaque);
     g_free(bs->filename);
     g_free(bs->node_name);
     g_free(bs->backing_file);
     g_free(bs->backing_format);
+    g_free(bs->exact_filename);
+    if (bs->full_open_options) {
+        json_object_unref(bs->full_open_options);
+    }
     if (bs->options) {
         json_object_unref(bs->options);
     }
@@ -641,15 +732,16 @@ static const BlockDriver *probe_format(BlockDriverState *file, const char *filen
     return best;
 }
 
-/* Open a protocol node directly (file, blkdebug). */
+/* Open a node that opens its own children (file, blkdebug, quorum): no file child. */
 static BlockDriverState *bdrv_open_protocol(const BlockDriver *drv, const char *filename,
                                             JsonObject *opts, int flags, GError **errp)
 {
     BlockDriverState *bs = bdrv_new(drv);
     int ret;
 
-    if (filename && !opts_has(opts, "filename")) {
-        opts_set_str(opts, "filename", filename);
+    if (filename && !opts_has(opts, "filename") &&
+        protocol_take_filename(drv, filename, opts, errp) < 0) {
+        goto fail;
     }
     ret = apply_generic_opts(opts, &flags, errp);
     if (ret < 0 || check_unknown_opts(bs, opts, errp) < 0) {
@@ -660,6 +752,8 @@ static BlockDriverState *bdrv_open_protocol(const BlockDriver *drv, const char *
     if (bdrv_assign_node_name(bs, opts_peek_str(opts, "node-name"), errp) < 0) {
         goto fail;
     }
+    /* listed before the children its driver opens (QEMU's order) */
+    all_nodes = g_list_append(all_nodes, bs);
     bs->filename = opts_get_str(opts, "filename");
     ret = drv->open(bs, opts, flags, errp);
     if (ret < 0) {
@@ -673,10 +767,11 @@ static BlockDriverState *bdrv_open_protocol(const BlockDriver *drv, const char *
         bdrv_release_children(bs);
         goto fail;
     }
-    all_nodes = g_list_append(all_nodes, bs);
+    bdrv_refresh_filename(bs);
     return bs;
 
 fail:
+    all_nodes = g_list_remove(all_nodes, bs);
     bdrv_free(bs);
     return NULL;
 }
@@ -688,6 +783,7 @@ BlockDriverState *bdrv_open_child(BlockDriverState *parent, JsonObject *parent_o
     JsonNode *ref = parent_opts && json_object_has_member(parent_opts, child_name) ?
                     json_object_get_member(parent_opts, child_name) : NULL;
     g_autoptr(JsonObject) copts = NULL;
+    const BlockDriver *drv = NULL;
 
     if (ref && JSON_NODE_HOLDS_VALUE(ref) &&
         json_node_get_value_type(ref) == G_TYPE_STRING) {
@@ -706,24 +802,34 @@ BlockDriverState *bdrv_open_child(BlockDriverState *parent, JsonObject *parent_o
     } else {
         copts = json_object_new();
     }
-    /* a child has no user until its parent attaches */
-    flags |= BDRV_O_NO_USER;
-    if (!opts_has(copts, "driver") && !allow_format) {
-        const BlockDriver *proto = opts_has(copts, "filename") ? NULL :
-                                   bdrv_find_protocol(filename);
-        opts_set_str(copts, "driver", proto ? proto->format_name : "file");
-        if (proto == &bdrv_unknown_protocol) {
-            g_autofree char *name = g_strndup(filename, strchr(filename, ':') - filename);
-            error_setg(errp, "Unknown protocol '%s'", name);
+    /* a child has no user until its parent attaches; copy-on-read is the top's */
+    flags = (flags | BDRV_O_NO_USER) & ~BDRV_O_COPY_ON_READ;
+    if (opts_peek_str(copts, "driver")) {
+        drv = bdrv_find_format(opts_peek_str(copts, "driver"));
+    }
+    if (filename && !opts_has(copts, "filename") && !opts_has(copts, "file")) {
+        /* a name from the parent (its filename, blkdebug's image path) */
+        if (allow_format || (drv && !drv->is_protocol) ||
+            (!drv && opts_has(copts, "driver"))) {
+            return bdrv_open(filename, copts, flags, errp);
+        }
+        if (!drv) {
+            drv = bdrv_find_protocol(filename, true, errp);
+            if (!drv) {
+                return NULL;
+            }
+            opts_set_str(copts, "driver", drv->format_name);
+        }
+        if (protocol_take_filename(drv, filename, copts, errp) < 0) {
             return NULL;
         }
+        return bdrv_open(NULL, copts, flags, errp);
     }
-    if (!opts_has(copts, "filename") && !opts_has(copts, "file") && filename) {
-        const BlockDriver *d = bdrv_find_format(opts_peek_str(copts, "driver") ?: "file");
-        if (d && d->is_protocol) {
-            opts_set_str(copts, "filename", filename);
-        }
-        return bdrv_open(d && d->is_protocol ? NULL : filename, copts, flags, errp);
+    if (!opts_has(copts, "driver") && !allow_format) {
+        /* a "filename" option is a path: only device nodes change the driver */
+        const char *fn = opts_peek_str(copts, "filename");
+        drv = fn ? bdrv_find_protocol(fn, false, NULL) : &bdrv_file;
+        opts_set_str(copts, "driver", drv->format_name);
     }
     return bdrv_open(NULL, copts, flags, errp);
 }
@@ -733,9 +839,9 @@ BlockDriverState *bdrv_open_file(const char *filename, int flags, GError **errp)
     g_autoptr(JsonObject) opts = json_object_new();
 
     /* the name is a literal path: never parsed as json: or a protocol */
-    opts_set_str(opts, "driver", "file");
+    opts_set_str(opts, "driver", bdrv_find_protocol(filename, false, NULL)->format_name);
     opts_set_str(opts, "filename", filename);
-    return bdrv_open(NULL, opts, flags, errp);
+    return bdrv_open(NULL, opts, flags & ~BDRV_O_COPY_ON_READ, errp);
 }
 
 /* A node that names a file but was never opened: all I/O fails. */
@@ -824,12 +930,18 @@ int bdrv_open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         }
         bdrv_ref(b);
         bs->backing = b;
+        bs->backing_overridden = true;
         return attach_backing_perm(bs, errp);
     }
+    bs->backing_overridden = node != NULL;
     bopts = node && JSON_NODE_HOLDS_OBJECT(node) ?
             opts_clone(json_node_get_object(node)) : json_object_new();
     if (!opts_has(bopts, "file") && !opts_has(bopts, "filename")) {
-        path = bdrv_path_combine(bs->filename, bs->backing_file);
+        path = bdrv_get_full_backing_filename(bs, errp);
+        if (!path) {
+            error_prepend(errp, "Could not open backing file: ");
+            return -EINVAL;
+        }
         /* a loop in the chain would never end */
         for (BlockDriverState *p = bs; p; p = p->backing_parent) {
             if (same_file(p, path)) {
@@ -843,7 +955,9 @@ int bdrv_open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         }
     }
     opening_backing_parent = bs;
-    bs->backing = bdrv_open(path, bopts, (flags & ~BDRV_O_RDWR) | BDRV_O_NO_USER, errp);
+    bs->backing = bdrv_open(path, bopts,
+                            (flags & ~(BDRV_O_RDWR | BDRV_O_COPY_ON_READ)) |
+                            BDRV_O_NO_USER, errp);
     opening_backing_parent = NULL;
     if (!bs->backing) {
         if (path) {
@@ -912,7 +1026,7 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
 
     if (flags & BDRV_O_SNAPSHOT) {
         /* the image: read-only, and nobody may write it while it backs the overlay */
-        int base_flags = flags & ~(BDRV_O_SNAPSHOT | BDRV_O_RDWR);
+        int base_flags = flags & ~(BDRV_O_SNAPSHOT | BDRV_O_RDWR | BDRV_O_COPY_ON_READ);
         /* the overlay: its data are thrown away, so never flushed nor uncached */
         int overlay_flags = (flags & ~(BDRV_O_SNAPSHOT | BDRV_O_FORCE_SHARE |
                                        BDRV_O_NOCACHE)) | BDRV_O_NO_FLUSH;
@@ -942,13 +1056,12 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
 
     drvname = opts_peek_str(opts, "driver");
     if (!drvname && (flags & BDRV_O_PROTOCOL)) {
-        const BlockDriver *proto = bdrv_find_protocol(filename);
-        if (proto == &bdrv_unknown_protocol) {
-            g_autofree char *name = g_strndup(filename, strchr(filename, ':') - filename);
-            error_setg(errp, "Unknown protocol '%s'", name);
+        const char *fn = filename ? filename : opts_peek_str(opts, "filename");
+        drv = fn ? bdrv_find_protocol(fn, filename != NULL, errp) : &bdrv_file;
+        if (!drv) {
             return NULL;
         }
-        drvname = proto ? proto->format_name : "file";
+        drvname = drv->format_name;
     }
     if (drvname) {
         drv = bdrv_find_format(drvname);
@@ -958,11 +1071,11 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
         }
     }
     if (!filename && !opts_has(opts, "file") && !opts_has(opts, "filename") &&
-        !(drv && drv->is_protocol)) {
+        !(drv && (drv->is_protocol || drv->own_children))) {
         error_setg(errp, "A block device must be specified for \"file\"");
         return NULL;
     }
-    if (drv && drv->is_protocol) {
+    if (drv && (drv->is_protocol || drv->own_children)) {
         return bdrv_open_protocol(drv, filename, opts, flags, errp);
     }
     if (!filename && !opts_has(opts, "file") && opts_has(opts, "filename")) {
@@ -1017,6 +1130,8 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
     if (bdrv_assign_node_name(bs, opts_peek_str(opts, "node-name"), errp) < 0) {
         goto fail;
     }
+    /* after its file, before the children its driver opens (QEMU's order) */
+    all_nodes = g_list_append(all_nodes, bs);
     /* the locks are held before the driver reads (and maybe repairs) anything */
     if (bdrv_attach_child_perm(bs, bs->file, &bs->file,
                                drv->is_filter ? BDRV_CHILD_FILTERED : BDRV_CHILD_STORAGE,
@@ -1025,6 +1140,9 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
         goto fail;
     }
     ret = drv->open(bs, opts, flags, errp);
+    if (ret == 0 && opts_is_null(opts, "backing") && bs->backing_file) {
+        bs->backing_overridden = true;      /* "backing": null hides the image's */
+    }
     if (ret < 0) {
         /* the driver releases what it set up; the children go here */
         if (drv->close) {
@@ -1032,7 +1150,7 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
         }
         goto fail;
     }
-    all_nodes = g_list_append(all_nodes, bs);
+    bdrv_refresh_filename(bs);
     return bs;
 
 fail:
@@ -1040,6 +1158,7 @@ fail:
         bdrv_unref(file);
     }
     if (bs) {
+        all_nodes = g_list_remove(all_nodes, bs);
         bdrv_release_children(bs);
         bdrv_free(bs);
     }

@@ -444,8 +444,13 @@ static int luks_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError
     return ret < 0 ? -EINVAL : 0;
 }
 
+/* a key changes what the node shows: named by json: then, as QEMU does */
+static const char *const luks_strong_opts[] = { "key-secret", NULL };
+
 BlockDriver bdrv_crypto_luks = {
     .format_name = "luks",
+    .is_format = true,
+    .strong_opts = luks_strong_opts,
     .instance_size = sizeof(BlockCrypto),
     .runtime_opts = luks_runtime_opts,
     .probe = luks_probe,

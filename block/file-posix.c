@@ -11,6 +11,7 @@
 #include <linux/falloc.h>
 #include <sys/ioctl.h>
 #include <linux/fs.h>
+#include <linux/cdrom.h>
 
 #ifndef F_OFD_SETLK
 #define F_OFD_GETLK 36
@@ -25,6 +26,8 @@
 typedef struct BDRVRawState {
     int fd;
     bool is_block_dev;
+    bool is_device;      /* a host_device/host_cdrom node (char or block device) */
+    bool is_cdrom;
     bool use_lock;
     bool has_zero_range;
     bool has_punch_hole;
@@ -188,6 +191,17 @@ static uint32_t probe_direct_alignment(int fd)
     return found;
 }
 
+/* "file:NAME", "host_device:NAME", "host_cdrom:NAME": the prefix goes */
+static int raw_parse_filename(const char *filename, JsonObject *opts, GError **errp)
+{
+    const char *drv = opts_peek_str(opts, "driver");
+    g_autofree char *prefix = g_strdup_printf("%s:", drv ? drv : "file");
+
+    strstart(filename, prefix, &filename);
+    opts_set_str(opts, "filename", filename);
+    return 0;
+}
+
 static int raw_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp)
 {
     BDRVRawState *s = bs->opaque;
@@ -229,8 +243,16 @@ static int raw_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **
         error_setg_errno(errp, -ret, "Could not stat '%s'", filename);
         goto fail;
     }
-    if (S_ISDIR(st.st_mode)) {
-        error_setg(errp, "'%s' is not a regular file or block device", filename);
+    s->is_device = bs->drv != &bdrv_file;
+    s->is_cdrom = bs->drv == &bdrv_host_cdrom;
+    if (!s->is_device && !S_ISREG(st.st_mode)) {
+        error_setg(errp, "'file' driver requires '%s' to be a regular file", filename);
+        ret = -EINVAL;
+        goto fail;
+    }
+    if (s->is_device && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        error_setg(errp, "'%s' driver requires '%s' to be either a character or block "
+                   "device", bs->drv->format_name, filename);
         ret = -EINVAL;
         goto fail;
     }
@@ -318,6 +340,15 @@ static int64_t raw_getlength(BlockDriverState *bs)
     BDRVRawState *s = bs->opaque;
     struct stat st;
 
+    if (s->is_cdrom && !s->is_block_dev) {
+        return -ENOMEDIUM;        /* no disc in a character device */
+    }
+    if (s->is_cdrom && ioctl(s->fd, CDROM_DRIVE_STATUS, CDSL_CURRENT) != CDS_DISC_OK) {
+        return -ENOMEDIUM;
+    }
+    if (s->is_device && !s->is_block_dev) {
+        return 0;                 /* a character device has no length */
+    }
     if (s->is_block_dev) {
         uint64_t size;
         if (ioctl(s->fd, BLKGETSIZE64, &size) == 0) {
@@ -462,7 +493,7 @@ static int raw_truncate(BlockDriverState *bs, int64_t offset, bool exact,
         return cur;
     }
     s->dirty = true;
-    if (s->is_block_dev) {
+    if (s->is_device) {
         if (offset > cur || (exact && offset != cur)) {
             error_setg(errp, "Cannot grow device files");
             return -EINVAL;
@@ -524,7 +555,7 @@ static int raw_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
 
     *map = offset;
     *file = bs;
-    if (s->is_block_dev) {
+    if (s->is_device) {
         *pnum = bytes;
         return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
     }
@@ -569,11 +600,14 @@ BlockDriverState *bdrv_create_file_open(const char *filename, uint64_t perm,
                                         uint64_t shared, bool *created, GError **errp)
 {
     g_autoptr(JsonObject) o = json_object_new();
-    const BlockDriver *proto = bdrv_find_protocol(filename);
+    const BlockDriver *proto = bdrv_find_protocol(filename, true, errp);
     BlockDriverState *bs;
     int fd;
 
-    if (proto && proto != &bdrv_file) {
+    if (!proto) {
+        return NULL;
+    }
+    if (proto->create_simple) {
         /* an image made on an NBD export: it exists, and is never removed */
         *created = false;
         bs = bdrv_open(filename, o, BDRV_O_RDWR | BDRV_O_PROTOCOL | BDRV_O_NO_USER,
@@ -584,6 +618,15 @@ BlockDriverState *bdrv_create_file_open(const char *filename, uint64_t perm,
         }
         return bs;
     }
+    if (proto->parse_filename != raw_parse_filename) {
+        error_setg(errp, "Protocol driver '%s' does not support image creation",
+                   proto->format_name);
+        return NULL;
+    }
+    /* "file:NAME": the file is NAME */
+    opts_set_str(o, "driver", proto->format_name);
+    raw_parse_filename(filename, o, NULL);
+    filename = opts_peek_str(o, "filename");
     /* O_EXCL tells whether this creation makes the file (only then may it go again) */
     fd = open(filename, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     *created = fd >= 0;
@@ -596,8 +639,10 @@ BlockDriverState *bdrv_create_file_open(const char *filename, uint64_t perm,
         return NULL;
     }
     close(fd);
-    opts_set_str(o, "driver", "file");
-    opts_set_str(o, "filename", filename);
+    if (proto == &bdrv_file) {
+        /* a plain name that is a device node opens as one */
+        opts_set_str(o, "driver", bdrv_find_protocol(filename, false, NULL)->format_name);
+    }
     bs = bdrv_open(NULL, o, BDRV_O_RDWR | BDRV_O_NO_USER, errp);
     if (bs && bdrv_perm_attach(bs, bs, perm, shared, errp) < 0) {
         bdrv_unref(bs);
@@ -615,7 +660,7 @@ int bdrv_create_file_fill(BlockDriverState *bs, uint64_t size, PreallocMode prea
     BDRVRawState *s = bs->opaque;
     int ret;
 
-    if (bs->drv != &bdrv_file) {
+    if (bs->drv->create_simple) {
         /* QEMU's simple creation: fit the node to the size, zero the first sector */
         if (prealloc != PREALLOC_MODE_OFF) {
             error_setg(errp, "Unsupported preallocation mode '%s'",
@@ -633,9 +678,22 @@ int bdrv_create_file_fill(BlockDriverState *bs, uint64_t size, PreallocMode prea
         }
         return ret;
     }
+    if (bs->drv->open != raw_open) {
+        error_setg(errp, "Not a file node");
+        return -EINVAL;
+    }
     if (size > INT64_MAX) {
         error_setg_errno(errp, EINVAL, "Could not resize file");
         return -EINVAL;
+    }
+    if (s->is_device) {
+        /* a device keeps its size and contents: it only has to be large enough */
+        int64_t len = raw_getlength(bs);
+        if (len >= 0 && size > (uint64_t)len) {
+            error_setg(errp, "Cannot grow device files");
+            return -EINVAL;
+        }
+        return 0;
     }
     if (!s->is_block_dev && ftruncate(s->fd, 0) < 0) {
         ret = -errno;
@@ -768,10 +826,52 @@ static int raw_create(JsonObject *opts, GError **errp)
     return raw_create_opts(filename, o, errp);
 }
 
+static int raw_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
+{
+    return 0;
+}
+
+#define RAW_POSIX_COMMON \
+    .create_opts = raw_create_opts, \
+    .create_opt_descs = file_create_opts, \
+    .instance_size = sizeof(BDRVRawState), \
+    .is_protocol = true, \
+    .runtime_opts = file_runtime_opts, \
+    .parse_filename = raw_parse_filename, \
+    .open = raw_open, \
+    .close = raw_close, \
+    .pread = raw_pread, \
+    .pwrite = raw_pwrite, \
+    .pwrite_zeroes = raw_pwrite_zeroes, \
+    .pdiscard = raw_pdiscard, \
+    .flush_to_disk = raw_flush_to_disk, \
+    .getlength = raw_getlength, \
+    .get_allocated_file_size = raw_get_allocated_file_size, \
+    .get_info = raw_get_info, \
+    .truncate = raw_truncate, \
+    .block_status = raw_block_status, \
+    .set_perm = raw_set_perm
+
+/* Host devices: character or block devices only, which never grow. */
+BlockDriver bdrv_host_device = {
+    .format_name = "host_device",
+    .protocol_name = "host_device",
+    RAW_POSIX_COMMON,
+};
+
+BlockDriver bdrv_host_cdrom = {
+    .format_name = "host_cdrom",
+    .protocol_name = "host_cdrom",
+    RAW_POSIX_COMMON,
+};
+
 BlockDriver bdrv_file = {
     .format_name = "file",
+    .protocol_name = "file",
     .instance_size = sizeof(BDRVRawState),
     .is_protocol = true,
+    .parse_filename = raw_parse_filename,
+    .get_info = raw_get_info,
     .runtime_opts = file_runtime_opts,
     .open = raw_open,
     .close = raw_close,

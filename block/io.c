@@ -9,6 +9,8 @@
 
 #define BOUNCE_MEM_ALIGN 4096
 #define ZERO_CHUNK (1 * MiB)
+/* copy-on-read copies at most this much at a time */
+#define COR_CHUNK (16 * MiB)
 /* The largest image length QEMU accepts: INT64_MAX rounded down to 1 GiB. */
 #define BDRV_MAX_LENGTH QEMU_ALIGN_DOWN(INT64_MAX, 1 * GiB)
 
@@ -19,8 +21,14 @@ static int check_request(BlockDriverState *bs, int64_t offset, int64_t bytes)
     if (offset < 0 || bytes < 0 || offset > INT64_MAX - bytes) {
         return -EIO;
     }
-    if (bs->drv->is_protocol) {
-        return 0;        /* protocols read zeros past EOF and grow on writes */
+    /*
+     * Under a format, protocols read zeros past EOF and grow on writes, and so
+     * do the filters standing in for them; a node a tool opened itself is held
+     * to its length (QEMU's BlockBackend), whatever its driver.
+     */
+    if ((bs->open_flags & BDRV_O_NO_USER) &&
+        (bs->drv->is_protocol || (bs->drv->is_filter && !bs->drv->is_format))) {
+        return 0;
     }
     len = bdrv_getlength(bs);
     if (len < 0) {
@@ -103,6 +111,81 @@ static int bounce_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
     return ret;
 }
 
+static int do_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                    int flags)
+{
+    if (!request_aligned(bs, offset, bytes, buf)) {
+        return bounce_read(bs, offset, bytes, buf, flags);
+    }
+    return bs->drv->pread(bs, offset, bytes, buf, flags);
+}
+
+static bool buffer_is_zero(const uint8_t *p, int64_t n)
+{
+    return n == 0 || (p[0] == 0 && !memcmp(p, p + 1, n - 1));
+}
+
+/*
+ * Copy-on-read as QEMU does it: the request grows to whole clusters (up to the
+ * end of the node); what is not allocated in @bs itself is read (from the
+ * backing chain) and written into @bs, as a zero write when it reads as zeros,
+ * after the cor_write debug event; what is allocated is only read.
+ */
+static int pread_copy_on_read(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                              void *buf, int flags)
+{
+    BlockDriverInfo bdi;
+    int64_t cluster = bdrv_get_info(bs, &bdi) == 0 && bdi.cluster_size > 0 ?
+                      bdi.cluster_size : 1;
+    int64_t len = bdrv_getlength(bs);
+    int64_t pos, end;
+    uint8_t *bounce = NULL;
+    int ret = 0;
+
+    if (len < 0) {
+        return len;
+    }
+    pos = QEMU_ALIGN_DOWN(offset, cluster);
+    end = MIN(QEMU_ALIGN_UP(offset + bytes, cluster), len);
+    flags &= ~BDRV_REQ_COPY_ON_READ;
+    while (pos < end && ret >= 0) {
+        int64_t n, lo, hi;
+        int alloc = bdrv_is_allocated(bs, pos, MIN(end - pos, COR_CHUNK), &n);
+
+        if (alloc < 0) {
+            ret = alloc;
+            break;
+        }
+        n = MIN(n, COR_CHUNK);
+        lo = MAX(pos, offset);
+        hi = MIN(pos + n, offset + bytes);
+        if (alloc) {
+            if (hi > lo) {
+                ret = do_pread(bs, lo, hi - lo, (uint8_t *)buf + (lo - offset), flags);
+            }
+        } else {
+            if (!bounce) {
+                bounce = bounce_alloc(COR_CHUNK);
+                if (!bounce) {
+                    return -ENOMEM;
+                }
+            }
+            ret = do_pread(bs, pos, n, bounce, flags);
+            if (ret == 0) {
+                bdrv_debug_event(bs, BLKDBG_COR_WRITE);
+                ret = buffer_is_zero(bounce, n) ? bdrv_pwrite_zeroes(bs, pos, n, 0)
+                                                : bdrv_pwrite(bs, pos, n, bounce, 0);
+            }
+            if (ret == 0 && hi > lo) {
+                memcpy((uint8_t *)buf + (lo - offset), bounce + (lo - pos), hi - lo);
+            }
+        }
+        pos += n;
+    }
+    free(bounce);
+    return ret;
+}
+
 int bdrv_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf, int flags)
 {
     int ret = check_request(bs, offset, bytes);
@@ -113,10 +196,10 @@ int bdrv_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf, i
     if (bytes == 0) {
         return 0;
     }
-    if (!request_aligned(bs, offset, bytes, buf)) {
-        return bounce_read(bs, offset, bytes, buf, flags);
+    if ((flags & BDRV_REQ_COPY_ON_READ) || (bs->open_flags & BDRV_O_COPY_ON_READ)) {
+        return pread_copy_on_read(bs, offset, bytes, buf, flags);
     }
-    return bs->drv->pread(bs, offset, bytes, buf, flags);
+    return do_pread(bs, offset, bytes, buf, flags);
 }
 
 /*
@@ -329,10 +412,18 @@ int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact, PreallocMode
 
 int64_t bdrv_getlength(BlockDriverState *bs)
 {
+    int64_t len;
+
     if (!bs->drv->getlength) {
         return bs->file ? bdrv_getlength(bs->file) : -ENOMEDIUM;
     }
-    return bs->drv->getlength(bs);
+    len = bs->drv->getlength(bs);
+    /* QEMU counts a node's length in whole sectors: a file's partial last
+     * sector reads as zeros up to the sector's end */
+    if (len > 0 && bs->drv->is_protocol) {
+        len = QEMU_ALIGN_UP(len, BDRV_SECTOR_SIZE);
+    }
+    return len;
 }
 
 int64_t bdrv_get_allocated_file_size(BlockDriverState *bs)
@@ -342,7 +433,8 @@ int64_t bdrv_get_allocated_file_size(BlockDriverState *bs)
     if (bs->drv->get_allocated_file_size) {
         return bs->drv->get_allocated_file_size(bs);
     }
-    if (!bs->file) {
+    /* a protocol that does not say (blkdebug, blkverify): unknown, as in QEMU */
+    if (!bs->file || bs->drv->is_protocol) {
         return -ENOTSUP;
     }
     /* formats: the sum of their files */
@@ -362,7 +454,8 @@ int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 {
     memset(bdi, 0, sizeof(*bdi));
     if (!bs->drv->get_info) {
-        return -ENOTSUP;
+        /* a filter shows its child's */
+        return bs->drv->is_filter && bs->file ? bdrv_get_info(bs->file, bdi) : -ENOTSUP;
     }
     return bs->drv->get_info(bs, bdi);
 }
@@ -412,6 +505,7 @@ int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
         if (ret < 0) {
             return ret;
         }
+        /* a protocol's data or zeros are its own (QEMU: not null-co's nothing) */
         if (bs->drv->is_protocol && (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO))) {
             ret |= BDRV_BLOCK_ALLOCATED;
         }
@@ -662,6 +756,21 @@ int bdrv_measure(const char *fmt, JsonObject *opts, BlockDriverState *in_bs,
         return -ENOTSUP;
     }
     return drv->measure(opts, in_bs, info, errp);
+}
+
+int bdrv_create_check_protocol(const char *filename, GError **errp)
+{
+    const BlockDriver *proto = bdrv_find_protocol(filename, true, errp);
+
+    if (!proto) {
+        return -ENOENT;
+    }
+    if (!proto->create_opts && !proto->create_simple) {
+        error_setg(errp, "Protocol driver '%s' does not support image creation",
+                   proto->format_name);
+        return -ENOTSUP;
+    }
+    return 0;
 }
 
 int bdrv_create_file(const char *filename, JsonObject *opts, GError **errp)

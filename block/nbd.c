@@ -45,6 +45,13 @@ typedef struct BDRVNBDState {
     char *server_msg;        /* the server's text for the last refused option */
 } BDRVNBDState;
 
+static const char *const nbd_protocol_aliases[] = { "nbd+tcp", "nbd+unix", NULL };
+
+/* what a json: name of a node lists: the address as it was given */
+static const char *const nbd_strong_opts[] = {
+    "server.", "host", "port", "path", "export", NULL,
+};
+
 static const char *const nbd_runtime_opts[] = {
     "filename", "server", "export", "tls-creds", "tls-hostname", "x-dirty-bitmap",
     "reconnect-delay", "open-timeout", "host", "port", "path", "x-timeout", NULL,
@@ -1129,11 +1136,25 @@ static int nbd_truncate_drv(BlockDriverState *bs, int64_t offset, bool exact,
     return 0;
 }
 
+/* The server's address as QEMU canonicalises it ("nbd://host:port/export"). */
+static char *nbd_refresh_filename(BlockDriverState *bs, JsonObject *full,
+                                  bool has_strong)
+{
+    BDRVNBDState *s = bs->opaque;
+
+    return nbd_canonical_name(&s->addr, s->export);
+}
+
 BlockDriver bdrv_nbd = {
     .format_name = "nbd",
+    .protocol_name = "nbd",
+    .protocol_aliases = nbd_protocol_aliases,
+    .create_simple = true,
     .instance_size = sizeof(BDRVNBDState),
     .is_protocol = true,
     .runtime_opts = nbd_runtime_opts,
+    .strong_opts = nbd_strong_opts,
+    .refresh_filename = nbd_refresh_filename,
     .open = nbd_open,
     .close = nbd_close_drv,
     .pread = nbd_pread_drv,

@@ -83,6 +83,7 @@ JsonObject *bdrv_query_image_info(BlockDriverState *bs, GError **errp)
     const char *backing_fmt = bdrv_get_backing_format(bs);
     int64_t size = bdrv_getlength(bs), actual;
     BlockDriverInfo bdi;
+    bool has_info;
     JsonArray *snapshots;
     JsonNode *spec;
     GError *local = NULL;
@@ -98,18 +99,24 @@ JsonObject *bdrv_query_image_info(BlockDriverState *bs, GError **errp)
     if (actual >= 0) {
         json_object_set_int_member(info, "actual-size", actual);
     }
-    if (bdrv_get_info(bs, &bdi) == 0 && bdi.cluster_size != 0) {
+    /* (QEMU: both only from a driver that answers for its info: not null-co) */
+    has_info = bdrv_get_info(bs, &bdi) == 0;
+    if (has_info && bdi.cluster_size != 0) {
         json_object_set_int_member(info, "cluster-size", bdi.cluster_size);
     }
     if (bdrv_is_encrypted(bs)) {
         json_object_set_boolean_member(info, "encrypted", true);
     }
-    json_object_set_boolean_member(info, "dirty-flag", bdrv_is_dirty(bs));
+    if (has_info) {
+        json_object_set_boolean_member(info, "dirty-flag", bdrv_is_dirty(bs));
+    }
     if (backing && *backing) {
-        g_autofree char *full = bdrv_path_combine(filename, backing);
+        g_autofree char *full = bdrv_get_full_backing_filename(bs, NULL);
 
         json_object_set_string_member(info, "backing-filename", backing);
-        json_object_set_string_member(info, "full-backing-filename", full);
+        if (full) {
+            json_object_set_string_member(info, "full-backing-filename", full);
+        }
         if (backing_fmt) {
             json_object_set_string_member(info, "backing-filename-format", backing_fmt);
         }
@@ -211,7 +218,9 @@ void bdrv_image_info_dump(JsonObject *info)
     }
     if (backing) {
         printf("backing file: %s", backing);
-        if (full_backing && strcmp(backing, full_backing)) {
+        if (!full_backing) {
+            printf(" (cannot determine actual path)");
+        } else if (strcmp(backing, full_backing)) {
             printf(" (actual path: %s)", full_backing);
         }
         printf("\n");

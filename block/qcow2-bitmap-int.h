@@ -19,6 +19,7 @@ typedef struct Qcow2Bitmap {
     bool inconsistent;          /* in_use when loaded: kept as is, only removable */
     bool broken;                /* could not be tracked: left in_use, not stored */
     bool removed;               /* qemu-img bitmap --remove: gone when stored */
+    bool rewrite_table;         /* store writes a new table even if nothing changed */
     uint64_t disk_size;         /* guest bytes the bits cover */
     uint64_t nb_chunks;         /* cluster-sized pieces of bitmap data */
     uint64_t *table;            /* entry per chunk (host order), as on disk */

@@ -6,9 +6,10 @@
  *
  * Bitmap data is held in cluster-sized chunks, read from the image only when a
  * bit in them has to change, so memory follows what we write, not the image's
- * fields. A changed chunk goes to a newly allocated cluster; the table is
- * rewritten to a new place when anything changed; the directory entry is updated
- * in place, then in_use is cleared, and only then are the old clusters freed.
+ * fields. On store, as QEMU does (the offsets its iotests 190 and 303 print),
+ * every bitmap is written anew: each non-zero chunk to a newly allocated
+ * cluster (unchanged ones are read first), then a new table; then a new
+ * directory with in_use cleared, and only then are the old clusters freed.
  * A crash before the flag is cleared leaves the bitmap in_use (QEMU's meaning:
  * "not saved, do not trust"), never a bitmap that claims to be clean but is not.
  * When bitmaps were added or removed, the directory is written anew instead and
@@ -498,7 +499,7 @@ static bool chunk_is_zero(BDRVQcow2State *s, const uint8_t *c)
 static int store_data(BlockDriverState *bs, Qcow2Bitmap *bm, uint64_t *new_table_offset)
 {
     BDRVQcow2State *s = bs->opaque;
-    bool any = bm->nb_chunks != bm->old_table_size;
+    bool any = bm->nb_chunks != bm->old_table_size || bm->rewrite_table;
     g_autofree uint64_t *be = NULL;
     int64_t off;
     int ret;
@@ -825,6 +826,20 @@ int qcow2_bitmaps_store(BlockDriverState *bs, GError **errp)
     for (guint k = 0; k < n; k++) {
         Qcow2Bitmap *bm = s->bitmaps->pdata[k];
         if (usable(bm)) {
+            /* as QEMU: every bitmap is written anew, data, table and directory */
+            for (uint64_t i = 0; i < bm->nb_chunks; i++) {
+                if (!bm->changed[i] && bm->table[i]) {
+                    ret = qcow2_bitmap_materialize(bs, bm, i);
+                    if (ret < 0) {
+                        error_setg_errno(errp, -ret, "Could not read bitmap '%s'",
+                                         bm->e->name);
+                        return ret;
+                    }
+                    bm->changed[i] = true;
+                }
+            }
+            bm->rewrite_table = true;
+            s->bitmaps_dir_changed = true;
             ret = store_data(bs, bm, &tables[k]);
             if (ret < 0) {
                 error_setg_errno(errp, -ret, "Could not write bitmap '%s'", bm->e->name);

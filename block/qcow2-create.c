@@ -202,8 +202,7 @@ static int validate_params(Qcow2CreateParams *p, GError **errp)
         return -EINVAL;
     }
     if (p->data_file_raw && p->backing_file) {
-        error_setg(errp, "Backing file and data-file-raw cannot be used at the same "
-                   "time: a raw data file cannot show the backing file's data");
+        error_setg(errp, "Backing file and data-file-raw cannot be used at the same time");
         return -EINVAL;
     }
     if (p->backing_file && p->prealloc != PREALLOC_MODE_OFF) {
@@ -1082,13 +1081,16 @@ static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
             }
             dlen = old;
         }
-        if (dlen < offset || mode == PREALLOC_MODE_FALLOC) {
+        /* preallocation maps whole clusters: the data file covers the last one */
+        int64_t want = mode == PREALLOC_MODE_OFF ? offset :
+                       (int64_t)QEMU_ALIGN_UP(offset, s->cluster_size);
+        if (dlen < want || mode == PREALLOC_MODE_FALLOC) {
             PreallocMode dmode = mode == PREALLOC_MODE_METADATA ? PREALLOC_MODE_OFF : mode;
-            int64_t target = MAX(dlen, offset);
+            int64_t target = MAX(dlen, want);
             if (dmode == PREALLOC_MODE_FALLOC || dmode == PREALLOC_MODE_FULL) {
                 /* preallocate only what is new: existing bytes stay as they are */
-                ret = dlen < offset ? bdrv_truncate(bs->data_file, target, false, dmode, 0,
-                                                    errp) : 0;
+                ret = dlen < want ? bdrv_truncate(bs->data_file, target, false, dmode, 0,
+                                                  errp) : 0;
             } else {
                 ret = bdrv_truncate(bs->data_file, target, false, PREALLOC_MODE_OFF, 0,
                                     errp);

@@ -102,6 +102,7 @@ static int read_extensions(BlockDriverState *bs, const uint8_t *buf, uint64_t st
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t off = start;
+    int ret;
 
     while (off < end) {
         uint32_t magic, len;
@@ -156,8 +157,19 @@ static int read_extensions(BlockDriverState *bs, const uint8_t *buf, uint64_t st
             s->bitmap_directory_size = ldq_be(data + 8);
             s->bitmap_directory_offset = ldq_be(data + 16);
             if (!(s->autoclear_features & QCOW2_AUTOCLEAR_BITMAPS)) {
-                /* inconsistent: kept as an unknown extension would be, not used */
+                /* stale: not used, and a read-write open drops it (qcow2_open) */
+                warn_report_unterminated("a program lacking bitmap support modified "
+                                         "this file, so all bitmaps are now considered "
+                                         "inconsistent\nSome clusters may be leaked, "
+                                         "run 'qemu-img check -r' on the image file "
+                                         "to fix.");
                 s->has_bitmaps_ext = false;
+                s->stale_bitmaps_ext = true;
+            } else {
+                ret = qcow2_bitmaps_check_ext(bs, ldl_be(data + 4), errp);
+                if (ret < 0) {
+                    return ret;
+                }
             }
             /* fall through: kept verbatim as well */
             /* FALLTHROUGH */
@@ -436,6 +448,20 @@ int qcow2_read_cache_options(BlockDriverState *bs, JsonObject *opts, GError **er
             rc = (uint64_t)DEFAULT_REFCOUNT_CACHE_CLUSTERS * s->cluster_size;
         }
     }
+    if (opts_has(opts, "l2-cache-entry-size")) {
+        /* validated as QEMU does; our L2 cache always holds whole tables */
+        uint64_t entry = opts_get_size(opts, "l2-cache-entry-size", 0, &local);
+
+        if (local) {
+            error_propagate(errp, local);
+            return -EINVAL;
+        }
+        if (entry < 512 || entry > (uint64_t)s->cluster_size || (entry & (entry - 1))) {
+            error_setg(errp, "L2 cache entry size must be a power of two between %d "
+                       "and the cluster size (%d)", 512, s->cluster_size);
+            return -EINVAL;
+        }
+    }
     s->l2_cache_size = MAX(l2, (uint64_t)MIN_L2_CACHE_CLUSTERS * s->cluster_size);
     s->refcount_cache_size = MAX(rc, min_rc);
     return 0;
@@ -515,6 +541,12 @@ static int open_data_file(BlockDriverState *bs, JsonObject *opts, int flags,
         return bs->data_file ? attach_data_file_perm(bs, errp) : -EINVAL;
     }
     if (!s->image_data_file) {
+        if ((flags & BDRV_O_NO_IO) && (flags & BDRV_O_NO_DATA_FILE)) {
+            /* qemu-img info of an image whose data file name was cleared: QEMU
+             * shows it, without a data file line */
+            bs->data_file = NULL;
+            return 0;
+        }
         error_setg(errp, "'data-file' is required for this image");
         return -EINVAL;
     }
@@ -748,7 +780,7 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
             error_setg(errp, "Could not allocate L1 table");
             return -ENOMEM;
         }
-        BLKDBG_EVENT(bs->file, BLKDBG_L1_UPDATE);
+        /* (no debug event: QEMU's blkdebug rules do not see the L1 table load) */
         ret = bdrv_pread(bs->file, s->l1_table_offset, (int64_t)s->l1_size * 8,
                          s->l1_table, 0);
         if (ret < 0) {
@@ -836,9 +868,20 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         return ret;
     }
 
-    /* clear autoclear bits we do not know (check -r too, as QEMU's: 036) */
-    if (!s->read_only && (s->autoclear_features & ~QCOW2_AUTOCLEAR_MASK)) {
+    /*
+     * Clear autoclear bits we do not know (check -r too, as QEMU's: 036), and
+     * drop a bitmaps extension whose autoclear bit a program cleared.
+     */
+    if (!s->read_only && ((s->autoclear_features & ~QCOW2_AUTOCLEAR_MASK) ||
+                          s->stale_bitmaps_ext)) {
         s->autoclear_features &= QCOW2_AUTOCLEAR_MASK;
+        for (guint i = s->unknown_exts->len; i-- > 0;) {
+            if (((Qcow2UnknownExt *)s->unknown_exts->pdata[i])->magic ==
+                QCOW2_EXT_MAGIC_BITMAPS) {
+                g_ptr_array_remove_index(s->unknown_exts, i);
+            }
+        }
+        s->stale_bitmaps_ext = false;
         ret = qcow2_update_header(bs);
         if (ret < 0) {
             error_setg_errno(errp, -ret, "Could not update qcow2 header");
@@ -860,6 +903,12 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
                 error_setg_errno(errp, -ret, "Could not update qcow2 header");
                 return ret;
             }
+        }
+    }
+    if (s->has_bitmaps_ext) {
+        ret = qcow2_bitmaps_validate(bs, errp);
+        if (ret < 0) {
+            return ret;
         }
     }
     if (!s->read_only && !(flags & BDRV_O_CHECK) && s->has_bitmaps_ext) {
@@ -1009,8 +1058,14 @@ static JsonNode *qcow2_get_specific_info(BlockDriverState *bs, GError **errp)
 
 /* ---- the vtable ---- */
 
+/* the key of an encrypted image: named by json: then, as QEMU does */
+static const char *const qcow2_strong_opts[] = { "encrypt.key-secret", NULL };
+
 BlockDriver bdrv_qcow2 = {
     .format_name = "qcow2",
+    .is_format = true,
+    .strong_opts = qcow2_strong_opts,
+    .supports_backing = true,
     .instance_size = sizeof(BDRVQcow2State),
     .runtime_opts = qcow2_runtime_opts,
     .probe = qcow2_probe,

@@ -164,6 +164,7 @@ typedef struct BDRVQcow2State {
     int nb_features;
     GPtrArray *unknown_exts;        /* of Qcow2UnknownExt* */
     bool has_bitmaps_ext;
+    bool stale_bitmaps_ext;         /* present, but its autoclear bit is off */
     uint32_t nb_bitmaps;
     uint64_t bitmap_directory_size;
     uint64_t bitmap_directory_offset;
@@ -505,6 +506,10 @@ void qcow2_bitmap_entry_free(gpointer e);
 /* Parse the bitmap directory into @out (of Qcow2BitmapEntry*). */
 int qcow2_bitmaps_read_directory(BlockDriverState *bs, GPtrArray *out, GError **errp);
 JsonArray *qcow2_bitmaps_info(BlockDriverState *bs, GError **errp);
+/* QEMU's checks of a bitmaps extension's fields (@reserved: its second word). */
+int qcow2_bitmaps_check_ext(BlockDriverState *bs, uint32_t reserved, GError **errp);
+/* QEMU's checks of the bitmap directory at open; the error is QEMU's message. */
+int qcow2_bitmaps_validate(BlockDriverState *bs, GError **errp);
 /* Rewrite the flags word of one directory entry in place. */
 int qcow2_bitmap_write_flags(BlockDriverState *bs, Qcow2BitmapEntry *e, uint32_t flags);
 /* For check: add the bitmap directory, tables and data clusters to @refcounts. */

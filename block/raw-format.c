@@ -13,6 +13,8 @@ typedef struct BDRVRawFormatState {
 } BDRVRawFormatState;
 
 static const char *const raw_runtime_opts[] = { "offset", "size", NULL };
+/* a window of the file is not the file: named by json: */
+static const char *const raw_strong_opts[] = { "offset", "size", NULL };
 
 static int raw_fmt_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp)
 {
@@ -141,13 +143,13 @@ static int raw_fmt_block_status(BlockDriverState *bs, int64_t offset, int64_t by
     if (*pnum == 0) {
         /* the zero tail of a partial last sector, past the file's end */
         *pnum = bytes;
-        ret = BDRV_BLOCK_ZERO;
+        ret = BDRV_BLOCK_ZERO | BDRV_BLOCK_ALLOCATED;
     }
     *map = offset + s->offset;
     *file = bs->file;
-    /* a hole that does not read as zeros (NBD) is not allocated, as in QEMU */
-    ret &= BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO;
-    return ret ? ret | BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_OFFSET_VALID : 0;
+    /* the file's status as it is: null-co's nothing stays unallocated */
+    return (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO | BDRV_BLOCK_ALLOCATED)) |
+           BDRV_BLOCK_OFFSET_VALID;
 }
 
 static int raw_fmt_truncate(BlockDriverState *bs, int64_t offset, bool exact,
@@ -207,6 +209,8 @@ BlockDriver bdrv_raw = {
     .instance_size = sizeof(BDRVRawFormatState),
     .is_filter = true,
     .runtime_opts = raw_runtime_opts,
+    .strong_opts = raw_strong_opts,
+    .is_format = true,
     .probe = raw_fmt_probe,
     .open = raw_fmt_open,
     .pread = raw_fmt_pread,

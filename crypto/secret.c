@@ -188,12 +188,13 @@ fail:
     return NULL;
 }
 
-static void secret_destroy(void *obj)
+static int secret_destroy(void *obj, const char *id, GError **errp)
 {
     QCryptoSecret *s = obj;
 
     qcrypto_secret_wipe_free(s->data, s->len + 1);
     g_free(s);
+    return 0;
 }
 
 const UserObjectType qcrypto_secret_type = {

@@ -402,12 +402,17 @@ int img_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
         if (ret & BDRV_BLOCK_ALLOCATED) {
             break;
         }
-        backing = bdrv_backing_child(bs);
-        if (!bdrv_supports_backing(bs)) {
-            break;      /* an NBD hole that need not read as zeros */
-        }
+        /* a filter shows the backing chain of the node it filters */
+        backing = bdrv_backing_child(bdrv_skip_filters(bs));
         if (!backing || offset >= bdrv_getlength(backing)) {
-            ret |= BDRV_BLOCK_ZERO;        /* nothing below: reads as zeros */
+            /* nothing below a node that could have a backing file: zeros */
+            if (backing || bdrv_supports_backing(bdrv_skip_filters(bs))) {
+                ret |= BDRV_BLOCK_ZERO;
+            }
+            /* nothing is there: no offset to show (null-co without read-zeroes) */
+            if (!(ret & BDRV_BLOCK_ZERO)) {
+                ret &= ~BDRV_BLOCK_OFFSET_VALID;
+            }
             break;
         }
         bs = backing;

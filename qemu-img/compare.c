@@ -161,9 +161,9 @@ static int compare_images(CompareImage *a, CompareImage *b, bool strict, bool qu
     if (a->size != b->size) {
         CompareImage *longer = a->size > b->size ? a : b;
 
-        /* only once the common part matched, and on stderr (QEMU's choice) */
+        /* only once the common part matched, on stdout (as QEMU prints it) */
         if (!quiet) {
-            fprintf(stderr, "Warning: Image size mismatch!\n");
+            printf("Warning: Image size mismatch!\n");
         }
         memset(buf2, 0, COMPARE_BUF_SIZE);
         return check_tail(longer, total, buf1, buf2, quiet);

@@ -75,6 +75,13 @@ int img_create_image(const ImgCreateParams *p, GError **errp)
         error_setg(errp, "Unknown file format '%s'", p->fmt);
         return -ENOENT;
     }
+    if (!bdrv_format_can_create(p->fmt)) {
+        error_setg(errp, "Format driver '%s' does not support image creation", p->fmt);
+        return -ENOTSUP;
+    }
+    if (bdrv_create_check_protocol(p->filename, errp) < 0) {
+        return -ENOTSUP;
+    }
     opts = img_parse_option_list(p->options, errp);
     if (!opts) {
         return -EINVAL;

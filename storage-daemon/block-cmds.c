@@ -11,7 +11,12 @@ static GList *owned_nodes;      /* BlockDriverState* opened by blockdev-add */
 
 /* ---- the BlockdevOptions schema ---- */
 
-static const char *const driver_values[] = { "file", "luks", "qcow2", "raw", NULL };
+static const char *const driver_values[] = {
+    "blkdebug", "blkverify", "compress", "copy-on-read", "file", "host_cdrom",
+    "host_device", "luks", "null-aio", "null-co", "preallocate", "qcow2", "quorum",
+    "raw", "throttle", NULL,
+};
+static const char *const read_pattern_values[] = { "quorum", "fifo", NULL };
 static const char *const discard_values[] = { "ignore", "unmap", NULL };
 static const char *const detect_zeroes_values[] = { "off", "on", "unmap", NULL };
 static const char *const on_off_auto_values[] = { "auto", "on", "off", NULL };
@@ -36,7 +41,7 @@ static const QArg blockdev_base[] = {
 };
 
 /* Inline child options ({"file": {...}}) are checked as BlockdevOptions too. */
-static const QVariant blockdev_variants[5];
+static const QVariant blockdev_variants[16];
 
 static const QArg file_members[] = {
     { "filename", QT_STR, false, NULL, NULL, NULL },
@@ -80,11 +85,84 @@ static const QArg luks_members[] = {
     QARG_END,
 };
 
-static const QVariant blockdev_variants[5] = {
+static const QArg blkdebug_members[] = {
+    { "image", QT_REF, false, NULL, blockdev_base, blockdev_variants },
+    { "config", QT_STR, true, NULL, NULL, NULL },
+    { "align", QT_INT, true, NULL, NULL, NULL },
+    { "max-transfer", QT_INT, true, NULL, NULL, NULL },
+    { "opt-write-zero", QT_INT, true, NULL, NULL, NULL },
+    { "max-write-zero", QT_INT, true, NULL, NULL, NULL },
+    { "opt-discard", QT_INT, true, NULL, NULL, NULL },
+    { "max-discard", QT_INT, true, NULL, NULL, NULL },
+    { "inject-error", QT_ANY, true, NULL, NULL, NULL },
+    { "set-state", QT_ANY, true, NULL, NULL, NULL },
+    { "take-child-perms", QT_ANY, true, NULL, NULL, NULL },
+    { "unshare-child-perms", QT_ANY, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+static const QArg blkverify_members[] = {
+    { "test", QT_REF, false, NULL, blockdev_base, blockdev_variants },
+    { "raw", QT_REF, false, NULL, blockdev_base, blockdev_variants },
+    QARG_END,
+};
+
+static const QArg null_members[] = {
+    { "size", QT_INT, true, NULL, NULL, NULL },
+    { "latency-ns", QT_SIZE, true, NULL, NULL, NULL },
+    { "read-zeroes", QT_BOOL, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+static const QArg filter_members[] = {
+    { "file", QT_REF, false, NULL, blockdev_base, blockdev_variants },
+    QARG_END,
+};
+
+static const QArg cor_members[] = {
+    { "file", QT_REF, false, NULL, blockdev_base, blockdev_variants },
+    { "bottom", QT_STR, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+static const QArg preallocate_members[] = {
+    { "file", QT_REF, false, NULL, blockdev_base, blockdev_variants },
+    { "prealloc-align", QT_INT, true, NULL, NULL, NULL },
+    { "prealloc-size", QT_INT, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+static const QArg throttle_members[] = {
+    { "throttle-group", QT_STR, false, NULL, NULL, NULL },
+    { "file", QT_REF, false, NULL, blockdev_base, blockdev_variants },
+    QARG_END,
+};
+
+static const QArg quorum_members[] = {
+    { "blkverify", QT_BOOL, true, NULL, NULL, NULL },
+    { "children", QT_ANY, false, NULL, NULL, NULL },
+    { "vote-threshold", QT_INT, false, NULL, NULL, NULL },
+    { "rewrite-corrupted", QT_BOOL, true, NULL, NULL, NULL },
+    { "read-pattern", QT_ENUM, true, read_pattern_values, NULL, NULL },
+    QARG_END,
+};
+
+static const QVariant blockdev_variants[16] = {
+    { "blkdebug", blkdebug_members },
+    { "blkverify", blkverify_members },
+    { "compress", filter_members },
+    { "copy-on-read", cor_members },
     { "file", file_members },
+    { "host_cdrom", file_members },
+    { "host_device", file_members },
     { "luks", luks_members },
+    { "null-aio", null_members },
+    { "null-co", null_members },
+    { "preallocate", preallocate_members },
     { "qcow2", qcow2_members },
+    { "quorum", quorum_members },
     { "raw", raw_members },
+    { "throttle", throttle_members },
     { NULL, NULL },
 };
 
@@ -220,15 +298,17 @@ static JsonObject *image_info(BlockDriverState *bs, bool flat, GError **errp)
         json_object_set_member(img, "format-specific", spec);
     }
     if (backing_file) {
-        g_autofree char *dir = g_path_get_dirname(bdrv_get_filename(bs));
         g_autofree char *full = backing ? g_strdup(bdrv_get_filename(backing)) :
-                                g_path_is_absolute(backing_file) ?
-                                g_strdup(backing_file) :
-                                g_build_filename(dir, backing_file, NULL);
-        json_object_set_string_member(img, "full-backing-filename", full);
+                                bdrv_get_full_backing_filename(bs, NULL);
+        if (full) {
+            json_object_set_string_member(img, "full-backing-filename", full);
+        }
         json_object_set_string_member(img, "backing-filename", backing_file);
     }
-    json_object_set_boolean_member(img, "dirty-flag", bdrv_is_dirty(bs));
+    /* only from a driver that answers for its info (QEMU: not null-co) */
+    if (bdrv_get_info(bs, &bdi) == 0) {
+        json_object_set_boolean_member(img, "dirty-flag", bdrv_is_dirty(bs));
+    }
     return img;
 }
 

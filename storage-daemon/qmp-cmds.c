@@ -4,7 +4,6 @@
  */
 #include "daemon.h"
 #include "qmp-commands.h"
-#include "qemu/objects.h"
 
 static const char *const cap_values[] = { "oob", NULL };
 
@@ -12,52 +11,6 @@ static const QArg qmp_capabilities_args[] = {
     { "enable", QT_ENUM_LIST, true, cap_values, NULL, NULL },
     QARG_END,
 };
-
-/* ---- user-creatable objects (QEMU's ObjectOptions, the types we have) ---- */
-
-static const char *const qom_type_values[] = { "secret", NULL };
-static const char *const secret_format_values[] = { "raw", "base64", NULL };
-
-static const QArg object_base[] = {
-    { "qom-type", QT_ENUM, false, qom_type_values, NULL, NULL },
-    { "id", QT_STR, false, NULL, NULL, NULL },
-    QARG_END,
-};
-
-static const QArg secret_members[] = {
-    { "data", QT_STR, true, NULL, NULL, NULL },
-    { "file", QT_STR, true, NULL, NULL, NULL },
-    { "format", QT_ENUM, true, secret_format_values, NULL, NULL },
-    { "keyid", QT_STR, true, NULL, NULL, NULL },
-    { "iv", QT_STR, true, NULL, NULL, NULL },
-    { "loaded", QT_BOOL, true, NULL, NULL, NULL },
-    QARG_END,
-};
-
-static const QVariant object_variants[] = {
-    { "secret", secret_members },
-    { NULL, NULL },
-};
-
-static const QArg qapi_object_add_args = {
-    "options", QT_UNION, false, NULL, object_base, object_variants,
-};
-
-static const QArg qapi_object_del_args[] = {
-    { "id", QT_STR, false, NULL, NULL, NULL },
-    QARG_END,
-};
-
-static JsonNode *qmp_object_add(JsonObject *args, Monitor *mon, GError **errp)
-{
-    return user_object_add(args, errp) ? qjson_empty_object() : NULL;
-}
-
-static JsonNode *qmp_object_del(JsonObject *args, Monitor *mon, GError **errp)
-{
-    return user_object_del(opts_peek_str(args, "id"), errp) ? qjson_empty_object()
-                                                            : NULL;
-}
 
 const QmpCommand qmp_commands[] = {
     { "qmp_capabilities", qmp_qmp_capabilities, qmp_capabilities_args, NULL, 0 },
@@ -84,7 +37,7 @@ const QmpCommand qmp_commands[] = {
     { "block-export-del", qmp_block_export_del, qapi_block_export_del_args, NULL,
       QCO_BLOCK },
     { "query-block-exports", qmp_query_block_exports, NULL, NULL, 0 },
-    { "object-add", qmp_object_add, NULL, &qapi_object_add_args, 0 },
+    { "object-add", qmp_object_add, NULL, &qapi_object_add_options, 0 },
     { "object-del", qmp_object_del, qapi_object_del_args, NULL, 0 },
     { NULL, NULL, NULL, NULL, 0 },
 };

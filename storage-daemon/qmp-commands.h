@@ -51,4 +51,10 @@ extern const QArg qapi_block_export_options;
 extern const QArg qapi_block_export_del_args[];
 extern const QArg qapi_nbd_server_start_args[];
 
+/* object-cmds.c */
+QMP_HANDLER(qmp_object_add);
+QMP_HANDLER(qmp_object_del);
+extern const QArg qapi_object_add_options;
+extern const QArg qapi_object_del_args[];
+
 #endif

@@ -107,6 +107,16 @@ void warn_report(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+void warn_report_unterminated(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s: warning: ", progname);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+}
+
 void error_report_err(GError *err)
 {
     if (err) {

@@ -1,19 +1,21 @@
 /*
- * User-creatable objects (--object, object-add, object-del): parsing the
- * command-line forms, checking the generic properties with QEMU's messages, and
- * the registry of live objects by id. The object types with behaviour live with
- * their users (crypto/secret.c for "secret"); the others are kept as options.
+ * User-creatable objects (--object in every tool, the daemon's object-add and
+ * object-del): parsing the command-line forms, checking the generic properties
+ * with QEMU's messages, and the registry of live objects by id. The object
+ * types with behaviour live with their users (crypto/secret.c for "secret",
+ * block/throttle-groups.c for "throttle-group"); the others are kept as their
+ * options (tls-creds-x509, which the nbd client reads).
  */
 #include "qemu/osdep.h"
 #include "qemu/error.h"
 #include "qemu/objects.h"
 #include "crypto/secret.h"
+#include "block/throttle-groups.h"
 
-/* Types kept as their options, for the drivers that read them (nbd: tls-creds-x509) */
+/* Types kept as their options, for the drivers that read them */
 #define OPTIONS_TYPE(n) { .name = (n) }
 static const UserObjectType options_types[] = {
     OPTIONS_TYPE("iothread"),
-    OPTIONS_TYPE("throttle-group"),
     OPTIONS_TYPE("tls-creds-anon"),
     OPTIONS_TYPE("tls-creds-psk"),
     OPTIONS_TYPE("tls-creds-x509"),
@@ -21,8 +23,8 @@ static const UserObjectType options_types[] = {
 
 static const UserObjectType *const object_types[] = {
     &qcrypto_secret_type,
+    &throttle_group_type,
     &options_types[0], &options_types[1], &options_types[2], &options_types[3],
-    &options_types[4],
 };
 
 /* For "--object help", in QEMU's (alphabetical) order */
@@ -91,30 +93,18 @@ static bool id_wellformed(const char *id)
     return true;
 }
 
-/* @args: qom-type, id and the type's properties (not modified) */
-bool user_object_add(JsonObject *args, GError **errp)
+bool user_object_create(const char *type_name, const char *id, JsonObject *props,
+                        GError **errp)
 {
-    const char *type_name = opts_peek_str(args, "qom-type");
-    const char *id = opts_peek_str(args, "id");
-    const UserObjectType *type;
-    g_autoptr(JsonObject) props = json_object_new();
+    const UserObjectType *type = type_name ? find_type(type_name) : NULL;
     GList *members;
     UserObject *o;
     void *obj = NULL;
     bool ok = true;
 
-    if (!opts_has(args, "qom-type")) {
-        error_setg(errp, "Parameter 'qom-type' is missing");
-        return false;
-    }
-    type = type_name ? find_type(type_name) : NULL;
     if (!type) {
         error_setg(errp, "Parameter 'qom-type' does not accept value '%s'",
                    type_name ? type_name : "");
-        return false;
-    }
-    if (!opts_has(args, "id")) {
-        error_setg(errp, "Parameter 'id' is missing");
         return false;
     }
     if (!id || !id_wellformed(id)) {
@@ -123,18 +113,13 @@ bool user_object_add(JsonObject *args, GError **errp)
                    "with a letter.");
         return false;
     }
-    members = json_object_get_members(args);
+    members = type->props ? json_object_get_members(props) : NULL;
     for (GList *l = members; l; l = l->next) {
-        const char *key = l->data;
-        if (!strcmp(key, "qom-type") || !strcmp(key, "id")) {
-            continue;
-        }
-        if (type->props && !g_strv_contains(type->props, key)) {
-            error_setg(errp, "Parameter '%s' is unexpected", key);
+        if (!g_strv_contains(type->props, l->data)) {
+            error_setg(errp, "Parameter '%s' is unexpected", (char *)l->data);
             ok = false;
             break;
         }
-        json_object_set_member(props, key, json_object_dup_member(args, key));
     }
     g_list_free(members);
     if (!ok) {
@@ -158,11 +143,36 @@ bool user_object_add(JsonObject *args, GError **errp)
     o->id = g_strdup(id);
     o->type = type;
     o->obj = obj;
-    o->opts = type->create ? json_object_new() : opts_clone(args);
+    o->opts = type->create ? json_object_new() : opts_clone(props);
     opts_set_str(o->opts, "qom-type", type->name);
     opts_set_str(o->opts, "id", id);
     g_ptr_array_add(objects, o);
     return true;
+}
+
+/* @args: qom-type, id and the type's properties (not modified) */
+static bool user_object_add(JsonObject *args, GError **errp)
+{
+    g_autoptr(JsonObject) props = opts_clone(args);
+    const char *type = opts_peek_str(args, "qom-type");
+    const char *id = opts_peek_str(args, "id");
+
+    if (!opts_has(args, "qom-type")) {
+        error_setg(errp, "Parameter 'qom-type' is missing");
+        return false;
+    }
+    if (!type || !find_type(type)) {
+        error_setg(errp, "Parameter 'qom-type' does not accept value '%s'",
+                   type ? type : "");
+        return false;
+    }
+    if (!opts_has(args, "id")) {
+        error_setg(errp, "Parameter 'id' is missing");
+        return false;
+    }
+    json_object_remove_member(props, "qom-type");
+    json_object_remove_member(props, "id");
+    return user_object_create(type, id, props, errp);
 }
 
 static void print_help(const char *type_name)
@@ -216,36 +226,51 @@ bool user_object_add_cmdline(const char *arg, bool *help_printed, GError **errp)
         *help_printed = true;
         return true;
     }
-    args = keyval_parse_flat(arg, "qom-type", errp);
+    /* nested: throttle-group takes limits.NAME=... */
+    args = keyval_parse(arg, "qom-type", errp);
     if (!args) {
         return false;
     }
     return user_object_add(args, errp);
 }
 
-bool user_object_del(const char *id, GError **errp)
+static void user_object_free(UserObject *o)
 {
-    UserObject *o = find_object(id);
-
-    if (!o) {
-        error_setg(errp, "object '%s' not found", id);
-        return false;
-    }
-    g_ptr_array_remove(objects, o);
-    if (o->type->destroy) {
-        o->type->destroy(o->obj);
-    }
     json_object_unref(o->opts);
     g_free(o->id);
     g_free(o);
-    return true;
+}
+
+int user_object_del(const char *id, GError **errp)
+{
+    UserObject *o = id ? find_object(id) : NULL;
+
+    if (!o) {
+        error_setg(errp, "object '%s' not found", id ? id : "");
+        return -ENOENT;
+    }
+    if (o->type->destroy) {
+        int ret = o->type->destroy(o->obj, o->id, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    g_ptr_array_remove(objects, o);
+    user_object_free(o);
+    return 0;
 }
 
 void user_objects_clear(void)
 {
     while (objects && objects->len) {
         UserObject *o = objects->pdata[objects->len - 1];
-        user_object_del(o->id, NULL);
+
+        /* at exit: what cannot be deleted (a group still in use) is let go */
+        if (o->type->destroy) {
+            o->type->destroy(o->obj, o->id, NULL);
+        }
+        g_ptr_array_remove_index(objects, objects->len - 1);
+        user_object_free(o);
     }
     g_clear_pointer(&objects, g_ptr_array_unref);
 }

@@ -31,8 +31,12 @@ typedef struct BlockDriverState BlockDriverState;
 /* open a node nobody uses yet (blockdev-add, children): it needs nothing, so it
  * takes no locks until a parent or an export attaches to it */
 #define BDRV_O_NO_USER      0x200000
-#define BDRV_O_SEQUENTIAL   0x400000 /* one pass in order (commit, rebase): drivers
-                                       * keep their default metadata caches small */
+/* one pass in order (commit, rebase): drivers keep their default metadata caches
+ * small */
+#define BDRV_O_SEQUENTIAL   0x400000
+/* every read copies what it reads from below (the backing chain) into this node
+ * (qemu-io -C); only the node opened gets it, not its children */
+#define BDRV_O_COPY_ON_READ 0x800000
 
 /*
  * Permissions, QEMU's model: every user of a node says what it needs (perm) and
@@ -70,6 +74,7 @@ int bdrv_parse_discard_flags(const char *mode, int *flags);
 #define BDRV_REQ_FUA              0x0010  /* data must be stable when the call returns */
 #define BDRV_REQ_WRITE_COMPRESSED 0x0020  /* write compressed (qcow2 without data file) */
 #define BDRV_REQ_NO_FALLBACK      0x0100  /* zero write: fail rather than write zeros */
+#define BDRV_REQ_COPY_ON_READ     0x0200  /* read: copy what is read from below up */
 
 /* Block status flags */
 #define BDRV_BLOCK_DATA         0x01  /* reads come from data (not known zero) */
@@ -123,6 +128,14 @@ void bdrv_specific_info_dump(JsonNode *info, int indent);
 /* ---- drivers ---- */
 BlockDriver *bdrv_find_format(const char *name);
 const char *bdrv_get_format_name(BlockDriverState *bs);
+/* Does the node's driver take a backing file (qcow2)? What it leaves unallocated
+ * then reads from below, or as zeros; elsewhere it is only "not data". */
+bool bdrv_supports_backing(BlockDriverState *bs);
+/* The first node at or below @bs that is not a filter (blkdebug, raw, throttle,
+ * copy-on-read...): whose backing chain the filters show. */
+BlockDriverState *bdrv_skip_filters(BlockDriverState *bs);
+/* Is it a protocol node (file, null-co, blkdebug...)? */
+bool bdrv_is_protocol(BlockDriverState *bs);
 /* Iterate format + protocol names, as in "Supported formats:". */
 void bdrv_iterate_format(void (*fn)(void *opaque, const char *name), void *opaque);
 
@@ -150,9 +163,6 @@ BlockDriverState *bdrv_file_child(BlockDriverState *bs);
 BlockDriverState *bdrv_backing_child(BlockDriverState *bs);
 BlockDriverState *bdrv_data_file_child(BlockDriverState *bs);
 const char *bdrv_get_filename(BlockDriverState *bs);
-/* Can the node's format have a backing file (qcow2)? Unallocated ranges of such
- * a node read from below, or as zeros; elsewhere they are only "not data". */
-bool bdrv_supports_backing(BlockDriverState *bs);
 /* References held on the node: its parents', exports' and its owner's. */
 int bdrv_get_refcnt(BlockDriverState *bs);
 /* The node's options as opened (children nested); borrowed, may be NULL. */
@@ -166,6 +176,12 @@ const char *bdrv_get_backing_format(BlockDriverState *bs);
 bool bdrv_filename_is_special(const char *name);
 /* Make a path relative to @base's folder, as backing files are resolved. */
 char *bdrv_path_combine(const char *base, const char *name);
+/* The folder ("dir/", or "") relative names are resolved in; NULL with errp set
+ * when the node has none ("Cannot generate a base directory for quorum nodes"). */
+char *bdrv_dirname(BlockDriverState *bs, GError **errp);
+/* The backing file name stored in @bs, resolved against bdrv_dirname(); NULL
+ * (errp set) when it cannot be, or when there is none (errp untouched). */
+char *bdrv_get_full_backing_filename(BlockDriverState *bs, GError **errp);
 /* "json:{...}" or the plain file name describing how to reopen this node. */
 char *bdrv_get_full_filename(BlockDriverState *bs);
 
@@ -283,6 +299,10 @@ JsonArray *bdrv_query_dirty_bitmaps(BlockDriverState *bs);
  */
 int bdrv_dirty_bitmap_status(BlockDriverState *bs, const char *name, int64_t offset,
                              int64_t bytes, int64_t *pnum);
+
+/* Can an image file be created under @filename's protocol ("file:", a device, no
+ * prefix)? QEMU's messages for unknown ones and for those that cannot create. */
+int bdrv_create_check_protocol(const char *filename, GError **errp);
 
 /* ---- creating images ---- */
 /*

@@ -73,11 +73,49 @@ struct BlockDriver {
     size_t instance_size;
     /* false for protocol drivers (file, blkdebug), which read a filename */
     bool is_protocol;
+    /* an image format (raw, qcow2): a node over a plainly named file without
+     * strong options is named by that file's name (other filters get json:) */
+    bool is_format;
+    /* can have a backing file: what it leaves unallocated without one reads as zeros */
+    bool supports_backing;
+    /* not a protocol, but opens its children itself in open() (quorum): the
+     * generic layer opens no "file" child for it */
+    bool own_children;
     /* passes requests through to bs->file (raw, blkdebug): the child is given what
      * the node's own users need and share, as QEMU's filters do */
     bool is_filter;
     /* option keys open() takes besides the generic ones; NULL-terminated */
     const char *const *runtime_opts;
+    /*
+     * Options that change what the node shows (QEMU's "strong" options): a node
+     * given one cannot be named by a plain filename, so its name becomes a json:
+     * filename that lists them. A key ending in '.' covers every key under it.
+     */
+    const char *const *strong_opts;
+
+    /* Filename prefix ("null-co" for "null-co://", "blkdebug" for "blkdebug:..."). */
+    const char *protocol_name;
+    /* More prefixes of the same driver ("nbd+tcp", "nbd+unix"); NULL-terminated */
+    const char *const *protocol_aliases;
+    /* a protocol whose images are created in a node that exists already (nbd):
+     * QEMU's simple creation opens it, fits it to the size, zeroes sector 0 */
+    bool create_simple;
+    /*
+     * Turn a filename given to a protocol driver into its options (into @opts,
+     * which holds the options given besides). NULL: the name is the "filename".
+     */
+    int (*parse_filename)(const char *filename, JsonObject *opts, GError **errp);
+    /*
+     * Name the node after open: add the children's full options to @full (which
+     * holds "driver" and the strong options) and return a plain filename that
+     * opens the same node, or NULL when there is none (the name is then json:).
+     * NULL: protocols are named by their "filename", formats and filters by
+     * their file child.
+     */
+    char *(*refresh_filename)(BlockDriverState *bs, JsonObject *full, bool has_strong);
+    /* Folder relative backing file names are taken from. NULL: the file child's,
+     * or a protocol's file name's. */
+    char *(*dirname)(BlockDriverState *bs, GError **errp);
 
     /* Score 0..100 for the first sectors of an image; NULL: never probed. */
     int (*probe)(const uint8_t *buf, int buf_size, const char *filename);
@@ -181,7 +219,10 @@ struct BlockDriverState {
     void *opaque;
     int refcnt;
     int open_flags;
-    char *filename;          /* file name shown to users */
+    char *filename;          /* file name shown to users: exact_filename or json: */
+    char *exact_filename;    /* a plain filename that opens this node, or NULL */
+    JsonObject *full_open_options; /* driver, strong options, children: the json: name */
+    bool backing_overridden; /* the backing child came from options, not the image */
     char *node_name;         /* user-given or automatic "#blockNNN" */
     bool auto_node_name;
     JsonObject *options;     /* the node's options as opened, children nested */
@@ -200,16 +241,44 @@ struct BlockDriverState {
     /* who uses this node (BdrvPermUser: a parent node's child slot, a tool's open,
      * an export) and what they need and share; see bdrv_perm_attach() */
     GPtrArray *perm_users;
+    /* the slots (BlockDriverState **) of children attached as BDRV_CHILD_FILTERED:
+     * they get what this node's users need and share */
+    GPtrArray *filtered_slots;
 };
 
 /* Driver table (block.c) */
 extern BlockDriver bdrv_file;
+extern BlockDriver bdrv_host_device;
+extern BlockDriver bdrv_host_cdrom;
 extern BlockDriver bdrv_raw;
 extern BlockDriver bdrv_qcow2;
 extern BlockDriver bdrv_blkdebug;
 extern BlockDriver bdrv_crypto_luks;
 extern BlockDriver bdrv_nbd;
 extern BlockDriver bdrv_null_co;
+extern BlockDriver bdrv_null_aio;
+extern BlockDriver bdrv_blkverify;
+extern BlockDriver bdrv_copy_on_read;
+extern BlockDriver bdrv_compress;
+extern BlockDriver bdrv_quorum;
+extern BlockDriver bdrv_preallocate;
+extern BlockDriver bdrv_throttle;
+
+/*
+ * The protocol driver that opens @filename: the one its "proto:" prefix names
+ * (only with @allow_prefix: a name given as a filename, not as a "filename"
+ * option), host_device for device nodes, else file. NULL with errp set for an
+ * unknown prefix.
+ */
+const BlockDriver *bdrv_find_protocol(const char *filename, bool allow_prefix,
+                                      GError **errp);
+
+/* ---- names (filename.c) ---- */
+/* Work out bs->exact_filename, bs->full_open_options and bs->filename once the
+ * node and its children are open. */
+void bdrv_refresh_filename(BlockDriverState *bs);
+/* The node's full options (for a parent's json: name); new reference. */
+JsonNode *bdrv_full_options_node(BlockDriverState *bs);
 
 /*
  * Open a child of @parent: @ref is the options object under @parent's @child_name
@@ -261,9 +330,6 @@ int bdrv_create_file_fill(BlockDriverState *bs, uint64_t size, PreallocMode prea
 /* Close it; after a failed creation (@failed) remove it if this creation made it:
  * a file that existed before is never removed. */
 void bdrv_create_file_close(BlockDriverState *bs, bool created, bool failed);
-
-/* The protocol driver a "proto:..." file name names (nbd), NULL for a path. */
-const BlockDriver *bdrv_find_protocol(const char *filename);
 
 /* Would any format other than raw claim this first sector? */
 bool bdrv_probe_claims(const uint8_t *buf, int len);

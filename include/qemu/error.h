@@ -28,6 +28,8 @@ const char *error_get_progname(void);
 /* Print "progname: message\n" to stderr. */
 void error_report(const char *fmt, ...) G_GNUC_PRINTF_CHECK(1, 2);
 void warn_report(const char *fmt, ...) G_GNUC_PRINTF_CHECK(1, 2);
+/* The same without the final newline (a few QEMU warnings end so). */
+void warn_report_unterminated(const char *fmt, ...) G_GNUC_PRINTF_CHECK(1, 2);
 /* Print an error's message with error_report and free it. */
 void error_report_err(GError *err);
 
