@@ -842,10 +842,6 @@ static int qcow2_shrink(BlockDriverState *bs, uint64_t offset, GError **errp)
     uint64_t start = QEMU_ALIGN_UP(offset, s->cluster_size);
     int ret;
 
-    if (s->nb_snapshots) {
-        error_setg(errp, "Can't resize an image which has snapshots");
-        return -ENOTSUP;
-    }
     /* drop every cluster past the new end: they become unallocated */
     if (end > start) {
         ret = qcow2_discard_unmap_range(bs, start, end - start);
@@ -1014,6 +1010,11 @@ static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
         error_setg(errp, "Cannot resize without access to the data file");
         return -ENOMEDIUM;
     }
+    /* v3 snapshots record their disk size; v2 ones do not */
+    if (s->nb_snapshots && s->version < 3) {
+        error_setg(errp, "Can't resize a v2 image which has snapshots");
+        return -ENOTSUP;
+    }
     if ((uint64_t)offset < old) {
         if (prealloc != PREALLOC_MODE_OFF) {
             error_setg(errp, "Preallocation can't be used for shrinking an image");
@@ -1025,10 +1026,7 @@ static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
         && old) {
         return 0;
     }
-    if (s->nb_snapshots && (uint64_t)offset != old) {
-        error_setg(errp, "Can't resize an image which has snapshots");
-        return -ENOTSUP;
-    }
+
     l1_needed = qcow2_l1_entries_for(offset, s->cluster_bits);
     if (l1_needed * 8 > QCOW_MAX_L1_SIZE) {
         /* QEMU's messages for create and for resize */
@@ -1391,7 +1389,22 @@ int qcow2_create_qmp(JsonObject *opts, GError **errp)
 
 static int amend_refcount_bits(BlockDriverState *bs, int bits, GError **errp)
 {
-    int ret = qcow2_change_refcount_order(bs, ctz64(bits));
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t new_max = bits == 64 ? UINT64_MAX : (1ULL << bits) - 1;
+    uint64_t nb = qcow2_refcount_covered_clusters(bs);
+    int ret;
+
+    /* shared clusters (internal snapshots) may need more than the new width */
+    for (uint64_t c = 0; bits < s->refcount_bits && c < nb; c++) {
+        uint64_t rc = 0;
+        if (qcow2_get_refcount(bs, c, &rc) == 0 && rc > new_max) {
+            error_setg(errp, "Cannot decrease refcount entry width to %i bits: Cluster "
+                       "at offset %#" PRIx64 " has a refcount of %" PRIu64, bits,
+                       c << s->cluster_bits, rc);
+            return -EINVAL;
+        }
+    }
+    ret = qcow2_change_refcount_order(bs, ctz64(bits));
 
     if (ret < 0) {
         error_setg_errno(errp, -ret, "Failed to change the refcount width");

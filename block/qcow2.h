@@ -561,6 +561,8 @@ typedef struct Qcow2SnapshotInfo {
     uint64_t vm_state_size;
     uint64_t disk_size;
     int64_t icount;
+    uint32_t extra_size;        /* extra data as read (kept past the known fields) */
+    uint8_t *extra;
     uint64_t entry_size;        /* bytes in the snapshot table, padded */
 } Qcow2SnapshotInfo;
 void qcow2_snapshot_info_free(gpointer sn);
@@ -570,7 +572,12 @@ int qcow2_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *na
 /* Parsed snapshot table (GPtrArray of Qcow2SnapshotInfo). */
 int qcow2_read_snapshots(BlockDriverState *bs, GPtrArray *out, GError **errp);
 int qcow2_read_snapshots_check(BlockDriverState *bs, GError **errp);
+/* New snapshot @name of the active state; 0 or -errno (QEMU's codes). */
 int qcow2_snapshot_create(BlockDriverState *bs, const char *name);
+/* Revert to the snapshot with ID (else name) @name. */
+int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, GError **errp);
+/* Delete the snapshot with name (else ID) @name. */
+int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, GError **errp);
 int qcow2_snapshot_list(BlockDriverState *bs, GPtrArray *out);
 
 /* Dirty (1) or clean (0) are the first *pnum bytes of [offset, offset+bytes) in

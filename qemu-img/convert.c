@@ -400,6 +400,7 @@ typedef struct ConvertOpts {
     bool explicit_min_sparse, copy_range, compress, progress, quiet, skip_create;
     bool image_opts, tgt_image_opts, target_is_zero, force_share, untrusted;
     int num_coroutines;
+    ImgSnapshotParam snapshot;                    /* -l */
 } ConvertOpts;
 
 static void parse_size_opt(const char *arg, const char *what, uint64_t *out)
@@ -428,7 +429,7 @@ static void parse_args(int argc, char **argv, ConvertOpts *o)
     uint64_t v;
     int c;
 
-    while ((c = getopt_long(argc, argv, ":hf:O:B:F:Cco:S:pt:T:qnm:WUr:", long_options,
+    while ((c = getopt_long(argc, argv, ":hf:O:B:F:Cco:l:S:pt:T:qnm:WUr:", long_options,
                             NULL)) != -1) {
         switch (c) {
         case ':':
@@ -441,6 +442,11 @@ static void parse_args(int argc, char **argv, ConvertOpts *o)
             break;
         case 'O':
             o->out_fmt = optarg;
+            break;
+        case 'l':
+            if (!img_parse_snapshot_param(optarg, &o->snapshot)) {
+                exit(EXIT_FAILURE);
+            }
             break;
         case 'B':
             o->out_baseimg = optarg;
@@ -683,12 +689,16 @@ int img_convert(int argc, char **argv)
         src_flags &= ~BDRV_O_NO_SHARE;
     }
 
+    if (s.src_num > 1 && o.snapshot.given) {
+        error_report("No support for concatenating multiple snapshot");
+        return EXIT_FAILURE;
+    }
     s.src = g_new0(BlockDriverState *, s.src_num);
     s.src_sizes = g_new0(int64_t, s.src_num);
     for (int i = 0; i < s.src_num; i++) {
         s.src[i] = img_open(o.image_opts, argv[optind + i], o.fmt, src_flags,
                             src_writethrough, o.quiet, o.force_share);
-        if (!s.src[i]) {
+        if (!s.src[i] || img_load_snapshot(s.src[i], &o.snapshot) < 0) {
             goto out;
         }
         s.src_sizes[i] = bdrv_getlength(s.src[i]);

@@ -7,15 +7,7 @@
  */
 #include "qemu-img.h"
 
-/* -l: "snapshot.id=..,snapshot.name=.." or a plain ID or name. */
-typedef struct MeasureSnapshot {
-    const char *id_or_name;
-    char *id;
-    char *name;
-    bool given;
-} MeasureSnapshot;
-
-static bool parse_snapshot_param(const char *arg, MeasureSnapshot *sn)
+bool img_parse_snapshot_param(const char *arg, ImgSnapshotParam *sn)
 {
     g_autoptr(JsonObject) o = NULL;
     g_autoptr(GError) err = NULL;
@@ -67,19 +59,13 @@ static void print_info(const BlockMeasureInfo *info, OutputFormat output_format)
     qapi_print_json_object(o);
 }
 
-/* Open the source, with its snapshot loaded when -l names one. */
-static BlockDriverState *open_source(bool image_opts, const char *filename,
-                                     const char *fmt, bool force_share,
-                                     const MeasureSnapshot *sn)
+int img_load_snapshot(BlockDriverState *bs, const ImgSnapshotParam *sn)
 {
     g_autoptr(GError) err = NULL;
-    BlockDriverState *bs;
     int ret;
 
-    /* a plain read-only open, as info's (QEMU's measure is no convert) */
-    bs = img_open(image_opts, filename, fmt, 0, false, false, force_share);
-    if (!bs || !sn->given) {
-        return bs;
+    if (!sn->given) {
+        return 0;
     }
     if (sn->id_or_name) {
         /* an ID first, then a name */
@@ -93,6 +79,20 @@ static BlockDriverState *open_source(bool image_opts, const char *filename,
     }
     if (ret < 0) {
         error_report("Failed to load snapshot: %s", err->message);
+    }
+    return ret;
+}
+
+/* Open the source, with its snapshot loaded when -l names one. */
+static BlockDriverState *open_source(bool image_opts, const char *filename,
+                                     const char *fmt, bool force_share,
+                                     const ImgSnapshotParam *sn)
+{
+    BlockDriverState *bs;
+
+    /* a plain read-only open, as info's (QEMU's measure is no convert) */
+    bs = img_open(image_opts, filename, fmt, 0, false, false, force_share);
+    if (bs && img_load_snapshot(bs, sn) < 0) {
         bdrv_unref(bs);
         return NULL;
     }
@@ -111,7 +111,7 @@ int img_measure(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     OutputFormat output_format = OFORMAT_HUMAN;
-    MeasureSnapshot sn = { 0 };
+    ImgSnapshotParam sn = { 0 };
     bool image_opts = false, force_share = false;
     const char *filename = NULL, *fmt = NULL, *out_fmt = "raw";
     g_autofree char *options = NULL;
@@ -141,7 +141,7 @@ int img_measure(int argc, char **argv)
             }
             break;
         case 'l':
-            if (!parse_snapshot_param(optarg, &sn)) {
+            if (!img_parse_snapshot_param(optarg, &sn)) {
                 goto out;
             }
             break;

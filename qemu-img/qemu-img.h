@@ -128,6 +128,19 @@ bool img_has_help_option(const char *options);
  */
 JsonObject *img_parse_option_list(const char *options, GError **errp);
 
+/* -l of measure and convert: "snapshot.id=..,snapshot.name=.." or an ID or name */
+typedef struct ImgSnapshotParam {
+    const char *id_or_name;
+    char *id;
+    char *name;
+    bool given;
+} ImgSnapshotParam;
+/* Parse -l's argument (false after QEMU's message). */
+bool img_parse_snapshot_param(const char *arg, ImgSnapshotParam *sn);
+/* Show that snapshot on read-only @bs (nothing if none given); "Failed to load
+ * snapshot: ..." on error. */
+int img_load_snapshot(BlockDriverState *bs, const ImgSnapshotParam *sn);
+
 /* ---- opening images ---- */
 /*
  * Open an image the way qemu-img opens its images: @filename is a path, json:, or

@@ -28,7 +28,7 @@ static void list_snapshots(BlockDriverState *bs)
     }
 }
 
-/* Is there a snapshot with this ID or name? */
+/* Is there a snapshot with this name? (qemu-img -d looks names up, not IDs) */
 static bool snapshot_exists(BlockDriverState *bs, const char *name)
 {
     g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(
@@ -39,10 +39,8 @@ static bool snapshot_exists(BlockDriverState *bs, const char *name)
     }
     for (guint i = 0; i < list->len; i++) {
         JsonObject *sn = list->pdata[i];
-        if ((json_object_has_member(sn, "id") &&
-             !g_strcmp0(json_object_get_string_member(sn, "id"), name)) ||
-            (json_object_has_member(sn, "name") &&
-             !g_strcmp0(json_object_get_string_member(sn, "name"), name))) {
+        if (json_object_has_member(sn, "name") &&
+            !g_strcmp0(json_object_get_string_member(sn, "name"), name)) {
             return true;
         }
     }
