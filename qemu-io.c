@@ -159,9 +159,14 @@ int main(int argc, char **argv)
             break;
         case OPTION_OBJECT: {
             GError *err = NULL;
-            if (!user_object_add(optarg, &err)) {
+            bool help = false;
+
+            if (!user_object_add_cmdline(optarg, &help, &err)) {
                 error_report_err(err);
-                exit(1);
+                return 1;
+            }
+            if (help) {
+                return 0;
             }
             break;
         }

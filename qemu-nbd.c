@@ -583,12 +583,18 @@ int main(int argc, char **argv)
             break;
         case 'T':
             break;
-        case OPT_OBJECT:
-            if (!user_object_add(optarg, &err)) {
+        case OPT_OBJECT: {
+            bool help = false;
+
+            if (!user_object_add_cmdline(optarg, &help, &err)) {
                 error_report_err(g_steal_pointer(&err));
                 return EXIT_FAILURE;
             }
+            if (help) {
+                return EXIT_SUCCESS;
+            }
             break;
+        }
         case OPT_TLSCREDS:
             tls_creds = optarg;
             break;

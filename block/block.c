@@ -17,6 +17,7 @@ static BlockDriver *const block_drivers[] = {
     &bdrv_host_device,
     &bdrv_host_cdrom,
     &bdrv_blkdebug,
+    &bdrv_crypto_luks,
     &bdrv_null_co,
     &bdrv_null_aio,
     &bdrv_blkverify,
@@ -282,6 +283,7 @@ BlockDriverState *bdrv_data_file_child(BlockDriverState *bs) { return bs->data_f
 const char *bdrv_get_filename(BlockDriverState *bs) { return bs->filename; }
 int bdrv_get_refcnt(BlockDriverState *bs) { return bs->refcnt; }
 JsonObject *bdrv_get_options(BlockDriverState *bs) { return bs->options; }
+bool bdrv_is_encrypted(BlockDriverState *bs) { return bs->encrypted; }
 bool bdrv_is_read_only(BlockDriverState *bs) { return !(bs->open_flags & BDRV_O_RDWR); }
 int bdrv_get_flags(BlockDriverState *bs) { return bs->open_flags; }
 const char *bdrv_get_backing_filename(BlockDriverState *bs) { return bs->backing_file; }

@@ -15,7 +15,7 @@
  * listed follow in the order they were given.
  */
 static const char *const key_order[] = {
-    "backing", "read-pattern", "children", "inject-error.0.state",
+    "encrypt.key-secret", "backing", "read-pattern", "children", "inject-error.0.state",
     "inject-error.0.immediately", "opt-write-zero", "offset", "read-zeroes", "test",
     "throttle-group", "set-state.0.event", "inject-error.0.once", "max-write-zero",
     "image", "max-transfer", "server.host", "server.port", "server.path", "port", "host",

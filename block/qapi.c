@@ -83,6 +83,7 @@ JsonObject *bdrv_query_image_info(BlockDriverState *bs, GError **errp)
     const char *backing_fmt = bdrv_get_backing_format(bs);
     int64_t size = bdrv_getlength(bs), actual;
     BlockDriverInfo bdi;
+    bool has_info;
     JsonArray *snapshots;
     JsonNode *spec;
     GError *local = NULL;
@@ -99,10 +100,14 @@ JsonObject *bdrv_query_image_info(BlockDriverState *bs, GError **errp)
         json_object_set_int_member(info, "actual-size", actual);
     }
     /* (QEMU: both only from a driver that answers for its info: not null-co) */
-    if (bdrv_get_info(bs, &bdi) == 0) {
-        if (bdi.cluster_size != 0) {
-            json_object_set_int_member(info, "cluster-size", bdi.cluster_size);
-        }
+    has_info = bdrv_get_info(bs, &bdi) == 0;
+    if (has_info && bdi.cluster_size != 0) {
+        json_object_set_int_member(info, "cluster-size", bdi.cluster_size);
+    }
+    if (bdrv_is_encrypted(bs)) {
+        json_object_set_boolean_member(info, "encrypted", true);
+    }
+    if (has_info) {
         json_object_set_boolean_member(info, "dirty-flag", bdrv_is_dirty(bs));
     }
     if (backing && *backing) {

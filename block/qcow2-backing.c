@@ -19,9 +19,9 @@
  *   old image used, the header switched again, and the file cut. Each of the two
  *   sets accounts exactly for the clusters it uses: whatever the moment of the
  *   crash, the image is the old one or an empty one, without leaks. Images this
- *   cannot rebuild (version 2, snapshots, bitmaps, external data file, an L1
- *   table too big for one refcount block) are emptied by discarding every
- *   cluster instead, as QEMU does.
+ *   cannot rebuild (version 2, snapshots, bitmaps, external data file, a LUKS
+ *   header in its clusters, an L1 table too big for one refcount block) are
+ *   emptied by discarding every cluster instead, as QEMU does.
  */
 #include "qemu/osdep.h"
 #include "block/qcow2.h"
@@ -222,7 +222,7 @@ static bool can_rebuild(BlockDriverState *bs)
     uint64_t l1_clusters = DIV_ROUND_UP((uint64_t)s->l1_size * 8, s->cluster_size);
 
     return s->version >= 3 && !s->nb_snapshots && !s->has_bitmaps_ext &&
-           !s->nb_bitmaps && !has_data_file(bs) &&
+           !s->nb_bitmaps && !has_data_file(bs) && !s->has_crypto_header &&
            3 + l1_clusters <= (uint64_t)s->refcount_block_size;
 }
 

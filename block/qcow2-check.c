@@ -322,6 +322,11 @@ static int compute_references(CheckState *cs)
             inc_refs(cs, s->snapshots_offset, len);
         }
     }
+    /* the LUKS header (encrypted images) */
+    if (s->crypt_method == QCOW_CRYPT_LUKS && s->has_crypto_header &&
+        s->crypto_header_length) {
+        inc_refs(cs, s->crypto_header_offset, s->crypto_header_length);
+    }
     /* refcount table and blocks */
     inc_refs(cs, s->refcount_table_offset, (uint64_t)s->refcount_table_size * 8);
     for (uint32_t i = 0; i < s->refcount_table_size; i++) {

@@ -943,8 +943,7 @@ int qcow2_decompress_cluster(BlockDriverState *bs, uint64_t l2_entry, uint8_t *o
     BDRVQcow2State *s = bs->opaque;
     uint64_t start, len;
     g_autofree uint8_t *in = NULL;
-    z_stream strm = { 0 };
-    int ret, zret;
+    int ret;
 
     qcow2_compressed_range(s, l2_entry, &start, &len);
     {
@@ -963,18 +962,7 @@ int qcow2_decompress_cluster(BlockDriverState *bs, uint64_t l2_entry, uint8_t *o
     if (ret < 0) {
         return ret;
     }
-    if (inflateInit2(&strm, -12) != Z_OK) {
-        return -EIO;
-    }
-    strm.next_in = in;
-    strm.avail_in = len;
-    strm.next_out = out;
-    strm.avail_out = s->cluster_size;
-    zret = inflate(&strm, Z_FINISH);
-    ret = ((zret == Z_STREAM_END || zret == Z_BUF_ERROR || zret == Z_OK) &&
-           strm.avail_out == 0) ? 0 : -EIO;
-    inflateEnd(&strm);
-    return ret;
+    return qcow2_decompress(s->compression_type, out, s->cluster_size, in, len);
 }
 
 int qcow2_alloc_compressed_cluster(BlockDriverState *bs, uint64_t offset,

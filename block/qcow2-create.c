@@ -35,6 +35,16 @@ PreallocMode qcow2_effective_prealloc(PreallocMode requested, bool data_file_raw
 const CreateOptDesc qcow2_create_opt_descs[] = {
     { "encryption", OPT_BOOL, "Encrypt the image with format 'aes'. (Deprecated in "
       "favor of encrypt.format=aes)", NULL },
+    { "encrypt.format", OPT_STRING, "Encrypt the image, format choices: 'aes', 'luks'",
+      NULL },
+    { "encrypt.key-secret", OPT_STRING, "ID of secret providing qcow AES key or LUKS "
+      "passphrase", NULL },
+    { "encrypt.cipher-alg", OPT_STRING, "Name of encryption cipher algorithm", NULL },
+    { "encrypt.cipher-mode", OPT_STRING, "Name of encryption cipher mode", NULL },
+    { "encrypt.ivgen-alg", OPT_STRING, "Name of IV generator algorithm", NULL },
+    { "encrypt.ivgen-hash-alg", OPT_STRING, "Name of IV generator hash algorithm", NULL },
+    { "encrypt.hash-alg", OPT_STRING, "Name of encryption hash algorithm", NULL },
+    { "encrypt.iter-time", OPT_NUMBER, "Time to spend in PBKDF in milliseconds", NULL },
     { "cluster_size", OPT_SIZE, "qcow2 cluster size", "65536" },
     { "extended_l2", OPT_BOOL, "Extended L2 tables", "off" },
     { "preallocation", OPT_STRING, "Preallocation mode (allowed values: off, metadata, "
@@ -65,6 +75,15 @@ const CreateOptDesc qcow2_amend_opt_descs[] = {
       "image", NULL },
     { "lazy_refcounts", OPT_BOOL, "Postpone refcount updates", NULL },
     { "refcount_bits", OPT_NUMBER, "Width of a reference count entry in bits", NULL },
+    { "encrypt.state", OPT_STRING, "Select new state of affected keyslots "
+      "(active/inactive)", NULL },
+    { "encrypt.keyslot", OPT_NUMBER, "Select a single keyslot to modify explicitly",
+      NULL },
+    { "encrypt.old-secret", OPT_STRING, "Select all keyslots that match this password",
+      NULL },
+    { "encrypt.new-secret", OPT_STRING, "New secret to set in the matching keyslots. "
+      "Empty string to erase", NULL },
+    { "encrypt.iter-time", OPT_NUMBER, "Time to spend in PBKDF in milliseconds", NULL },
     { NULL },
 };
 
@@ -82,10 +101,16 @@ typedef struct Qcow2CreateParams {
     bool has_data_file;
     bool data_file_raw;
     bool keep_data_file;
+    int compression_type;
+    bool has_crypto;
+    QCryptoBlockCreateOptions crypto;
 } Qcow2CreateParams;
 
 static void params_clear(Qcow2CreateParams *p)
 {
+    if (p->has_crypto) {
+        qcrypto_block_create_options_clear(&p->crypto);
+    }
     g_free(p->backing_file);
     g_free(p->backing_fmt);
     g_free(p->data_file);
@@ -160,6 +185,11 @@ static int validate_params(Qcow2CreateParams *p, GError **errp)
     if (p->version < 3 && p->lazy_refcounts) {
         error_setg(errp, "Lazy refcounts only supported with compatibility level 1.1 "
                    "and above (use version=v3 or greater)");
+        return -EINVAL;
+    }
+    if (p->compression_type != QCOW2_COMPRESSION_TYPE_ZLIB && p->version < 3) {
+        error_setg(errp, "Non-zlib compression type is only supported with "
+                   "compatibility level 1.1 and above (use version=v3 or greater)");
         return -EINVAL;
     }
     if (p->has_data_file && p->version < 3) {
@@ -251,7 +281,8 @@ static int write_initial_image(BlockDriverState *file, Qcow2CreateParams *p,
     stq_be(buf + 48, cs);                                  /* refcount_table_offset */
     stl_be(buf + 56, 1);                                   /* refcount_table_clusters */
     if (p->version >= 3) {
-        uint64_t incompat = p->has_data_file ? QCOW2_INCOMPAT_DATA_FILE : 0;
+        uint64_t incompat = (p->has_data_file ? QCOW2_INCOMPAT_DATA_FILE : 0) |
+                            (p->compression_type ? QCOW2_INCOMPAT_COMPRESSION : 0);
         uint64_t compat = p->lazy_refcounts ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0;
         uint64_t autoclear = p->data_file_raw ? QCOW2_AUTOCLEAR_DATA_FILE_RAW : 0;
         stq_be(buf + 72, incompat);
@@ -259,6 +290,7 @@ static int write_initial_image(BlockDriverState *file, Qcow2CreateParams *p,
         stq_be(buf + 88, autoclear);
         stl_be(buf + 96, refcount_order);
         stl_be(buf + 100, hlen);
+        buf[104] = p->compression_type;
     }
     off = hlen;
     if (p->backing_fmt && p->backing_file) {
@@ -378,6 +410,10 @@ static int qcow2_format_locked(BlockDriverState *file, BlockDriverState *data_fi
     ret = truncate_image(bs, p->size, true, mode, true, errp);
     if (ret < 0) {
         error_prepend(errp, "Could not resize image: ");
+    }
+    if (ret == 0 && p->has_crypto) {
+        /* as QEMU: the LUKS header comes after what preallocation placed */
+        ret = qcow2_crypto_create(bs, &p->crypto, errp);
     }
     if (ret == 0) {
         /* the final header: feature table and every extension */
@@ -1133,22 +1169,19 @@ static int parse_create_opts(JsonObject *opts, Qcow2CreateParams *p, GError **er
         }
         p->prealloc = m;
     }
-    if (ct && strcmp(ct, "zlib")) {
-        if (!strcmp(ct, "zstd")) {
-            error_setg(errp, "compression_type=zstd is not supported by this build");
-        } else {
-            error_setg(errp, "Parameter 'compression-type' does not accept value '%s'",
-                       ct);
-        }
+    p->compression_type = QCOW2_COMPRESSION_TYPE_ZLIB;
+    if (ct && !strcmp(ct, "zstd")) {
+        p->compression_type = QCOW2_COMPRESSION_TYPE_ZSTD;
+    } else if (ct && strcmp(ct, "zlib")) {
+        error_setg(errp, "Parameter 'compression-type' does not accept value '%s'", ct);
         return -EINVAL;
     }
     if (opts_get_bool(opts, "extended_l2", false, NULL)) {
         error_setg(errp, "extended_l2=on is not supported by this build");
         return -ENOTSUP;
     }
-    if (opts_get_bool(opts, "encryption", false, NULL) || opts_has(opts, "encrypt")) {
-        error_setg(errp, "Encrypted images are not supported by this build");
-        return -ENOTSUP;
+    if (qcow2_crypto_parse_create_opts(opts, &p->crypto, &p->has_crypto, errp) < 0) {
+        return -EINVAL;
     }
     p->backing_file = opts_get_str(opts, "backing_file");
     p->backing_fmt = opts_get_str(opts, "backing_fmt");
@@ -1435,10 +1468,30 @@ int qcow2_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **err
     bool raw = opts_get_bool(opts, "data_file_raw", false, local ? NULL : &local);
     bool has_df = opts_has(opts, "data_file");
     g_autofree char *df = opts_get_str(opts, "data_file");
+    g_autoptr(JsonObject) enc = json_object_new();
+    GList *members = json_object_get_members(opts);
 
+    for (GList *l = members; l; l = l->next) {
+        const char *k = l->data;
+        if (g_str_has_prefix(k, "encrypt.")) {
+            json_object_set_member(enc, k + 8, json_object_dup_member(opts, k));
+        } else if (!strcmp(k, "encrypt") && opts_get_object(opts, k)) {
+            opts_merge(enc, opts_get_object(opts, k));
+        }
+    }
+    g_list_free(members);
     if (local) {
         error_propagate(errp, local);
         return -EINVAL;
+    }
+    if (opts_has(enc, "format")) {
+        g_autofree char *ef = opts_get_str(enc, "format");
+        if (ef && strcmp(ef, "luks")) {
+            error_setg(errp, "Amend can't be used to change the qcow2 encryption "
+                       "format");
+            return -EINVAL;
+        }
+        json_object_remove_member(enc, "format");
     }
     if (opts_has(opts, "backing_file") || opts_has(opts, "backing_fmt")) {
         error_setg(errp, "Cannot amend the backing file\n"
@@ -1516,6 +1569,12 @@ int qcow2_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **err
         ret = qcow2_update_header(bs);
         if (ret < 0) {
             error_setg_errno(errp, -ret, "Failed to update the image header");
+            return ret;
+        }
+    }
+    if (json_object_get_size(enc)) {
+        ret = qcow2_crypto_amend(bs, enc, force, errp);
+        if (ret < 0) {
             return ret;
         }
     }

@@ -5,7 +5,6 @@
  */
 #include "qemu/osdep.h"
 #include "block/qcow2.h"
-#include <zlib.h>
 
 static inline BlockDriverState *data_node(BlockDriverState *bs)
 {
@@ -16,6 +15,51 @@ static inline BlockDriverState *data_node(BlockDriverState *bs)
 static inline BlockDriverState *visible_backing(BlockDriverState *bs)
 {
     return data_file_is_raw(bs) ? NULL : bs->backing;
+}
+
+/* Read guest data stored at @host (guest offset @guest), decrypted if need be. */
+static int data_read(BlockDriverState *bs, uint64_t host, uint64_t guest, int64_t len,
+                     uint8_t *buf)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret = bdrv_pread(data_node(bs), host, len, buf, 0);
+
+    if (ret == 0 && s->crypto) {
+        ret = qcow2_crypto_decrypt(bs, host, guest, buf, len);
+    }
+    return ret;
+}
+
+#define CRYPT_BOUNCE (1 * MiB)
+
+/* Write guest data to @host (guest offset @guest), encrypted if need be: the
+ * caller's buffer is never changed. */
+static int data_write(BlockDriverState *bs, uint64_t host, uint64_t guest, int64_t len,
+                      const uint8_t *buf)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint8_t *bounce;
+    int ret = 0;
+
+    if (!s->crypto) {
+        return bdrv_pwrite(data_node(bs), host, len, buf, 0);
+    }
+    /* one buffer for the life of the node: a fresh one per write costs page faults */
+    if (!s->crypt_bounce && posix_memalign((void **)&s->crypt_bounce, 4096, CRYPT_BOUNCE)) {
+        s->crypt_bounce = NULL;
+        return -ENOMEM;
+    }
+    bounce = s->crypt_bounce;
+    for (int64_t done = 0; done < len && ret == 0; done += CRYPT_BOUNCE) {
+        int64_t n = MIN(len - done, CRYPT_BOUNCE);
+
+        memcpy(bounce, buf + done, n);
+        ret = qcow2_crypto_encrypt(bs, host + done, guest + done, bounce, n);
+        if (ret == 0) {
+            ret = bdrv_pwrite(data_node(bs), host + done, n, bounce, 0);
+        }
+    }
+    return ret;
 }
 
 /* Read guest [offset, offset+bytes) of the backing chain, zeros past its end. */
@@ -73,7 +117,7 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *bu
                 return -ENOMEDIUM;
             }
             BLKDBG_EVENT(bs->file, BLKDBG_READ_AIO);
-            ret = bdrv_pread(data_node(bs), host, cur, p, 0);
+            ret = data_read(bs, host, offset, cur, p);
             break;
         case QCOW2_CLUSTER_COMPRESSED:
             if (!cluster) {
@@ -109,8 +153,8 @@ static int read_old_content(BlockDriverState *bs, uint64_t old_entry, uint64_t g
     switch (qcow2_get_cluster_type(bs, old_entry)) {
     case QCOW2_CLUSTER_NORMAL:
         BLKDBG_EVENT(bs->file, BLKDBG_COW_READ);
-        return bdrv_pread(data_node(bs), (old_entry & L2E_OFFSET_MASK) +
-                          offset_into_cluster(s, guest_off), len, dst, 0);
+        return data_read(bs, (old_entry & L2E_OFFSET_MASK) +
+                         offset_into_cluster(s, guest_off), guest_off, len, dst);
     case QCOW2_CLUSTER_COMPRESSED:
         cluster = g_malloc(s->cluster_size);
         ret = qcow2_decompress_cluster(bs, old_entry, cluster);
@@ -152,7 +196,7 @@ static int write_cow_cluster(BlockDriverState *bs, uint64_t old_entry, uint64_t 
     }
     memcpy(c + data_off, data, data_len);
     BLKDBG_EVENT(bs->file, BLKDBG_COW_WRITE);
-    ret = bdrv_pwrite(data_node(bs), host_cl, s->cluster_size, c, 0);
+    ret = data_write(bs, host_cl, guest_cl, s->cluster_size, c);
     free(g_steal_pointer(&c));
     return ret;
 }
@@ -174,7 +218,7 @@ static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64
     }
     if (!head && !tail) {
         BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
-        return bdrv_pwrite(data_node(bs), m->host_offset, bytes, buf, 0);
+        return data_write(bs, m->host_offset, offset, bytes, buf);
     }
     if (m->nb_clusters == 1) {
         return write_cow_cluster(bs, m->old_entries[0], m->guest_offset, m->host_offset,
@@ -185,7 +229,7 @@ static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64
         ret = write_cow_cluster(bs, m->old_entries[0], m->guest_offset, m->host_offset,
                                 head, first_end - head, buf);
     } else {
-        ret = bdrv_pwrite(data_node(bs), m->host_offset, cs, buf, 0);
+        ret = data_write(bs, m->host_offset, m->guest_offset, cs, buf);
     }
     if (ret < 0) {
         return ret;
@@ -195,8 +239,8 @@ static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64
         uint64_t mid_start = cs, mid_end = (uint64_t)(m->nb_clusters - 1) * cs;
         if (mid_end > mid_start) {
             BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
-            ret = bdrv_pwrite(data_node(bs), m->host_offset + mid_start,
-                              mid_end - mid_start, buf + (mid_start - head), 0);
+            ret = data_write(bs, m->host_offset + mid_start, m->guest_offset + mid_start,
+                             mid_end - mid_start, buf + (mid_start - head));
             if (ret < 0) {
                 return ret;
             }
@@ -211,8 +255,8 @@ static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64
                                      m->guest_offset + last, m->host_offset + last, 0,
                                      len, buf + (last - head));
         }
-        return bdrv_pwrite(data_node(bs), m->host_offset + last, cs,
-                           buf + (last - head), 0);
+        return data_write(bs, m->host_offset + last, m->guest_offset + last, cs,
+                          buf + (last - head));
     }
 }
 
@@ -244,59 +288,80 @@ static int check_writable(BlockDriverState *bs)
     return prepare_first_write(bs);
 }
 
+/* clusters compressed together (in parallel) before they are stored in order */
+#define COMPRESS_BATCH 64
+
 static int write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
                             const uint8_t *buf)
 {
     BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    g_autofree uint8_t *in = NULL, *out = NULL;
+    ssize_t out_len[COMPRESS_BATCH];
 
-    if (has_data_file(bs)) {
+    if (has_data_file(bs) || s->crypto) {
         return -ENOTSUP;
     }
     if (offset_into_cluster(s, offset)) {
         return -EINVAL;
     }
-    while (bytes > 0) {
-        int64_t len = MIN(bytes, (int64_t)s->cluster_size);
-        g_autofree uint8_t *in = g_malloc0(s->cluster_size);
-        g_autofree uint8_t *out = g_malloc(s->cluster_size);
-        z_stream strm = { 0 };
-        int zret, out_len, ret;
-        uint64_t host;
+    if (bytes % cs && offset + bytes != (int64_t)s->size) {
+        return -EINVAL;
+    }
+    if (bytes == 0) {
+        /* the end of a compressed stream: the file ends on a whole sector (QEMU) */
+        int64_t len = bdrv_getlength(bs->file);
 
-        if (len < s->cluster_size && offset + len != (int64_t)s->size) {
-            return -EINVAL;
+        if (len < 0) {
+            return len;
         }
-        memcpy(in, buf, len);
-        if (deflateInit2(&strm, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -12, 9,
-                         Z_DEFAULT_STRATEGY) != Z_OK) {
-            return -EIO;
+        if (len % BDRV_SECTOR_SIZE) {
+            return bdrv_truncate(bs->file, QEMU_ALIGN_UP(len, BDRV_SECTOR_SIZE), false,
+                                 PREALLOC_MODE_OFF, 0, NULL);
         }
-        strm.next_in = in;
-        strm.avail_in = s->cluster_size;
-        strm.next_out = out;
-        strm.avail_out = s->cluster_size;
-        zret = deflate(&strm, Z_FINISH);
-        out_len = s->cluster_size - strm.avail_out;
-        deflateEnd(&strm);
-        if (zret != Z_STREAM_END || out_len >= s->cluster_size) {
-            /* incompressible: store it normally */
-            ret = qcow2_co_pwrite(bs, offset, len, buf, 0);
-        } else {
-            ret = qcow2_alloc_compressed_cluster(bs, offset, out_len, &host);
-            if (ret == 0) {
-                ret = qcow2_pre_write_overlap_check(bs, 0, host, out_len, false);
-            }
-            if (ret == 0) {
-                BLKDBG_EVENT(bs->file, BLKDBG_WRITE_COMPRESSED);
-                ret = bdrv_pwrite(bs->file, host, out_len, out, 0);
-            }
+        return 0;
+    }
+    while (bytes > 0) {
+        int n = MIN(DIV_ROUND_UP(bytes, cs), COMPRESS_BATCH);
+        int64_t batch = MIN(bytes, (int64_t)n * cs);
+        int ret;
+
+        if (!in) {
+            in = g_malloc((size_t)n * cs);
+            out = g_malloc((size_t)n * cs);
         }
+        /* whole clusters: the image's partial last one is padded with zeros */
+        memcpy(in, buf, batch);
+        memset(in + batch, 0, (size_t)n * cs - batch);
+        ret = qcow2_compress_clusters(s->compression_type, cs, in, n, out, out_len);
         if (ret < 0) {
             return ret;
         }
-        offset += len;
-        buf += len;
-        bytes -= len;
+        for (int i = 0; i < n; i++) {
+            int64_t len = MIN(cs, batch - (int64_t)i * cs);
+            uint64_t host;
+
+            if (out_len[i] == 0) {
+                /* incompressible: store it normally */
+                ret = qcow2_co_pwrite(bs, offset, len, buf, 0);
+            } else {
+                ret = qcow2_alloc_compressed_cluster(bs, offset, out_len[i], &host);
+                if (ret == 0) {
+                    ret = qcow2_pre_write_overlap_check(bs, 0, host, out_len[i], false);
+                }
+                if (ret == 0) {
+                    BLKDBG_EVENT(bs->file, BLKDBG_WRITE_COMPRESSED);
+                    ret = bdrv_pwrite(bs->file, host, out_len[i],
+                                      out + (size_t)i * cs, 0);
+                }
+            }
+            if (ret < 0) {
+                return ret;
+            }
+            offset += len;
+            buf += len;
+            bytes -= len;
+        }
     }
     return 0;
 }
@@ -340,7 +405,7 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                 return ret;
             }
             BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
-            ret = bdrv_pwrite(data_node(bs), host, cur, p, 0);
+            ret = data_write(bs, host, offset, cur, p);
             if (ret < 0) {
                 return ret;
             }
@@ -545,6 +610,10 @@ int qcow2_co_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
         break;
     case QCOW2_CLUSTER_COMPRESSED:
         return BDRV_BLOCK_DATA | BDRV_BLOCK_ALLOCATED;
+    }
+    if (s->crypto) {
+        /* the file holds ciphertext: no offset to read the guest's data at (QEMU) */
+        return (status & ~BDRV_BLOCK_RECURSE) | BDRV_BLOCK_ALLOCATED;
     }
     *map = host;
     *file = data_node(bs);

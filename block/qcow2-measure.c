@@ -257,6 +257,24 @@ int qcow2_measure(JsonObject *opts, BlockDriverState *in_bs, BlockMeasureInfo *i
     if (ret < 0) {
         return ret;
     }
+    {
+        /* a LUKS header takes clusters of its own */
+        QCryptoBlockCreateOptions copts;
+        bool has_crypto = false;
+        uint64_t hdr = 0;
+
+        ret = qcow2_crypto_parse_create_opts(opts, &copts, &has_crypto, errp);
+        if (ret == 0) {
+            ret = qcow2_crypto_header_size(&copts, has_crypto, &hdr, errp);
+        }
+        if (has_crypto) {
+            qcrypto_block_create_options_clear(&copts);
+        }
+        if (ret < 0) {
+            return -EINVAL;
+        }
+        meta += QEMU_ALIGN_UP(hdr, p.cluster_size);
+    }
     info->fully_allocated = meta + aligned;
     if (p.prealloc == PREALLOC_MODE_FALLOC || p.prealloc == PREALLOC_MODE_FULL ||
         (in_bs && p.has_backing)) {

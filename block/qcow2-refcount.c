@@ -828,30 +828,48 @@ int64_t qcow2_alloc_clusters(BlockDriverState *bs, uint64_t size)
 int64_t qcow2_alloc_bytes(BlockDriverState *bs, int size)
 {
     BDRVQcow2State *s = bs->opaque;
-    int64_t off = s->free_byte_offset;
+    int64_t off = s->free_byte_offset, new_cluster;
+    uint64_t rc = 0, free_in_cluster;
     int ret;
-
-    uint64_t rc = 0;
 
     BLKDBG_EVENT(bs->file, BLKDBG_CLUSTER_ALLOC_BYTES);
     assert(size > 0 && size <= s->cluster_size);
-    /* pack into the cluster the previous compressed data ended in, if it fits;
-     * the cluster holds one reference per compressed chunk in it */
-
-    if (off && offset_into_cluster(s, off) && offset_into_cluster(s, off) + size <=
-        s->cluster_size &&
-        qcow2_get_refcount(bs, off >> s->cluster_bits, &rc) == 0 && rc < s->refcount_max) {
-        ret = qcow2_update_refcounts(bs, start_of_cluster(s, off), 1, 1);
+    /*
+     * Compressed data is packed byte by byte, as QEMU packs it: after the chunk
+     * before, in the same cluster, or running on into the next cluster when
+     * that one is the next to be allocated. Every cluster holds one reference
+     * per chunk that touches it.
+     */
+    if (off && (!offset_into_cluster(s, off) ||
+                qcow2_get_refcount(bs, off >> s->cluster_bits, &rc) < 0 ||
+                rc >= s->refcount_max)) {
+        off = 0;
+    }
+    free_in_cluster = off ? s->cluster_size - offset_into_cluster(s, off) : 0;
+    if (off && free_in_cluster >= (uint64_t)size) {
+        ret = qcow2_update_refcounts(bs, off, size, 1);
         if (ret < 0) {
             return ret;
         }
     } else {
-        off = qcow2_alloc_clusters(bs, s->cluster_size);
-        if (off < 0) {
-            return off;
+        new_cluster = qcow2_alloc_clusters(bs, s->cluster_size);
+        if (new_cluster < 0) {
+            return new_cluster;
+        }
+        if (off && QEMU_ALIGN_UP(off, s->cluster_size) == new_cluster) {
+            /* the chunk starts in the old cluster: it gets a reference too */
+            ret = qcow2_update_refcounts(bs, off, free_in_cluster, 1);
+            if (ret < 0) {
+                return ret;
+            }
+        } else {
+            off = new_cluster;
         }
     }
     s->free_byte_offset = off + size;
+    if (!offset_into_cluster(s, s->free_byte_offset)) {
+        s->free_byte_offset = 0;
+    }
     return off;
 }
 

@@ -182,6 +182,13 @@ static int read_extensions(BlockDriverState *bs, const uint8_t *buf, uint64_t st
             break;
         }
         case QCOW2_EXT_MAGIC_CRYPTO_HEADER:
+            if (len != 16) {
+                error_setg(errp, "Invalid encryption header extension length: %u", len);
+                return -EINVAL;
+            }
+            s->crypto_header_offset = ldq_be(data);
+            s->crypto_header_length = ldq_be(data + 8);
+            s->has_crypto_header = true;
             break;
         }
         off += QEMU_ALIGN_UP(len, 8);
@@ -241,6 +248,12 @@ static int build_header(BlockDriverState *bs, uint8_t *buf, size_t buflen)
     }
     if (s->image_data_file) {
         PUT_EXT(QCOW2_EXT_MAGIC_DATA_FILE, s->image_data_file, strlen(s->image_data_file));
+    }
+    if (s->crypt_method == QCOW_CRYPT_LUKS && s->has_crypto_header) {
+        uint8_t ext[16];
+        stq_be(ext, s->crypto_header_offset);
+        stq_be(ext + 8, s->crypto_header_length);
+        PUT_EXT(QCOW2_EXT_MAGIC_CRYPTO_HEADER, ext, sizeof(ext));
     }
     {
         /*
@@ -673,20 +686,20 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
                    "supported by this build");
         return -ENOTSUP;
     }
-    if ((s->incompatible_features & QCOW2_INCOMPAT_COMPRESSION) &&
-        s->compression_type != 0) {
-        error_setg(errp, "Compression type %u (zstd) is not supported by this build",
-                   s->compression_type);
-        return -ENOTSUP;
-    }
-    if (s->compression_type > 1) {
+    if (s->compression_type > QCOW2_COMPRESSION_TYPE_ZSTD) {
         error_setg(errp, "qcow2: unknown compression type: %u", s->compression_type);
         return -ENOTSUP;
     }
-    if (s->crypt_method) {
-        error_setg(errp, "Encrypted images are not supported (crypt_method %u): "
-                   "decrypt the image with QEMU first", s->crypt_method);
-        return -ENOTSUP;
+    if (s->compression_type == QCOW2_COMPRESSION_TYPE_ZLIB &&
+        (s->incompatible_features & QCOW2_INCOMPAT_COMPRESSION)) {
+        error_setg(errp, "qcow2: Compression type incompatible feature bit must not be "
+                   "set");
+        return -EINVAL;
+    }
+    if (s->compression_type != QCOW2_COMPRESSION_TYPE_ZLIB &&
+        !(s->incompatible_features & QCOW2_INCOMPAT_COMPRESSION)) {
+        error_setg(errp, "qcow2: Compression type incompatible feature bit must be set");
+        return -EINVAL;
     }
     if (h.refcount_order > 6) {
         error_setg(errp, "Reference count entry width too large; may not exceed 64 bits");
@@ -803,6 +816,10 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         /* a stale name without the feature bit: ignored, as QEMU does */
         g_clear_pointer(&s->image_data_file, g_free);
     }
+    ret = qcow2_crypto_open(bs, opts, flags, errp);
+    if (ret < 0) {
+        return ret;
+    }
 
     ret = qcow2_read_cache_options(bs, opts, errp);
     if (ret < 0) {
@@ -899,7 +916,8 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
          * if that fails, the first change tries again and fails with it */
         qcow2_bitmaps_begin_changes(bs);
     }
-    bs->request_alignment = 1;
+    /* encrypted data is whole 512-byte sectors: the generic layer does the rest */
+    bs->request_alignment = s->crypto ? QCRYPTO_BLOCK_SECTOR_SIZE : 1;
     s->opened = true;
     return 0;
 }
@@ -915,6 +933,12 @@ static void qcow2_release(BlockDriverState *bs)
     qcow2_bitmaps_release(bs);
     qcow2_refcount_close(bs);
     g_clear_pointer(&s->l1_table, g_free);
+    g_clear_pointer(&s->crypto, qcrypto_block_free);
+    if (s->crypt_bounce) {
+        qcrypto_wipe(s->crypt_bounce, 1 * MiB);     /* it held plaintext */
+        free(s->crypt_bounce);
+        s->crypt_bounce = NULL;
+    }
     g_clear_pointer(&s->image_backing_format, g_free);
     g_clear_pointer(&s->image_data_file, g_free);
     g_clear_pointer(&s->feature_table, g_free);
@@ -984,9 +1008,14 @@ static JsonNode *qcow2_get_specific_info(BlockDriverState *bs, GError **errp)
     JsonNode *node;
 
     if (s->version == 2) {
+        JsonObject *enc = qcow2_crypto_info(bs);
+
         json_object_set_string_member(data, "compat", "0.10");
         json_object_set_string_member(data, "compression-type", "zlib");
         json_object_set_int_member(data, "refcount-bits", s->refcount_bits);
+        if (enc) {
+            json_object_set_object_member(data, "encrypt", enc);
+        }
     } else {
         json_object_set_string_member(data, "compat", "1.1");
         json_object_set_string_member(data, "compression-type",
@@ -1003,11 +1032,16 @@ static JsonNode *qcow2_get_specific_info(BlockDriverState *bs, GError **errp)
             }
             json_object_set_array_member(data, "bitmaps", bitmaps);
         }
+        JsonObject *enc = qcow2_crypto_info(bs);
+
         json_object_set_int_member(data, "refcount-bits", s->refcount_bits);
+        if ((has_data_file(bs) || s->image_data_file) && s->image_data_file) {
+            json_object_set_string_member(data, "data-file", s->image_data_file);
+        }
+        if (enc) {
+            json_object_set_object_member(data, "encrypt", enc);
+        }
         if (has_data_file(bs) || s->image_data_file) {
-            if (s->image_data_file) {
-                json_object_set_string_member(data, "data-file", s->image_data_file);
-            }
             json_object_set_boolean_member(data, "data-file-raw", data_file_is_raw(bs));
         }
         json_object_set_boolean_member(data, "corrupt", s->incompatible_features &
@@ -1024,9 +1058,13 @@ static JsonNode *qcow2_get_specific_info(BlockDriverState *bs, GError **errp)
 
 /* ---- the vtable ---- */
 
+/* the key of an encrypted image: named by json: then, as QEMU does */
+static const char *const qcow2_strong_opts[] = { "encrypt.key-secret", NULL };
+
 BlockDriver bdrv_qcow2 = {
     .format_name = "qcow2",
     .is_format = true,
+    .strong_opts = qcow2_strong_opts,
     .supports_backing = true,
     .instance_size = sizeof(BDRVQcow2State),
     .runtime_opts = qcow2_runtime_opts,

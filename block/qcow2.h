@@ -9,6 +9,7 @@
 #define BLOCK_QCOW2_H
 
 #include "block/block_int.h"
+#include "crypto/block.h"
 
 #define QCOW_MAGIC 0x514649fbU      /* "QFI\xfb" */
 
@@ -32,6 +33,13 @@
 #define QCOW2_EXT_MAGIC_BITMAPS        0x23852875U
 #define QCOW2_EXT_MAGIC_CRYPTO_HEADER  0x0537be77U
 #define QCOW2_EXT_MAGIC_DATA_FILE      0x44415441U
+
+#define QCOW_CRYPT_NONE 0
+#define QCOW_CRYPT_AES  1
+#define QCOW_CRYPT_LUKS 2
+
+#define QCOW2_COMPRESSION_TYPE_ZLIB 0
+#define QCOW2_COMPRESSION_TYPE_ZSTD 1
 
 #define QCOW_OFLAG_COPIED     (1ULL << 63)
 #define QCOW_OFLAG_COMPRESSED (1ULL << 62)
@@ -122,6 +130,13 @@ typedef struct BDRVQcow2State {
     uint32_t header_length;
     uint8_t compression_type;
     uint32_t crypt_method;
+    QCryptoBlock *crypto;           /* encryption (crypt_method != 0) */
+    uint64_t crypto_header_offset;  /* LUKS header in the image file */
+    uint64_t crypto_header_length;
+    bool has_crypto_header;
+    /* IVs from host offsets (LUKS) rather than guest offsets (legacy AES) */
+    bool crypt_physical_offset;
+    uint8_t *crypt_bounce;          /* CRYPT_BOUNCE bytes, kept while open */
     uint64_t size;          /* virtual size */
 
     uint32_t l1_size;
@@ -413,6 +428,41 @@ int qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes);
 int qcow2_co_flush_to_os(BlockDriverState *bs);
 int qcow2_co_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                           int64_t *pnum, int64_t *map, BlockDriverState **file);
+
+/* qcow2-crypto.c: encryption (legacy AES and LUKS) */
+/* Open the encryption of an image whose header names crypt_method. */
+int qcow2_crypto_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp);
+/* Set up encryption on a new image (the LUKS header goes into new clusters). */
+int qcow2_crypto_create(BlockDriverState *bs, const QCryptoBlockCreateOptions *opts,
+                        GError **errp);
+/* qemu-img amend -o encrypt.*: add or erase LUKS key slots. */
+int qcow2_crypto_amend(BlockDriverState *bs, JsonObject *enc, bool force, GError **errp);
+/* The "encrypt" member of qcow2's format-specific info, or NULL. */
+JsonObject *qcow2_crypto_info(BlockDriverState *bs);
+/* En/decrypt data of guest @guest at host @host in place (aligned to 512). */
+int qcow2_crypto_encrypt(BlockDriverState *bs, uint64_t host, uint64_t guest,
+                         uint8_t *buf, size_t len);
+int qcow2_crypto_decrypt(BlockDriverState *bs, uint64_t host, uint64_t guest,
+                         uint8_t *buf, size_t len);
+/* Bytes of LUKS header a new image with these options holds (measure), 0 for
+ * none or AES. */
+int qcow2_crypto_header_size(const QCryptoBlockCreateOptions *opts, bool has_crypto,
+                             uint64_t *len, GError **errp);
+/* Parse -o encryption / encrypt.* (flat or a nested "encrypt" object). */
+int qcow2_crypto_parse_create_opts(JsonObject *opts, QCryptoBlockCreateOptions *c,
+                                   bool *has_crypto, GError **errp);
+
+/* qcow2-compress.c */
+/* Decompress one cluster (@out_len bytes) of compression @type. 0 or -EIO. */
+int qcow2_decompress(int type, uint8_t *out, size_t out_len, const uint8_t *in,
+                     size_t in_len);
+/*
+ * Compress @n whole clusters of @in into the cluster-sized slots of @out, in
+ * parallel; @out_len[i] is the compressed size, or 0 when cluster i does not
+ * compress below cluster_size - 1. 0 or -errno.
+ */
+int qcow2_compress_clusters(int type, size_t cluster_size, const uint8_t *in, int n,
+                            uint8_t *out, ssize_t *out_len);
 
 /* qcow2-check.c */
 int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix);

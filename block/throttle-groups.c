@@ -1,6 +1,7 @@
 /*
  * Throttle groups: the "throttle-group" objects (--object throttle-group,id=...
- * in the tools, object-add in the daemon; both through util/objects.c) that
+ * in the tools, object-add in the daemon; both through util/objects.c, whose
+ * registry knows the type as throttle_group_type) that
  * "throttle" nodes name. A group
  * holds QEMU's I/O limits (bps and iops, total or read/write, each with a burst
  * rate and length, and iops-size) and the leaky buckets that enforce them for
@@ -246,6 +247,39 @@ int throttle_group_del(const char *id, GError **errp)
     g_free(tg);
     return 0;
 }
+
+/* The registry's object is a token: the group lives in this file's table. */
+static void *throttle_group_create(const char *id, JsonObject *props, GError **errp)
+{
+    return throttle_group_add(id, props, errp) < 0 ? NULL : (void *)&throttle_group_type;
+}
+
+static int throttle_group_destroy(void *obj, const char *id, GError **errp)
+{
+    int ret = throttle_group_del(id, errp);
+
+    return ret == -ENOENT ? 0 : ret;
+}
+
+/* "--object throttle-group,help", QEMU's list */
+static const char *const throttle_group_prop_help[] = {
+    "limits=<ThrottleLimits>",
+    "x-bps-read-max-length=<int>", "x-bps-read-max=<int>", "x-bps-read=<int>",
+    "x-bps-total-max-length=<int>", "x-bps-total-max=<int>", "x-bps-total=<int>",
+    "x-bps-write-max-length=<int>", "x-bps-write-max=<int>", "x-bps-write=<int>",
+    "x-iops-read-max-length=<int>", "x-iops-read-max=<int>", "x-iops-read=<int>",
+    "x-iops-size=<int>",
+    "x-iops-total-max-length=<int>", "x-iops-total-max=<int>", "x-iops-total=<int>",
+    "x-iops-write-max-length=<int>", "x-iops-write-max=<int>", "x-iops-write=<int>",
+    NULL,
+};
+
+const UserObjectType throttle_group_type = {
+    .name = "throttle-group",
+    .prop_help = throttle_group_prop_help,
+    .create = throttle_group_create,
+    .destroy = throttle_group_destroy,
+};
 
 ThrottleGroup *throttle_group_ref(const char *id)
 {

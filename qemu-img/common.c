@@ -30,6 +30,20 @@ G_NORETURN void img_getopt_error(int c, char **argv)
 
 /* ---- parsing helpers ---- */
 
+void img_add_object(const char *arg)
+{
+    GError *err = NULL;
+    bool help = false;
+
+    if (!user_object_add_cmdline(arg, &help, &err)) {
+        error_report_err(err);
+        exit(1);
+    }
+    if (help) {
+        exit(0);
+    }
+}
+
 void img_report_bad_size(const char *what)
 {
     error_report("Invalid %s specified. You may use k, M, G, T, P or E suffixes for",
@@ -280,6 +294,9 @@ BlockDriverState *img_open_opts(bool image_opts, const char *filename, const cha
         flags |= BDRV_O_FORCE_SHARE;
     }
     flags = img_cache_flags(flags, writethrough);
+    if (extra) {
+        opts_merge(opts, extra);
+    }
     bs = bdrv_open(image_opts ? NULL : filename, opts, flags, &err);
     if (!bs) {
         error_report("Could not open '%s': %s", filename, err->message);
@@ -448,14 +465,4 @@ const char *img_single_filename(int argc, char **argv, bool image_opts, const ch
         return NULL;
     }
     return argv[optind];
-}
-
-void img_add_object(const char *optarg)
-{
-    GError *err = NULL;
-
-    if (!user_object_add(optarg, &err)) {
-        error_report_err(err);
-        exit(1);
-    }
 }

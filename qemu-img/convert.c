@@ -294,39 +294,68 @@ static int read_concat(ConvertState *s, int64_t offset, int64_t n, uint8_t *buf)
     return 0;
 }
 
-/* -c: whole clusters, all-zero clusters left out (unless -S 0). */
+/*
+ * -c: whole clusters, all-zero clusters left out (unless -S 0: then they are
+ * written compressed too) and, over a backing file, the clusters the source's
+ * top layer does not allocate. Runs of data clusters go to the target in one
+ * compressed write, which compresses them on every core.
+ */
 static int convert_compressed(ConvertState *s)
 {
-    for (int64_t offset = 0; offset < s->total_size; offset += s->cluster_size) {
-        int64_t n = MIN(s->cluster_size, s->total_size - offset);
-        int ret;
+    int64_t chunk = MAX(QEMU_ALIGN_DOWN(CONVERT_BUF_SIZE, s->cluster_size),
+                        s->cluster_size);
 
-        if (s->target_backing) {
-            /* a backing file means a single source */
-            ret = top_allocates(s->src[0], offset, n);
-            if (ret < 0) {
-                error_report("error while reading block status at offset %" PRId64
-                             ": %s", offset, img_strerror(ret));
-                return ret;
-            }
-            if (ret == 0) {
-                continue;
-            }
-        }
-        ret = read_concat(s, offset, n, s->buf);
+    for (int64_t base = 0; base < s->total_size; base += chunk) {
+        int64_t len = MIN(chunk, s->total_size - base);
+        int64_t run_start = -1;         /* first data cluster not yet written */
+        int ret = read_concat(s, base, len, s->buf);
+
         if (ret < 0) {
             return ret;
         }
-        /* -S 0 allocates everything: zero clusters are written compressed too */
-        if (s->min_sparse > 0 && buffer_is_zero(s->buf, n)) {
-            ret = write_zeroes(s, offset, n);
-        } else {
-            ret = write_data(s, offset, n, s->buf, BDRV_REQ_WRITE_COMPRESSED);
+        /* n == 0 past the last (maybe partial) cluster: the run still open goes */
+        for (int64_t off = 0, n; ; off += n) {
+            bool data = false;
+            int alloc = 1;          /* the source's top layer has the cluster */
+
+            n = MIN(s->cluster_size, len - off);
+            if (n > 0) {
+                if (s->target_backing) {
+                    /* a backing file means a single source */
+                    alloc = top_allocates(s->src[0], base + off, n);
+                    if (alloc < 0) {
+                        error_report("error while reading block status at offset %"
+                                     PRId64 ": %s", base + off, img_strerror(alloc));
+                        return alloc;
+                    }
+                }
+                data = alloc && (s->min_sparse == 0 || !buffer_is_zero(s->buf + off, n));
+            }
+            if (run_start >= 0 && !data) {
+                ret = write_data(s, base + run_start, off - run_start,
+                                 s->buf + run_start, BDRV_REQ_WRITE_COMPRESSED);
+                if (ret < 0) {
+                    return ret;
+                }
+                account(s, s->progress ? progress_bytes(s, base + run_start,
+                                                        off - run_start) : 0);
+                run_start = -1;
+            }
+            if (n == 0) {
+                break;
+            }
+            if (data) {
+                if (run_start < 0) {
+                    run_start = off;
+                }
+            } else {
+                /* zeros are written as such; what the backing file shows, not */
+                if (alloc && (ret = write_zeroes(s, base + off, n)) < 0) {
+                    return ret;
+                }
+                account(s, s->progress ? progress_bytes(s, base + off, n) : 0);
+            }
         }
-        if (ret < 0) {
-            return ret;
-        }
-        account(s, s->progress ? progress_bytes(s, offset, n) : 0);
     }
     return 0;
 }
@@ -506,6 +535,9 @@ static BlockDriverState *open_target(ConvertOpts *o, ConvertState *s)
     bool writethrough = false;
     BlockDriverState *bs;
     int64_t len;
+    /* the new image is opened with the key secrets it was created with (QEMU) */
+    g_autoptr(JsonObject) secrets = json_object_new();
+    g_autoptr(JsonObject) nested_secrets = NULL;
 
     if (img_parse_cache(o->cache, &flags, &writethrough) < 0) {
         error_report("Invalid cache option: %s", o->cache);
@@ -537,21 +569,39 @@ static BlockDriverState *open_target(ConvertOpts *o, ConvertState *s)
         }
         opts_set_str(opts, "size", size);
         bdrv_create_opts_normalize(o->out_fmt, opts);
+        {
+            GList *members = json_object_get_members(opts);
+            for (GList *l = members; l; l = l->next) {
+                if (g_str_has_suffix(l->data, "key-secret")) {
+                    json_object_set_member(secrets, l->data,
+                                           json_object_dup_member(opts, l->data));
+                }
+            }
+            g_list_free(members);
+        }
         if (bdrv_create(o->out_fmt, o->out_filename, opts, &err) < 0) {
             error_report("%s: error while converting %s: %s", o->out_filename,
                          o->out_fmt, err->message);
             return NULL;
         }
     }
-    bs = img_open(o->tgt_image_opts, o->out_filename,
-                  o->tgt_image_opts ? NULL : o->out_fmt, flags, writethrough,
-                  o->quiet, false);
+    if (json_object_get_size(secrets)) {
+        nested_secrets = opts_crumple(secrets, NULL);
+    }
+    bs = img_open_opts(o->tgt_image_opts, o->out_filename,
+                       o->tgt_image_opts ? NULL : o->out_fmt, nested_secrets, flags,
+                       writethrough, o->quiet, false);
     if (!bs) {
         return NULL;
     }
     len = bdrv_getlength(bs);
     if (o->skip_create && len >= 0 && len < s->total_size) {
         error_report("output file is smaller than input file");
+        bdrv_unref(bs);
+        return NULL;
+    }
+    if (o->compress && bdrv_is_encrypted(bs)) {
+        error_report("Compression and encryption not supported at the same time");
         bdrv_unref(bs);
         return NULL;
     }
@@ -696,6 +746,14 @@ int img_convert(int argc, char **argv)
     s.target_backing = s.target_backing || o.out_baseimg;
     /* --target-is-zero is the user's word, even over a backing file (QEMU's) */
     s.target_zero = o.target_is_zero || (!o.skip_create && !s.target_backing);
+    if (s.target_zero && !o.target_is_zero && bdrv_is_encrypted(s.target) &&
+        s.total_size > 0) {
+        /* preallocated clusters of an encrypted image hold no encrypted zeros
+         * (QEMU's has_zero_init is false for them) */
+        int64_t pnum = 0;
+        int st = bdrv_block_status(s.target, 0, s.total_size, &pnum, NULL, NULL);
+        s.target_zero = st >= 0 && !(st & BDRV_BLOCK_ALLOCATED);
+    }
     s.compressed = o.compress;
     s.min_sparse = o.min_sparse;
     s.quiet = o.quiet;

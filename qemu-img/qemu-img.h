@@ -98,6 +98,9 @@ const char *img_single_filename(int argc, char **argv, bool image_opts, const ch
 /* -h inside a subcommand: the global help, exit 0. */
 G_NORETURN void img_help(void);
 
+/* --object: create the object now (QEMU's order); help exits 0, errors exit 1 */
+void img_add_object(const char *arg);
+
 /* ---- parsing helpers ---- */
 /* QEMU's two lines for a size argument it cannot parse: "Invalid @what specified.
  * You may use k, M, G, T, P or E suffixes for" / "kilobytes, ... and exabytes." */
@@ -185,8 +188,5 @@ void img_progress_end(void);
 
 /* Read or write error position messages ("error while reading at byte N: ..."). */
 const char *img_strerror(int ret);
-
-/* --object: add a user-creatable object, or report the error and exit 1. */
-void img_add_object(const char *optarg);
 
 #endif

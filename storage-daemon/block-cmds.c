@@ -13,8 +13,8 @@ static GList *owned_nodes;      /* BlockDriverState* opened by blockdev-add */
 
 static const char *const driver_values[] = {
     "blkdebug", "blkverify", "compress", "copy-on-read", "file", "host_cdrom",
-    "host_device", "null-aio", "null-co", "preallocate", "qcow2", "quorum", "raw",
-    "throttle", NULL,
+    "host_device", "luks", "null-aio", "null-co", "preallocate", "qcow2", "quorum",
+    "raw", "throttle", NULL,
 };
 static const char *const read_pattern_values[] = { "quorum", "fifo", NULL };
 static const char *const discard_values[] = { "ignore", "unmap", NULL };
@@ -41,7 +41,7 @@ static const QArg blockdev_base[] = {
 };
 
 /* Inline child options ({"file": {...}}) are checked as BlockdevOptions too. */
-static const QVariant blockdev_variants[15];
+static const QVariant blockdev_variants[16];
 
 static const QArg file_members[] = {
     { "filename", QT_STR, false, NULL, NULL, NULL },
@@ -76,6 +76,12 @@ static const QArg qcow2_members[] = {
     { "cache-clean-interval", QT_INT, true, NULL, NULL, NULL },
     { "encrypt", QT_ANY, true, NULL, NULL, NULL },
     { "data-file", QT_REF, true, NULL, blockdev_base, blockdev_variants },
+    QARG_END,
+};
+
+static const QArg luks_members[] = {
+    { "file", QT_REF, false, NULL, blockdev_base, blockdev_variants },
+    { "key-secret", QT_STR, true, NULL, NULL, NULL },
     QARG_END,
 };
 
@@ -141,7 +147,7 @@ static const QArg quorum_members[] = {
     QARG_END,
 };
 
-static const QVariant blockdev_variants[15] = {
+static const QVariant blockdev_variants[16] = {
     { "blkdebug", blkdebug_members },
     { "blkverify", blkverify_members },
     { "compress", filter_members },
@@ -149,6 +155,7 @@ static const QVariant blockdev_variants[15] = {
     { "file", file_members },
     { "host_cdrom", file_members },
     { "host_device", file_members },
+    { "luks", luks_members },
     { "null-aio", null_members },
     { "null-co", null_members },
     { "preallocate", preallocate_members },
@@ -340,7 +347,7 @@ static JsonObject *block_device_info(BlockDriverState *bs, bool flat, GError **e
     if (backing) {
         json_object_set_string_member(info, "backing_file", bdrv_get_filename(backing));
     }
-    json_object_set_boolean_member(info, "encrypted", false);
+    json_object_set_boolean_member(info, "encrypted", bdrv_is_encrypted(bs));
     json_object_set_int_member(info, "bps", 0);
     json_object_set_int_member(info, "bps_rd", 0);
     cache = json_object_new();

@@ -10,7 +10,7 @@
 
 /* ---- schemas ---- */
 
-static const char *const create_driver_values[] = { "file", "qcow2", "raw", NULL };
+static const char *const create_driver_values[] = { "file", "luks", "qcow2", "raw", NULL };
 static const char *const prealloc_values[] = { "off", "metadata", "falloc", "full", NULL };
 static const char *const qcow2_version_values[] = { "v2", "v3", NULL };
 static const char *const compression_values[] = { "zlib", "zstd", NULL };
@@ -48,8 +48,34 @@ static const QArg create_qcow2_members[] = {
     QARG_END,
 };
 
+static const char *const cipher_alg_values[] = {
+    "aes-128", "aes-192", "aes-256", "des", "3des", "cast5-128", "serpent-128",
+    "serpent-192", "serpent-256", "twofish-128", "twofish-192", "twofish-256", NULL,
+};
+static const char *const cipher_mode_values[] = { "ecb", "cbc", "xts", "ctr", NULL };
+static const char *const ivgen_values[] = { "plain", "plain64", "essiv", NULL };
+static const char *const hash_values[] = {
+    "md5", "sha1", "sha224", "sha256", "sha384", "sha512", "ripemd160", NULL,
+};
+static const char *const luks_prealloc_values[] = { "off", "falloc", "full", NULL };
+
+static const QArg create_luks_members[] = {
+    { "file", QT_REF, false, NULL, NULL, NULL },
+    { "size", QT_SIZE, false, NULL, NULL, NULL },
+    { "preallocation", QT_ENUM, true, luks_prealloc_values, NULL, NULL },
+    { "key-secret", QT_STR, true, NULL, NULL, NULL },
+    { "cipher-alg", QT_ENUM, true, cipher_alg_values, NULL, NULL },
+    { "cipher-mode", QT_ENUM, true, cipher_mode_values, NULL, NULL },
+    { "ivgen-alg", QT_ENUM, true, ivgen_values, NULL, NULL },
+    { "ivgen-hash-alg", QT_ENUM, true, hash_values, NULL, NULL },
+    { "hash-alg", QT_ENUM, true, hash_values, NULL, NULL },
+    { "iter-time", QT_INT, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
 static const QVariant create_variants[] = {
     { "file", create_file_members },
+    { "luks", create_luks_members },
     { "qcow2", create_qcow2_members },
     { "raw", NULL },
     { NULL, NULL },
@@ -67,8 +93,19 @@ static const QArg x_amend_qcow2_members[] = {
     QARG_END,
 };
 
+static const char *const keyslot_state_values[] = { "active", "inactive", NULL };
+static const QArg amend_luks_members[] = {
+    { "state", QT_ENUM, false, keyslot_state_values, NULL, NULL },
+    { "new-secret", QT_STR, true, NULL, NULL, NULL },
+    { "old-secret", QT_STR, true, NULL, NULL, NULL },
+    { "keyslot", QT_INT, true, NULL, NULL, NULL },
+    { "iter-time", QT_INT, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
 static const QVariant x_amend_variants[] = {
     { "file", NULL },
+    { "luks", amend_luks_members },
     { "qcow2", x_amend_qcow2_members },
     { "raw", NULL },
     { NULL, NULL },
@@ -99,6 +136,7 @@ static const QArg amend_qcow2_members[] = {
 
 static const QVariant amend_variants[] = {
     { "file", NULL },
+    { "luks", amend_luks_members },
     { "qcow2", amend_qcow2_members },
     { "raw", NULL },
     { NULL, NULL },
@@ -180,15 +218,17 @@ static int amend_job_run(void *opaque, GError **errp)
     return ret;
 }
 
-/* QMP options ("lazy-refcounts": true) -> qemu-img amend's (lazy_refcounts=on). */
-static JsonObject *amend_opts_from_qmp(JsonObject *qmp)
+/* QMP options ("lazy-refcounts": true) -> qemu-img amend's (lazy_refcounts=on);
+ * luks's amend options are named alike in both. */
+static JsonObject *amend_opts_from_qmp(JsonObject *qmp, bool keep_names)
 {
     JsonObject *o = json_object_new();
     GList *keys = json_object_get_members(qmp);
 
     for (GList *l = keys; l; l = l->next) {
         const char *key = l->data;
-        g_autofree char *name = g_strdelimit(g_strdup(key), "-", '_');
+        g_autofree char *name = keep_names ? g_strdup(key) :
+                                g_strdelimit(g_strdup(key), "-", '_');
         g_autofree char *val = NULL;
         JsonNode *n = json_object_get_member(qmp, key);
 
@@ -230,7 +270,7 @@ static JsonNode *amend_common(const char *cmd, JsonObject *args, GError **errp)
     }
     aj = g_new0(AmendJob, 1);
     aj->bs = bs;
-    aj->opts = amend_opts_from_qmp(opts);
+    aj->opts = amend_opts_from_qmp(opts, !strcmp(driver, "luks"));
     aj->force = opts_get_bool(args, "force", false, NULL);
     bdrv_ref(bs);
     if (!job_start(opts_peek_str(args, "job-id"), "amend", amend_job_run, aj,

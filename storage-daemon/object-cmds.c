@@ -1,15 +1,27 @@
 /*
- * User-creatable objects in the daemon: object-add and object-del for the one
- * object type we have, "throttle-group" (block/throttle-groups.c), checked
- * against its QAPI schema (ObjectOptions' throttle-group branch: "limits" or the
- * x- properties). Objects are made and deleted in the registry every tool's
- * --object fills (util/objects.c), which also serves the daemon's --object.
+ * User-creatable objects in the daemon: object-add and object-del for the
+ * object types QMP can make here, "secret" (crypto/secret.c) and
+ * "throttle-group" (block/throttle-groups.c), checked against their QAPI schema
+ * (ObjectOptions' branches; throttle-group: "limits" or the x- properties).
+ * Objects are made and deleted in the registry every tool's --object fills
+ * (util/objects.c), which also serves the daemon's --object.
  */
 #include "daemon.h"
 #include "qmp-commands.h"
 #include "qemu/objects.h"
 
-static const char *const qom_type_values[] = { "throttle-group", NULL };
+static const char *const qom_type_values[] = { "secret", "throttle-group", NULL };
+static const char *const secret_format_values[] = { "raw", "base64", NULL };
+
+static const QArg secret_members[] = {
+    { "data", QT_STR, true, NULL, NULL, NULL },
+    { "file", QT_STR, true, NULL, NULL, NULL },
+    { "format", QT_ENUM, true, secret_format_values, NULL, NULL },
+    { "keyid", QT_STR, true, NULL, NULL, NULL },
+    { "iv", QT_STR, true, NULL, NULL, NULL },
+    { "loaded", QT_BOOL, true, NULL, NULL, NULL },
+    QARG_END,
+};
 
 #define LIMIT(prefix, name) \
     { prefix name, QT_INT, true, NULL, NULL, NULL }, \
@@ -39,6 +51,7 @@ static const QArg object_base[] = {
 };
 
 static const QVariant object_variants[] = {
+    { "secret", secret_members },
     { "throttle-group", throttle_group_members },
     { NULL, NULL },
 };

@@ -267,9 +267,15 @@ static void process_args(int argc, char **argv)
         case OPT_EXPORT:
             ok = cli_export(optarg, &err);
             break;
-        case OPT_OBJECT:
-            ok = user_object_add(optarg, &err);
+        case OPT_OBJECT: {
+            bool help = false;
+
+            ok = user_object_add_cmdline(optarg, &help, &err);
+            if (ok && help) {
+                exit(0);
+            }
             break;
+        }
         case OPT_PIDFILE:
             g_free(pidfile);
             pidfile = g_canonicalize_filename(optarg, NULL);

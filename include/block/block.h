@@ -253,6 +253,8 @@ int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, int fix);
 int bdrv_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **errp);
 /* Format-specific info as QEMU's "format-specific" JSON member; NULL if none. */
 JsonNode *bdrv_get_specific_info(BlockDriverState *bs, GError **errp);
+/* Does the node encrypt guest data (ImageInfo's "encrypted")? */
+bool bdrv_is_encrypted(BlockDriverState *bs);
 /* Is the image's dirty flag set? */
 bool bdrv_is_dirty(BlockDriverState *bs);
 

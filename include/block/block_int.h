@@ -235,6 +235,7 @@ struct BlockDriverState {
     char *backing_file;      /* backing file name stored in the image */
     char *backing_format;
     bool probed_raw;         /* format guessed as raw: writes to sector 0 guarded */
+    bool encrypted;          /* the driver encrypts guest data (luks, qcow2 encrypt) */
     uint32_t request_alignment;
 
     /* who uses this node (BdrvPermUser: a parent node's child slot, a tool's open,
@@ -252,6 +253,7 @@ extern BlockDriver bdrv_host_cdrom;
 extern BlockDriver bdrv_raw;
 extern BlockDriver bdrv_qcow2;
 extern BlockDriver bdrv_blkdebug;
+extern BlockDriver bdrv_crypto_luks;
 extern BlockDriver bdrv_nbd;
 extern BlockDriver bdrv_null_co;
 extern BlockDriver bdrv_null_aio;

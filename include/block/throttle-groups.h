@@ -7,8 +7,12 @@
 
 #include "qemu/osdep.h"
 #include "qemu/option.h"
+#include "qemu/objects.h"
 
 typedef struct ThrottleGroup ThrottleGroup;
+
+/* The "throttle-group" object type (util/objects.c's registry): add and del below. */
+extern const UserObjectType throttle_group_type;
 
 /*
  * Create group @id from the object's properties (x-bps-total, x-iops-read-max,

@@ -96,6 +96,19 @@ static inline void stw_be(void *p, uint16_t v)
     memcpy(p, &v, 2);
 }
 
+/* Unaligned little-endian stores */
+static inline void stl_le(void *p, uint32_t v)
+{
+    v = GUINT32_TO_LE(v);
+    memcpy(p, &v, 4);
+}
+
+static inline void stq_le(void *p, uint64_t v)
+{
+    v = GUINT64_TO_LE(v);
+    memcpy(p, &v, 8);
+}
+
 #define QEMU_PACKED __attribute__((packed))
 #define G_GNUC_PRINTF_CHECK(a, b) __attribute__((format(printf, a, b)))
 
