@@ -80,7 +80,12 @@ static char *descs_help(const char *title, GPtrArray *list)
     g_ptr_array_sort(sorted, compare_descs);
     for (guint i = 0; i < sorted->len; i++) {
         const CreateOptDesc *d = sorted->pdata[i];
-        g_autofree char *head = g_strdup_printf("%s=<%s>", d->name, type_names[d->type]);
+        g_autofree char *head = NULL;
+
+        if (d->hidden) {
+            continue;
+        }
+        head = g_strdup_printf("%s=<%s>", d->name, type_names[d->type]);
         g_string_append_printf(s, "  %-22s - %s\n", head, d->help);
     }
     return g_string_free(s, FALSE);

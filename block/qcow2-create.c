@@ -59,7 +59,7 @@ const CreateOptDesc qcow2_create_opt_descs[] = {
     { "data_file_raw", OPT_BOOL, "The external data file must stay valid as a raw "
       "image", NULL },
     { "keep_data_file", OPT_BOOL, "Use the existing data file as it is: never create, "
-      "truncate or write it", NULL },
+      "truncate or write it", NULL, true },
     { "lazy_refcounts", OPT_BOOL, "Postpone refcount updates", "off" },
     { "refcount_bits", OPT_NUMBER, "Width of a reference count entry in bits", "16" },
     { NULL },

@@ -641,6 +641,10 @@ int img_convert(int argc, char **argv)
     g_autofree char *snapshot_id = o.snapshot.id;
     g_autofree char *snapshot_name = o.snapshot.name;
 
+    if (o.copy_range && o.compress) {
+        error_report("Cannot enable copy offloading when -c is used");
+        return EXIT_FAILURE;
+    }
     if (o.copy_range && o.explicit_min_sparse) {
         error_report("Cannot enable copy offloading when -S is used");
         return EXIT_FAILURE;

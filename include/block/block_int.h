@@ -66,6 +66,8 @@ typedef struct CreateOptDesc {
     const char *help;
     /* value printed in the "Formatting" line when the user gave none; NULL: omit */
     const char *def_value_str;
+    /* an extension QEMU 7.2 lacks: accepted, but not listed in -o help */
+    bool hidden;
 } CreateOptDesc;
 
 struct BlockDriver {
