@@ -391,20 +391,9 @@ static int luks_measure(JsonObject *opts, BlockDriverState *in_bs, BlockMeasureI
     uint64_t size;
     int ret;
 
-    if (in_bs) {
-        int64_t len = bdrv_getlength(in_bs);
-        if (len < 0) {
-            error_setg_errno(errp, -len, "Unable to get image virtual_size");
-            return len;
-        }
-        size = len;
-    } else {
-        GError *local = NULL;
-        size = opts_get_size(opts, "size", 0, &local);
-        if (local) {
-            error_propagate(errp, local);
-            return -EINVAL;
-        }
+    ret = bdrv_measure_virtual_size(opts, in_bs, &size, errp);
+    if (ret < 0) {
+        return ret;
     }
     ret = luks_crypto_opts(opts, &copts, errp);
     if (ret == 0) {

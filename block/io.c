@@ -741,6 +741,29 @@ bool bdrv_format_can_create(const char *fmt)
     return drv && drv->create_opts;
 }
 
+int bdrv_measure_virtual_size(JsonObject *opts, BlockDriverState *in_bs,
+                              uint64_t *size, GError **errp)
+{
+    if (in_bs) {
+        int64_t len = bdrv_getlength(in_bs);
+
+        if (len < 0) {
+            error_setg_errno(errp, -len, "Unable to get image virtual_size");
+            return len;
+        }
+        *size = len;
+    } else {
+        GError *local = NULL;
+
+        *size = opts_get_size(opts, "size", 0, &local);
+        if (local) {
+            error_propagate(errp, local);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 int bdrv_measure(const char *fmt, JsonObject *opts, BlockDriverState *in_bs,
                  BlockMeasureInfo *info, GError **errp)
 {

@@ -184,21 +184,11 @@ static int raw_fmt_measure(JsonObject *opts, BlockDriverState *in_bs,
                            BlockMeasureInfo *info, GError **errp)
 {
     uint64_t size;
+    int ret;
 
-    if (in_bs) {
-        int64_t len = bdrv_getlength(in_bs);
-        if (len < 0) {
-            error_setg_errno(errp, -len, "Unable to get image virtual_size");
-            return len;
-        }
-        size = len;
-    } else {
-        GError *local = NULL;
-        size = opts_get_size(opts, "size", 0, &local);
-        if (local) {
-            error_propagate(errp, local);
-            return -EINVAL;
-        }
+    ret = bdrv_measure_virtual_size(opts, in_bs, &size, errp);
+    if (ret < 0) {
+        return ret;
     }
     info->required = info->fully_allocated = QEMU_ALIGN_UP(size, BDRV_SECTOR_SIZE);
     return 0;

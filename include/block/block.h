@@ -361,6 +361,9 @@ typedef struct BlockMeasureInfo {
  */
 int bdrv_measure(const char *fmt, JsonObject *opts, BlockDriverState *in_bs,
                  BlockMeasureInfo *info, GError **errp);
+/* For drivers' measure: the virtual size of @in_bs, or else @opts' "size". */
+int bdrv_measure_virtual_size(JsonObject *opts, BlockDriverState *in_bs,
+                              uint64_t *size, GError **errp);
 
 /* Can the format write compressed data (BDRV_REQ_WRITE_COMPRESSED) at all? A driver
  * may still refuse it for a particular image (-ENOTSUP). */
