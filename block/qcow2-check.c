@@ -308,6 +308,25 @@ static int compute_references(CheckState *cs)
         }
         for (guint i = 0; i < snaps->len; i++) {
             Qcow2SnapshotInfo *sn = snaps->pdata[i];
+
+            /*
+             * A damaged entry is reported and skipped, as QEMU does; never
+             * read (or allocate for) an L1 table the entry cannot describe.
+             */
+            if (offset_into_cluster(s, sn->l1_table_offset)) {
+                check_msg(cs, "ERROR snapshot %s (%s) l1_offset=%#" PRIx64 ": "
+                          "L1 table is not cluster aligned; snapshot table entry "
+                          "corrupted\n", sn->id_str, sn->name, sn->l1_table_offset);
+                cs->res->corruptions++;
+                continue;
+            }
+            if ((uint64_t)sn->l1_size * 8 > QCOW_MAX_L1_SIZE) {
+                check_msg(cs, "ERROR snapshot %s (%s) l1_size=%#" PRIx32 ": "
+                          "L1 table is too large; snapshot table entry corrupted\n",
+                          sn->id_str, sn->name, sn->l1_size);
+                cs->res->corruptions++;
+                continue;
+            }
             ret = check_l1(cs, sn->l1_table_offset, sn->l1_size, false);
             if (ret < 0) {
                 return ret;
