@@ -80,6 +80,19 @@ void error_set_progname(const char *name)
     progname = name;
 }
 
+/* NULL means stderr (looked up at each report, as stderr may be reopened). */
+static FILE *report_out;
+
+static FILE *report_stream(void)
+{
+    return report_out ? report_out : stderr;
+}
+
+void error_set_output(FILE *out)
+{
+    report_out = out;
+}
+
 const char *error_get_progname(void)
 {
     return progname;
@@ -89,31 +102,31 @@ void error_report(const char *fmt, ...)
 {
     va_list ap;
 
-    fprintf(stderr, "%s: ", progname);
+    fprintf(report_stream(), "%s: ", progname);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vfprintf(report_stream(), fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fputc('\n', report_stream());
 }
 
 void warn_report(const char *fmt, ...)
 {
     va_list ap;
 
-    fprintf(stderr, "%s: warning: ", progname);
+    fprintf(report_stream(), "%s: warning: ", progname);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vfprintf(report_stream(), fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fputc('\n', report_stream());
 }
 
 void warn_report_unterminated(const char *fmt, ...)
 {
     va_list ap;
 
-    fprintf(stderr, "%s: warning: ", progname);
+    fprintf(report_stream(), "%s: warning: ", progname);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vfprintf(report_stream(), fmt, ap);
     va_end(ap);
 }
 

@@ -24,6 +24,8 @@ int error_get_errno(const GError *err);
 
 /* The program name used by error_report ("qemu-img", ...). */
 void error_set_progname(const char *name);
+/* Send reports to OUT instead of stderr (NULL: back to stderr). */
+void error_set_output(FILE *out);
 const char *error_get_progname(void);
 /* Print "progname: message\n" to stderr. */
 void error_report(const char *fmt, ...) G_GNUC_PRINTF_CHECK(1, 2);
