@@ -1166,6 +1166,55 @@ static const cmdinfo_t sleep_cmd = {
     .oneline = "waits for the given value in milliseconds",
 };
 
+/* Crash simulation: leave the image exactly as a killed process would. */
+static void sigraise_help(void)
+{
+    printf(
+"\n"
+" raises the given signal\n"
+"\n"
+" Example:\n"
+" 'sigraise %i' - raises SIGTERM\n"
+"\n"
+" Invokes raise(signal), where \"signal\" is the mandatory integer argument\n"
+" given to sigraise.\n"
+"\n", SIGTERM);
+}
+
+static int sigraise_f(int argc, char **argv)
+{
+    int64_t sig = cvtnum(argv[1]);
+
+    if (sig < 0) {
+        print_cvtnum_err(sig, argv[1]);
+        return sig;
+    }
+    if (sig > NSIG) {
+        printf("signal argument '%s' is too large to be a valid signal\n", argv[1]);
+        return -EINVAL;
+    }
+    /* what was printed so far must reach the reader before we die */
+    fflush(stdout);
+    fflush(stderr);
+    raise(sig);
+    return 0;
+}
+
+static const cmdinfo_t sigraise_cmd = {
+    .name = "sigraise", .cfunc = sigraise_f, .argmin = 1, .argmax = 1,
+    .args = "signal", .oneline = "raises a signal", .help = sigraise_help,
+};
+
+static int abort_f(int argc, char **argv)
+{
+    abort();
+}
+
+static const cmdinfo_t abort_cmd = {
+    .name = "abort", .cfunc = abort_f, .argmin = 0, .argmax = 0,
+    .oneline = "simulate a program crash using abort(3)",
+};
+
 static int help_f(int argc, char **argv);
 
 static const cmdinfo_t help_cmd = {
@@ -1184,9 +1233,9 @@ static const cmdinfo_t quit_cmd = {
 };
 
 static const cmdinfo_t *const cmdtab[] = {
-    &alloc_cmd, &close_cmd, &discard_cmd, &flush_cmd, &help_cmd, &info_cmd,
-    &length_cmd, &map_cmd, &open_cmd, &quit_cmd, &read_cmd, &readv_cmd, &sleep_cmd,
-    &truncate_cmd, &write_cmd, &writev_cmd,
+    &abort_cmd, &alloc_cmd, &close_cmd, &discard_cmd, &flush_cmd, &help_cmd, &info_cmd,
+    &length_cmd, &map_cmd, &open_cmd, &quit_cmd, &read_cmd, &readv_cmd, &sigraise_cmd,
+    &sleep_cmd, &truncate_cmd, &write_cmd, &writev_cmd,
 };
 
 static void help_oneline(const cmdinfo_t *ct)

@@ -329,7 +329,8 @@ bool qcow2_cache_is_table_offset(Qcow2Cache *c, uint64_t offset)
     return g_hash_table_contains(c->index, &offset);
 }
 
-int qcow2_write_caches(BlockDriverState *bs)
+/* ALL: also refcount blocks that lazy refcounts would leave cached */
+static int write_caches(BlockDriverState *bs, bool all)
 {
     BDRVQcow2State *s = bs->opaque;
     int ret;
@@ -343,15 +344,25 @@ int qcow2_write_caches(BlockDriverState *bs)
     }
     if (s->refcount_block_cache) {
         /* new refcount blocks waiting for their hook-up: flushed first (R2) */
-        ret = s->reftable_pending_end ? qcow2_cache_flush(bs, s->refcount_block_cache)
-                                      : qcow2_cache_write(bs, s->refcount_block_cache);
+        if (s->reftable_pending_end) {
+            ret = qcow2_cache_flush(bs, s->refcount_block_cache);
+        } else if (all || qcow2_need_accurate_refcounts(s)) {
+            ret = qcow2_cache_write(bs, s->refcount_block_cache);
+        }
     }
     return ret;
 }
 
+/* The guest's flush: with lazy refcounts, refcount blocks may stay cached. */
+int qcow2_write_caches(BlockDriverState *bs)
+{
+    return write_caches(bs, false);
+}
+
+/* Everything, refcount blocks included, on stable storage (metadata operations, close). */
 int qcow2_flush_caches(BlockDriverState *bs)
 {
-    int ret = qcow2_write_caches(bs);
+    int ret = write_caches(bs, true);
 
     if (ret < 0) {
         return ret;

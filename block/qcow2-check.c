@@ -760,6 +760,14 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
         if (ret < 0) {
             res->check_errors++;
         }
+        /* repaired refcounts are accurate again: a lazy-refcount image is clean */
+        if (ret == 0 && !res->corruptions && !res->check_errors &&
+            (s->incompatible_features & QCOW2_INCOMPAT_DIRTY) && !s->read_only) {
+            ret = qcow2_mark_clean(bs);
+            if (ret < 0) {
+                res->check_errors++;
+            }
+        }
         /* a fully repaired image is consistent again */
         if ((fix & BDRV_FIX_ERRORS) && !res->corruptions && !res->check_errors &&
             (s->incompatible_features & QCOW2_INCOMPAT_CORRUPT)) {

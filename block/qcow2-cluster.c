@@ -610,9 +610,11 @@ int qcow2_alloc_cluster_link_l2(BlockDriverState *bs, Qcow2ClusterAlloc *m)
     if (!m->needs_link) {
         return 0;
     }
-    ret = qcow2_cache_set_dependency(bs, s->l2_table_cache, s->refcount_block_cache);
-    if (ret < 0) {
-        return ret;
+    if (qcow2_need_accurate_refcounts(s)) {
+        ret = qcow2_cache_set_dependency(bs, s->l2_table_cache, s->refcount_block_cache);
+        if (ret < 0) {
+            return ret;
+        }
     }
     ret = qcow2_get_l2_table(bs, m->guest_offset, &l2, &l2_index, true);
     if (ret < 0) {
@@ -991,10 +993,12 @@ int qcow2_alloc_compressed_cluster(BlockDriverState *bs, uint64_t offset,
     }
     nb_csectors = ((host + compressed_size - 1) >> 9) - (host >> 9);
     *host_offset = host;
-    ret = qcow2_cache_set_dependency(bs, s->l2_table_cache, s->refcount_block_cache);
-    if (ret < 0) {
-        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
-        return ret;
+    if (qcow2_need_accurate_refcounts(s)) {
+        ret = qcow2_cache_set_dependency(bs, s->l2_table_cache, s->refcount_block_cache);
+        if (ret < 0) {
+            qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+            return ret;
+        }
     }
     BLKDBG_EVENT(bs->file, BLKDBG_L2_UPDATE_COMPRESSED);
     l2_set(l2, l2_index, QCOW_OFLAG_COMPRESSED | ((uint64_t)host) | (nb_csectors << x));

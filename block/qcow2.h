@@ -203,6 +203,16 @@ static inline bool data_file_is_raw(BlockDriverState *bs)
     return s->autoclear_features & QCOW2_AUTOCLEAR_DATA_FILE_RAW;
 }
 
+/*
+ * Lazy refcounts: while the dirty bit is set, refcount updates may stay in
+ * the cache until the image is closed (check -r repairs them after a crash),
+ * so L2 updates need not wait for them and flushes leave them cached.
+ */
+static inline bool qcow2_need_accurate_refcounts(BDRVQcow2State *s)
+{
+    return !(s->incompatible_features & QCOW2_INCOMPAT_DIRTY);
+}
+
 static inline int64_t start_of_cluster(BDRVQcow2State *s, int64_t offset)
 {
     return offset & ~((int64_t)s->cluster_size - 1);
