@@ -1044,7 +1044,7 @@ int qcow2_check_metadata_overlap(BlockDriverState *bs, int ign, int64_t offset,
                                  int64_t size)
 {
     BDRVQcow2State *s = bs->opaque;
-    int chk = QCOW2_OL_CHEAP | QCOW2_OL_ACTIVE_L2;
+    int chk = (QCOW2_OL_CHEAP | QCOW2_OL_ACTIVE_L2) & ~s->overlap_skip;
 
     chk &= ~ign;
     if (size <= 0) {

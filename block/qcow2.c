@@ -462,8 +462,93 @@ int qcow2_read_cache_options(BlockDriverState *bs, JsonObject *opts, GError **er
             return -EINVAL;
         }
     }
+    /* QEMU's limits, counted in cache entries */
+    {
+        uint64_t entry = opts_get_size(opts, "l2-cache-entry-size", s->cluster_size, NULL);
+
+        if (l2 / MAX(entry, 512) > INT_MAX) {
+            error_setg(errp, "L2 cache size too big");
+            return -EINVAL;
+        }
+        if (rc / s->cluster_size > INT_MAX) {
+            error_setg(errp, "Refcount cache size too big");
+            return -EINVAL;
+        }
+    }
+    if (opts_has(opts, "cache-clean-interval")) {
+        g_autofree char *v = opts_get_str(opts, "cache-clean-interval");
+        uint64_t secs;
+
+        /* a negative number wraps around, as QEMU's unsigned parsing does */
+        if (!v || qemu_strtou64(v[0] == '-' ? v + 1 : v, 0, &secs) < 0) {
+            error_setg(errp, "Parameter 'cache-clean-interval' expects a number");
+            return -EINVAL;
+        }
+        if (v[0] == '-' || secs > UINT_MAX) {
+            error_setg(errp, "Cache clean interval too big");
+            return -EINVAL;
+        }
+    }
+    /* more L2 cache than the image can use is never allocated (as QEMU) */
+    l2 = MIN(l2, l2_needed);
     s->l2_cache_size = MAX(l2, (uint64_t)MIN_L2_CACHE_CLUSTERS * s->cluster_size);
     s->refcount_cache_size = MAX(rc, min_rc);
+    return 0;
+}
+
+int qcow2_read_overlap_options(BlockDriverState *bs, JsonObject *opts, GError **errp)
+{
+    static const struct { const char *name; int kinds; } templates[] = {
+        { "none", 0 },
+        { "constant", QCOW2_OL_CHEAP & ~QCOW2_OL_REFCOUNT_BLOCK },
+        { "cached", QCOW2_OL_CHEAP | QCOW2_OL_ACTIVE_L2 },
+        /* inactive L2 tables are not looked at: "all" checks what "cached" does */
+        { "all", QCOW2_OL_CHEAP | QCOW2_OL_ACTIVE_L2 },
+    };
+    static const struct { const char *key; int kind; } switches[] = {
+        { "main-header", QCOW2_OL_MAIN_HEADER }, { "active-l1", QCOW2_OL_ACTIVE_L1 },
+        { "active-l2", QCOW2_OL_ACTIVE_L2 }, { "refcount-table", QCOW2_OL_REFCOUNT_TABLE },
+        { "refcount-block", QCOW2_OL_REFCOUNT_BLOCK },
+        { "snapshot-table", QCOW2_OL_SNAPSHOT_TABLE },
+        { "inactive-l1", QCOW2_OL_INACTIVE_L1 }, { "inactive-l2", 0 },
+        { "bitmap-directory", QCOW2_OL_BITMAP_DIRECTORY },
+    };
+    BDRVQcow2State *s = bs->opaque;
+    JsonObject *obj = opts_get_object(opts, "overlap-check");
+    g_autofree char *tmpl = obj ? opts_get_str(obj, "template")
+                                : opts_get_str(opts, "overlap-check");
+    int kinds = -1;
+
+    if (!tmpl) {
+        tmpl = g_strdup("cached");
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(templates); i++) {
+        if (!strcmp(tmpl, templates[i].name)) {
+            kinds = templates[i].kinds;
+        }
+    }
+    if (kinds < 0) {
+        error_setg(errp, "Unsupported value '%s' for qcow2 option 'overlap-check'. "
+                   "Allowed are any of the following: none, constant, cached, all", tmpl);
+        return -EINVAL;
+    }
+    for (size_t i = 0; obj && i < G_N_ELEMENTS(switches); i++) {
+        GError *local = NULL;
+
+        if (!opts_has(obj, switches[i].key)) {
+            continue;
+        }
+        if (opts_get_bool(obj, switches[i].key, false, &local)) {
+            kinds |= switches[i].kind;
+        } else {
+            kinds &= ~switches[i].kind;
+        }
+        if (local) {
+            error_propagate(errp, local);
+            return -EINVAL;
+        }
+    }
+    s->overlap_skip = (QCOW2_OL_CHEAP | QCOW2_OL_ACTIVE_L2) & ~kinds;
     return 0;
 }
 
@@ -822,6 +907,10 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
     }
 
     ret = qcow2_read_cache_options(bs, opts, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = qcow2_read_overlap_options(bs, opts, errp);
     if (ret < 0) {
         return ret;
     }

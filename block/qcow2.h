@@ -180,6 +180,7 @@ typedef struct BDRVQcow2State {
     uint64_t l2_window_start;       /* host offset of the window's first table */
     uint64_t l2_window_len;         /* bytes valid in the window, 0: none */
     uint64_t refcount_cache_size;
+    int overlap_skip;               /* QCOW2_OL_* kinds overlap-check turned off */
 
     bool use_lazy_refcounts;
     bool header_dirty_set;          /* we set the dirty bit in the header */
@@ -295,6 +296,8 @@ void qcow2_signal_corruption(BlockDriverState *bs, bool fatal, int64_t offset,
 int qcow2_write_l1_entries(BlockDriverState *bs, int first, int n);
 /* Pick the L2/refcount cache sizes from options (QEMU's defaults and rules). */
 int qcow2_read_cache_options(BlockDriverState *bs, JsonObject *opts, GError **errp);
+/* overlap-check (a template name, or an object of template and per-kind switches) */
+int qcow2_read_overlap_options(BlockDriverState *bs, JsonObject *opts, GError **errp);
 
 /* qcow2-refcount.c */
 int qcow2_refcount_init(BlockDriverState *bs);
