@@ -12,20 +12,6 @@
 
 #define REQUEST_MAX_BYTES 2147483136LL   /* largest single request, as QEMU's */
 
-typedef int (*cmdfunc_t)(int argc, char **argv);
-
-typedef struct cmdinfo {
-    const char *name;
-    const char *altname;
-    cmdfunc_t cfunc;
-    int argmin;
-    int argmax;            /* -1: no maximum */
-    bool needs_file;
-    bool needs_write;      /* refused on a read-only image */
-    const char *args;
-    const char *oneline;
-    void (*help)(void);
-} cmdinfo_t;
 
 static const cmdinfo_t *find_command(const char *name);
 
@@ -57,7 +43,7 @@ static void print_cvtnum_err(int64_t rc, const char *arg)
     }
 }
 
-static void qemuio_command_usage(const cmdinfo_t *ci)
+void qemuio_command_usage(const cmdinfo_t *ci)
 {
     printf("%s %s -- %s\n", ci->name, ci->args, ci->oneline);
 }
@@ -203,7 +189,7 @@ static void now(struct timespec *t)
 }
 
 /* Reset getopt for a new command's argv. */
-static void getopt_reset(void)
+void getopt_reset(void)
 {
     optind = 0;
     opterr = 1;
@@ -1234,7 +1220,8 @@ static const cmdinfo_t quit_cmd = {
 
 static const cmdinfo_t *const cmdtab[] = {
     &abort_cmd, &alloc_cmd, &close_cmd, &discard_cmd, &flush_cmd, &help_cmd, &info_cmd,
-    &length_cmd, &map_cmd, &open_cmd, &quit_cmd, &read_cmd, &readv_cmd, &sigraise_cmd,
+    &length_cmd, &map_cmd, &open_cmd, &quit_cmd, &read_cmd, &readv_cmd, &qemuio_reopen_cmd,
+    &sigraise_cmd,
     &sleep_cmd, &truncate_cmd, &write_cmd, &writev_cmd,
 };
 

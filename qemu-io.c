@@ -13,13 +13,15 @@
 
 BlockDriverState *qemuio_bs;
 bool qemuio_writethrough;
+char *qemuio_open_name;
+JsonObject *qemuio_open_opts;
+int qemuio_open_flags;
 
-int qemuio_open(const char *name, JsonObject *opts, int flags, bool writethrough)
+int qemuio_open_err(const char *name, JsonObject *opts, int flags, bool writethrough,
+                    GError **errp)
 {
-    GError *err = NULL;
-
     if (qemuio_bs) {
-        error_report("file open already, try 'help close'");
+        error_setg(errp, "file open already, try 'help close'");
         return -EBUSY;
     }
     if (writethrough) {
@@ -28,22 +30,40 @@ int qemuio_open(const char *name, JsonObject *opts, int flags, bool writethrough
     if ((flags & BDRV_O_FORCE_SHARE) && opts && opts_has(opts, "force-share")) {
         g_autofree char *v = opts_get_str(opts, "force-share");
         if (!v || strcmp(v, "on")) {
-            error_report("-U conflicts with image options");
+            error_setg(errp, "-U conflicts with image options");
             return -EINVAL;
         }
     }
-    qemuio_bs = bdrv_open(name, opts, flags, &err);
+    qemuio_bs = bdrv_open(name, opts, flags, errp);
     if (!qemuio_bs) {
+        return -EIO;
+    }
+    qemuio_writethrough = writethrough;
+    g_free(qemuio_open_name);
+    qemuio_open_name = g_strdup(name);
+    if (qemuio_open_opts) {
+        json_object_unref(qemuio_open_opts);
+    }
+    qemuio_open_opts = opts ? opts_clone(opts) : NULL;
+    qemuio_open_flags = flags & ~BDRV_O_WRITETHROUGH;
+    return 0;
+}
+
+int qemuio_open(const char *name, JsonObject *opts, int flags, bool writethrough)
+{
+    g_autoptr(GError) err = NULL;
+    int ret = qemuio_open_err(name, opts, flags, writethrough, &err);
+
+    if (ret == -EIO) {
         if (name) {
             error_report("can't open device %s: %s", name, err->message);
         } else {
             error_report("can't open: %s", err->message);
         }
-        g_error_free(err);
-        return -EIO;
+    } else if (ret < 0) {
+        error_report("%s", err->message);
     }
-    qemuio_writethrough = writethrough;
-    return 0;
+    return ret;
 }
 
 void qemuio_close(void)
