@@ -593,6 +593,26 @@ int bdrv_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **errp
     return bs->drv->amend(bs, opts, force, errp);
 }
 
+int bdrv_amend_with_status(BlockDriverState *bs, JsonObject *opts, bool force,
+                           BdrvAmendStatusCB *cb, void *opaque, GError **errp)
+{
+    int ret;
+
+    bs->amend_status_cb = cb;
+    bs->amend_status_opaque = opaque;
+    ret = bdrv_amend(bs, opts, force, errp);
+    bs->amend_status_cb = NULL;
+    bs->amend_status_opaque = NULL;
+    return ret;
+}
+
+void bdrv_amend_report(BlockDriverState *bs, int64_t done, int64_t total)
+{
+    if (bs->amend_status_cb && total > 0) {
+        bs->amend_status_cb(bs, done, total, bs->amend_status_opaque);
+    }
+}
+
 int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
                              const char *backing_fmt)
 {

@@ -21,6 +21,7 @@ typedef struct CheckState {
     bool rebuild;           /* refcount structure must be rebuilt */
     bool quiet;             /* no messages (internal repairs) */
     uint64_t prev_data;     /* last data cluster seen, UINT64_MAX: none yet */
+    uint64_t overflows;     /* references past the refcount width (not repairable) */
 } CheckState;
 
 static void G_GNUC_PRINTF_CHECK(2, 3) check_msg(CheckState *cs, const char *fmt, ...)
@@ -134,6 +135,16 @@ static void inc_refs(CheckState *cs, uint64_t offset, uint64_t size)
         return;
     }
     for (uint64_t k = first; k <= last; k++) {
+        /* the count is kept in the image's refcount width, as QEMU keeps it */
+        if (ref_get(cs, k) >= s->refcount_max) {
+            check_msg(cs, "ERROR: overflow cluster offset=0x%" PRIx64 "\n"
+                      "Use qemu-img amend to increase the refcount entry width or "
+                      "qemu-img convert to create a clean copy if the image cannot be "
+                      "opened for writing\n", k << s->cluster_bits);
+            cs->res->corruptions++;
+            cs->overflows++;
+            continue;
+        }
         ref_inc(cs, k);
     }
 }
@@ -287,6 +298,7 @@ static int compute_references(CheckState *cs)
 
     memset(cs->ref, 0, cs->nb_clusters);
     cs->ref_end = 0;
+    cs->overflows = 0;
     g_hash_table_remove_all(cs->ref_big);
     cs->prev_data = UINT64_MAX;
     cs->res->bfi.allocated_clusters = 0;
@@ -719,7 +731,8 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
         BdrvCheckResult found = *res;
 
         /* then repair what may be repaired, counting anew */
-        res->leaks = res->corruptions = 0;
+        res->leaks = 0;
+        res->corruptions = cs.overflows;
         cs.rebuild = false;
         compare_refcounts(&cs, fix, true);
         if (cs.rebuild && !(fix & BDRV_FIX_ERRORS)) {
@@ -781,42 +794,233 @@ out:
     return ret;
 }
 
+/*
+ * Amend's new refcount width, in walks over the old refcount table as QEMU
+ * makes them (its progress shows them, iotest 112): allocation walks give every
+ * range of the new width that holds a cluster in use a new refcount block, and
+ * then the new table, through the allocator (so they land where QEMU's land);
+ * they repeat until one allocates nothing. A last walk writes the new blocks,
+ * each cluster keeping its refcount (leaks and too-low counts included; the
+ * caller refused counts the new width cannot hold). Then the header switches to
+ * the new table and width, and the old table and blocks are freed.
+ */
+typedef struct OrderChange {
+    uint64_t *blocks;           /* new refcount block offsets by new index */
+    uint64_t nb_blocks;         /* entries in @blocks */
+    uint64_t table_offset;      /* the new table, 0 while none */
+    uint64_t table_entries;
+    int new_bits;               /* log2 of refcounts per new block */
+} OrderChange;
+
+static void order_progress(BlockDriverState *bs, int walk, int walks, uint64_t i)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    bdrv_amend_report(bs, (int64_t)walk * s->refcount_table_size + i,
+                      (int64_t)walks * s->refcount_table_size);
+}
+
+/* One allocation walk; 1 if it allocated anything, 0 if not, or -errno. */
+static int order_alloc_walk(BlockDriverState *bs, OrderChange *oc, int walk)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int walks = MAX(walk + 2, 3);
+    uint64_t per_new = 1ULL << oc->new_bits, highest = 0;
+    bool allocated = false, any = false;
+    g_autofree uint64_t *rc = g_new(uint64_t, s->refcount_block_size);
+
+    for (uint64_t i = 0; i < s->refcount_table_size; i++) {
+        int64_t first = (int64_t)i << s->refcount_block_bits;
+        int ret;
+
+        /* progress before each entry, and after the last */
+        order_progress(bs, walk, walks, i);
+        if (!(s->refcount_table[i] & REFT_OFFSET_MASK)) {
+            continue;
+        }
+        ret = qcow2_get_refcounts(bs, first, s->refcount_block_size, rc);
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint64_t j = 0; j < (uint64_t)s->refcount_block_size; j++) {
+            uint64_t ni = (first + j) >> oc->new_bits;
+            int64_t off;
+
+            if (!rc[j]) {
+                continue;
+            }
+            any = true;
+            highest = MAX(highest, ni);
+            if (ni >= oc->nb_blocks) {
+                uint64_t n = MAX(ni + 1, oc->nb_blocks * 2);
+                oc->blocks = g_renew(uint64_t, oc->blocks, n);
+                memset(oc->blocks + oc->nb_blocks, 0, (n - oc->nb_blocks) * 8);
+                oc->nb_blocks = n;
+            }
+            if (!oc->blocks[ni]) {
+                off = qcow2_alloc_clusters(bs, s->cluster_size);
+                if (off < 0) {
+                    return off;
+                }
+                oc->blocks[ni] = off;
+                allocated = true;
+                /* the table may have grown, the block's range is done */
+                ret = qcow2_get_refcounts(bs, first, s->refcount_block_size, rc);
+                if (ret < 0) {
+                    return ret;
+                }
+            }
+            /* the rest of this new block's range inside the old block */
+            j = MIN((ni + 1) * per_new - first, (uint64_t)s->refcount_block_size) - 1;
+        }
+    }
+    order_progress(bs, walk + 1, walks, 0);
+    if (any && oc->table_entries < highest + 1) {
+        uint64_t bytes = QEMU_ALIGN_UP((highest + 1) * 8, s->cluster_size);
+        int64_t off;
+
+        if (oc->table_offset) {
+            qcow2_free_clusters(bs, oc->table_offset, oc->table_entries * 8);
+        }
+        off = qcow2_alloc_clusters(bs, bytes);
+        if (off < 0) {
+            oc->table_offset = 0;
+            return off;
+        }
+        oc->table_offset = off;
+        oc->table_entries = bytes / 8;
+        allocated = true;
+    }
+    return allocated;
+}
+
 int qcow2_change_refcount_order(BlockDriverState *bs, int new_order)
 {
     BDRVQcow2State *s = bs->opaque;
-    BdrvCheckResult res = { 0 };
-    CheckState cs = { .bs = bs, .s = s, .res = &res, .fix = BDRV_FIX_LEAKS,
-                      .quiet = true };
-    int ret;
+    OrderChange oc = { .new_bits = s->cluster_bits - (new_order - 3) };
+    g_autofree uint64_t *old_blocks = NULL;
+    g_autofree uint64_t *table = NULL;
+    g_autofree uint8_t *buf = NULL;
+    g_autofree uint64_t *rc = NULL;
+    uint64_t old_table_offset, old_table_bytes, per_new = 1ULL << oc.new_bits;
+    uint32_t nb_old = 0;
+    int walk, ret;
 
     ret = qcow2_flush_caches(bs);
-    if (ret < 0) {
-        return ret;
-    }
-    ret = run_check(&cs);
-    if (ret == 0 && (res.corruptions || res.check_errors)) {
-        ret = -EIO;      /* never rewrite refcounts of a damaged image */
-    }
-    if (ret == 0) {
-        ret = qcow2_cache_empty(bs, s->refcount_block_cache);
-    }
-    if (ret == 0) {
-        s->refcount_order = new_order;
-        s->refcount_bits = 1 << new_order;
-        s->refcount_max = s->refcount_bits == 64 ? UINT64_MAX
-                                                 : (1ULL << s->refcount_bits) - 1;
-        s->refcount_block_bits = s->cluster_bits - (new_order - 3);
-        s->refcount_block_size = 1 << s->refcount_block_bits;
-        ret = rebuild_refcounts(&cs, true);
-    }
-    if (ret == 0) {
-        /* the old structure leaks now: free it */
-        ret = run_check(&cs);
+    for (walk = 0; ret >= 0; walk++) {
+        ret = order_alloc_walk(bs, &oc, walk);
         if (ret == 0) {
-            compare_refcounts(&cs, BDRV_FIX_LEAKS, false);
-            ret = qcow2_flush_caches(bs);
+            break;
         }
     }
-    ref_free(&cs);
+    if (ret < 0) {
+        goto out;
+    }
+    walk++;
+    ret = qcow2_flush_caches(bs);
+    if (ret < 0) {
+        goto out;
+    }
+    /* the writing walk: each new block from the refcounts it takes over */
+    buf = g_malloc(s->cluster_size);
+    rc = g_new(uint64_t, MIN(per_new, (uint64_t)s->refcount_block_size));
+    for (uint64_t i = 0; i < s->refcount_table_size; i++) {
+        uint64_t first = i << s->refcount_block_bits;
+        uint64_t end = first + s->refcount_block_size;
+
+        order_progress(bs, walk, walk + 1, i);
+        for (uint64_t ni = first >> oc.new_bits; ni < oc.nb_blocks &&
+             ni * per_new < end; ni++) {
+            uint64_t lo = MAX(ni * per_new, first), hi = MIN((ni + 1) * per_new, end);
+
+            if (!oc.blocks[ni]) {
+                continue;
+            }
+            if (lo == ni * per_new || lo == first) {
+                if (lo == ni * per_new) {
+                    memset(buf, 0, s->cluster_size);
+                } else {
+                    ret = bdrv_pread(bs->file, oc.blocks[ni], s->cluster_size, buf, 0);
+                    if (ret < 0) {
+                        goto out;
+                    }
+                }
+            }
+            if (s->refcount_table[i] & REFT_OFFSET_MASK) {
+                ret = qcow2_get_refcounts(bs, lo, hi - lo, rc);
+                if (ret < 0) {
+                    goto out;
+                }
+                for (uint64_t c = lo; c < hi; c++) {
+                    if (rc[c - lo]) {
+                        uint64_t v = rc[c - lo];
+                        /* the new width's setter, the old width still in force */
+                        int old_order = s->refcount_order;
+                        s->refcount_order = new_order;
+                        qcow2_refblock_set(s, buf, c - ni * per_new, v);
+                        s->refcount_order = old_order;
+                    }
+                }
+            }
+            ret = bdrv_pwrite(bs->file, oc.blocks[ni], s->cluster_size, buf, 0);
+            if (ret < 0) {
+                goto out;
+            }
+        }
+    }
+    order_progress(bs, walk + 1, walk + 1, 0);
+    table = g_new0(uint64_t, oc.table_entries);
+    for (uint64_t ni = 0; ni < MIN(oc.nb_blocks, oc.table_entries); ni++) {
+        table[ni] = GUINT64_TO_BE(oc.blocks[ni]);
+    }
+    ret = bdrv_pwrite(bs->file, oc.table_offset, oc.table_entries * 8, table, 0);
+    if (ret == 0) {
+        ret = bdrv_flush(bs->file);
+    }
+    if (ret < 0) {
+        goto out;
+    }
+    /* switch: the header gets the new table and width in one write */
+    old_table_offset = s->refcount_table_offset;
+    old_table_bytes = (uint64_t)s->refcount_table_size * 8;
+    old_blocks = g_new(uint64_t, MAX(s->refcount_table_size, 1));
+    for (uint32_t i = 0; i < s->refcount_table_size; i++) {
+        if (s->refcount_table[i] & REFT_OFFSET_MASK) {
+            old_blocks[nb_old++] = s->refcount_table[i] & REFT_OFFSET_MASK;
+        }
+    }
+    ret = qcow2_cache_empty(bs, s->refcount_block_cache);
+    if (ret < 0) {
+        goto out;
+    }
+    s->refcount_order = new_order;
+    s->refcount_bits = 1 << new_order;
+    s->refcount_max = s->refcount_bits == 64 ? UINT64_MAX
+                                             : (1ULL << s->refcount_bits) - 1;
+    s->refcount_block_bits = oc.new_bits;
+    s->refcount_block_size = 1 << oc.new_bits;
+    for (uint64_t e = 0; e < oc.table_entries; e++) {
+        table[e] = GUINT64_FROM_BE(table[e]);
+    }
+    g_free(s->refcount_table);
+    s->refcount_table = g_steal_pointer(&table);
+    s->refcount_table_offset = oc.table_offset;
+    s->refcount_table_size = oc.table_entries;
+    s->free_cluster_index = 0;
+    ret = qcow2_update_header(bs);
+    if (ret == 0) {
+        ret = bdrv_flush(bs->file);
+    }
+    if (ret < 0) {
+        goto out;
+    }
+    /* the old structure is referenced no more */
+    for (uint32_t i = 0; i < nb_old; i++) {
+        qcow2_free_clusters(bs, old_blocks[i], s->cluster_size);
+    }
+    qcow2_free_clusters(bs, old_table_offset, old_table_bytes);
+    ret = qcow2_flush_caches(bs);
+out:
+    g_free(oc.blocks);
     return ret;
 }

@@ -577,7 +577,20 @@ int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byt
     } else if (has_data_file(bs)) {
         host = start_of_cluster(s, offset);          /* C3 */
     } else {
-        host = qcow2_alloc_clusters(bs, n * s->cluster_size);
+        host = -1;
+        if (*host_offset) {
+            /* right after the request's last piece, as much as is free there */
+            int64_t k = qcow2_alloc_clusters_at(bs, *host_offset, n);
+            if (k > 0) {
+                n = k;
+                host = *host_offset;
+            } else if (k < 0) {
+                host = k;
+            }
+        }
+        if (host == -1) {
+            host = qcow2_alloc_clusters(bs, n * s->cluster_size);
+        }
         if (host < 0) {
             g_free(m->old_entries);
             m->old_entries = NULL;

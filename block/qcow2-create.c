@@ -1507,7 +1507,13 @@ int qcow2_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **err
                    "bits");
         return -EINVAL;
     }
-    if (version < 3 && ((has_bits && bits != 16) || (!has_bits && s->refcount_bits != 16))) {
+    /* a new width other than 16 for a v2 image; keeping a wider one is the other */
+    if (version < 3 && has_bits && bits != 16 && bits != s->refcount_bits) {
+        error_setg(errp, "Refcount widths other than 16 bits require compatibility "
+                   "level 1.1 or above (use compat=1.1 or greater)");
+        return -EINVAL;
+    }
+    if (version < 3 && (has_bits ? bits : s->refcount_bits) != 16) {
         error_setg(errp, "compat=0.10 requires refcount_bits=16");
         return -EINVAL;
     }

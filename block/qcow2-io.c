@@ -370,6 +370,7 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                     const void *buf, int flags)
 {
     const uint8_t *p = buf;
+    uint64_t next_host = 0;     /* where the request's last piece ended in the file */
     int ret = check_writable(bs);
 
     if (ret < 0) {
@@ -380,7 +381,7 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
         return write_compressed(bs, offset, bytes, buf);
     }
     while (bytes > 0) {
-        uint64_t cur = bytes, host;
+        uint64_t cur = bytes, host = next_host;
         Qcow2ClusterAlloc m;
 
         ret = qcow2_alloc_host_offset(bs, offset, &cur, &host, &m);
@@ -410,6 +411,7 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                 return ret;
             }
         }
+        next_host = host + cur;
         p += cur;
         offset += cur;
         bytes -= cur;

@@ -453,10 +453,44 @@ static int ensure_refblock(BlockDriverState *bs, int64_t cluster_index, int64_t 
  * preceded by the refcount blocks missing for [area_start, area end + @additional)
  * (the area counts itself). The table holds the old entries plus, if @extra_index
  * >= 0, a block at @extra_offset for that index. @exact sizes the table to what
- * is needed; otherwise it grows by half again. Then the header switches to the
- * new table at once and the old table is freed. *@area_end gets the first
- * cluster after the area.
+ * is needed. Otherwise (the table grows as writes need it) the sizes are QEMU's,
+ * so that images come out with its layout: see growth_refblocks(). Then the
+ * header switches to the new table at once and the old table is freed.
+ * *@area_end gets the first cluster after the area.
  */
+/*
+ * Growth sizing (probed from QEMU 7.2): the number of refcount blocks an image
+ * of @clusters clusters needs once those blocks and a table listing them are
+ * counted too (a fixed point), where the first time the fixed point is reached
+ * the clusters grow by half the table's clusters and the search goes on once
+ * more. The growing table then gets entries for that many blocks plus half
+ * again, and every block missing from the area's index up to that count is
+ * created in the area, ahead of the table, even those covering nothing yet.
+ */
+static uint64_t growth_refblocks(BDRVQcow2State *s, uint64_t clusters)
+{
+    uint64_t per_block = s->refcount_block_size;
+    uint64_t entries_per_cluster = s->cluster_size / 8;
+    uint64_t blocks = 0, table = 0, total = 0, prev;
+    bool bumped = false;
+
+    for (;;) {
+        prev = total;
+        blocks = DIV_ROUND_UP(clusters + table + blocks, per_block);
+        table = DIV_ROUND_UP(blocks, entries_per_cluster);
+        total = clusters + blocks + table;
+        if (total != prev) {
+            continue;
+        }
+        if (bumped) {
+            return blocks;
+        }
+        bumped = true;
+        clusters += DIV_ROUND_UP(table, 2);
+        total = 0;
+    }
+}
+
 static bool block_exists(BDRVQcow2State *s, uint64_t bi, int64_t extra_index)
 {
     return (int64_t)bi == extra_index ||
@@ -474,7 +508,7 @@ static int write_refcount_area(BlockDriverState *bs, uint64_t area_start,
     uint64_t old_offset = s->refcount_table_offset;
     uint64_t old_clusters = size_to_clusters(s, old_entries * 8);
     uint64_t first_block = area_start / per_block;
-    uint64_t nb_new = 0, table_clusters = 0, entries, end;
+    uint64_t nb_new = 0, table_clusters = 0, entries, end, last_block;
     uint64_t new_table_offset;
     g_autofree uint64_t *table = NULL;
     g_autofree uint8_t *blocks = NULL;
@@ -489,9 +523,28 @@ static int write_refcount_area(BlockDriverState *bs, uint64_t area_start,
             first_block = be;
         }
     }
+    if (!exact) {
+        uint64_t total = growth_refblocks(s, area_start + additional);
+        uint64_t want = total + DIV_ROUND_UP(total, 2);
+
+        want = MAX(want, MAX(old_entries, (uint64_t)(extra_index + 1)));
+        table_clusters = DIV_ROUND_UP(want, entries_per_cluster);
+        for (uint64_t bi = first_block; bi < total; bi++) {
+            if (!block_exists(s, bi, extra_index)) {
+                nb_new++;
+            }
+        }
+        /* the blocks must cover the area itself (always so for QEMU's sizes) */
+        end = area_start + nb_new + table_clusters;
+        last_block = MAX(total, (uint64_t)(extra_index + 1)) - 1;
+        if ((end + additional - 1) / per_block <= last_block) {
+            goto sized;
+        }
+        nb_new = table_clusters = 0;
+    }
     /* fixed point: blocks for the area itself, a table holding all blocks */
     for (;;) {
-        uint64_t last_block, needed, tc, missing = 0;
+        uint64_t needed, tc, missing = 0;
         end = area_start + nb_new + table_clusters;
         last_block = (end + additional - 1) / per_block;
         for (uint64_t bi = first_block; bi <= last_block; bi++) {
@@ -501,20 +554,15 @@ static int write_refcount_area(BlockDriverState *bs, uint64_t area_start,
         }
         needed = MAX(last_block + 1, (uint64_t)(extra_index + 1));
         needed = MAX(needed, old_entries);
-        if (exact) {
-            tc = DIV_ROUND_UP(needed, entries_per_cluster);
-        } else {
-            tc = MAX(1, old_clusters);
-            while (tc * entries_per_cluster < needed) {
-                tc = (tc * 3 + 2) / 2;
-            }
-        }
+        tc = DIV_ROUND_UP(needed, entries_per_cluster);
         if (missing <= nb_new && tc <= table_clusters) {
             break;
         }
         nb_new = MAX(nb_new, missing);
         table_clusters = MAX(table_clusters, tc);
     }
+    last_block = (end + additional - 1) / per_block;
+sized:
     entries = table_clusters * entries_per_cluster;
     if (entries * 8 > QCOW_MAX_REFTABLE_SIZE) {
         return -EFBIG;
@@ -532,7 +580,7 @@ static int write_refcount_area(BlockDriverState *bs, uint64_t area_start,
         table[extra_index] = extra_offset;
     }
     {
-        uint64_t k = 0, last_block = (end + additional - 1) / per_block;
+        uint64_t k = 0;
         for (uint64_t bi = first_block; bi <= last_block && k < nb_new; bi++) {
             if (!block_exists(s, bi, extra_index)) {
                 table[bi] = (area_start + k) << s->cluster_bits;
@@ -743,7 +791,7 @@ int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
             uint64_t idx = i & (s->refcount_block_size - 1);
             uint64_t rc = qcow2_refblock_get(s, block, idx);
             if ((addend < 0 && rc < (uint64_t)-addend) ||
-                (addend > 0 && rc + addend > s->refcount_max)) {
+                (addend > 0 && (uint64_t)addend > s->refcount_max - rc)) {
                 qcow2_cache_put(s->refcount_block_cache, &block);
                 if (addend < 0) {
                     qcow2_signal_corruption(bs, true, -1, -1, "Refcount of cluster %#"
@@ -823,6 +871,55 @@ int64_t qcow2_alloc_clusters(BlockDriverState *bs, uint64_t size)
         return -EFBIG;
     }
     return start << s->cluster_bits;
+}
+
+/*
+ * Allocate the clusters at @offset that are free, up to @nb_clusters, stopping
+ * at the first one in use: a write carries on right after its last piece this
+ * way, as QEMU's does, even into a gap shorter than the piece. Refcount blocks
+ * the range lacks come first (they may take some of its clusters), then the
+ * clusters are counted again. The search pointer does not move.
+ */
+int64_t qcow2_alloc_clusters_at(BlockDriverState *bs, uint64_t offset, int64_t nb_clusters)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t first = offset >> s->cluster_bits, n;
+    int ret;
+
+    assert(!offset_into_cluster(s, offset) && offset > 0);
+    for (;;) {
+        bool missing = false;
+
+        for (n = 0; n < nb_clusters; n++) {
+            ret = cluster_is_free(bs, first + n);
+            if (ret < 0) {
+                return ret;
+            }
+            if (!ret) {
+                break;
+            }
+        }
+        if (n == 0) {
+            return 0;
+        }
+        for (int64_t i = first; i < first + n;
+             i = (i | (s->refcount_block_size - 1)) + 1) {
+            int64_t off = refblock_offset(bs, i);
+            if (off < 0) {
+                return off;
+            }
+            missing |= off == 0;
+        }
+        if (!missing) {
+            break;
+        }
+        ret = ensure_refblocks(bs, first, first + n - 1, NULL);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    ret = qcow2_update_refcounts(bs, offset, n << s->cluster_bits, 1);
+    return ret < 0 ? ret : n;
 }
 
 int64_t qcow2_alloc_bytes(BlockDriverState *bs, int size)

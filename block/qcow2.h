@@ -386,6 +386,11 @@ typedef struct Qcow2ClusterAlloc {
     uint64_t old_l2_entries_last;
     uint64_t *old_entries;      /* old L2 entries of every cluster (for COW/free) */
 } Qcow2ClusterAlloc;
+/*
+ * Map guest [offset, offset + *bytes) for a write (*bytes shrinks to one run).
+ * *@host_offset: on entry where the request's previous piece ended in the file
+ * (0: none), new clusters go right there when free; on return the host offset.
+ */
 int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
                             uint64_t *host_offset, Qcow2ClusterAlloc *m);
 int qcow2_alloc_cluster_link_l2(BlockDriverState *bs, Qcow2ClusterAlloc *m);

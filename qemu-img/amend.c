@@ -5,6 +5,12 @@
  */
 #include "qemu-img.h"
 
+static void amend_status_cb(BlockDriverState *bs, int64_t done, int64_t total,
+                            void *opaque)
+{
+    img_progress_report(100.0 * done / total);
+}
+
 static int print_amend_option_help(const char *fmt)
 {
     g_autofree char *help = bdrv_amend_opts_help(fmt);
@@ -110,7 +116,7 @@ int img_amend(int argc, char **argv)
 
     bdrv_create_opts_normalize(fmt, opts);
     img_progress_init(progress, 1.0);
-    if (bdrv_amend(bs, opts, force, &err) < 0) {
+    if (bdrv_amend_with_status(bs, opts, force, amend_status_cb, NULL, &err) < 0) {
         img_progress_end();
         error_report("%s", err->message);
         goto out;

@@ -343,6 +343,25 @@ void img_progress_set(double percent)
     }
 }
 
+/*
+ * Absolute progress a driver reports (amend): printed when it moved on by the
+ * step, or went back (QEMU's amend announces another walk over the refcounts
+ * that way, iotest 112), or is at the start.
+ */
+void img_progress_report(double percent)
+{
+    if (!progress.enabled) {
+        return;
+    }
+    progress.current = MIN(percent, 100.0);
+    if (progress.current - progress.last_print >= progress.min_step ||
+        progress.current < progress.last_print || progress.current == 0 ||
+        progress.current == 100.0) {
+        progress.last_print = progress.current;
+        progress_print_line();
+    }
+}
+
 void img_progress_add(float delta)
 {
     float current;

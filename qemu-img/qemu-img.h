@@ -179,6 +179,8 @@ int img_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
 void img_progress_init(bool enabled, double min_step);
 /* Set the progress to @percent (0..100); prints when it moved by min_step. */
 void img_progress_set(double percent);
+/* Absolute progress reported by a driver; a step back is printed too. */
+void img_progress_report(double percent);
 /* Add @delta percent; prints when it moved by min_step, and at 100% every time. */
 void img_progress_add(float delta);
 /* Print 100% (again, as QEMU does when a job completes). */

@@ -251,6 +251,13 @@ BlockDriverState *bdrv_find_backing_image(BlockDriverState *bs, const char *name
 /* ---- check, amend, info ---- */
 int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, int fix);
 int bdrv_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **errp);
+/* Progress of a long amend (qemu-img amend -p): @done of @total work units. */
+typedef void BdrvAmendStatusCB(BlockDriverState *bs, int64_t done, int64_t total,
+                               void *opaque);
+int bdrv_amend_with_status(BlockDriverState *bs, JsonObject *opts, bool force,
+                           BdrvAmendStatusCB *cb, void *opaque, GError **errp);
+/* For drivers: report amend progress to the caller's callback, if any. */
+void bdrv_amend_report(BlockDriverState *bs, int64_t done, int64_t total);
 /* Format-specific info as QEMU's "format-specific" JSON member; NULL if none. */
 JsonNode *bdrv_get_specific_info(BlockDriverState *bs, GError **errp);
 /* Does the node encrypt guest data (ImageInfo's "encrypted")? */

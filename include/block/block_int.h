@@ -219,6 +219,8 @@ struct BlockDriver {
 struct BlockDriverState {
     const BlockDriver *drv;
     void *opaque;
+    BdrvAmendStatusCB *amend_status_cb; /* set during bdrv_amend_with_status() */
+    void *amend_status_opaque;
     int refcnt;
     int open_flags;
     char *filename;          /* file name shown to users: exact_filename or json: */
