@@ -121,6 +121,11 @@ static int cache_flush_dependency(BlockDriverState *bs, Qcow2Cache *c)
     return ret;
 }
 
+int qcow2_cache_flush_dependency(BlockDriverState *bs, Qcow2Cache *c)
+{
+    return cache_flush_dependency(bs, c);
+}
+
 static int cache_entry_flush(BlockDriverState *bs, Qcow2Cache *c, int i)
 {
     BDRVQcow2State *s = bs->opaque;

@@ -823,6 +823,20 @@ int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
 }
 
 /*
+ * R3 for clusters handed out again: a cluster freed since the L2 cache was last
+ * written may still be referenced by an L2 entry on disk. Before new data or
+ * metadata can land in it, that entry must be gone on disk, or a crash would
+ * show the new content at the old guest offset. Pending decreases are exactly
+ * what the refcount cache's dependency on the L2 cache records.
+ */
+static int settle_frees(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    return qcow2_cache_flush_dependency(bs, s->refcount_block_cache);
+}
+
+/*
  * The search pointer (free_cluster_index) moves past each allocated range even
  * when it skipped free clusters below it; only frees move it back. After a new
  * refcount block the search restarts. This is QEMU's allocation order, so new
@@ -837,6 +851,10 @@ int64_t qcow2_alloc_clusters(BlockDriverState *bs, uint64_t size)
     BLKDBG_EVENT(bs->file, BLKDBG_CLUSTER_ALLOC);
     if (n <= 0) {
         return -EINVAL;
+    }
+    ret = settle_frees(bs);
+    if (ret < 0) {
+        return ret;
     }
     for (;;) {
         bool partial = false;
@@ -887,6 +905,10 @@ int64_t qcow2_alloc_clusters_at(BlockDriverState *bs, uint64_t offset, int64_t n
     int ret;
 
     assert(!offset_into_cluster(s, offset) && offset > 0);
+    ret = settle_frees(bs);
+    if (ret < 0) {
+        return ret;
+    }
     for (;;) {
         bool missing = false;
 
@@ -931,6 +953,10 @@ int64_t qcow2_alloc_bytes(BlockDriverState *bs, int size)
 
     BLKDBG_EVENT(bs->file, BLKDBG_CLUSTER_ALLOC_BYTES);
     assert(size > 0 && size <= s->cluster_size);
+    ret = settle_frees(bs);
+    if (ret < 0) {
+        return ret;
+    }
     /*
      * Compressed data is packed byte by byte, as QEMU packs it: after the chunk
      * before, in the same cluster, or running on into the next cluster when

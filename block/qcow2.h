@@ -423,6 +423,8 @@ void qcow2_cache_put(Qcow2Cache *c, void **table);
 void qcow2_cache_entry_mark_dirty(Qcow2Cache *c, void *table);
 int qcow2_cache_write(BlockDriverState *bs, Qcow2Cache *c);
 int qcow2_cache_flush(BlockDriverState *bs, Qcow2Cache *c);
+/* Write (and flush) what @c waits for, if anything. */
+int qcow2_cache_flush_dependency(BlockDriverState *bs, Qcow2Cache *c);
 int qcow2_cache_set_dependency(BlockDriverState *bs, Qcow2Cache *c,
                                Qcow2Cache *dependency);
 void qcow2_cache_depends_on_flush(Qcow2Cache *c);
