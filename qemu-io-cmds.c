@@ -1183,8 +1183,19 @@ static const cmdinfo_t quit_cmd = {
     .oneline = "exit the program",
 };
 
+/* a crash, as QEMU's: nothing is flushed or closed (bitmaps stay in use) */
+static int abort_f(int argc, char **argv)
+{
+    abort();
+}
+
+static const cmdinfo_t abort_cmd = {
+    .name = "abort", .cfunc = abort_f,
+    .oneline = "simulate a program crash using abort(3)",
+};
+
 static const cmdinfo_t *const cmdtab[] = {
-    &alloc_cmd, &close_cmd, &discard_cmd, &flush_cmd, &help_cmd, &info_cmd,
+    &abort_cmd, &alloc_cmd, &close_cmd, &discard_cmd, &flush_cmd, &help_cmd, &info_cmd,
     &length_cmd, &map_cmd, &open_cmd, &quit_cmd, &read_cmd, &readv_cmd, &sleep_cmd,
     &truncate_cmd, &write_cmd, &writev_cmd,
 };

@@ -20,7 +20,9 @@ static int get_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                             MapEntry *e)
 {
     ImgBlockStatus st;
-    int ret = img_block_status(bs, offset, bytes, &st);
+    /* map looks through filters on top (QEMU's: a blkdebug block-status rule
+     * does not fail it) */
+    int ret = img_block_status(bdrv_skip_filters(bs), offset, bytes, &st);
 
     if (ret < 0) {
         return ret;
