@@ -1191,6 +1191,7 @@ static const cmdinfo_t sigraise_cmd = {
     .args = "signal", .oneline = "raises a signal", .help = sigraise_help,
 };
 
+/* a crash, as QEMU's: nothing is flushed or closed (bitmaps stay in use) */
 static int abort_f(int argc, char **argv)
 {
     abort();
@@ -1221,8 +1222,7 @@ static const cmdinfo_t quit_cmd = {
 static const cmdinfo_t *const cmdtab[] = {
     &abort_cmd, &alloc_cmd, &close_cmd, &discard_cmd, &flush_cmd, &help_cmd, &info_cmd,
     &length_cmd, &map_cmd, &open_cmd, &quit_cmd, &read_cmd, &readv_cmd, &qemuio_reopen_cmd,
-    &sigraise_cmd,
-    &sleep_cmd, &truncate_cmd, &write_cmd, &writev_cmd,
+    &sigraise_cmd, &sleep_cmd, &truncate_cmd, &write_cmd, &writev_cmd,
 };
 
 static void help_oneline(const cmdinfo_t *ct)

@@ -304,7 +304,7 @@ static int load_snapshot(BlockDriverState *bs, const char *param, GError **errp)
     return bdrv_snapshot_load_tmp(bs, NULL, param, errp);
 }
 
-/* -B: the bitmap must exist, and a recording one only goes with a read-only export */
+/* -B: the bitmap must exist; a recording one on a writable node not with a read-only export */
 static bool check_bitmap(BlockDriverState *bs, const char *name, bool writable,
                          GError **errp)
 {
@@ -317,7 +317,10 @@ static bool check_bitmap(BlockDriverState *bs, const char *name, bool writable,
             if (strcmp(json_object_get_string_member(o, "name"), name)) {
                 continue;
             }
-            if (json_object_get_boolean_member(o, "recording") && !writable) {
+            /* QEMU's: only where the bitmap could still change under the
+             * read-only export (a node opened read-write) */
+            if (json_object_get_boolean_member(o, "recording") && !writable &&
+                !bdrv_is_read_only(b)) {
                 error_setg(errp, "Enabled bitmap '%s' incompatible with readonly "
                            "export", name);
                 return false;

@@ -15,7 +15,8 @@
  *    at 1. Rules for the event "none" are looked at when the node
  *    opens, so they are active from the start.
  *  - An active inject-error rule fails every later request whose type is in its
- *    "iotype" (default: read, write, write-zeroes, discard, flush) and which
+ *    "iotype" (default: read, write, write-zeroes, discard, flush; or
+ *    "block-status", which only fails block status queries) and which
  *    contains the first byte of its "sector" (default: any) with -"errno"
  *    (default EIO); a "once" rule is dropped after it fired. "immediately" fails
  *    the same way (there are no asynchronous callbacks here to skip). Active
@@ -38,14 +39,16 @@ enum {
     BLKDEBUG_IO_WRITE_ZEROES,
     BLKDEBUG_IO_DISCARD,
     BLKDEBUG_IO_FLUSH,
+    BLKDEBUG_IO_BLOCK_STATUS,
     BLKDEBUG_IO__MAX,
 };
 
 static const char *const iotype_names[BLKDEBUG_IO__MAX] = {
-    "read", "write", "write-zeroes", "discard", "flush",
+    "read", "write", "write-zeroes", "discard", "flush", "block-status",
 };
 
-#define BLKDEBUG_IO_ALL ((1u << BLKDEBUG_IO__MAX) - 1)
+/* the default: every type but block-status, which is only failed when named */
+#define BLKDEBUG_IO_ALL ((1u << BLKDEBUG_IO_BLOCK_STATUS) - 1)
 
 typedef struct BlkdebugRule {
     BlkdebugEvent event;
@@ -536,6 +539,11 @@ static int blkdebug_truncate(BlockDriverState *bs, int64_t offset, bool exact,
 static int blkdebug_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                                  int64_t *pnum, int64_t *map, BlockDriverState **file)
 {
+    int ret = rule_check(bs, offset, bytes, BLKDEBUG_IO_BLOCK_STATUS);
+
+    if (ret < 0) {
+        return ret;
+    }
     return bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
 }
 

@@ -703,6 +703,12 @@ int bdrv_bitmaps_store(BlockDriverState *bs, GError **errp)
     return bs->drv->bitmaps_store ? bs->drv->bitmaps_store(bs, errp) : 0;
 }
 
+bool bdrv_supports_persistent_bitmaps(BlockDriverState *bs)
+{
+    return bs->drv->supports_persistent_bitmaps &&
+           bs->drv->supports_persistent_bitmaps(bs);
+}
+
 JsonArray *bdrv_query_dirty_bitmaps(BlockDriverState *bs)
 {
     return bs->drv->query_bitmaps ? bs->drv->query_bitmaps(bs) : NULL;

@@ -8,6 +8,14 @@
 #include "qemu/error.h"
 #include "block/qcow2-bitmap-int.h"
 
+/* Only version 3 images have the bitmaps extension. */
+bool qcow2_supports_persistent_bitmaps(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    return s->version >= 3;
+}
+
 static void set_inconsistent_error(GError **errp, const char *name)
 {
     error_setg(errp, "Bitmap '%s' is inconsistent and cannot be used\n"

@@ -1187,6 +1187,7 @@ BlockDriver bdrv_qcow2 = {
     .bitmap_op = qcow2_bitmap_op,
     .bitmaps_store = qcow2_bitmaps_store,
     .query_bitmaps = qcow2_bitmaps_query,
+    .supports_persistent_bitmaps = qcow2_supports_persistent_bitmaps,
     .bitmap_status = qcow2_bitmap_status,
     .change_backing_file = qcow2_change_backing_file,
     .make_empty = qcow2_make_empty,

@@ -560,6 +560,7 @@ void qcow2_bitmaps_release(BlockDriverState *bs);
 JsonArray *qcow2_bitmaps_query(BlockDriverState *bs);
 
 /* qcow2-bitmap-ops.c: qemu-img bitmap's operations (BlockDriver.bitmap_op) */
+bool qcow2_supports_persistent_bitmaps(BlockDriverState *bs);
 int qcow2_bitmap_op(BlockDriverState *bs, BdrvBitmapOp op, const char *name,
                     uint64_t granularity, BlockDriverState *src, const char *src_name,
                     GError **errp);

@@ -126,7 +126,10 @@ int img_bitmap(int argc, char **argv)
         return EXIT_FAILURE;
     }
     if (src_file) {
-        src_bs = img_open(false, src_file, src_fmt, 0, false, false, false);
+        /* only its bitmaps are read: no backing chain, which may well be the
+         * image being changed (QEMU's) */
+        src_bs = img_open(false, src_file, src_fmt, BDRV_O_NO_BACKING, false, false,
+                          false);
         if (!src_bs) {
             goto out;
         }

@@ -5,6 +5,13 @@
  * target sparse: ranges that read as zeros and zero runs of at least -S bytes in
  * the data are skipped on a zero-initialised target and written as zeroes
  * otherwise. -c writes whole clusters with BDRV_REQ_WRITE_COMPRESSED.
+ *
+ * Like QEMU, a first pass queries the block status of all sources (what -p
+ * counts), then the copy pass queries it again extent by extent. --salvage
+ * turns source errors into warnings: a failing block status query is narrowed
+ * down to the sector it fails on (with -c: to the first sector of a cluster),
+ * which is then taken as data; a failing read is retried sector by sector and
+ * the sectors that still fail read as zeros.
  */
 #include "qemu-img.h"
 
@@ -27,6 +34,7 @@ typedef struct ConvertState {
     int64_t progress_total;
     bool progress;
     bool quiet;
+    bool salvage;            /* --salvage */
     uint8_t *buf;
 } ConvertState;
 
@@ -145,16 +153,73 @@ static int write_sparse(ConvertState *s, int64_t offset, int64_t n, const uint8_
     return 0;
 }
 
-static int read_source(ConvertState *s, BlockDriverState *bs, int64_t offset,
-                       int64_t n, int64_t target_offset)
+/*
+ * Read [offset, offset + n) of source @bs into @buf. With --salvage a failing
+ * read is retried sector by sector; a sector that still fails is warned about
+ * (at its offset in the target) and reads as zeros.
+ */
+static int source_read(ConvertState *s, BlockDriverState *bs, int64_t offset,
+                       int64_t n, uint8_t *buf, int64_t target_offset)
 {
-    int ret = bdrv_pread(bs, offset, n, s->buf, 0);
+    int ret = bdrv_pread(bs, offset, n, buf, 0);
 
-    if (ret < 0) {
+    if (ret >= 0) {
+        return 0;
+    }
+    if (!s->salvage) {
         error_report("error while reading at byte %" PRId64 ": %s", target_offset,
                      img_strerror(ret));
+        return ret;
     }
-    return ret;
+    for (int64_t pos = 0, len; pos < n; pos += len) {
+        int64_t sector_end = QEMU_ALIGN_UP(offset + pos + 1, BDRV_SECTOR_SIZE);
+
+        len = MIN(sector_end - (offset + pos), n - pos);
+        ret = bdrv_pread(bs, offset + pos, len, buf + pos, 0);
+        if (ret < 0) {
+            if (!s->quiet) {
+                warn_report("error while reading offset %" PRId64 ": %s",
+                            target_offset + pos, img_strerror(ret));
+            }
+            memset(buf + pos, 0, len);
+        }
+    }
+    return 0;
+}
+
+/*
+ * Block status of [offset, offset + n) of source @bs. A failing query ends the
+ * convert; with --salvage it is narrowed (same start, halved) until it succeeds
+ * or is one sector long: that sector is warned about and taken as data.
+ */
+static int source_status(ConvertState *s, BlockDriverState *bs, int64_t offset,
+                         int64_t n, int64_t target_offset, ImgBlockStatus *st)
+{
+    int ret = img_block_status(bs, offset, n, st);
+
+    if (ret >= 0) {
+        return 0;
+    }
+    if (!s->salvage) {
+        error_report("error while reading block status at offset %" PRId64 ": %s",
+                     target_offset, img_strerror(ret));
+        return ret;
+    }
+    while (ret < 0 && n > (int64_t)BDRV_SECTOR_SIZE) {
+        n = MAX(QEMU_ALIGN_DOWN(n / 2, BDRV_SECTOR_SIZE), (int64_t)BDRV_SECTOR_SIZE);
+        ret = img_block_status(bs, offset, n, st);
+    }
+    if (ret < 0) {
+        if (!s->quiet) {
+            warn_report("error while reading block status at offset %" PRId64 ": %s",
+                        target_offset, img_strerror(ret));
+        }
+        *st = (ImgBlockStatus) {
+            .pnum = n,
+            .flags = BDRV_BLOCK_DATA | BDRV_BLOCK_ALLOCATED,
+        };
+    }
+    return 0;
 }
 
 /*
@@ -195,6 +260,40 @@ static int64_t progress_bytes(ConvertState *s, int64_t offset, int64_t n)
     return counted;
 }
 
+/*
+ * QEMU's first pass over the sources: their block status, what -p counts, into
+ * *@total. A query that fails ends the convert (--salvage: see source_status).
+ * With -c and --salvage the queries start at cluster boundaries, as QEMU's.
+ */
+static int count_pass(ConvertState *s, int64_t *total)
+{
+    int64_t base = 0, counted = 0;
+    bool by_cluster = s->compressed && s->salvage;
+
+    for (int i = 0; i < s->src_num; i++) {
+        for (int64_t offset = 0, n; offset < s->src_sizes[i]; offset += n) {
+            ImgBlockStatus st;
+            int ret;
+
+            n = s->src_sizes[i] - offset;
+            if (by_cluster) {
+                n = MIN(n, s->cluster_size - (base + offset) % s->cluster_size);
+            }
+            ret = source_status(s, s->src[i], offset, n, base + offset, &st);
+            if (ret < 0) {
+                return ret;
+            }
+            if (!by_cluster) {
+                n = MIN(n, st.pnum);
+            }
+            counted += extent_counts(s, &st) ? n : 0;
+        }
+        base += s->src_sizes[i];
+    }
+    *total = counted;
+    return 0;
+}
+
 static void account(ConvertState *s, int64_t n)
 {
     if (!s->progress || n == 0) {
@@ -219,12 +318,10 @@ static int convert_source(ConvertState *s, BlockDriverState *bs, int64_t size,
 
         bool counts = true;
 
-        if (s->min_sparse > 0 || s->target_backing || s->progress) {
+        if (s->min_sparse > 0 || s->target_backing || s->progress || s->salvage) {
             ImgBlockStatus st;
-            ret = img_block_status(bs, offset, n, &st);
+            ret = source_status(s, bs, offset, n, base + offset, &st);
             if (ret < 0) {
-                error_report("error while reading block status at offset %" PRId64
-                             ": %s", base + offset, img_strerror(ret));
                 return ret;
             }
             n = st.pnum;
@@ -238,7 +335,7 @@ static int convert_source(ConvertState *s, BlockDriverState *bs, int64_t size,
         } else if (zero) {
             ret = write_zeroes(s, base + offset, n);
         } else {
-            ret = read_source(s, bs, offset, n, base + offset);
+            ret = source_read(s, bs, offset, n, s->buf, base + offset);
             if (ret == 0) {
                 ret = write_sparse(s, base + offset, n, s->buf);
             }
@@ -279,10 +376,8 @@ static int read_concat(ConvertState *s, int64_t offset, int64_t n, uint8_t *buf)
     for (int i = 0; i < s->src_num && n > 0; i++) {
         if (offset < base + s->src_sizes[i]) {
             int64_t len = MIN(n, base + s->src_sizes[i] - offset);
-            int ret = bdrv_pread(s->src[i], offset - base, len, buf, 0);
+            int ret = source_read(s, s->src[i], offset - base, len, buf, offset);
             if (ret < 0) {
-                error_report("error while reading at byte %" PRId64 ": %s", offset,
-                             img_strerror(ret));
                 return ret;
             }
             buf += len;
@@ -292,6 +387,32 @@ static int read_concat(ConvertState *s, int64_t offset, int64_t n, uint8_t *buf)
         base += s->src_sizes[i];
     }
     return 0;
+}
+
+/*
+ * --salvage with -c: the cluster at @offset (of the concatenated sources) is
+ * queried from its start and then read, as QEMU's salvaging compressed convert
+ * does; *@alloc: does the source's top image have it (when the target has a
+ * backing file, else 1).
+ */
+static int salvage_cluster(ConvertState *s, int64_t offset, int64_t n, uint8_t *buf,
+                           int *alloc)
+{
+    int64_t base = 0;
+    int i = 0;
+    ImgBlockStatus st;
+
+    while (i < s->src_num - 1 && offset >= base + s->src_sizes[i]) {
+        base += s->src_sizes[i++];
+    }
+    source_status(s, s->src[i], offset - base,
+                  MIN(n, base + s->src_sizes[i] - offset), offset, &st);
+    *alloc = 1;
+    if (s->target_backing && !(st.flags & BDRV_BLOCK_ALLOCATED && st.depth == 0)) {
+        /* what the query did not cover; a failure counts as allocated data */
+        *alloc = top_allocates(s->src[0], offset, n) != 0;
+    }
+    return read_concat(s, offset, n, buf);
 }
 
 /*
@@ -308,7 +429,7 @@ static int convert_compressed(ConvertState *s)
     for (int64_t base = 0; base < s->total_size; base += chunk) {
         int64_t len = MIN(chunk, s->total_size - base);
         int64_t run_start = -1;         /* first data cluster not yet written */
-        int ret = read_concat(s, base, len, s->buf);
+        int ret = s->salvage ? 0 : read_concat(s, base, len, s->buf);
 
         if (ret < 0) {
             return ret;
@@ -319,16 +440,21 @@ static int convert_compressed(ConvertState *s)
             int alloc = 1;          /* the source's top layer has the cluster */
 
             n = MIN(s->cluster_size, len - off);
-            if (n > 0) {
-                if (s->target_backing) {
-                    /* a backing file means a single source */
-                    alloc = top_allocates(s->src[0], base + off, n);
-                    if (alloc < 0) {
-                        error_report("error while reading block status at offset %"
-                                     PRId64 ": %s", base + off, img_strerror(alloc));
-                        return alloc;
-                    }
+            if (n > 0 && s->salvage) {
+                ret = salvage_cluster(s, base + off, n, s->buf + off, &alloc);
+                if (ret < 0) {
+                    return ret;
                 }
+            } else if (n > 0 && s->target_backing) {
+                /* a backing file means a single source */
+                alloc = top_allocates(s->src[0], base + off, n);
+                if (alloc < 0) {
+                    error_report("error while reading block status at offset %"
+                                 PRId64 ": %s", base + off, img_strerror(alloc));
+                    return alloc;
+                }
+            }
+            if (n > 0) {
                 data = alloc && (s->min_sparse == 0 || !buffer_is_zero(s->buf + off, n));
             }
             if (run_start >= 0 && !data) {
@@ -399,6 +525,7 @@ typedef struct ConvertOpts {
     int64_t min_sparse;
     bool explicit_min_sparse, copy_range, compress, progress, quiet, skip_create;
     bool image_opts, tgt_image_opts, target_is_zero, force_share, untrusted;
+    bool salvage, bitmaps, skip_broken_bitmaps;
     int num_coroutines;
     ImgSnapshotParam snapshot;                    /* -l */
 } ConvertOpts;
@@ -424,6 +551,9 @@ static void parse_args(int argc, char **argv, ConvertOpts *o)
         { "target-image-opts", no_argument, NULL, OPTION_TARGET_IMAGE_OPTS },
         { "target-is-zero", no_argument, NULL, OPTION_TARGET_IS_ZERO },
         { "untrusted", no_argument, NULL, OPTION_UNTRUSTED },
+        { "salvage", no_argument, NULL, OPTION_SALVAGE },
+        { "bitmaps", no_argument, NULL, OPTION_BITMAPS },
+        { "skip-broken-bitmaps", no_argument, NULL, OPTION_SKIP_BROKEN },
         { NULL, 0, NULL, 0 },
     };
     uint64_t v;
@@ -521,11 +651,145 @@ static void parse_args(int argc, char **argv, ConvertOpts *o)
         case OPTION_UNTRUSTED:
             o->untrusted = true;
             break;
+        case OPTION_SALVAGE:
+            o->salvage = true;
+            break;
+        case OPTION_BITMAPS:
+            o->bitmaps = true;
+            break;
+        case OPTION_SKIP_BROKEN:
+            o->skip_broken_bitmaps = true;
+            break;
         case OPTION_OBJECT:
             img_add_object(optarg);
             break;
         }
     }
+}
+
+/*
+ * --bitmaps, before the target is created: the source must hold persistent
+ * bitmaps, and none may be inconsistent (in use) unless --skip-broken-bitmaps.
+ * Bitmaps are looked at in QEMU's order, newest first.
+ */
+static int bitmaps_precheck(ConvertOpts *o, ConvertState *s)
+{
+    JsonArray *list;
+    int ret = 0;
+
+    if (!o->bitmaps) {
+        return 0;
+    }
+    if (!bdrv_supports_persistent_bitmaps(s->src[0])) {
+        error_report("Source lacks bitmap support");
+        return -ENOTSUP;
+    }
+    list = bdrv_query_dirty_bitmaps(s->src[0]);
+    for (guint i = 0; list && i < json_array_get_length(list) && ret == 0; i++) {
+        JsonObject *bm = json_array_get_object_element(list, i);
+
+        if (json_object_get_boolean_member_with_default(bm, "inconsistent", false) &&
+            !o->skip_broken_bitmaps) {
+            error_report("Cannot copy inconsistent bitmap '%s'\n"
+                         "Try --skip-broken-bitmaps, or use 'qemu-img bitmap --remove' "
+                         "to delete it", json_object_get_string_member(bm, "name"));
+            ret = -EINVAL;
+        }
+    }
+    if (list) {
+        json_array_unref(list);
+    }
+    return ret;
+}
+
+/* Is there a bitmap named @name in @list (bdrv_query_dirty_bitmaps)? */
+static bool bitmap_listed(JsonArray *list, const char *name)
+{
+    for (guint i = 0; list && i < json_array_get_length(list); i++) {
+        JsonObject *bm = json_array_get_object_element(list, i);
+        if (!strcmp(json_object_get_string_member(bm, "name"), name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Create bitmap @bm (of the source's list) in the target with the source's bits. */
+static int copy_one_bitmap(ConvertState *s, JsonObject *bm)
+{
+    const char *name = json_object_get_string_member(bm, "name");
+    g_autoptr(GError) err = NULL;
+
+    if (bdrv_bitmap_op(s->target, BDRV_BITMAP_ADD, name,
+                       json_object_get_int_member(bm, "granularity"), NULL, NULL,
+                       &err) < 0 ||
+        (!json_object_get_boolean_member(bm, "recording") &&
+         bdrv_bitmap_op(s->target, BDRV_BITMAP_DISABLE, name, 0, NULL, NULL,
+                        &err) < 0)) {
+        error_report("Failed to create bitmap %s: %s", name, err->message);
+        return -EINVAL;
+    }
+    if (bdrv_bitmap_op(s->target, BDRV_BITMAP_MERGE, name, 0, s->src[0], name,
+                       &err) < 0) {
+        error_report("Failed to populate bitmap %s: %s", name, err->message);
+        bdrv_bitmap_op(s->target, BDRV_BITMAP_REMOVE, name, 0, NULL, NULL, NULL);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * --bitmaps, after the data: copy the source's persistent bitmaps (name,
+ * granularity, enabled or not, bits) into the target. QEMU goes through them
+ * newest first and stops at the first that cannot be created or filled; the
+ * ones before it are kept. We find that one first, then create the others
+ * oldest first so that the target lists them in the source's order.
+ */
+static int convert_copy_bitmaps(ConvertState *s, bool skip_broken)
+{
+    JsonArray *list = bdrv_query_dirty_bitmaps(s->src[0]);
+    JsonArray *have = bdrv_query_dirty_bitmaps(s->target);
+    guint n = list ? json_array_get_length(list) : 0, fail = n;
+    bool same_size = bdrv_getlength(s->src[0]) == bdrv_getlength(s->target);
+    g_autoptr(GError) err = NULL;
+    int ret = 0;
+
+    for (guint i = 0; i < n; i++) {
+        JsonObject *bm = json_array_get_object_element(list, i);
+        const char *name = json_object_get_string_member(bm, "name");
+
+        if (json_object_get_boolean_member_with_default(bm, "inconsistent", false)) {
+            if (skip_broken) {      /* else refused before the copy */
+                warn_report("Skipping inconsistent bitmap '%s'", name);
+            }
+            continue;
+        }
+        if (bitmap_listed(have, name) || !same_size) {
+            fail = i;
+            break;
+        }
+    }
+    for (guint i = fail; i-- > 0 && ret == 0;) {
+        JsonObject *bm = json_array_get_object_element(list, i);
+
+        if (!json_object_get_boolean_member_with_default(bm, "inconsistent", false)) {
+            ret = copy_one_bitmap(s, bm);
+        }
+    }
+    if (ret == 0 && fail < n) {
+        ret = copy_one_bitmap(s, json_array_get_object_element(list, fail));
+    }
+    if (bdrv_bitmaps_store(s->target, &err) < 0 && ret == 0) {
+        error_report("%s", err->message);
+        ret = -EIO;
+    }
+    if (list) {
+        json_array_unref(list);
+    }
+    if (have) {
+        json_array_unref(have);
+    }
+    return ret;
 }
 
 /* Create the target (unless -n) and open it. */
@@ -557,6 +821,9 @@ static BlockDriverState *open_target(ConvertOpts *o, ConvertState *s)
             error_report("%s", err->message);
             return NULL;
         }
+        if (bitmaps_precheck(o, s) < 0) {
+            return NULL;
+        }
         if (o->out_baseimg) {
             opts_set_str(opts, "backing_file", o->out_baseimg);
         }
@@ -585,6 +852,9 @@ static BlockDriverState *open_target(ConvertOpts *o, ConvertState *s)
             return NULL;
         }
     }
+    if (o->skip_create && bitmaps_precheck(o, s) < 0) {
+        return NULL;
+    }
     if (json_object_get_size(secrets)) {
         nested_secrets = opts_crumple(secrets, NULL);
     }
@@ -597,6 +867,12 @@ static BlockDriverState *open_target(ConvertOpts *o, ConvertState *s)
     len = bdrv_getlength(bs);
     if (o->skip_create && len >= 0 && len < s->total_size) {
         error_report("output file is smaller than input file");
+        bdrv_unref(bs);
+        return NULL;
+    }
+    if (o->bitmaps && !bdrv_supports_persistent_bitmaps(bs)) {
+        error_report("Format driver '%s' does not support bitmaps",
+                     bdrv_get_format_name(bs));
         bdrv_unref(bs);
         return NULL;
     }
@@ -641,12 +917,20 @@ int img_convert(int argc, char **argv)
     g_autofree char *snapshot_id = o.snapshot.id;
     g_autofree char *snapshot_name = o.snapshot.name;
 
+    if (o.skip_broken_bitmaps && !o.bitmaps) {
+        error_report("Use of --skip-broken-bitmaps requires --bitmaps");
+        return EXIT_FAILURE;
+    }
     if (o.copy_range && o.compress) {
         error_report("Cannot enable copy offloading when -c is used");
         return EXIT_FAILURE;
     }
     if (o.copy_range && o.explicit_min_sparse) {
         error_report("Cannot enable copy offloading when -S is used");
+        return EXIT_FAILURE;
+    }
+    if (o.copy_range && o.salvage) {
+        error_report("Cannot use copy offloading in salvaging mode");
         return EXIT_FAILURE;
     }
     if (o.skip_create && options) {
@@ -736,6 +1020,10 @@ int img_convert(int argc, char **argv)
         error_report("Compression not supported for this file format");
         goto out;
     }
+    if (o.bitmaps && s.src_num > 1) {
+        error_report("Copying bitmaps only possible with single source");
+        goto out;
+    }
 
     if (o.out_baseimg && o.target_is_zero) {
         ret = target_is_zero_refused();
@@ -761,13 +1049,12 @@ int img_convert(int argc, char **argv)
     s.compressed = o.compress;
     s.min_sparse = o.min_sparse;
     s.quiet = o.quiet;
+    s.salvage = o.salvage;
 
     s.progress = o.progress;
-    if (s.progress) {
-        s.progress_total = progress_bytes(&s, 0, s.total_size);
-    }
     img_progress_init(o.progress, 1.0);
-    if (convert_do_copy(&s) == 0) {
+    if (count_pass(&s, &s.progress_total) == 0 && convert_do_copy(&s) == 0 &&
+        (!o.bitmaps || convert_copy_bitmaps(&s, o.skip_broken_bitmaps) == 0)) {
         ret = EXIT_SUCCESS;
         img_progress_finish();
     }

@@ -20,7 +20,14 @@ static int get_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                             MapEntry *e)
 {
     ImgBlockStatus st;
-    int ret = img_block_status(bs, offset, bytes, &st);
+    int ret;
+
+    /* map looks through filter drivers on top (QEMU's: a blkdebug block-status
+     * rule does not fail it); raw, which may shift offsets, is kept */
+    while (bdrv_skip_filters(bs) != bs && strcmp(bdrv_get_format_name(bs), "raw")) {
+        bs = bdrv_file_child(bs);
+    }
+    ret = img_block_status(bs, offset, bytes, &st);
 
     if (ret < 0) {
         return ret;

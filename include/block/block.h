@@ -299,6 +299,9 @@ int bdrv_bitmaps_store(BlockDriverState *bs, GError **errp);
 /* QMP's "dirty-bitmaps" of a node (name, recording, persistent, busy, granularity,
  * count, inconsistent), newest first as QEMU lists them; NULL when it has none. */
 JsonArray *bdrv_query_dirty_bitmaps(BlockDriverState *bs);
+/* Can @bs hold persistent dirty bitmaps (qcow2 v3)? The node itself, no filter
+ * looked through (QEMU's convert --bitmaps check). */
+bool bdrv_supports_persistent_bitmaps(BlockDriverState *bs);
 /*
  * Is the first *@pnum bytes of [offset, offset+bytes) dirty (1) or clean (0) in
  * persistent bitmap @name of @bs (or the first node below it that has bitmaps)?

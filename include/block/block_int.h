@@ -204,6 +204,8 @@ struct BlockDriver {
                      GError **errp);
     int (*bitmaps_store)(BlockDriverState *bs, GError **errp);
     JsonArray *(*query_bitmaps)(BlockDriverState *bs);
+    /* can this node hold persistent bitmaps (qcow2: v3)? NULL: no */
+    bool (*supports_persistent_bitmaps)(BlockDriverState *bs);
     /* dirty (1) or clean (0) are the first *pnum bytes of the range in bitmap @name */
     int (*bitmap_status)(BlockDriverState *bs, const char *name, int64_t offset,
                          int64_t bytes, int64_t *pnum);
