@@ -170,7 +170,7 @@ static int l2_allocate(BlockDriverState *bs, int l1_index)
     int ret;
 
     BLKDBG_EVENT(bs->file, BLKDBG_L2_ALLOC_COW_READ);
-    l2_offset = qcow2_alloc_clusters(bs, s->cluster_size);
+    l2_offset = qcow2_alloc_clusters_for(bs, s->cluster_size, "L2 table");
     if (l2_offset < 0) {
         return l2_offset;
     }

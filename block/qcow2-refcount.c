@@ -389,6 +389,12 @@ static int ensure_refblock(BlockDriverState *bs, int64_t cluster_index, int64_t 
             break;
         }
     }
+    if (new_index == 0) {
+        /* no block counts the header: the refcount table is damaged (R1) */
+        qcow2_signal_corruption(bs, true, 0, s->cluster_size, "Preventing invalid "
+                                "allocation of refcount block at offset 0");
+        return -EIO;
+    }
     s->free_cluster_index = MAX(s->free_cluster_index, (uint64_t)new_index + 1);
     if (ti < s->refcount_table_size) {
         int grew = 0;
@@ -844,6 +850,11 @@ static int settle_frees(BlockDriverState *bs)
  */
 int64_t qcow2_alloc_clusters(BlockDriverState *bs, uint64_t size)
 {
+    return qcow2_alloc_clusters_for(bs, size, NULL);
+}
+
+int64_t qcow2_alloc_clusters_for(BlockDriverState *bs, uint64_t size, const char *what)
+{
     BDRVQcow2State *s = bs->opaque;
     int64_t n = size_to_clusters(s, size), start;
     int ret;
@@ -863,9 +874,19 @@ int64_t qcow2_alloc_clusters(BlockDriverState *bs, uint64_t size)
             return start;
         }
         if (start == 0) {
-            /* the header is always in use: its refcount is damaged (R1) */
-            qcow2_signal_corruption(bs, true, 0, s->cluster_size, "Preventing invalid "
-                                    "allocation of cluster 0 (the header has refcount 0)");
+            /*
+             * The header is always in use: its refcount is damaged (R1). QEMU
+             * names what it was allocating; other clusters it would go on to
+             * write, and its overlap check would catch that on the header.
+             */
+            if (what) {
+                qcow2_signal_corruption(bs, true, 0, s->cluster_size, "Preventing "
+                                        "invalid allocation of %s at offset 0", what);
+            } else {
+                qcow2_signal_corruption(bs, true, 0, s->cluster_size, "Preventing "
+                                        "invalid write on metadata (overlaps with "
+                                        "qcow2_header)");
+            }
             return -EIO;
         }
         s->free_cluster_index = start + n;
@@ -975,7 +996,7 @@ int64_t qcow2_alloc_bytes(BlockDriverState *bs, int size)
             return ret;
         }
     } else {
-        new_cluster = qcow2_alloc_clusters(bs, s->cluster_size);
+        new_cluster = qcow2_alloc_clusters_for(bs, s->cluster_size, "compressed cluster");
         if (new_cluster < 0) {
             return new_cluster;
         }

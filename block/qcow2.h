@@ -310,6 +310,8 @@ int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
                            int64_t addend);
 /* Allocate @size bytes of contiguous clusters in the image file; offset or -errno. */
 int64_t qcow2_alloc_clusters(BlockDriverState *bs, uint64_t size);
+/* The same; @what ("L2 table", ...) names the allocation in a corruption report. */
+int64_t qcow2_alloc_clusters_for(BlockDriverState *bs, uint64_t size, const char *what);
 /* Allocate @nb_clusters at exactly @offset where free; number allocated or -errno. */
 int64_t qcow2_alloc_clusters_at(BlockDriverState *bs, uint64_t offset, int64_t nb_clusters);
 /* Sub-cluster allocation for compressed data; offset or -errno. */
