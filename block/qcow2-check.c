@@ -387,6 +387,25 @@ static int compute_references(CheckState *cs)
         cs->res->check_errors++;
         return ret;
     }
+    /*
+     * A refcount block used for anything else as well (QEMU's check): only a
+     * rebuild can give the refcounts a block of their own again.
+     */
+    for (uint32_t i = 0; i < s->refcount_table_size; i++) {
+        uint64_t off = s->refcount_table[i] & REFT_OFFSET_MASK;
+        uint64_t refs;
+
+        if (!off || offset_into_cluster(s, off) ||
+            (off >> s->cluster_bits) >= (uint64_t)cs->nb_clusters) {
+            continue;
+        }
+        refs = ref_get(cs, off >> s->cluster_bits);
+        if (refs != 1) {
+            check_msg(cs, "ERROR refcount block %u refcount=%" PRIu64 "\n", i, refs);
+            cs->res->corruptions++;
+            cs->rebuild = true;
+        }
+    }
     return 0;
 }
 
@@ -729,12 +748,16 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
     compare_refcounts(&cs, 0, true);
     if (fix && (res->leaks || res->corruptions || cs.rebuild)) {
         BdrvCheckResult found = *res;
+        /* damage only a rebuild repairs, seen already: QEMU rebuilds at once */
+        bool rebuild_now = cs.rebuild && (fix & BDRV_FIX_ERRORS);
 
         /* then repair what may be repaired, counting anew */
         res->leaks = 0;
         res->corruptions = cs.overflows;
-        cs.rebuild = false;
-        compare_refcounts(&cs, fix, true);
+        if (!rebuild_now) {
+            cs.rebuild = false;
+            compare_refcounts(&cs, fix, true);
+        }
         if (cs.rebuild && !(fix & BDRV_FIX_ERRORS)) {
             check_msg(&cs, "ERROR need to rebuild refcount structures\n");
             res->corruptions = found.corruptions;
@@ -757,7 +780,9 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
                 res->check_errors++;
                 goto out;
             }
-            res->corruptions_fixed += in_use_but_free;
+            /* everything found but overflows is repaired by the rebuild */
+            res->corruptions_fixed += rebuild_now ? found.corruptions - cs.overflows
+                                                  : in_use_but_free;
             /* the old structure now leaks: free it (reported, not counted) */
             ret = run_check(&cs);
             if (ret < 0) {
