@@ -146,6 +146,20 @@ bool qsd_export_uses_node(BlockDriverState *bs)
     return false;
 }
 
+bool qsd_export_uses_bitmap(BlockDriverState *bs, const char *name)
+{
+    for (GList *l = exports; l; l = l->next) {
+        NbdExport *exp = l->data;
+
+        for (unsigned i = 0; i < exp->nb_bitmaps; i++) {
+            if (exp->bitmaps[i].bs == bs && !strcmp(exp->bitmaps[i].name, name)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 static void export_free_bitmaps(NbdExport *exp)
 {
     for (unsigned i = 0; i < exp->nb_bitmaps; i++) {
@@ -226,6 +240,12 @@ static bool export_add_bitmap(NbdExport *exp, JsonNode *n, guint i, bool writabl
     }
     node = nbd_find_bitmap(node, name, chain, writable, errp);
     if (!node) {
+        return false;
+    }
+    if (qsd_export_uses_bitmap(node, name)) {
+        /* another export has it (this one may name it twice) */
+        error_setg(errp, "Bitmap '%s' is currently in use by another operation "
+                   "and cannot be used", name);
         return false;
     }
     exp->bitmaps[exp->nb_bitmaps].name = g_strdup(name);
