@@ -304,35 +304,6 @@ static int load_snapshot(BlockDriverState *bs, const char *param, GError **errp)
     return bdrv_snapshot_load_tmp(bs, NULL, param, errp);
 }
 
-/* -B: the bitmap must exist; a recording one on a writable node not with a read-only export */
-static bool check_bitmap(BlockDriverState *bs, const char *name, bool writable,
-                         GError **errp)
-{
-    for (BlockDriverState *b = bs; b; b = bdrv_backing_child(b) ?: bdrv_file_child(b)) {
-        g_autoptr(JsonArray) list = bdrv_query_dirty_bitmaps(b);
-
-        for (guint i = 0; list && i < json_array_get_length(list); i++) {
-            JsonObject *o = json_array_get_object_element(list, i);
-
-            if (strcmp(json_object_get_string_member(o, "name"), name)) {
-                continue;
-            }
-            /* QEMU's: only where the bitmap could still change under the
-             * read-only export (a node opened read-write) */
-            if (json_object_get_boolean_member(o, "recording") && !writable &&
-                !bdrv_is_read_only(b)) {
-                error_setg(errp, "Enabled bitmap '%s' incompatible with readonly "
-                           "export", name);
-                return false;
-            }
-            the_export.bitmap_bs = b;
-            return true;
-        }
-    }
-    error_setg(errp, "Bitmap '%s' is not found", name);
-    return false;
-}
-
 /* ---- --fork ---- */
 
 static int fork_pipe[2] = { -1, -1 };
@@ -443,7 +414,7 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     const char *bindto = NULL, *port = NULL, *sockpath = NULL, *device = NULL;
-    const char *fmt = NULL, *export_name = NULL, *desc = NULL, *bitmap = NULL;
+    const char *fmt = NULL, *export_name = NULL, *desc = NULL;
     const char *snapshot_param = NULL, *tls_creds = NULL, *pid_file = NULL;
     const char *detect_zeroes = NULL, *aio = NULL;
     bool readonly = false, disconnect = false, list = false, image_opts = false;
@@ -457,6 +428,7 @@ int main(int argc, char **argv)
     BlockDriverState *bs;
     g_auto(NbdServerAddr) addr = { 0 };
     g_autoptr(JsonObject) saddr = json_object_new();
+    g_autoptr(GPtrArray) bitmaps = g_ptr_array_new();    /* -B, in order */
 
     error_set_progname("qemu-nbd");
     argv0 = argv[0];
@@ -579,7 +551,7 @@ int main(int argc, char **argv)
             alloc_depth = true;
             break;
         case 'B':
-            bitmap = optarg;
+            g_ptr_array_add(bitmaps, optarg);
             break;
         case 'L':
             list = true;
@@ -730,10 +702,20 @@ int main(int argc, char **argv)
         }
         bs = raw;
     }
-    if (bitmap && !check_bitmap(bs, bitmap, !readonly, &err)) {
-        error_report_err(g_steal_pointer(&err));
-        bdrv_unref(bs);
-        return EXIT_FAILURE;
+    /* as QEMU's qemu-nbd: the export's list holds the last -B first */
+    the_export.bitmaps = g_new0(NbdExportBitmap, bitmaps->len);
+    for (guint i = 0; i < bitmaps->len; i++) {
+        const char *name = bitmaps->pdata[bitmaps->len - 1 - i];
+        BlockDriverState *b = nbd_find_bitmap(bs, name, true, !readonly, &err);
+
+        if (!b) {
+            error_report_err(g_steal_pointer(&err));
+            bdrv_unref(bs);
+            return EXIT_FAILURE;
+        }
+        the_export.bitmaps[i].name = g_strdup(name);
+        the_export.bitmaps[i].bs = b;
+        the_export.nb_bitmaps++;
     }
     if (device) {
         int fd = open(device, O_RDWR);
@@ -755,7 +737,6 @@ int main(int argc, char **argv)
     the_export.writable = !readonly;
     the_export.multi_conn = shared > 1;
     the_export.alloc_depth = alloc_depth;
-    the_export.bitmap = g_strdup(bitmap);
     export_list = g_list_append(NULL, &the_export);
 
     if (addr.is_unix) {

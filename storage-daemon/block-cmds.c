@@ -340,6 +340,13 @@ static JsonObject *block_device_info(BlockDriverState *bs, bool flat, GError **e
     json_object_set_int_member(info, "write_threshold", 0);
     {
         JsonArray *bitmaps = bdrv_query_dirty_bitmaps(bs);
+        for (guint i = 0; bitmaps && i < json_array_get_length(bitmaps); i++) {
+            JsonObject *o = json_array_get_object_element(bitmaps, i);
+            const char *name = json_object_get_string_member(o, "name");
+
+            /* an exported bitmap is busy */
+            json_object_set_boolean_member(o, "busy", qsd_export_uses_bitmap(bs, name));
+        }
         if (bitmaps) {
             json_object_set_array_member(info, "dirty-bitmaps", bitmaps);
         }

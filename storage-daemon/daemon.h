@@ -43,6 +43,8 @@ bool qsd_nbd_server_start(JsonObject *addr, GError **errp);
 bool qsd_export_add(JsonObject *opts, GError **errp);
 /* Is @bs used by an export? */
 bool qsd_export_uses_node(BlockDriverState *bs);
+/* Does an export offer bitmap @name of @bs (which makes it busy, as QEMU's)? */
+bool qsd_export_uses_bitmap(BlockDriverState *bs, const char *name);
 void qsd_export_close_all(void);
 
 /* Listen on a UNIX socket, replacing a stale socket file: the fd, or -1

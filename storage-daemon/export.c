@@ -146,6 +146,28 @@ bool qsd_export_uses_node(BlockDriverState *bs)
     return false;
 }
 
+bool qsd_export_uses_bitmap(BlockDriverState *bs, const char *name)
+{
+    for (GList *l = exports; l; l = l->next) {
+        NbdExport *exp = l->data;
+
+        for (unsigned i = 0; i < exp->nb_bitmaps; i++) {
+            if (exp->bitmaps[i].bs == bs && !strcmp(exp->bitmaps[i].name, name)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static void export_free_bitmaps(NbdExport *exp)
+{
+    for (unsigned i = 0; i < exp->nb_bitmaps; i++) {
+        g_free(exp->bitmaps[i].name);
+    }
+    g_free(exp->bitmaps);
+}
+
 static void export_delete(NbdExport *exp)
 {
     JsonObject *data = json_object_new();
@@ -159,7 +181,123 @@ static void export_delete(NbdExport *exp)
     g_free(exp->id);
     g_free(exp->name);
     g_free(exp->description);
+    export_free_bitmaps(exp);
     g_free(exp);
+}
+
+/* One entry of "bitmaps" (BlockDirtyBitmapOrStr): a bitmap in @bs's chain, or
+ * {"node": N, "name": B} for one on a given node. */
+static bool export_add_bitmap(NbdExport *exp, JsonNode *n, guint i, bool writable,
+                              GError **errp)
+{
+    g_autofree char *where = g_strdup_printf("bitmaps[%u]", i);
+    BlockDriverState *node = exp->bs;
+    const char *name;
+    bool chain = true;
+
+    if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_STRING) {
+        name = json_node_get_string(n);
+    } else if (JSON_NODE_HOLDS_OBJECT(n)) {
+        static const char *const members[] = { "node", "name" };
+        JsonObject *o = json_node_get_object(n);
+        g_autoptr(GList) keys = json_object_get_members(o);
+        const char *val[2];
+
+        for (int k = 0; k < 2; k++) {
+            JsonNode *m = json_object_get_member(o, members[k]);
+
+            if (!m) {
+                error_setg(errp, "Parameter '%s.%s' is missing", where, members[k]);
+                return false;
+            }
+            if (!JSON_NODE_HOLDS_VALUE(m) ||
+                json_node_get_value_type(m) != G_TYPE_STRING) {
+                error_setg(errp, "Invalid parameter type for '%s.%s', expected: "
+                           "string", where, members[k]);
+                return false;
+            }
+            val[k] = json_node_get_string(m);
+        }
+        for (GList *l = keys; l; l = l->next) {
+            if (strcmp(l->data, "node") && strcmp(l->data, "name")) {
+                error_setg(errp, "Parameter '%s.%s' is unexpected", where,
+                           (const char *)l->data);
+                return false;
+            }
+        }
+        node = bdrv_find_node(val[0]);
+        if (!node) {
+            error_setg(errp, "Node '%s' not found", val[0]);
+            return false;
+        }
+        name = val[1];
+        chain = false;
+    } else {
+        /* sic: QEMU names no member here */
+        error_setg(errp, "Invalid parameter type for 'null', expected: "
+                   "BlockDirtyBitmapOrStr");
+        return false;
+    }
+    node = nbd_find_bitmap(node, name, chain, writable, errp);
+    if (!node) {
+        return false;
+    }
+    if (qsd_export_uses_bitmap(node, name)) {
+        /* another export has it (this one may name it twice) */
+        error_setg(errp, "Bitmap '%s' is currently in use by another operation "
+                   "and cannot be used", name);
+        return false;
+    }
+    exp->bitmaps[exp->nb_bitmaps].name = g_strdup(name);
+    exp->bitmaps[exp->nb_bitmaps].bs = node;
+    exp->nb_bitmaps++;
+    return true;
+}
+
+/*
+ * "bitmaps": a list (or, from key=value options, an object whose keys are
+ * 0, 1, ...) of bitmaps to offer, in the order given, which is their ids' order.
+ */
+static bool export_add_bitmaps(NbdExport *exp, JsonObject *opts, bool writable,
+                               GError **errp)
+{
+    JsonNode *list = json_object_get_member(opts, "bitmaps");
+    g_autoptr(GPtrArray) items = g_ptr_array_new();
+
+    if (!list) {
+        return true;
+    }
+    if (JSON_NODE_HOLDS_ARRAY(list)) {
+        JsonArray *a = json_node_get_array(list);
+
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            g_ptr_array_add(items, json_array_get_element(a, i));
+        }
+    } else if (JSON_NODE_HOLDS_OBJECT(list)) {
+        JsonObject *o = json_node_get_object(list);
+        guint n = json_object_get_size(o);
+
+        for (guint i = 0; i < n; i++) {
+            g_autofree char *key = g_strdup_printf("%u", i);
+            JsonNode *e = json_object_get_member(o, key);
+
+            if (!e) {
+                error_setg(errp, "Parameter 'bitmaps.%s' missing", key);
+                return false;
+            }
+            g_ptr_array_add(items, e);
+        }
+    } else {
+        error_setg(errp, "Invalid parameter type for 'bitmaps', expected: array");
+        return false;
+    }
+    exp->bitmaps = g_new0(NbdExportBitmap, items->len);
+    for (guint i = 0; i < items->len; i++) {
+        if (!export_add_bitmap(exp, items->pdata[i], i, writable, errp)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 void nbd_export_put(NbdExport *exp)
@@ -223,10 +361,23 @@ bool qsd_export_add(JsonObject *opts, GError **errp)
         return false;
     }
     exp = g_new0(NbdExport, 1);
+    exp->bs = bs;
+    exp->alloc_depth = opts_get_bool(opts, "allocation-depth", false, &local);
+    if (local) {
+        error_propagate(errp, local);
+        g_free(exp);
+        return false;
+    }
+    if (!export_add_bitmaps(exp, opts, writable, errp)) {
+        export_free_bitmaps(exp);
+        g_free(exp);
+        return false;
+    }
     /* as QEMU's exports: read (and write), and nobody may resize the node meanwhile */
     if (bdrv_perm_attach(bs, exp,
                          BLK_PERM_CONSISTENT_READ | (writable ? BLK_PERM_WRITE : 0),
                          BLK_PERM_ALL & ~BLK_PERM_RESIZE, errp) < 0) {
+        export_free_bitmaps(exp);
         g_free(exp);
         return false;
     }

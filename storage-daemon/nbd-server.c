@@ -1,10 +1,11 @@
 /*
  * The NBD server, served from the GLib main loop over UNIX and TCP sockets: the
  * fixed newstyle handshake (EXPORT_NAME, ABORT, LIST, INFO, GO, STRUCTURED_REPLY,
- * LIST/SET_META_CONTEXT for base:allocation; STARTTLS refused) and the transmission
- * phase (READ with structured replies that skip holes, WRITE, FLUSH, TRIM, CACHE,
- * WRITE_ZEROES, BLOCK_STATUS, DISC), with the meta contexts base:allocation,
- * qemu:allocation-depth and qemu:dirty-bitmap:NAME. Shared by the storage daemon
+ * LIST/SET_META_CONTEXT; STARTTLS refused) and the transmission phase (READ with
+ * structured replies that skip holes, WRITE, FLUSH, TRIM, CACHE, WRITE_ZEROES,
+ * BLOCK_STATUS with one chunk per selected context, DISC), with the meta contexts
+ * base:allocation, qemu:allocation-depth and any number of qemu:dirty-bitmap:NAME,
+ * numbered as QEMU numbers them. Shared by the storage daemon
  * and qemu-nbd (which supply the export registry and the block layer lock).
  * Each connection buffers its input and output (consumed from a moving start,
  * so that large transfers are not shifted byte by byte);
@@ -37,9 +38,10 @@ typedef struct NbdClient {
     NbdClientState state;
     bool no_zeroes;
     bool structured;
-    bool base_allocation;   /* SET_META_CONTEXT selected base:allocation */
-    bool alloc_depth;       /* ... qemu:allocation-depth */
-    bool dirty_bitmap;      /* ... qemu:dirty-bitmap:<the export's bitmap> */
+    /* SET_META_CONTEXT's selection, indexed by context id, for meta_exp */
+    bool *meta;
+    unsigned n_meta;
+    NbdExport *meta_exp;    /* compared only, never followed */
     bool closing;           /* close once the output is flushed */
     NbdExport *exp;
 } NbdClient;
@@ -231,6 +233,11 @@ static uint16_t export_flags(NbdClient *c, NbdExport *exp)
 
 static void client_attach(NbdClient *c, NbdExport *exp)
 {
+    if (c->meta_exp != exp) {
+        /* the contexts were selected for another export's name */
+        g_clear_pointer(&c->meta, g_free);
+        c->n_meta = 0;
+    }
     c->exp = exp;
     exp->clients++;
     c->state = NC_TRANSMISSION;
@@ -325,38 +332,47 @@ static void opt_info(NbdClient *c, uint32_t opt, const uint8_t *data, uint32_t l
     }
 }
 
-/* The contexts an export offers, by id: base:allocation, then the qemu: ones. */
-enum { META_BASE, META_DEPTH, META_BITMAP, META__MAX };
+/*
+ * The contexts an export offers, by id: base:allocation, qemu:allocation-depth
+ * (if offered), then one per bitmap in the export's order.
+ */
+static unsigned meta_count(NbdExport *exp)
+{
+    return NBD_META_ID_DIRTY_BITMAP + exp->nb_bitmaps;
+}
 
-static char *meta_name(NbdExport *exp, int id)
+static char *meta_name(NbdExport *exp, unsigned id)
 {
     switch (id) {
-    case META_BASE:
+    case NBD_META_ID_BASE_ALLOCATION:
         return g_strdup("base:allocation");
-    case META_DEPTH:
+    case NBD_META_ID_ALLOCATION_DEPTH:
         return exp->alloc_depth ? g_strdup("qemu:allocation-depth") : NULL;
-    case META_BITMAP:
-        return exp->bitmap ? g_strdup_printf("qemu:dirty-bitmap:%s", exp->bitmap)
-                           : NULL;
+    default:
+        return id < meta_count(exp) ?
+            g_strdup_printf("qemu:dirty-bitmap:%s",
+                            exp->bitmaps[id - NBD_META_ID_DIRTY_BITMAP].name) : NULL;
     }
-    return NULL;
 }
+
+typedef enum MetaMatch { MATCH_NONE, MATCH_PREFIX, MATCH_EXACT } MetaMatch;
 
 /* Does query @q (LIST may use the "base:", "qemu:", "qemu:dirty-bitmap:" prefixes)
  * select context @name? */
-static bool meta_matches(const char *q, uint32_t qlen, const char *name, bool list)
+static MetaMatch meta_matches(const char *q, uint32_t qlen, const char *name,
+                              bool list)
 {
     if (qlen == strlen(name) && !memcmp(q, name, qlen)) {
-        return true;
+        return MATCH_EXACT;
     }
     if (!list) {
-        return false;
+        return MATCH_NONE;
     }
     if ((qlen == 5 && !memcmp(q, "base:", 5)) || (qlen == 5 && !memcmp(q, "qemu:", 5))) {
-        return !strncmp(name, q, 5);
+        return !strncmp(name, q, 5) ? MATCH_PREFIX : MATCH_NONE;
     }
     return qlen == 18 && !memcmp(q, "qemu:dirty-bitmap:", 18) &&
-           g_str_has_prefix(name, "qemu:dirty-bitmap:");
+           g_str_has_prefix(name, "qemu:dirty-bitmap:") ? MATCH_PREFIX : MATCH_NONE;
 }
 
 /* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT */
@@ -366,7 +382,8 @@ static void opt_meta_context(NbdClient *c, uint32_t opt, const uint8_t *data,
     bool list = opt == NBD_OPT_LIST_META_CONTEXT;
     uint32_t namelen, nq, pos;
     g_autofree char *name = NULL;
-    bool match[META__MAX] = { false };
+    g_autofree bool *match = NULL;
+    unsigned n = 0;
     NbdExport *exp;
 
     if (!c->structured) {
@@ -384,6 +401,10 @@ static void opt_meta_context(NbdClient *c, uint32_t opt, const uint8_t *data,
     nq = get32(data + 4 + namelen);
     pos = 8 + namelen;
     exp = find_live_export(name);
+    if (exp) {
+        n = meta_count(exp);
+        match = g_new0(bool, n);
+    }
     for (uint32_t i = 0; i < nq; i++) {
         uint32_t qlen;
         const char *q;
@@ -393,10 +414,15 @@ static void opt_meta_context(NbdClient *c, uint32_t opt, const uint8_t *data,
             return;
         }
         q = (const char *)data + pos + 4;
-        for (int id = 0; exp && id < META__MAX; id++) {
+        for (unsigned id = 0; id < n; id++) {
             g_autofree char *m = meta_name(exp, id);
-            if (m && meta_matches(q, qlen, m, list)) {
+            MetaMatch mm = m ? meta_matches(q, qlen, m, list) : MATCH_NONE;
+
+            if (mm != MATCH_NONE) {
                 match[id] = true;
+            }
+            if (mm == MATCH_EXACT) {
+                break;      /* a name exported twice is selected once, first id */
             }
         }
         pos += 4 + qlen;
@@ -409,7 +435,7 @@ static void opt_meta_context(NbdClient *c, uint32_t opt, const uint8_t *data,
         send_rep_err(c, opt, NBD_REP_ERR_UNKNOWN, "export '%s' not present", name);
         return;
     }
-    for (int id = 0; id < META__MAX; id++) {
+    for (unsigned id = 0; id < n; id++) {
         g_autofree char *m = meta_name(exp, id);
         g_autoptr(GByteArray) b = g_byte_array_new();
 
@@ -419,14 +445,16 @@ static void opt_meta_context(NbdClient *c, uint32_t opt, const uint8_t *data,
         if (!m || !match[id]) {
             continue;
         }
-        put32(b, id);
+        /* as QEMU: LIST names the contexts without an id */
+        put32(b, list ? 0 : id);
         g_byte_array_append(b, (const guint8 *)m, strlen(m));
         send_rep(c, opt, NBD_REP_META_CONTEXT, b->data, b->len);
     }
     if (!list) {
-        c->base_allocation = match[META_BASE];
-        c->alloc_depth = match[META_DEPTH];
-        c->dirty_bitmap = match[META_BITMAP];
+        g_free(c->meta);
+        c->meta = g_steal_pointer(&match);
+        c->n_meta = n;
+        c->meta_exp = exp;
     }
     send_rep(c, opt, NBD_REP_ACK, NULL, 0);
 }
@@ -531,15 +559,26 @@ static void chunk_header(NbdClient *c, uint16_t flags, uint16_t type, uint64_t h
     put32(c->out, len);
 }
 
-static void error_reply(NbdClient *c, uint64_t handle, int err)
+/* An error reply; structured ones carry @msg (may be NULL) as QEMU's do. */
+static void error_reply_msg(NbdClient *c, uint64_t handle, int err, const char *msg)
 {
+    uint16_t msglen = msg ? strlen(msg) : 0;
+
     if (!c->structured) {
         simple_reply(c, handle, err);
         return;
     }
-    chunk_header(c, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, handle, 6);
+    chunk_header(c, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, handle, 6 + msglen);
     put32(c->out, nbd_errno(err));
-    put16(c->out, 0);
+    put16(c->out, msglen);
+    if (msglen) {
+        g_byte_array_append(c->out, (const guint8 *)msg, msglen);
+    }
+}
+
+static void error_reply(NbdClient *c, uint64_t handle, int err)
+{
+    error_reply_msg(c, handle, err, NULL);
 }
 
 /* Append an OFFSET_DATA chunk read from the node; -errno if the read failed. */
@@ -609,23 +648,24 @@ static void read_structured(NbdClient *c, uint64_t handle, uint64_t off, uint32_
 /*
  * One context's status of the first *pnum bytes at @pos: base:allocation flags,
  * the allocation depth (0: unallocated, 1: this image, 2+: a backing file), or
- * dirty (1) in the export's bitmap. -errno on failure.
+ * dirty (1) in one of the export's bitmaps. -errno on failure.
  */
-static int64_t context_status(NbdClient *c, int id, uint64_t pos, uint64_t bytes,
-                              int64_t *pnum)
+static int64_t context_status(NbdClient *c, unsigned id, uint64_t pos,
+                              uint64_t bytes, int64_t *pnum)
 {
     BlockDriverState *bs = c->exp->bs;
+    NbdExportBitmap *bm;
     int st;
 
     switch (id) {
-    case META_BASE:
+    case NBD_META_ID_BASE_ALLOCATION:
         st = bdrv_block_status_above(bs, pos, bytes, pnum);
         if (st < 0) {
             return st;
         }
         return (st & BDRV_BLOCK_DATA ? 0 : NBD_STATE_HOLE) |
                (st & BDRV_BLOCK_ZERO ? NBD_STATE_ZERO : 0);
-    case META_DEPTH: {
+    case NBD_META_ID_ALLOCATION_DEPTH: {
         int64_t depth = 1;
 
         *pnum = bytes;
@@ -648,14 +688,14 @@ static int64_t context_status(NbdClient *c, int id, uint64_t pos, uint64_t bytes
         return 0;
     }
     default:
-        st = bdrv_dirty_bitmap_status(c->exp->bitmap_bs, c->exp->bitmap, pos, bytes,
-                                      pnum);
+        bm = &c->exp->bitmaps[id - NBD_META_ID_DIRTY_BITMAP];
+        st = bdrv_dirty_bitmap_status(bm->bs, bm->name, pos, bytes, pnum);
         return st < 0 ? st : (st ? NBD_STATE_DIRTY : 0);
     }
 }
 
 /* The extents of one context as a BLOCK_STATUS chunk; -errno if status fails. */
-static int block_status_chunk(NbdClient *c, uint64_t handle, int id, uint64_t off,
+static int block_status_chunk(NbdClient *c, uint64_t handle, unsigned id, uint64_t off,
                               uint32_t len, bool req_one, bool done)
 {
     g_autoptr(GByteArray) ext = g_byte_array_new();
@@ -697,21 +737,33 @@ static int block_status_chunk(NbdClient *c, uint64_t handle, int id, uint64_t of
     return 0;
 }
 
+/* The contexts selected for this connection's export. */
+static unsigned meta_selected(NbdClient *c)
+{
+    unsigned n = MIN(c->n_meta, meta_count(c->exp)), count = 0;
+
+    for (unsigned id = 0; id < n; id++) {
+        count += c->meta[id];
+    }
+    return count;
+}
+
+/* One chunk per selected context, in id order; the last one says DONE. */
 static void block_status_reply(NbdClient *c, uint64_t handle, uint64_t off,
                                uint32_t len, bool req_one)
 {
-    bool sel[META__MAX] = { c->base_allocation, c->alloc_depth, c->dirty_bitmap };
-    int last = -1;
+    unsigned n = MIN(c->n_meta, meta_count(c->exp));
+    unsigned left = meta_selected(c);
     guint at = c->out->len;
 
-    for (int id = 0; id < META__MAX; id++) {
-        if (sel[id]) {
-            last = id;
+    for (unsigned id = 0; id < n && left; id++) {
+        int ret;
+
+        if (!c->meta[id]) {
+            continue;
         }
-    }
-    for (int id = 0; id <= last; id++) {
-        int ret = sel[id] ? block_status_chunk(c, handle, id, off, len, req_one,
-                                               id == last) : 0;
+        left--;
+        ret = block_status_chunk(c, handle, id, off, len, req_one, left == 0);
         if (ret < 0) {
             g_byte_array_set_size(c->out, at);
             error_reply(c, handle, -ret);
@@ -774,8 +826,11 @@ static void handle_request(NbdClient *c, uint16_t flags, uint16_t type, uint64_t
         ret = in_bounds ? 0 : -EINVAL;
         break;
     case NBD_CMD_BLOCK_STATUS:
-        if (!(c->base_allocation || c->alloc_depth || c->dirty_bitmap) ||
-            !in_bounds || len == 0) {
+        if (!meta_selected(c)) {
+            error_reply_msg(c, handle, EINVAL, "CMD_BLOCK_STATUS not negotiated");
+            return;
+        }
+        if (!in_bounds || len == 0) {
             ret = -EINVAL;
             break;
         }
@@ -1021,6 +1076,7 @@ static void client_close(NbdClient *c)
     close(c->fd);
     g_byte_array_unref(c->in);
     g_byte_array_unref(c->out);
+    g_free(c->meta);
     if (c->exp) {
         nbd_export_put(c->exp);
     }
@@ -1091,6 +1147,40 @@ static gboolean server_accept(GIOChannel *ch, GIOCondition cond, gpointer opaque
         return G_SOURCE_REMOVE;
     }
     return G_SOURCE_CONTINUE;
+}
+
+/* ---- exported bitmaps ---- */
+
+BlockDriverState *nbd_find_bitmap(BlockDriverState *bs, const char *name,
+                                  bool chain, bool writable, GError **errp)
+{
+    for (BlockDriverState *b = bs; b;
+         b = !chain ? NULL : bdrv_backing_child(b) ?: bdrv_file_child(b)) {
+        g_autoptr(JsonArray) list = bdrv_query_dirty_bitmaps(b);
+
+        for (guint i = 0; list && i < json_array_get_length(list); i++) {
+            JsonObject *o = json_array_get_object_element(list, i);
+
+            if (strcmp(json_object_get_string_member(o, "name"), name)) {
+                continue;
+            }
+            /* QEMU's: only where the bitmap could still change under the
+             * read-only export (a node opened read-write) */
+            if (json_object_get_boolean_member(o, "recording") && !writable &&
+                !bdrv_is_read_only(b)) {
+                error_setg(errp, "Enabled bitmap '%s' incompatible with readonly "
+                           "export", name);
+                return NULL;
+            }
+            return b;
+        }
+    }
+    if (chain) {
+        error_setg(errp, "Bitmap '%s' is not found", name);
+    } else {
+        error_setg(errp, "Dirty bitmap '%s' not found", name);
+    }
+    return NULL;
 }
 
 /* ---- the listener ---- */

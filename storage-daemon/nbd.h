@@ -100,7 +100,17 @@
 
 #define NBD_MAX_BUFFER_SIZE     (32 * MiB)
 #define NBD_MAX_STRING_SIZE     4096
+/* Meta context ids as QEMU assigns them: fixed for the first two, then one per
+ * exported bitmap in the export's order. */
 #define NBD_META_ID_BASE_ALLOCATION 0
+#define NBD_META_ID_ALLOCATION_DEPTH 1
+#define NBD_META_ID_DIRTY_BITMAP 2
+
+/* A dirty bitmap an export offers as qemu:dirty-bitmap:NAME. */
+typedef struct NbdExportBitmap {
+    char *name;
+    BlockDriverState *bs;   /* the node the bitmap lives in */
+} NbdExportBitmap;
 
 /* An export the NBD server offers (export.c owns them). */
 typedef struct NbdExport {
@@ -111,8 +121,8 @@ typedef struct NbdExport {
     bool writable;
     bool multi_conn;        /* advertise NBD_FLAG_CAN_MULTI_CONN */
     bool alloc_depth;       /* offer qemu:allocation-depth */
-    char *bitmap;           /* offer qemu:dirty-bitmap:NAME (NULL: none) */
-    BlockDriverState *bitmap_bs;    /* the node the bitmap lives in */
+    NbdExportBitmap *bitmaps;   /* offered as qemu:dirty-bitmap:NAME, */
+    unsigned nb_bitmaps;        /* ids NBD_META_ID_DIRTY_BITMAP + index */
     bool shutting_down;
     int clients;            /* connections using it */
 } NbdExport;
@@ -127,6 +137,14 @@ GList *nbd_export_list(void);
 void nbd_export_put(NbdExport *exp);
 
 /* nbd-server.c */
+/*
+ * The node that holds dirty bitmap @name: @bs or, with @chain, the first in its
+ * chain (backing files, filtered children) that does; NULL and QEMU's error if
+ * none does. A bitmap still recording on a node opened read-write cannot go
+ * with a read-only (!@writable) export.
+ */
+BlockDriverState *nbd_find_bitmap(BlockDriverState *bs, const char *name, bool chain,
+                                  bool writable, GError **errp);
 /* Listen on {"type": "unix", "path": P} or {"type": "inet", "host": H, "port": N}. */
 bool nbd_server_start(JsonObject *addr, GError **errp);
 bool nbd_server_running(void);

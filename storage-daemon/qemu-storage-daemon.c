@@ -70,8 +70,9 @@ static void help(void)
            "\n"
            "  --export [type=]nbd,id=<id>,node-name=<node-name>[,name=<export-name>]\n"
            "           [,description=<text>][,writable=on|off]\n"
+           "           [,allocation-depth=on|off][,bitmaps.<n>=<name>]\n"
            "                         export the specified block node over NBD\n"
-           "                         (requires --nbd-server)\n"
+           "                         (requires --nbd-server; also as JSON)\n"
            "\n"
            "  --monitor [chardev=]name[,mode=control][,pretty[=on|off]]\n"
            "                         configure a QMP monitor\n"
@@ -137,10 +138,28 @@ static bool cli_nbd_server(const char *arg, GError **errp)
 
 static bool cli_export(const char *arg, GError **errp)
 {
-    g_autoptr(JsonObject) opts = keyval_parse(arg, "type", errp);
+    g_autoptr(JsonObject) opts = NULL;
 
-    if (!opts || !qapi_keyval_typed(opts, &qapi_block_export_options, errp) ||
-        !qapi_check_union(opts, &qapi_block_export_options, NULL, errp)) {
+    if (arg[0] == '{') {
+        /* JSON, as --blockdev takes it (the way to give a list of bitmaps) */
+        JsonNode *n = qmp_json_parse(arg, strlen(arg), errp);
+        if (!n) {
+            return false;
+        }
+        if (!JSON_NODE_HOLDS_OBJECT(n)) {
+            json_node_unref(n);
+            error_setg(errp, "Invalid parameter type for 'null', expected: object");
+            return false;
+        }
+        opts = json_object_ref(json_node_get_object(n));
+        json_node_unref(n);
+    } else {
+        opts = keyval_parse(arg, "type", errp);
+        if (!opts || !qapi_keyval_typed(opts, &qapi_block_export_options, errp)) {
+            return false;
+        }
+    }
+    if (!qapi_check_union(opts, &qapi_block_export_options, NULL, errp)) {
         return false;
     }
     return qsd_export_add(opts, errp);

@@ -2,8 +2,9 @@
  * Fuzz target: the NBD server's input parser (storage-daemon/nbd-server.c, as
  * the daemon and qemu-nbd run it). The bytes are what one client sends over a
  * socket, from the client flags on: option haggling, then transmission requests
- * against a writable 1 MiB null-co export named "". The server must answer or
- * hang up, and never crash, leak or read past what it was sent.
+ * against a writable 1 MiB null-co export named "" (with allocation depth and two
+ * dirty-bitmap contexts). The server must answer or hang up, and never crash,
+ * leak or read past what it was sent.
  * Built as a libFuzzer target (make fuzz) and as a corpus replayer (make check).
  */
 #include "qemu/osdep.h"
@@ -55,6 +56,12 @@ static void fuzz_init(void)
     fuzz_export.writable = true;
     fuzz_export.multi_conn = true;
     fuzz_export.alloc_depth = true;
+    /* two bitmap contexts (ids 2 and 3); the node has no bitmaps, so their
+     * block status fails, which exercises the error path between chunks */
+    fuzz_export.bitmaps = g_new0(NbdExportBitmap, 2);
+    fuzz_export.bitmaps[0] = (NbdExportBitmap) { g_strdup("b0"), fuzz_export.bs };
+    fuzz_export.bitmaps[1] = (NbdExportBitmap) { g_strdup("b1"), fuzz_export.bs };
+    fuzz_export.nb_bitmaps = 2;
     fuzz_exports = g_list_append(NULL, &fuzz_export);
     /*
      * The server's complaints are expected: keep them quiet, but leave
