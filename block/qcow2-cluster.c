@@ -892,61 +892,213 @@ int qcow2_discard_unmap_range(BlockDriverState *bs, uint64_t offset, uint64_t by
     return cluster_range_op(bs, offset, bytes, L2_OP_REMOVE);
 }
 
-int qcow2_expand_zero_clusters(BlockDriverState *bs)
+/*
+ * Downgrade to v2 (no zero flag there): every zero cluster, in the active L1
+ * table and in every snapshot's, becomes an unallocated cluster (nothing below
+ * shows through) or a data cluster full of zeros. An L2 table shared by several
+ * L1 tables (refcount n > 1) is changed in place, once for all of them, and a
+ * cluster linked into it gets refcount n.
+ *
+ * Ordering per L2 table: zeros reach the new (or preallocated) clusters and
+ * refcounts reach the disk before the L2 table that references them; a zero
+ * cluster that was shared with other tables (its refcount exceeds the L2
+ * table's) gets a fresh cluster and loses its references only once the L2
+ * table is on disk. A failure midway leaves a consistent image at worst with
+ * leaked clusters, part of the zero clusters expanded.
+ */
+typedef struct ExpandProgress {
+    int64_t done;
+    int64_t total;
+} ExpandProgress;
+
+static int expand_zero_clusters_in_l2(BlockDriverState *bs, uint64_t l2_offset,
+                                      const uint8_t *zero_buf)
 {
     BDRVQcow2State *s = bs->opaque;
-    g_autofree uint8_t *zero = g_malloc0(s->cluster_size);
-    int ret;
+    g_autofree uint64_t *new_entries = NULL;
+    g_autofree uint64_t *old_shared = NULL;
+    int nb_old = 0, nb_changed = 0, ret;
+    uint64_t l2_refcount = 0;
+    uint64_t *l2;
 
-    if (s->nb_snapshots) {
-        return -ENOTSUP;
+    ret = qcow2_get_refcount(bs, l2_offset >> s->cluster_bits, &l2_refcount);
+    if (ret < 0) {
+        return ret;
     }
-    for (uint32_t i = 0; i < s->l1_size; i++) {
-        uint64_t *l2;
-        int idx;
-        if (!(s->l1_table[i] & L1E_OFFSET_MASK)) {
+    if (l2_refcount == 0) {
+        qcow2_signal_corruption(bs, true, l2_offset, s->cluster_size, "L2 table at "
+                                "%#" PRIx64 " has refcount 0", l2_offset);
+        return -EIO;
+    }
+    ret = qcow2_cache_get(bs, s->l2_table_cache, l2_offset, (void **)&l2);
+    if (ret < 0) {
+        return ret;
+    }
+    new_entries = g_new(uint64_t, s->l2_size);
+    old_shared = g_new(uint64_t, s->l2_size);
+    for (int j = 0; j < s->l2_size; j++) {
+        uint64_t e = l2_get(l2, j), off = e & L2E_OFFSET_MASK, rc = 0;
+        Qcow2ClusterType t = qcow2_get_cluster_type(bs, e);
+        bool fresh;
+
+        new_entries[j] = e;
+        if (t != QCOW2_CLUSTER_ZERO_PLAIN && t != QCOW2_CLUSTER_ZERO_ALLOC) {
             continue;
         }
-        ret = qcow2_get_l2_table(bs, (uint64_t)i << (s->l2_bits + s->cluster_bits), &l2,
-                                 &idx, true);
+        nb_changed++;
+        if (t == QCOW2_CLUSTER_ZERO_PLAIN && !bs->backing) {
+            new_entries[j] = 0;         /* reads zeros in v2 too */
+            continue;
+        }
+        if (t == QCOW2_CLUSTER_ZERO_ALLOC) {
+            if (offset_into_cluster(s, off)) {
+                ret = -EIO;
+                qcow2_signal_corruption(bs, true, -1, -1, "Cluster allocation offset "
+                                        "%#" PRIx64 " unaligned (L2 offset: %#"
+                                        PRIx64 ", L2 index: %#x)", off, l2_offset, j);
+                goto fail;
+            }
+            ret = qcow2_get_refcount(bs, off >> s->cluster_bits, &rc);
+            if (ret < 0) {
+                goto fail;
+            }
+        }
+        /* a cluster others reach without this table keeps its content */
+        fresh = t == QCOW2_CLUSTER_ZERO_PLAIN || rc > l2_refcount;
+        if (fresh) {
+            int64_t h = qcow2_alloc_clusters(bs, s->cluster_size);
+            if (h < 0) {
+                ret = h;
+                goto fail;
+            }
+            if (l2_refcount > 1) {
+                ret = qcow2_update_cluster_refcount(bs, h >> s->cluster_bits,
+                                                    l2_refcount - 1);
+                if (ret < 0) {
+                    qcow2_free_clusters(bs, h, s->cluster_size);
+                    goto fail;
+                }
+            }
+            if (t == QCOW2_CLUSTER_ZERO_ALLOC) {
+                old_shared[nb_old++] = off;
+            }
+            off = h;
+            new_entries[j] = off | (l2_refcount == 1 ? QCOW_OFLAG_COPIED : 0);
+        } else {
+            new_entries[j] = e & ~QCOW_OFLAG_ZERO;
+        }
+        ret = qcow2_pre_write_overlap_check(bs, 0, off, s->cluster_size, false);
+        if (ret == 0) {
+            ret = bdrv_pwrite(bs->file, off, s->cluster_size, zero_buf, 0);
+        }
+        if (ret < 0) {
+            goto fail;
+        }
+    }
+    if (!nb_changed) {
+        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+        return 0;
+    }
+    /* data and refcounts first, then the references */
+    ret = bdrv_flush(bs->file);
+    if (ret == 0) {
+        ret = qcow2_cache_flush(bs, s->refcount_block_cache);
+    }
+    if (ret < 0) {
+        goto fail;
+    }
+    for (int j = 0; j < s->l2_size; j++) {
+        l2_set(l2, j, new_entries[j]);
+    }
+    qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
+    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+    ret = qcow2_flush_caches(bs);
+    if (ret < 0) {
+        return ret;
+    }
+    /* the zero clusters that were shared: this table no longer reaches them */
+    for (int i = 0; i < nb_old; i++) {
+        ret = qcow2_update_cluster_refcount(bs, old_shared[i] >> s->cluster_bits,
+                                            -(int64_t)l2_refcount);
         if (ret < 0) {
             return ret;
         }
-        for (int j = 0; j < s->l2_size; j++) {
-            uint64_t e = l2_get(l2, j), off = e & L2E_OFFSET_MASK;
-            Qcow2ClusterType t = qcow2_get_cluster_type(bs, e);
-            if (t == QCOW2_CLUSTER_ZERO_PLAIN) {
-                if (!bs->backing) {
-                    l2_set(l2, j, 0);
-                } else {
-                    int64_t h = qcow2_alloc_clusters(bs, s->cluster_size);
-                    if (h < 0) {
-                        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
-                        return h;
-                    }
-                    off = h;
-                    e = off | QCOW_OFLAG_COPIED;
-                    ret = bdrv_pwrite(bs->file, off, s->cluster_size, zero, 0);
-                    if (ret < 0) {
-                        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
-                        return ret;
-                    }
-                    l2_set(l2, j, e);
-                }
-            } else if (t == QCOW2_CLUSTER_ZERO_ALLOC) {
-                ret = bdrv_pwrite(data_node_of(bs), off, s->cluster_size, zero, 0);
-                if (ret < 0) {
-                    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
-                    return ret;
-                }
-                l2_set(l2, j, e & ~QCOW_OFLAG_ZERO);
-            } else {
-                continue;
+    }
+    return 0;
+
+fail:
+    /* clusters allocated so far stay leaked: nothing references them */
+    qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+    return ret;
+}
+
+static int expand_zero_clusters_in_l1(BlockDriverState *bs, const uint64_t *l1,
+                                      uint32_t l1_size, const uint8_t *zero_buf,
+                                      ExpandProgress *prog)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    for (uint32_t i = 0; i < l1_size; i++) {
+        uint64_t l2_offset = l1[i] & L1E_OFFSET_MASK;
+
+        if (l2_offset) {
+            if (offset_into_cluster(s, l2_offset)) {
+                qcow2_signal_corruption(bs, true, l2_offset, -1, "L2 table offset %#"
+                                        PRIx64 " unaligned (L1 index: %#" PRIx32 ")",
+                                        l2_offset, i);
+                return -EIO;
             }
-            qcow2_cache_set_dependency(bs, s->l2_table_cache, s->refcount_block_cache);
-            qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
+            ret = expand_zero_clusters_in_l2(bs, l2_offset, zero_buf);
+            if (ret < 0) {
+                return ret;
+            }
         }
-        qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+        bdrv_amend_report(bs, ++prog->done, prog->total);
+    }
+    return 0;
+}
+
+int qcow2_expand_zero_clusters(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autoptr(GPtrArray) snaps = g_ptr_array_new_with_free_func(qcow2_snapshot_info_free);
+    g_autofree uint8_t *zero_buf = g_malloc0(s->cluster_size);
+    ExpandProgress prog = { 0, s->l1_size };
+    int ret;
+
+    ret = qcow2_read_snapshots(bs, snaps, NULL);
+    if (ret < 0) {
+        return ret;
+    }
+    for (guint i = 0; i < snaps->len; i++) {
+        prog.total += ((Qcow2SnapshotInfo *)snaps->pdata[i])->l1_size;
+    }
+    ret = qcow2_cache_set_dependency(bs, s->l2_table_cache, s->refcount_block_cache);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = expand_zero_clusters_in_l1(bs, s->l1_table, s->l1_size, zero_buf, &prog);
+    for (guint i = 0; ret == 0 && i < snaps->len; i++) {
+        Qcow2SnapshotInfo *sn = snaps->pdata[i];
+        g_autofree uint64_t *l1 = NULL;
+
+        if ((uint64_t)sn->l1_size * 8 > QCOW_MAX_L1_SIZE ||
+            offset_into_cluster(s, sn->l1_table_offset)) {
+            return -EFBIG;
+        }
+        l1 = g_new0(uint64_t, MAX(sn->l1_size, 1));
+        ret = bdrv_pread(bs->file, sn->l1_table_offset, (int64_t)sn->l1_size * 8, l1, 0);
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint32_t j = 0; j < sn->l1_size; j++) {
+            l1[j] = GUINT64_FROM_BE(l1[j]);
+        }
+        ret = expand_zero_clusters_in_l1(bs, l1, sn->l1_size, zero_buf, &prog);
+    }
+    if (ret < 0) {
+        return ret;
     }
     return qcow2_flush_caches(bs);
 }

@@ -1412,6 +1412,30 @@ static int amend_refcount_bits(BlockDriverState *bs, int bits, GError **errp)
     return ret;
 }
 
+/*
+ * A v2 snapshot has no disk size of its own: it is taken to be the image's.
+ * Snapshots of another size (the image has been resized since) would change
+ * size, so they prevent the downgrade, as in QEMU.
+ */
+static int check_snapshots_for_v2(BlockDriverState *bs, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autoptr(GPtrArray) snaps = g_ptr_array_new_with_free_func(qcow2_snapshot_info_free);
+    int ret = qcow2_read_snapshots(bs, snaps, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    for (guint i = 0; i < snaps->len; i++) {
+        Qcow2SnapshotInfo *sn = snaps->pdata[i];
+        if (sn->disk_size != s->size) {
+            error_setg(errp, "Internal snapshots prevent downgrade of image");
+            return -ENOTSUP;
+        }
+    }
+    return 0;
+}
+
 static int downgrade_to_v2(BlockDriverState *bs, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1428,6 +1452,10 @@ static int downgrade_to_v2(BlockDriverState *bs, GError **errp)
     if (s->has_bitmaps_ext) {
         error_setg(errp, "Cannot downgrade an image with bitmaps");
         return -ENOTSUP;
+    }
+    ret = check_snapshots_for_v2(bs, errp);
+    if (ret < 0) {
+        return ret;
     }
     ret = qcow2_expand_zero_clusters(bs);
     if (ret < 0) {
@@ -1468,6 +1496,8 @@ int qcow2_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **err
     bool raw = opts_get_bool(opts, "data_file_raw", false, local ? NULL : &local);
     bool has_df = opts_has(opts, "data_file");
     g_autofree char *df = opts_get_str(opts, "data_file");
+    g_autofree char *bfile = opts_get_str(opts, "backing_file");
+    g_autofree char *bfmt = opts_get_str(opts, "backing_fmt");
     g_autoptr(JsonObject) enc = json_object_new();
     GList *members = json_object_get_members(opts);
 
@@ -1493,7 +1523,12 @@ int qcow2_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **err
         }
         json_object_remove_member(enc, "format");
     }
-    if (opts_has(opts, "backing_file") || opts_has(opts, "backing_fmt")) {
+    /* only the backing file and format the image already names pass (both) */
+    if ((opts_has(opts, "backing_file") || opts_has(opts, "backing_fmt")) &&
+        (g_strcmp0(bfile, bs->backing_file && *bs->backing_file ?
+                   bs->backing_file : NULL) ||
+         g_strcmp0(bfmt, bs->backing_format && *bs->backing_format ?
+                   bs->backing_format : NULL))) {
         error_setg(errp, "Cannot amend the backing file\n"
                    "You can use 'qemu-img rebase' instead.");
         return -ENOTSUP;
