@@ -89,30 +89,43 @@ enum {
     OPT_NBD_SERVER, OPT_OBJECT, OPT_PIDFILE,
 };
 
-/* --blockdev: JSON or key=value, checked against the BlockdevOptions schema. */
-static bool cli_blockdev(const char *arg, GError **errp)
+/*
+ * A command-line object given as JSON ("{...}") or as key=value with an
+ * implied first key, the latter typed by @schema. NULL with errp set.
+ */
+static JsonObject *cli_parse_object(const char *arg, const char *implied_key,
+                                    const QArg *schema, GError **errp)
 {
     g_autoptr(JsonObject) opts = NULL;
 
     if (arg[0] == '{') {
         JsonNode *n = qmp_json_parse(arg, strlen(arg), errp);
         if (!n) {
-            return false;
+            return NULL;
         }
         if (!JSON_NODE_HOLDS_OBJECT(n)) {
             json_node_unref(n);
             error_setg(errp, "Invalid parameter type for 'null', expected: object");
-            return false;
+            return NULL;
         }
         opts = json_object_ref(json_node_get_object(n));
         json_node_unref(n);
     } else {
-        opts = keyval_parse(arg, "driver", errp);
-        if (!opts || !qapi_keyval_typed(opts, &qapi_blockdev_options, errp)) {
-            return false;
+        opts = keyval_parse(arg, implied_key, errp);
+        if (!opts || !qapi_keyval_typed(opts, schema, errp)) {
+            return NULL;
         }
     }
-    return qapi_check_union(opts, &qapi_blockdev_options, NULL, errp) &&
+    return g_steal_pointer(&opts);
+}
+
+/* --blockdev: JSON or key=value, checked against the BlockdevOptions schema. */
+static bool cli_blockdev(const char *arg, GError **errp)
+{
+    g_autoptr(JsonObject) opts = cli_parse_object(arg, "driver", &qapi_blockdev_options,
+                                                  errp);
+
+    return opts && qapi_check_union(opts, &qapi_blockdev_options, NULL, errp) &&
            qsd_blockdev_add(opts, errp);
 }
 
@@ -138,26 +151,12 @@ static bool cli_nbd_server(const char *arg, GError **errp)
 
 static bool cli_export(const char *arg, GError **errp)
 {
-    g_autoptr(JsonObject) opts = NULL;
+    /* JSON too, as --blockdev takes it (the way to give a list of bitmaps) */
+    g_autoptr(JsonObject) opts = cli_parse_object(arg, "type", &qapi_block_export_options,
+                                                  errp);
 
-    if (arg[0] == '{') {
-        /* JSON, as --blockdev takes it (the way to give a list of bitmaps) */
-        JsonNode *n = qmp_json_parse(arg, strlen(arg), errp);
-        if (!n) {
-            return false;
-        }
-        if (!JSON_NODE_HOLDS_OBJECT(n)) {
-            json_node_unref(n);
-            error_setg(errp, "Invalid parameter type for 'null', expected: object");
-            return false;
-        }
-        opts = json_object_ref(json_node_get_object(n));
-        json_node_unref(n);
-    } else {
-        opts = keyval_parse(arg, "type", errp);
-        if (!opts || !qapi_keyval_typed(opts, &qapi_block_export_options, errp)) {
-            return false;
-        }
+    if (!opts) {
+        return false;
     }
     if (!qapi_check_union(opts, &qapi_block_export_options, NULL, errp)) {
         return false;
