@@ -153,6 +153,9 @@ uint64_t qcrypto_pbkdf2_count_iters_ms(QCryptoHashAlgorithm hash, size_t nkey,
     if (!rate) {
         /* at least 100 ms of CPU time: clock granularity and scheduling noise
          * stay below a few per cent */
+        uint64_t best_iters = 0;
+        int64_t best_delta = 0;
+
         for (int tries = 0; tries < 40; tries++) {
             int64_t t0 = thread_cpu_ns(), t1, delta;
 
@@ -167,6 +170,10 @@ uint64_t qcrypto_pbkdf2_count_iters_ms(QCryptoHashAlgorithm hash, size_t nkey,
                 return 0;
             }
             delta = t1 - t0;
+            if (delta > best_delta) {
+                best_iters = iterations;
+                best_delta = delta;
+            }
             if (delta >= 100000000LL) {
                 rate = (uint64_t)((unsigned __int128)iterations * 1000000000ULL / delta);
                 break;
@@ -176,6 +183,10 @@ uint64_t qcrypto_pbkdf2_count_iters_ms(QCryptoHashAlgorithm hash, size_t nkey,
             }
             iterations = delta < 10000000LL ? iterations * 10 :
                          iterations * 120000000ULL / delta;
+        }
+        if (!rate && best_delta > 0) {
+            /* the clock never reached 100 ms: the longest measurement will do */
+            rate = (uint64_t)((unsigned __int128)best_iters * 1000000000ULL / best_delta);
         }
         if (!rate) {
             error_setg(errp, "Unable to get accurate CPU usage");
