@@ -6,6 +6,7 @@
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
 #include "qemu/error.h"
+#include "block/aio.h"
 #include "qemu-io.h"
 #include <getopt.h>
 #include <sys/time.h>
@@ -17,7 +18,7 @@ static const cmdinfo_t *find_command(const char *name);
 
 /* ---- helpers ---- */
 
-static int64_t cvtnum(const char *s)
+int64_t qemuio_cvtnum(const char *s)
 {
     uint64_t v;
     int ret = qemu_strtosz(s, NULL, &v);
@@ -28,7 +29,7 @@ static int64_t cvtnum(const char *s)
     return v;
 }
 
-static void print_cvtnum_err(int64_t rc, const char *arg)
+void qemuio_print_cvtnum_err(int64_t rc, const char *arg)
 {
     switch (rc) {
     case -EINVAL:
@@ -48,7 +49,7 @@ void qemuio_command_usage(const cmdinfo_t *ci)
     printf("%s %s -- %s\n", ci->name, ci->args, ci->oneline);
 }
 
-static int parse_pattern(const char *arg)
+int qemuio_parse_pattern(const char *arg)
 {
     char *end;
     long pattern = strtol(arg, &end, 0);
@@ -100,12 +101,12 @@ static void qemu_io_free(void *buf)
 }
 
 /* Is @buf all @pattern? (no second buffer needed) */
-static bool buf_is_pattern(const uint8_t *buf, size_t len, uint8_t pattern)
+bool qemuio_buf_is_pattern(const uint8_t *buf, size_t len, uint8_t pattern)
 {
     return len == 0 || (buf[0] == pattern && (len == 1 || !memcmp(buf, buf + 1, len - 1)));
 }
 
-static void dump_buffer(const void *buffer, int64_t offset, int64_t len)
+void qemuio_dump_buffer(const void *buffer, int64_t offset, int64_t len)
 {
     const uint8_t *p = buffer;
 
@@ -131,7 +132,7 @@ static double tdiv(double value, struct timespec t)
     return value / secs;
 }
 
-static struct timespec tsub(struct timespec a, struct timespec b)
+struct timespec qemuio_tsub(struct timespec a, struct timespec b)
 {
     struct timespec r = { a.tv_sec - b.tv_sec, a.tv_nsec - b.tv_nsec };
 
@@ -161,7 +162,7 @@ static void timestr(struct timespec t, char *buf, size_t size, bool machine)
     }
 }
 
-static void print_report(const char *op, struct timespec t, int64_t offset,
+void qemuio_print_report(const char *op, struct timespec t, int64_t offset,
                          int64_t count, int64_t total, int cnt, bool Cflag)
 {
     char s1[64], s2[64], ts[64];
@@ -251,16 +252,16 @@ static int read_f(int argc, char **argv)
         case 'C': Cflag = true; break;
         case 'l':
             lflag = true;
-            pattern_count = cvtnum(optarg);
+            pattern_count = qemuio_cvtnum(optarg);
             if (pattern_count < 0) {
-                print_cvtnum_err(pattern_count, optarg);
+                qemuio_print_cvtnum_err(pattern_count, optarg);
                 return pattern_count;
             }
             break;
         case 'p': break;
         case 'P':
             Pflag = true;
-            pattern = parse_pattern(optarg);
+            pattern = qemuio_parse_pattern(optarg);
             if (pattern < 0) {
                 return -EINVAL;
             }
@@ -268,9 +269,9 @@ static int read_f(int argc, char **argv)
         case 'q': qflag = true; break;
         case 's':
             sflag = true;
-            pattern_offset = cvtnum(optarg);
+            pattern_offset = qemuio_cvtnum(optarg);
             if (pattern_offset < 0) {
-                print_cvtnum_err(pattern_offset, optarg);
+                qemuio_print_cvtnum_err(pattern_offset, optarg);
                 return pattern_offset;
             }
             break;
@@ -284,15 +285,15 @@ static int read_f(int argc, char **argv)
         qemuio_command_usage(&read_cmd);
         return -EINVAL;
     }
-    offset = cvtnum(argv[optind]);
+    offset = qemuio_cvtnum(argv[optind]);
     if (offset < 0) {
-        print_cvtnum_err(offset, argv[optind]);
+        qemuio_print_cvtnum_err(offset, argv[optind]);
         return offset;
     }
     optind++;
-    count = cvtnum(argv[optind]);
+    count = qemuio_cvtnum(argv[optind]);
     if (count < 0) {
-        print_cvtnum_err(count, argv[optind]);
+        qemuio_print_cvtnum_err(count, argv[optind]);
         return count;
     }
     if (check_length(count, argv[optind], false) < 0) {
@@ -331,7 +332,7 @@ static int read_f(int argc, char **argv)
         printf("read failed: %s\n", strerror(-ret));
         goto out;
     }
-    if (Pflag && !buf_is_pattern(buf + pattern_offset, pattern_count, pattern)) {
+    if (Pflag && !qemuio_buf_is_pattern(buf + pattern_offset, pattern_count, pattern)) {
         printf("Pattern verification failed at offset %" PRId64 ", %" PRId64
                " bytes\n", offset + pattern_offset, pattern_count);
         ret = -EINVAL;
@@ -340,9 +341,9 @@ static int read_f(int argc, char **argv)
         goto out;
     }
     if (vflag) {
-        dump_buffer(buf, offset, count);
+        qemuio_dump_buffer(buf, offset, count);
     }
-    print_report("read", tsub(t2, t1), offset, count, count, 1, Cflag);
+    qemuio_print_report("read", qemuio_tsub(t2, t1), offset, count, count, 1, Cflag);
 out:
     qemu_io_free(buf);
     return ret;
@@ -380,13 +381,13 @@ static void readv_help(void)
 }
 
 /* Sum the lengths argv[0..n) into *total; -1 after printing an error. */
-static int parse_lengths(int n, char **argv, int64_t *total)
+int qemuio_parse_lengths(int n, char **argv, int64_t *total)
 {
     *total = 0;
     for (int i = 0; i < n; i++) {
-        int64_t len = cvtnum(argv[i]);
+        int64_t len = qemuio_cvtnum(argv[i]);
         if (len < 0) {
-            print_cvtnum_err(len, argv[i]);
+            qemuio_print_cvtnum_err(len, argv[i]);
             return -1;
         }
         if (len > REQUEST_MAX_BYTES - *total) {
@@ -413,7 +414,7 @@ static int readv_f(int argc, char **argv)
         case 'C': Cflag = true; break;
         case 'P':
             Pflag = true;
-            pattern = parse_pattern(optarg);
+            pattern = qemuio_parse_pattern(optarg);
             if (pattern < 0) {
                 return -EINVAL;
             }
@@ -429,13 +430,13 @@ static int readv_f(int argc, char **argv)
         qemuio_command_usage(&readv_cmd);
         return -EINVAL;
     }
-    offset = cvtnum(argv[optind]);
+    offset = qemuio_cvtnum(argv[optind]);
     if (offset < 0) {
-        print_cvtnum_err(offset, argv[optind]);
+        qemuio_print_cvtnum_err(offset, argv[optind]);
         return offset;
     }
     optind++;
-    if (parse_lengths(argc - optind, argv + optind, &count) < 0) {
+    if (qemuio_parse_lengths(argc - optind, argv + optind, &count) < 0) {
         return -EINVAL;
     }
     buf = qemu_io_alloc(count, 0xab);
@@ -446,7 +447,7 @@ static int readv_f(int argc, char **argv)
         printf("readv failed: %s\n", strerror(-ret));
         goto out;
     }
-    if (Pflag && !buf_is_pattern(buf, count, pattern)) {
+    if (Pflag && !qemuio_buf_is_pattern(buf, count, pattern)) {
         printf("Pattern verification failed at offset %" PRId64 ", %" PRId64
                " bytes\n", offset, count);
         ret = -EINVAL;
@@ -455,9 +456,9 @@ static int readv_f(int argc, char **argv)
         goto out;
     }
     if (vflag) {
-        dump_buffer(buf, offset, count);
+        qemuio_dump_buffer(buf, offset, count);
     }
-    print_report("read", tsub(t2, t1), offset, count, count, 1, Cflag);
+    qemuio_print_report("read", qemuio_tsub(t2, t1), offset, count, count, 1, Cflag);
 out:
     qemu_io_free(buf);
     return ret;
@@ -542,7 +543,7 @@ static int write_f(int argc, char **argv)
         case 'p': break;
         case 'P':
             Pflag = true;
-            pattern = parse_pattern(optarg);
+            pattern = qemuio_parse_pattern(optarg);
             if (pattern < 0) {
                 return -EINVAL;
             }
@@ -580,15 +581,15 @@ static int write_f(int argc, char **argv)
         printf("Only one of -z, -P, and -s can be specified at the same time\n");
         return -EINVAL;
     }
-    offset = cvtnum(argv[optind]);
+    offset = qemuio_cvtnum(argv[optind]);
     if (offset < 0) {
-        print_cvtnum_err(offset, argv[optind]);
+        qemuio_print_cvtnum_err(offset, argv[optind]);
         return offset;
     }
     optind++;
-    count = cvtnum(argv[optind]);
+    count = qemuio_cvtnum(argv[optind]);
     if (count < 0) {
-        print_cvtnum_err(count, argv[optind]);
+        qemuio_print_cvtnum_err(count, argv[optind]);
         return count;
     }
     if (count > REQUEST_MAX_BYTES && !(zflag && nflag)) {
@@ -640,7 +641,7 @@ static int write_f(int argc, char **argv)
         goto out;
     }
     if (!qflag) {
-        print_report("wrote", tsub(t2, t1), offset, count, count, 1, Cflag);
+        qemuio_print_report("wrote", qemuio_tsub(t2, t1), offset, count, count, 1, Cflag);
     }
 out:
     qemu_io_free(buf);
@@ -692,7 +693,7 @@ static int writev_f(int argc, char **argv)
         case 'f': flags |= BDRV_REQ_FUA; break;
         case 'q': qflag = true; break;
         case 'P':
-            pattern = parse_pattern(optarg);
+            pattern = qemuio_parse_pattern(optarg);
             if (pattern < 0) {
                 return -EINVAL;
             }
@@ -706,13 +707,13 @@ static int writev_f(int argc, char **argv)
         qemuio_command_usage(&writev_cmd);
         return -EINVAL;
     }
-    offset = cvtnum(argv[optind]);
+    offset = qemuio_cvtnum(argv[optind]);
     if (offset < 0) {
-        print_cvtnum_err(offset, argv[optind]);
+        qemuio_print_cvtnum_err(offset, argv[optind]);
         return offset;
     }
     optind++;
-    if (parse_lengths(argc - optind, argv + optind, &count) < 0) {
+    if (qemuio_parse_lengths(argc - optind, argv + optind, &count) < 0) {
         return -EINVAL;
     }
     if (qemuio_writethrough) {
@@ -725,7 +726,7 @@ static int writev_f(int argc, char **argv)
     if (ret < 0) {
         printf("writev failed: %s\n", strerror(-ret));
     } else if (!qflag) {
-        print_report("wrote", tsub(t2, t1), offset, count, count, 1, Cflag);
+        qemuio_print_report("wrote", qemuio_tsub(t2, t1), offset, count, count, 1, Cflag);
     }
     qemu_io_free(buf);
     return ret;
@@ -778,15 +779,15 @@ static int discard_f(int argc, char **argv)
         qemuio_command_usage(&discard_cmd);
         return -EINVAL;
     }
-    offset = cvtnum(argv[optind]);
+    offset = qemuio_cvtnum(argv[optind]);
     if (offset < 0) {
-        print_cvtnum_err(offset, argv[optind]);
+        qemuio_print_cvtnum_err(offset, argv[optind]);
         return offset;
     }
     optind++;
-    bytes = cvtnum(argv[optind]);
+    bytes = qemuio_cvtnum(argv[optind]);
     if (bytes < 0) {
-        print_cvtnum_err(bytes, argv[optind]);
+        qemuio_print_cvtnum_err(bytes, argv[optind]);
         return bytes;
     }
     if (bytes > REQUEST_MAX_BYTES) {
@@ -801,7 +802,7 @@ static int discard_f(int argc, char **argv)
         return ret;
     }
     if (!qflag) {
-        print_report("discard", tsub(t2, t1), offset, bytes, bytes, 1, Cflag);
+        qemuio_print_report("discard", qemuio_tsub(t2, t1), offset, bytes, bytes, 1, Cflag);
     }
     return 0;
 }
@@ -852,9 +853,9 @@ static int truncate_f(int argc, char **argv)
         qemuio_command_usage(&truncate_cmd);
         return -EINVAL;
     }
-    offset = cvtnum(argv[optind]);
+    offset = qemuio_cvtnum(argv[optind]);
     if (offset < 0) {
-        print_cvtnum_err(offset, argv[optind]);
+        qemuio_print_cvtnum_err(offset, argv[optind]);
         return offset;
     }
     ret = bdrv_truncate(qemuio_bs, offset, false, prealloc, 0, &err);
@@ -937,15 +938,15 @@ static int alloc_f(int argc, char **argv)
     char s1[64];
     int ret;
 
-    offset = cvtnum(argv[1]);
+    offset = qemuio_cvtnum(argv[1]);
     if (offset < 0) {
-        print_cvtnum_err(offset, argv[1]);
+        qemuio_print_cvtnum_err(offset, argv[1]);
         return offset;
     }
     if (argc == 3) {
-        bytes = cvtnum(argv[2]);
+        bytes = qemuio_cvtnum(argv[2]);
         if (bytes < 0) {
-            print_cvtnum_err(bytes, argv[2]);
+            qemuio_print_cvtnum_err(bytes, argv[2]);
             return bytes;
         }
     } else {
@@ -1169,10 +1170,10 @@ static void sigraise_help(void)
 
 static int sigraise_f(int argc, char **argv)
 {
-    int64_t sig = cvtnum(argv[1]);
+    int64_t sig = qemuio_cvtnum(argv[1]);
 
     if (sig < 0) {
-        print_cvtnum_err(sig, argv[1]);
+        qemuio_print_cvtnum_err(sig, argv[1]);
         return sig;
     }
     if (sig > NSIG) {
@@ -1220,7 +1221,7 @@ static const cmdinfo_t quit_cmd = {
 };
 
 static const cmdinfo_t *const cmdtab[] = {
-    &abort_cmd, &alloc_cmd, &close_cmd, &discard_cmd, &flush_cmd, &help_cmd, &info_cmd,
+    &abort_cmd, &qemuio_aio_flush_cmd, &qemuio_aio_read_cmd, &qemuio_aio_write_cmd, &alloc_cmd, &close_cmd, &discard_cmd, &flush_cmd, &help_cmd, &info_cmd,
     &length_cmd, &map_cmd, &open_cmd, &quit_cmd, &read_cmd, &readv_cmd, &qemuio_reopen_cmd,
     &sigraise_cmd, &sleep_cmd, &truncate_cmd, &write_cmd, &writev_cmd,
 };
@@ -1327,6 +1328,10 @@ int qemuio_command(const char *line, bool *quit)
     if (ct->needs_write && bdrv_is_read_only(qemuio_bs)) {
         error_report("Block node is read-only");
         return -1;
+    }
+    if (!ct->async) {
+        /* what was submitted completes (and is reported) before the next command */
+        bdrv_aio_drain(NULL);
     }
     if (ct == &quit_cmd) {
         *quit = true;

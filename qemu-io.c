@@ -7,6 +7,7 @@
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
 #include "qemu/error.h"
+#include "block/aio.h"
 #include "qemu-io.h"
 #include "qemu/objects.h"
 #include <getopt.h>
@@ -68,6 +69,7 @@ int qemuio_open(const char *name, JsonObject *opts, int flags, bool writethrough
 
 void qemuio_close(void)
 {
+    bdrv_aio_drain(NULL);
     if (qemuio_bs) {
         bdrv_unref(qemuio_bs);
         qemuio_bs = NULL;

@@ -25,6 +25,7 @@ typedef struct cmdinfo {
     int argmax;            /* -1: no maximum */
     bool needs_file;
     bool needs_write;      /* refused on a read-only image */
+    bool async;            /* runs while requests are in flight (others wait for them) */
     const char *args;
     const char *oneline;
     void (*help)(void);
@@ -36,6 +37,20 @@ void getopt_reset(void);
 void qemuio_command_usage(const cmdinfo_t *ci);
 /* The reopen command (qemu-io-reopen.c). */
 extern const cmdinfo_t qemuio_reopen_cmd;
+/* The asynchronous commands (qemu-io-aio.c). */
+extern const cmdinfo_t qemuio_aio_read_cmd, qemuio_aio_write_cmd, qemuio_aio_flush_cmd;
+
+/* Helpers the command files share (qemu-io-cmds.c). */
+int64_t qemuio_cvtnum(const char *s);
+void qemuio_print_cvtnum_err(int64_t rc, const char *arg);
+int qemuio_parse_pattern(const char *arg);
+/* Sum the lengths in @argv into @total: 0, or -1 after printing why not. */
+int qemuio_parse_lengths(int n, char **argv, int64_t *total);
+bool qemuio_buf_is_pattern(const uint8_t *buf, size_t len, uint8_t pattern);
+void qemuio_dump_buffer(const void *buffer, int64_t offset, int64_t len);
+struct timespec qemuio_tsub(struct timespec a, struct timespec b);
+void qemuio_print_report(const char *op, struct timespec t, int64_t offset,
+                         int64_t count, int64_t total, int cnt, bool Cflag);
 
 /* Open @name (may be NULL with --image-opts style @opts) as the current image. */
 int qemuio_open(const char *name, JsonObject *opts, int flags, bool writethrough);

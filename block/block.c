@@ -8,6 +8,7 @@
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
 #include "block/block_int.h"
+#include "block/aio.h"
 #include <libgen.h>
 
 static BlockDriver *const block_drivers[] = {
@@ -666,6 +667,7 @@ static BlockDriverState *bdrv_new(const BlockDriver *drv)
 
 static void bdrv_free(BlockDriverState *bs)
 {
+    bdrv_aio_node_free(bs);
     if (bs->perm_users) {
         g_ptr_array_unref(bs->perm_users);
     }

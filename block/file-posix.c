@@ -836,6 +836,7 @@ static int raw_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     .create_opt_descs = file_create_opts, \
     .instance_size = sizeof(BDRVRawState), \
     .is_protocol = true, \
+    .thread_safe_reads = true, \
     .runtime_opts = file_runtime_opts, \
     .parse_filename = raw_parse_filename, \
     .open = raw_open, \
@@ -870,6 +871,7 @@ BlockDriver bdrv_file = {
     .protocol_name = "file",
     .instance_size = sizeof(BDRVRawState),
     .is_protocol = true,
+    .thread_safe_reads = true,
     .parse_filename = raw_parse_filename,
     .get_info = raw_get_info,
     .runtime_opts = file_runtime_opts,

@@ -86,6 +86,9 @@ struct BlockDriver {
     /* passes requests through to bs->file (raw, blkdebug): the child is given what
      * the node's own users need and share, as QEMU's filters do */
     bool is_filter;
+    /* pread may run in several threads at once and beside the node's writes
+     * (block/aio.c runs such reads side by side when every node below can) */
+    bool thread_safe_reads;
     /* option keys open() takes besides the generic ones; NULL-terminated */
     const char *const *runtime_opts;
     /*
@@ -250,6 +253,9 @@ struct BlockDriverState {
     /* the slots (BlockDriverState **) of children attached as BDRV_CHILD_FILTERED:
      * they get what this node's users need and share */
     GPtrArray *filtered_slots;
+
+    /* requests in flight on this node (block/aio.c), created with the first one */
+    struct BdrvAioQueue *aio;
 };
 
 /* Driver table (block.c) */

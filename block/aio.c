@@ -1,0 +1,253 @@
+/*
+ * Requests in flight at the same time: worker threads over the synchronous
+ * block layer, serialized per node. Each node that gets requests has a queue
+ * of them in submission order; a request waits for the earlier ones it
+ * conflicts with (overlapping, one of them writing; a flush waits for earlier
+ * writes), then runs the node's synchronous call under the node's I/O lock,
+ * unless it is a read and every node below reads thread-safely (file, null,
+ * raw over those), in which case reads run side by side. Completions go back
+ * to the polling thread through one queue.
+ */
+#include "qemu/osdep.h"
+#include "block/aio.h"
+#include "block/block_int.h"
+
+#define AIO_WORKERS 16
+
+typedef struct BdrvAioQueue {
+    GMutex lock;        /* protects reqs */
+    GCond cond;         /* a request left reqs */
+    GQueue reqs;        /* requests not yet finished, in submission order */
+    GMutex io_lock;     /* held around driver calls that are not thread-safe */
+    int pending;        /* submitted, callback not run yet (polling thread only) */
+} BdrvAioQueue;
+
+typedef struct AioReq {
+    BlockDriverState *bs;
+    BdrvAioOp op;
+    int64_t offset;
+    int64_t bytes;
+    void *buf;
+    int flags;
+    bool parallel;      /* runs without the node's I/O lock */
+    BlockCompletionFunc *cb;
+    void *opaque;
+    int ret;
+} AioReq;
+
+static GThreadPool *workers;
+static GAsyncQueue *done;
+static int total_pending;
+
+static bool is_write(BdrvAioOp op)
+{
+    return op != BDRV_AIO_READ;
+}
+
+static bool conflicts(const AioReq *earlier, const AioReq *req)
+{
+    if (req->op == BDRV_AIO_FLUSH) {
+        return is_write(earlier->op);
+    }
+    if (earlier->op == BDRV_AIO_FLUSH) {
+        return false;
+    }
+    if (!is_write(earlier->op) && !is_write(req->op)) {
+        return false;
+    }
+    return earlier->offset < req->offset + req->bytes &&
+           req->offset < earlier->offset + earlier->bytes;
+}
+
+/* Under q->lock: does an earlier request still in the queue conflict with @req? */
+static bool must_wait(BdrvAioQueue *q, AioReq *req)
+{
+    for (GList *l = q->reqs.head; l && l->data != req; l = l->next) {
+        if (conflicts(l->data, req)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Can reads of @bs run in several threads at once, and beside its writes? */
+static bool reads_thread_safe(BlockDriverState *bs)
+{
+    if (!bs) {
+        return true;
+    }
+    if (!bs->drv->thread_safe_reads || (bs->open_flags & BDRV_O_COPY_ON_READ)) {
+        return false;
+    }
+    return reads_thread_safe(bs->file) && reads_thread_safe(bs->backing) &&
+           (bs->data_file == bs->file || reads_thread_safe(bs->data_file));
+}
+
+static int run_op(AioReq *req)
+{
+    switch (req->op) {
+    case BDRV_AIO_READ:
+        return bdrv_pread(req->bs, req->offset, req->bytes, req->buf, req->flags);
+    case BDRV_AIO_WRITE:
+        return bdrv_pwrite(req->bs, req->offset, req->bytes, req->buf, req->flags);
+    case BDRV_AIO_WRITE_ZEROES:
+        return bdrv_pwrite_zeroes(req->bs, req->offset, req->bytes, req->flags);
+    case BDRV_AIO_DISCARD:
+        return bdrv_pdiscard(req->bs, req->offset, req->bytes);
+    case BDRV_AIO_FLUSH:
+        return bdrv_flush(req->bs);
+    }
+    return -EINVAL;
+}
+
+static void worker(gpointer data, gpointer user_data)
+{
+    AioReq *req = data;
+    BdrvAioQueue *q = req->bs->aio;
+
+    (void)user_data;
+    g_mutex_lock(&q->lock);
+    while (must_wait(q, req)) {
+        g_cond_wait(&q->cond, &q->lock);
+    }
+    g_mutex_unlock(&q->lock);
+
+    if (!req->parallel) {
+        g_mutex_lock(&q->io_lock);
+    }
+    req->ret = run_op(req);
+    if (!req->parallel) {
+        g_mutex_unlock(&q->io_lock);
+    }
+
+    g_mutex_lock(&q->lock);
+    g_queue_remove(&q->reqs, req);
+    g_cond_broadcast(&q->cond);
+    g_mutex_unlock(&q->lock);
+    g_async_queue_push(done, req);
+}
+
+void bdrv_aio_submit(BlockDriverState *bs, BdrvAioOp op, int64_t offset, int64_t bytes,
+                     void *buf, int flags, BlockCompletionFunc *cb, void *opaque)
+{
+    AioReq *req = g_new0(AioReq, 1);
+    BdrvAioQueue *q;
+
+    if (!workers) {
+        /* FIFO: a request is picked up no later than any request after it, so
+         * the earlier requests a worker waits for are already running */
+        workers = g_thread_pool_new(worker, NULL, AIO_WORKERS, FALSE, NULL);
+        done = g_async_queue_new();
+    }
+    if (!bs->aio) {
+        q = bs->aio = g_new0(BdrvAioQueue, 1);
+        g_mutex_init(&q->lock);
+        g_cond_init(&q->cond);
+        g_mutex_init(&q->io_lock);
+        g_queue_init(&q->reqs);
+    }
+    q = bs->aio;
+    bdrv_ref(bs);
+    *req = (AioReq) {
+        .bs = bs, .op = op, .offset = offset, .bytes = bytes, .buf = buf,
+        .flags = flags, .cb = cb, .opaque = opaque,
+        .parallel = op == BDRV_AIO_READ && reads_thread_safe(bs),
+    };
+    if (op == BDRV_AIO_FLUSH) {
+        req->offset = 0;
+        req->bytes = INT64_MAX;
+    }
+    q->pending++;
+    total_pending++;
+    g_mutex_lock(&q->lock);
+    g_queue_push_tail(&q->reqs, req);
+    g_mutex_unlock(&q->lock);
+    g_thread_pool_push(workers, req, NULL);
+}
+
+static void complete(AioReq *req)
+{
+    BlockDriverState *bs = req->bs;
+
+    bs->aio->pending--;
+    total_pending--;
+    if (req->cb) {
+        req->cb(req->opaque, req->ret);
+    }
+    g_free(req);
+    bdrv_unref(bs);
+}
+
+int bdrv_aio_poll(bool blocking)
+{
+    AioReq *req;
+    int n = 0;
+
+    if (!done) {
+        return 0;
+    }
+    if (blocking && total_pending > 0) {
+        complete(g_async_queue_pop(done));
+        n++;
+    }
+    while ((req = g_async_queue_try_pop(done))) {
+        complete(req);
+        n++;
+    }
+    return n;
+}
+
+int bdrv_aio_in_flight(BlockDriverState *bs)
+{
+    if (!bs) {
+        return total_pending;
+    }
+    return bs->aio ? bs->aio->pending : 0;
+}
+
+void bdrv_aio_drain(BlockDriverState *bs)
+{
+    while (bdrv_aio_in_flight(bs) > 0) {
+        bdrv_aio_poll(true);
+    }
+}
+
+typedef struct RunWait {
+    bool done;
+    int ret;
+} RunWait;
+
+static void run_done(void *opaque, int ret)
+{
+    RunWait *w = opaque;
+
+    w->done = true;
+    w->ret = ret;
+}
+
+int bdrv_aio_run(BlockDriverState *bs, BdrvAioOp op, int64_t offset, int64_t bytes,
+                 void *buf, int flags)
+{
+    RunWait w = { false, 0 };
+
+    bdrv_aio_submit(bs, op, offset, bytes, buf, flags, run_done, &w);
+    while (!w.done) {
+        bdrv_aio_poll(true);
+    }
+    return w.ret;
+}
+
+void bdrv_aio_node_free(BlockDriverState *bs)
+{
+    BdrvAioQueue *q = bs->aio;
+
+    if (!q) {
+        return;
+    }
+    g_assert(q->pending == 0);
+    g_mutex_clear(&q->lock);
+    g_cond_clear(&q->cond);
+    g_mutex_clear(&q->io_lock);
+    g_free(q);
+    bs->aio = NULL;
+}

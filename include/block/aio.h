@@ -1,0 +1,54 @@
+/*
+ * Requests in flight at the same time (block/aio.c): the block layer's one
+ * concurrency model. A request submitted here runs on a worker thread, through
+ * the same synchronous driver calls as everything else; its completion callback
+ * runs later in the thread that polls (the tool's main thread). See
+ * docs/devel/architecture.md, "Requests in flight".
+ */
+#ifndef BLOCK_AIO_H
+#define BLOCK_AIO_H
+
+#include "block/block.h"
+
+typedef enum BdrvAioOp {
+    BDRV_AIO_READ,
+    BDRV_AIO_WRITE,
+    BDRV_AIO_WRITE_ZEROES,
+    BDRV_AIO_DISCARD,
+    BDRV_AIO_FLUSH,
+} BdrvAioOp;
+
+/* Runs in the polling thread once the request is done: @ret is 0 or -errno. */
+typedef void BlockCompletionFunc(void *opaque, int ret);
+
+/*
+ * Start a request on @bs (a node that its opener owns: the tool's image, an
+ * export's node). @buf belongs to the request until @cb has run (unused for
+ * zeroes, discard and flush). Requests that overlap an earlier one still in
+ * flight, where either writes, wait for it: they take effect in submission
+ * order. A flush waits for every earlier write. Everything else may run at
+ * the same time and complete in any order.
+ */
+void bdrv_aio_submit(BlockDriverState *bs, BdrvAioOp op, int64_t offset, int64_t bytes,
+                     void *buf, int flags, BlockCompletionFunc *cb, void *opaque);
+
+/*
+ * Run the callbacks of finished requests in this thread. With @blocking, first
+ * wait for one to finish if any is in flight. Returns how many callbacks ran.
+ */
+int bdrv_aio_poll(bool blocking);
+
+/* Wait until no request is in flight on @bs (NULL: on any node), running callbacks. */
+void bdrv_aio_drain(BlockDriverState *bs);
+
+/* Requests submitted on @bs (NULL: any node) whose callback has not run yet. */
+int bdrv_aio_in_flight(BlockDriverState *bs);
+
+/* Submit a request and wait for it (other requests' callbacks run meanwhile). */
+int bdrv_aio_run(BlockDriverState *bs, BdrvAioOp op, int64_t offset, int64_t bytes,
+                 void *buf, int flags);
+
+/* Free a node's request state (no request may be in flight); block.c calls it. */
+void bdrv_aio_node_free(BlockDriverState *bs);
+
+#endif
