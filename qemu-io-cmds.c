@@ -565,8 +565,8 @@ static int write_f(int argc, char **argv)
         printf("-b and -z cannot be specified at the same time\n");
         return -EINVAL;
     }
-    if (fflag && bflag) {
-        printf("-f and -b cannot be specified at the same time\n");
+    if (fflag && (bflag || cflag)) {
+        printf("-f and -b or -c cannot be specified at the same time\n");
         return -EINVAL;
     }
     if (nflag && !zflag) {
