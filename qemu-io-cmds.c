@@ -326,7 +326,8 @@ static int read_f(int argc, char **argv)
         return -ENOMEM;
     }
     now(&t1);
-    ret = bflag ? -ENOTSUP : bdrv_pread(qemuio_bs, offset, count, buf, 0);
+    ret = bflag ? bdrv_load_vmstate(qemuio_bs, buf, offset, count)
+                : bdrv_pread(qemuio_bs, offset, count, buf, 0);
     now(&t2);
     if (ret < 0) {
         printf("read failed: %s\n", strerror(-ret));
@@ -565,8 +566,8 @@ static int write_f(int argc, char **argv)
         printf("-b and -z cannot be specified at the same time\n");
         return -EINVAL;
     }
-    if (fflag && bflag) {
-        printf("-f and -b cannot be specified at the same time\n");
+    if (fflag && (bflag || cflag)) {
+        printf("-f and -b or -c cannot be specified at the same time\n");
         return -EINVAL;
     }
     if (nflag && !zflag) {
@@ -627,7 +628,11 @@ static int write_f(int argc, char **argv)
     }
     now(&t1);
     if (bflag) {
-        ret = -ENOTSUP;
+        /* no FUA for the VM state: a write-through backend flushes after it (QEMU) */
+        ret = bdrv_save_vmstate(qemuio_bs, buf, offset, count);
+        if (ret == 0 && qemuio_writethrough) {
+            ret = bdrv_flush(qemuio_bs);
+        }
     } else if (zflag) {
         ret = bdrv_pwrite_zeroes(qemuio_bs, offset, count, flags);
     } else if (cflag) {

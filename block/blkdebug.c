@@ -416,9 +416,11 @@ static int blkdebug_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     BDRVBlkdebugState *s = bs->opaque;
     int ret = rule_check(bs, offset, bytes, BLKDEBUG_IO_WRITE);
 
+    /* a failed request counts too: the next flush reaches the rules (QEMU) */
+    s->write_gen++;
+
     while (ret == 0 && bytes > 0) {
         int64_t n = s->max_transfer ? MIN(bytes, (int64_t)s->max_transfer) : bytes;
-        s->write_gen++;
         ret = bdrv_pwrite(bs->file, offset, n, buf, flags);
         buf = (const uint8_t *)buf + n;
         offset += n;
@@ -467,12 +469,14 @@ static int blkdebug_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t 
     BDRVBlkdebugState *s = bs->opaque;
     int ret = rule_check(bs, offset, bytes, BLKDEBUG_IO_WRITE_ZEROES);
 
+    /* a failed request counts too: the next flush reaches the rules (QEMU) */
+    s->write_gen++;
+
     int64_t align = MAX((int64_t)s->opt_write_zero, (int64_t)bs->request_alignment);
 
     while (ret == 0 && bytes > 0) {
         int64_t n = piece_length(bs, offset, bytes, s->opt_write_zero,
                                  s->max_write_zero);
-        s->write_gen++;
         if (n < align) {
             /* as QEMU's blkdebug: pieces below the alignment are written as
              * zeros (the fallback path), through this node's own writes */
@@ -490,11 +494,13 @@ static int blkdebug_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes
 {
     BDRVBlkdebugState *s = bs->opaque;
     int ret = rule_check(bs, offset, bytes, BLKDEBUG_IO_DISCARD);
+
+    /* a failed request counts too: the next flush reaches the rules (QEMU) */
+    s->write_gen++;
     uint32_t align = bs->request_alignment;
 
     while (ret == 0 && bytes > 0) {
         int64_t n = piece_length(bs, offset, bytes, s->opt_discard, s->max_discard);
-        s->write_gen++;
         /* a piece off the request alignment is dropped: discard is advisory */
         if (QEMU_IS_ALIGNED(offset, align) && QEMU_IS_ALIGNED(n, align)) {
             ret = bdrv_pdiscard(bs->file, offset, n);

@@ -359,6 +359,52 @@ int bdrv_flush(BlockDriverState *bs)
 }
 
 /*
+ * The VM state area: the first driver down the "file" chain that keeps one
+ * serves it. The range is checked as a guest request is (QEMU: -EIO past
+ * BDRV_MAX_LENGTH), never against the node's length.
+ */
+static int check_vmstate_request(int64_t pos, int64_t bytes)
+{
+    if (pos < 0 || bytes < 0 || pos > BDRV_MAX_LENGTH || bytes > BDRV_MAX_LENGTH - pos) {
+        return -EIO;
+    }
+    return 0;
+}
+
+int bdrv_load_vmstate(BlockDriverState *bs, void *buf, int64_t pos, int64_t bytes)
+{
+    int ret = check_vmstate_request(pos, bytes);
+
+    if (ret < 0) {
+        return ret;
+    }
+    for (; bs; bs = bs->file) {
+        if (bs->drv->load_vmstate) {
+            return bs->drv->load_vmstate(bs, buf, pos, bytes);
+        }
+    }
+    return -ENOTSUP;
+}
+
+int bdrv_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos, int64_t bytes)
+{
+    int ret = check_vmstate_request(pos, bytes);
+
+    if (ret < 0) {
+        return ret;
+    }
+    for (; bs; bs = bs->file) {
+        if (bs->drv->save_vmstate) {
+            if (!(bs->open_flags & BDRV_O_RDWR)) {
+                return -EACCES;
+            }
+            return bs->drv->save_vmstate(bs, buf, pos, bytes);
+        }
+    }
+    return -ENOTSUP;
+}
+
+/*
  * Grow or shrink through the driver. Growing an image whose backing file is
  * longer than the image was would let the backing file's data show in the new
  * area: as QEMU does, the new area is written as zeroes (zero clusters, or

@@ -90,8 +90,15 @@ int qcow2_grow_l1_table(BlockDriverState *bs, uint64_t min_size, bool exact)
         return 0;
     }
     if (!exact) {
-        /* grow by 1.5x to amortise repeated growth */
-        new_size = MAX(min_size, (uint64_t)s->l1_size + s->l1_size / 2);
+        /*
+         * grow by steps of 1.5x (rounded up) until it fits, to amortise repeated
+         * growth: QEMU's sizes, so VM state writes leave the same L1 table (a
+         * size past the limit is -EFBIG even where @min_size would fit)
+         */
+        new_size = MAX(s->l1_size, 1);
+        while (new_size < min_size) {
+            new_size = DIV_ROUND_UP(new_size * 3, 2);
+        }
     }
     if (new_size * 8 > QCOW_MAX_L1_SIZE) {
         return -EFBIG;

@@ -366,8 +366,12 @@ static int write_compressed(BlockDriverState *bs, int64_t offset, int64_t bytes,
     return 0;
 }
 
-int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                    const void *buf, int flags)
+/*
+ * Write guest [offset, offset+bytes): @offset may lie past the disk (the VM state
+ * area), the L1 table grows as far as it must. Dirty bitmaps follow the disk only.
+ */
+static int do_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                     const void *buf, int flags, bool vmstate)
 {
     const uint8_t *p = buf;
     uint64_t next_host = 0;     /* where the request's last piece ended in the file */
@@ -376,7 +380,9 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     if (ret < 0) {
         return ret;
     }
-    qcow2_bitmaps_set_dirty(bs, offset, bytes);
+    if (!vmstate) {
+        qcow2_bitmaps_set_dirty(bs, offset, bytes);
+    }
     if (flags & BDRV_REQ_WRITE_COMPRESSED) {
         return write_compressed(bs, offset, bytes, buf);
     }
@@ -417,6 +423,56 @@ int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
         bytes -= cur;
     }
     return 0;
+}
+
+int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                    const void *buf, int flags)
+{
+    return do_pwrite(bs, offset, bytes, buf, flags, false);
+}
+
+/*
+ * The VM state lives in the guest address space right after the disk, from the
+ * first L1 entry the disk does not need (l1_vm_state_index): its clusters are
+ * allocated, refcounted and snapshotted as the disk's are, but never part of the
+ * virtual size. A position that does not fit in the address space is -EFBIG, as
+ * an L1 table that cannot grow that far is.
+ */
+static int vmstate_offset(BlockDriverState *bs, int64_t pos, int64_t bytes,
+                          int64_t *offset)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t base = (int64_t)s->l1_vm_state_index << (s->cluster_bits + s->l2_bits);
+
+    if (pos > INT64_MAX - base || bytes > INT64_MAX - base - pos) {
+        return -EFBIG;
+    }
+    *offset = base + pos;
+    return 0;
+}
+
+int qcow2_load_vmstate(BlockDriverState *bs, void *buf, int64_t pos, int64_t bytes)
+{
+    int64_t offset;
+    int ret = vmstate_offset(bs, pos, bytes, &offset);
+
+    if (ret < 0) {
+        return ret;
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_VMSTATE_LOAD);
+    return bytes ? qcow2_co_pread(bs, offset, bytes, buf, 0) : 0;
+}
+
+int qcow2_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos, int64_t bytes)
+{
+    int64_t offset;
+    int ret = vmstate_offset(bs, pos, bytes, &offset);
+
+    if (ret < 0) {
+        return ret;
+    }
+    BLKDBG_EVENT(bs->file, BLKDBG_VMSTATE_SAVE);
+    return bytes ? do_pwrite(bs, offset, bytes, buf, 0, true) : 0;
 }
 
 /*

@@ -444,6 +444,9 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *bu
                    int flags);
 int qcow2_co_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                     const void *buf, int flags);
+/* The VM state area (qcow2-io.c): @pos bytes past the disk's last L1 entry. */
+int qcow2_load_vmstate(BlockDriverState *bs, void *buf, int64_t pos, int64_t bytes);
+int qcow2_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos, int64_t bytes);
 int qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
                            int flags);
 int qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes);

@@ -198,6 +198,12 @@ int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes);
  */
 int bdrv_pdiscard_always(BlockDriverState *bs, int64_t offset, int64_t bytes);
 int bdrv_flush(BlockDriverState *bs);
+/*
+ * The VM state area (QEMU's bdrv_load_vmstate/bdrv_save_vmstate): 0 or -errno;
+ * -ENOTSUP where no format in the chain keeps one (only qcow2 does).
+ */
+int bdrv_load_vmstate(BlockDriverState *bs, void *buf, int64_t pos, int64_t bytes);
+int bdrv_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos, int64_t bytes);
 /* Resize; exact=false allows the driver to round up. */
 int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact, PreallocMode prealloc,
                   int flags, GError **errp);

@@ -140,6 +140,14 @@ struct BlockDriver {
                   int flags);
     /* NULL, or -ENOTSUP without BDRV_REQ_NO_FALLBACK: the generic layer writes zeros. */
     int (*pwrite_zeroes)(BlockDriverState *bs, int64_t offset, int64_t bytes, int flags);
+    /*
+     * The VM state area (qemu-io read -b / write -b): bytes at @pos of a separate
+     * address space the format keeps next to the disk. NULL: the request goes on
+     * to the "file" child (filters, raw), or -ENOTSUP at a node without one.
+     */
+    int (*load_vmstate)(BlockDriverState *bs, void *buf, int64_t pos, int64_t bytes);
+    int (*save_vmstate)(BlockDriverState *bs, const void *buf, int64_t pos,
+                        int64_t bytes);
     /* NULL: discard is a successful no-op (discard is advisory). */
     int (*pdiscard)(BlockDriverState *bs, int64_t offset, int64_t bytes);
     /* Write cached state down to the children (they are flushed after). NULL: none. */
