@@ -218,6 +218,12 @@ static int check_l2(CheckState *cs, uint64_t l2_offset, uint64_t guest_base, boo
                 cs->res->corruptions++;
                 break;
             }
+            if (s->extended_l2 && qcow2_l2_bitmap_get(l2, j)) {
+                check_msg(cs, "ERROR compressed cluster %d with non-zero subcluster "
+                          "allocation bitmap, entry=0x%" PRIx64 "\n", j, e);
+                cs->res->corruptions++;
+                break;
+            }
             if (e & QCOW_OFLAG_COPIED) {
                 check_msg(cs, "ERROR: coffset=0x%" PRIx64 ": Compressed cluster has "
                         "copied flag set\n", (uint64_t)(e & ((1ULL << 62) - 1)));

@@ -431,6 +431,7 @@ static int ext_get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *
     uint64_t in_cluster = offset_into_cluster(s, offset);
     uint64_t max_clusters, e, bm, want = 0, len;
     Qcow2ClusterType t;
+    bool has_host;
 
     max_clusters = s->l2_size - offset_to_l2_index(s, offset);
     if (*bytes > max_clusters * s->cluster_size - in_cluster) {
@@ -468,9 +469,11 @@ static int ext_get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *
         *bytes = MIN(*bytes, s->cluster_size - in_cluster);
         return 0;
     }
-    *host_offset = (t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC) ?
-                   (e & L2E_OFFSET_MASK) + in_cluster : 0;
-    if (*host_offset) {
+    /* unallocated subclusters of a cluster with a host cluster have an offset too
+     * (block status shows it, as QEMU's does) */
+    has_host = t != QCOW2_CLUSTER_ZERO_PLAIN && qcow2_ext_has_host(bs, e);
+    *host_offset = has_host ? (e & L2E_OFFSET_MASK) + in_cluster : 0;
+    if (has_host) {
         want = (e & L2E_OFFSET_MASK) + ((uint64_t)(sc + 1) << s->subcluster_bits);
     }
     len = ((uint64_t)(sc + 1) << s->subcluster_bits) - in_cluster;
@@ -492,7 +495,10 @@ static int ext_get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *
         if (ext_sc_type(bs, e, bm, sc) != t) {
             break;
         }
-        if (*host_offset) {
+        if (t == QCOW2_CLUSTER_UNALLOCATED && qcow2_ext_has_host(bs, e) != has_host) {
+            break;
+        }
+        if (has_host) {
             if ((e & L2E_OFFSET_MASK) + ((uint64_t)sc << s->subcluster_bits) != want) {
                 break;
             }
@@ -870,8 +876,10 @@ static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_cl
     int l2_index, ret;
 
     nb_clusters = MIN(nb_clusters, (uint64_t)(s->l2_size - offset_to_l2_index(s, offset)));
+    /* a discard over a backing file needs zero entries there too (as in QEMU) */
     ret = qcow2_get_l2_table(bs, offset, &l2, &l2_index,
-                             op != L2_OP_DISCARD && op != L2_OP_REMOVE);
+                             (op != L2_OP_DISCARD && op != L2_OP_REMOVE) ||
+                             (op == L2_OP_DISCARD && bs->backing && s->version >= 3));
     if (ret < 0) {
         return ret;
     }

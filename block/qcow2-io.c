@@ -520,23 +520,14 @@ static int ext_zeroize(BlockDriverState *bs, int64_t start, int64_t end, int fla
     return ret < 0 ? ret : 0;
 }
 
-int qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                           int flags)
+static int pwrite_zeroes_piece(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                               int flags)
 {
     BDRVQcow2State *s = bs->opaque;
     int64_t start, end, cs = s->cluster_size;
     int64_t gran = s->extended_l2 ? s->subcluster_size : cs;
-    int ret = check_writable(bs);
+    int ret;
 
-    if (ret < 0) {
-        return ret;
-    }
-    qcow2_bitmaps_set_dirty(bs, offset, bytes);
-    if (s->version < 3 && !data_file_is_raw(bs) && (bs->backing || bs->backing_file)) {
-        /* no zero flag: the generic layer writes zeros. Without a backing file an
-         * unallocated cluster reads as zeros: QEMU deallocates (C6) */
-        return -ENOTSUP;
-    }
     start = offset;
     end = offset + bytes;
     /*
@@ -600,6 +591,49 @@ int qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
     return qcow2_cluster_zeroize(bs, start, QEMU_ALIGN_UP(end - start, cs), flags);
 }
 
+int qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                           int flags)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t gran = s->subcluster_size, head, end;
+    int ret = check_writable(bs);
+
+    if (ret < 0) {
+        return ret;
+    }
+    qcow2_bitmaps_set_dirty(bs, offset, bytes);
+    if (s->version < 3 && !data_file_is_raw(bs) && (bs->backing || bs->backing_file)) {
+        /* no zero flag: the generic layer writes zeros. Without a backing file an
+         * unallocated cluster reads as zeros: QEMU deallocates (C6) */
+        return -ENOTSUP;
+    }
+    if (!s->extended_l2) {
+        return pwrite_zeroes_piece(bs, offset, bytes, flags);
+    }
+    /*
+     * Extended L2: QEMU's block layer hands the driver the unaligned head, the
+     * subcluster-aligned middle and the unaligned tail one by one; each decides
+     * on its own (a head grown to a whole subcluster stays a partial cluster).
+     */
+    end = offset + bytes;
+    head = MIN(end, QEMU_ALIGN_UP(offset, gran));
+    if (head > offset) {
+        ret = pwrite_zeroes_piece(bs, offset, head - offset, flags);
+        if (ret < 0 || head == end) {
+            return ret;
+        }
+        offset = head;
+    }
+    if (QEMU_ALIGN_DOWN(end, gran) > offset) {
+        ret = pwrite_zeroes_piece(bs, offset, QEMU_ALIGN_DOWN(end, gran) - offset, flags);
+        if (ret < 0) {
+            return ret;
+        }
+        offset = QEMU_ALIGN_DOWN(end, gran);
+    }
+    return end > offset ? pwrite_zeroes_piece(bs, offset, end - offset, flags) : 0;
+}
+
 int qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -649,6 +683,12 @@ int qcow2_co_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
     *pnum = cur;
     switch (type) {
     case QCOW2_CLUSTER_UNALLOCATED:
+        if (host && !s->crypto) {
+            /* extended L2: a subcluster not allocated in a host cluster */
+            *map = host;
+            *file = data_node(bs);
+            return BDRV_BLOCK_OFFSET_VALID;
+        }
         return 0;
     case QCOW2_CLUSTER_ZERO_PLAIN:
         return BDRV_BLOCK_ZERO | BDRV_BLOCK_ALLOCATED;

@@ -152,24 +152,15 @@ static int ext_write_in_place(BlockDriverState *bs, uint64_t offset, uint64_t le
  * clusters; write [offset, offset + len) into them and link them.
  */
 static int ext_write_new(BlockDriverState *bs, uint64_t offset, uint64_t len,
-                         const uint8_t *buf, int n, const uint64_t *old_e,
+                         const uint8_t *buf, int n, int64_t host, const uint64_t *old_e,
                          const uint64_t *old_bm)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t cs = s->cluster_size, guest0 = start_of_cluster(s, offset);
     g_autofree uint64_t *new_bm = g_new(uint64_t, n);
-    int64_t host;
     uint64_t *l2;
     int l2_index, ret;
 
-    if (has_data_file(bs)) {
-        host = guest0;                  /* C3: 1:1 in the data file */
-    } else {
-        host = qcow2_alloc_clusters(bs, (uint64_t)n * cs);
-        if (host < 0) {
-            return host;
-        }
-    }
     for (int i = 0; i < n; i++) {
         uint64_t g = guest0 + (uint64_t)i * cs;
         uint64_t w_start = MAX(offset, g) - g, w_end = MIN(offset + len, g + cs) - g;
@@ -228,13 +219,41 @@ fail:
     return ret;
 }
 
-/* One piece of a write: in place in one cluster, or new clusters for a run. */
+/*
+ * Host clusters for @n new guest clusters from @offset: 1:1 in a data file, else
+ * right after the request's previous piece (@next_host, 0: none) as far as it
+ * is free there (*n shrinks), as QEMU places them, else wherever they fit.
+ */
+static int64_t ext_alloc(BlockDriverState *bs, uint64_t offset, uint64_t next_host,
+                         int *n)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (has_data_file(bs)) {
+        return start_of_cluster(s, offset);         /* C3 */
+    }
+    if (next_host && !offset_into_cluster(s, next_host)) {
+        int64_t k = qcow2_alloc_clusters_at(bs, next_host, *n);
+        if (k < 0) {
+            return k;
+        }
+        if (k > 0) {
+            *n = k;
+            return next_host;
+        }
+    }
+    return qcow2_alloc_clusters(bs, (uint64_t)*n * s->cluster_size);
+}
+
+/* One piece of a write: in place in one cluster, or new clusters for a run.
+ * *@next_host: where the previous piece ended in the file, then this one. */
 static int ext_write_piece(BlockDriverState *bs, uint64_t offset, uint64_t bytes,
-                           const uint8_t *buf, uint64_t *done)
+                           const uint8_t *buf, uint64_t *done, uint64_t *next_host)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t in_cluster = offset_into_cluster(s, offset);
     uint64_t nmax, e, bm, len;
+    int64_t host;
     g_autofree uint64_t *old_e = NULL, *old_bm = NULL;
     uint64_t *l2;
     int l2_index, ret, n;
@@ -255,6 +274,7 @@ static int ext_write_piece(BlockDriverState *bs, uint64_t offset, uint64_t bytes
         qcow2_cache_put(s->l2_table_cache, (void **)&l2);
         len = MIN(bytes, s->cluster_size - in_cluster);
         *done = len;
+        *next_host = ext_host(bs, e, start_of_cluster(s, offset)) + in_cluster + len;
         return ext_write_in_place(bs, offset, len, buf, e, bm);
     }
     old_e = g_new(uint64_t, nmax);
@@ -272,17 +292,24 @@ static int ext_write_piece(BlockDriverState *bs, uint64_t offset, uint64_t bytes
         old_bm[n] = bm;
     }
     qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+    host = ext_alloc(bs, offset, *next_host, &n);
+    if (host < 0) {
+        return host;
+    }
     len = MIN(bytes, (uint64_t)n * s->cluster_size - in_cluster);
     *done = len;
-    return ext_write_new(bs, offset, len, buf, n, old_e, old_bm);
+    *next_host = host + in_cluster + len;
+    return ext_write_new(bs, offset, len, buf, n, host, old_e, old_bm);
 }
 
 int qcow2_ext_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                      const uint8_t *buf)
 {
+    uint64_t next_host = 0;
+
     while (bytes > 0) {
         uint64_t done = 0;
-        int ret = ext_write_piece(bs, offset, bytes, buf, &done);
+        int ret = ext_write_piece(bs, offset, bytes, buf, &done, &next_host);
 
         if (ret < 0) {
             return ret;

@@ -154,6 +154,7 @@ typedef struct BDRVQcow2State {
     uint64_t *refcount_table;       /* host byte order */
     uint64_t free_cluster_index;    /* allocation hint */
     uint64_t free_byte_offset;      /* where the next compressed data may go */
+    bool packing_compressed;        /* qcow2_alloc_bytes() adds its references */
     uint64_t alloc_end;             /* highest cluster index allocated + 1 */
     /* refcount table entries [first, end) of new blocks not yet on disk (R2) */
     uint64_t reftable_pending_first;
