@@ -17,6 +17,7 @@ typedef struct CheckState {
     uint8_t *ref;           /* computed references per host cluster, ... */
     GHashTable *ref_big;    /* ... REF_BIG: here (cluster index -> references) */
     int64_t nb_clusters;    /* clusters in the image file */
+    uint64_t file_len;      /* bytes in the image file */
     int64_t ref_end;        /* one past the highest cluster with a reference */
     bool rebuild;           /* refcount structure must be rebuilt */
     bool quiet;             /* no messages (internal repairs) */
@@ -127,6 +128,17 @@ static void inc_refs(CheckState *cs, uint64_t offset, uint64_t size)
     }
     first = offset >> s->cluster_bits;
     last = (offset + size - 1) >> s->cluster_bits;
+    if (last >= (uint64_t)cs->nb_clusters &&
+        offset + size < cs->file_len + s->cluster_size) {
+        /* less than a cluster past the end (an unaligned entry): counted, as QEMU
+         * counts it, in a table one cluster longer */
+        uint8_t *grown = g_try_realloc(cs->ref, last + 1);
+        if (grown) {
+            memset(grown + cs->nb_clusters, 0, last + 1 - cs->nb_clusters);
+            cs->ref = grown;
+            cs->nb_clusters = last + 1;
+        }
+    }
     if (last >= (uint64_t)cs->nb_clusters) {
         check_msg(cs, "ERROR: counting reference for region exceeding the end of "
                 "the file by one cluster or more: offset 0x%" PRIx64 " size 0x%" PRIx64
@@ -154,6 +166,28 @@ static void inc_refs_cb(void *opaque, uint64_t offset, uint64_t size)
     inc_refs(opaque, offset, size);
 }
 
+/* Write entry @j of the L2 table @l2 (a copy read from @l2_offset) as @e. */
+static bool repair_l2_entry(CheckState *cs, uint64_t *l2, uint64_t l2_offset, int j,
+                            uint64_t e)
+{
+    BDRVQcow2State *s = cs->s;
+    int ret;
+
+    qcow2_l2_set(s, l2, j, e);
+    qcow2_cache_forget(s->l2_table_cache, l2_offset);
+    ret = qcow2_pre_write_overlap_check(cs->bs, QCOW2_OL_ACTIVE_L2, l2_offset,
+                                        s->cluster_size, false);
+    if (ret == 0) {
+        ret = bdrv_pwrite(cs->bs->file, l2_offset, s->cluster_size, l2, 0);
+    }
+    if (ret < 0) {
+        check_msg(cs, "ERROR: Failed to overwrite L2 table entry: %s\n", strerror(-ret));
+        cs->res->check_errors++;
+        return false;
+    }
+    return true;
+}
+
 /* Count what an L2 table references. */
 static int check_l2(CheckState *cs, uint64_t l2_offset, uint64_t guest_base, bool active)
 {
@@ -171,7 +205,7 @@ static int check_l2(CheckState *cs, uint64_t l2_offset, uint64_t guest_base, boo
         return ret;
     }
     for (int j = 0; j < s->l2_size; j++) {
-        uint64_t e = GUINT64_FROM_BE(l2[j]);
+        uint64_t e = qcow2_l2_get(s, l2, j);
         uint64_t guest = guest_base + ((uint64_t)j << s->cluster_bits);
         uint64_t off = e & L2E_OFFSET_MASK;
 
@@ -181,6 +215,12 @@ static int check_l2(CheckState *cs, uint64_t l2_offset, uint64_t guest_base, boo
             if (has_data_file(bs)) {
                 check_msg(cs, "ERROR compressed cluster %d with data file, "
                         "entry=0x%" PRIx64 "\n", j, e);
+                cs->res->corruptions++;
+                break;
+            }
+            if (s->extended_l2 && qcow2_l2_bitmap_get(l2, j)) {
+                check_msg(cs, "ERROR compressed cluster %d with non-zero subcluster "
+                          "allocation bitmap, entry=0x%" PRIx64 "\n", j, e);
                 cs->res->corruptions++;
                 break;
             }
@@ -200,11 +240,34 @@ static int check_l2(CheckState *cs, uint64_t l2_offset, uint64_t guest_base, boo
             break;
         }
         case QCOW2_CLUSTER_ZERO_ALLOC:
-        case QCOW2_CLUSTER_NORMAL:
-            if (offset_into_cluster(s, off)) {
-                check_msg(cs, "ERROR offset=%" PRIx64 ": Data cluster is not properly "
-                        "aligned; L2 entry corrupted.\n", off);
+        case QCOW2_CLUSTER_NORMAL: {
+            uint64_t bm = s->extended_l2 ? qcow2_l2_bitmap_get(l2, j) : 0;
+
+            if ((uint32_t)(bm & (bm >> 32))) {
+                check_msg(cs, "ERROR offset=%" PRIx64 ": Allocated cluster has corrupted "
+                          "subcluster allocation bitmap\n", off);
                 cs->res->corruptions++;
+            }
+            if (offset_into_cluster(s, off)) {
+                bool has_data = s->extended_l2 ? (uint32_t)bm != 0
+                                               : !(e & QCOW_OFLAG_ZERO);
+                if (!has_data) {
+                    /* nothing to lose: the entry becomes a zero (plain) one */
+                    bool repair = cs->fix & BDRV_FIX_ERRORS;
+                    check_msg(cs, "%s offset=%" PRIx64 ": Preallocated cluster is not "
+                              "properly aligned; L2 entry corrupted.\n",
+                              repair ? "Repairing" : "ERROR", off);
+                    if (repair && repair_l2_entry(cs, l2, l2_offset, j,
+                                                  s->extended_l2 ? 0 : QCOW_OFLAG_ZERO)) {
+                        cs->res->corruptions_fixed++;
+                        break;
+                    }
+                    cs->res->corruptions++;
+                } else {
+                    check_msg(cs, "ERROR offset=%" PRIx64 ": Data cluster is not properly "
+                              "aligned; L2 entry corrupted.\n", off);
+                    cs->res->corruptions++;
+                }
                 /* the cluster-sized range it points to still counts as referenced */
             }
             if (has_data_file(bs) && off != guest &&
@@ -226,7 +289,13 @@ static int check_l2(CheckState *cs, uint64_t l2_offset, uint64_t guest_base, boo
                 inc_refs(cs, off, s->cluster_size);
             }
             break;
+        }
         default:
+            if (s->extended_l2 && (uint32_t)qcow2_l2_bitmap_get(l2, j)) {
+                check_msg(cs, "ERROR: Unallocated cluster has non-zero subcluster "
+                          "allocation map\n");
+                cs->res->corruptions++;
+            }
             break;
         }
     }
@@ -559,7 +628,7 @@ static int check_oflag_copied(CheckState *cs)
             continue;
         }
         for (int j = 0; j < s->l2_size; j++) {
-            uint64_t e = GUINT64_FROM_BE(table[j]), off = e & L2E_OFFSET_MASK, drc;
+            uint64_t e = qcow2_l2_get(s, table, j), off = e & L2E_OFFSET_MASK, drc;
             Qcow2ClusterType t = qcow2_get_cluster_type(bs, e);
 
             if (t != QCOW2_CLUSTER_NORMAL && t != QCOW2_CLUSTER_ZERO_ALLOC) {
@@ -576,7 +645,7 @@ static int check_oflag_copied(CheckState *cs)
                         " refcount=%" PRIu64 "\n", fix ? "Repairing" : "ERROR", e, drc);
                 if (fix) {
                     e = drc == 1 ? e | QCOW_OFLAG_COPIED : e & ~QCOW_OFLAG_COPIED;
-                    table[j] = GUINT64_TO_BE(e);
+                    qcow2_l2_set(s, table, j, e);
                     l2_dirty = true;
                     cs->res->corruptions_fixed++;
                 } else {
@@ -718,6 +787,7 @@ static int run_check(CheckState *cs)
         return file_len;
     }
     cs->nb_clusters = size_to_clusters(cs->s, file_len);
+    cs->file_len = file_len;
     ref_free(cs);
     cs->ref = g_try_malloc0(MAX(cs->nb_clusters, 1));
     cs->ref_big = g_hash_table_new(g_direct_hash, g_direct_equal);
@@ -780,13 +850,22 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
                 res->check_errors++;
                 goto out;
             }
-            /* everything found but overflows is repaired by the rebuild */
-            res->corruptions_fixed += rebuild_now ? found.corruptions - cs.overflows
-                                                  : in_use_but_free;
             /* the old structure now leaks: free it (reported, not counted) */
-            ret = run_check(&cs);
-            if (ret < 0) {
-                goto out;
+            {
+                uint64_t before = res->corruptions;
+                ret = run_check(&cs);
+                if (ret < 0) {
+                    goto out;
+                }
+                /* repaired by the rebuild: all found but overflows and what the
+                 * metadata still gets wrong (counted again just now) */
+                if (rebuild_now) {
+                    uint64_t left = cs.overflows + (res->corruptions - before);
+                    res->corruptions_fixed += (uint64_t)found.corruptions > left ?
+                                              found.corruptions - left : 0;
+                } else {
+                    res->corruptions_fixed += in_use_but_free;
+                }
             }
             compare_refcounts(&cs, BDRV_FIX_LEAKS, false);
         }

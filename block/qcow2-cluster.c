@@ -38,6 +38,11 @@ Qcow2ClusterType qcow2_get_cluster_type(BlockDriverState *bs, uint64_t l2_entry)
     if (l2_entry & QCOW_OFLAG_COMPRESSED) {
         return QCOW2_CLUSTER_COMPRESSED;
     }
+    if (s->extended_l2) {
+        /* the cluster as a whole: the zero flag is unused, the bitmap tells more */
+        return qcow2_ext_has_host(bs, l2_entry) ? QCOW2_CLUSTER_NORMAL
+                                                : QCOW2_CLUSTER_UNALLOCATED;
+    }
     if ((l2_entry & QCOW_OFLAG_ZERO) && s->version >= 3) {
         return (l2_entry & L2E_OFFSET_MASK) ? QCOW2_CLUSTER_ZERO_ALLOC
                                             : QCOW2_CLUSTER_ZERO_PLAIN;
@@ -275,15 +280,6 @@ static inline BlockDriverState *data_node_of(BlockDriverState *bs)
     return bs->data_file ? bs->data_file : bs->file;
 }
 
-static inline uint64_t l2_get(uint64_t *t, int i)
-{
-    return GUINT64_FROM_BE(t[i]);
-}
-
-static inline void l2_set(uint64_t *t, int i, uint64_t v)
-{
-    t[i] = GUINT64_TO_BE(v);
-}
 
 /* Validate an L2 entry for reading; -EIO (and corruption marked) if bad. */
 static int check_l2_entry(BlockDriverState *bs, uint64_t entry, uint64_t guest_offset)
@@ -412,9 +408,123 @@ void qcow2_l2_window_free(BlockDriverState *bs)
     s->l2_window_len = 0;
 }
 
+/*
+ * Extended L2 (qcow2-subcluster.c owns the writes): the kind of subcluster @sc of
+ * entry (@e, @bm), with its host offset. Compressed clusters ignore the bitmap.
+ */
+static Qcow2ClusterType ext_sc_type(BlockDriverState *bs, uint64_t e, uint64_t bm,
+                                    int sc)
+{
+    if (e & QCOW_OFLAG_COMPRESSED) {
+        return QCOW2_CLUSTER_COMPRESSED;
+    }
+    if (bm & (1ULL << sc)) {
+        return QCOW2_CLUSTER_NORMAL;
+    }
+    if (bm & (1ULL << (32 + sc))) {
+        return qcow2_ext_has_host(bs, e) ? QCOW2_CLUSTER_ZERO_ALLOC
+                                         : QCOW2_CLUSTER_ZERO_PLAIN;
+    }
+    return QCOW2_CLUSTER_UNALLOCATED;
+}
+
+/* Subcluster granularity: runs of one kind, across entries of the same table. */
+static int ext_get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
+                               uint64_t *host_offset, Qcow2ClusterType *type, bool scan)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t *l2;
+    int l2_index, ret, sc;
+    uint64_t in_cluster = offset_into_cluster(s, offset);
+    uint64_t max_clusters, e, bm, want = 0, len;
+    Qcow2ClusterType t;
+    bool has_host;
+
+    max_clusters = s->l2_size - offset_to_l2_index(s, offset);
+    if (*bytes > max_clusters * s->cluster_size - in_cluster) {
+        *bytes = max_clusters * s->cluster_size - in_cluster;
+    }
+    ret = l2_get_for_lookup(bs, offset, scan, &l2, &l2_index);
+    if (ret < 0) {
+        return ret;
+    }
+    if (!l2) {
+        *type = QCOW2_CLUSTER_UNALLOCATED;
+        *host_offset = 0;
+        return 0;
+    }
+    e = qcow2_l2_get(s, l2, l2_index);
+    bm = qcow2_l2_bitmap_get(l2, l2_index);
+    ret = check_l2_entry(bs, e, offset);
+    if (ret == 0 && !qcow2_ext_entry_valid(bs, e, bm)) {
+        qcow2_signal_corruption(bs, true, -1, -1, "Invalid cluster entry found  (L2 "
+                                "offset: %#" PRIx64 ", L2 index: %#x)",
+                                (uint64_t)(s->l1_table[offset_to_l1_index(s, offset)] &
+                                L1E_OFFSET_MASK), l2_index);
+        ret = -EIO;
+    }
+    if (ret < 0) {
+        l2_put_for_lookup(bs, &l2);
+        return ret;
+    }
+    sc = in_cluster >> s->subcluster_bits;
+    t = ext_sc_type(bs, e, bm, sc);
+    *type = t;
+    if (t == QCOW2_CLUSTER_COMPRESSED) {
+        *host_offset = e;
+        l2_put_for_lookup(bs, &l2);
+        *bytes = MIN(*bytes, s->cluster_size - in_cluster);
+        return 0;
+    }
+    /* unallocated subclusters of a cluster with a host cluster have an offset too
+     * (block status shows it, as QEMU's does) */
+    has_host = t != QCOW2_CLUSTER_ZERO_PLAIN && qcow2_ext_has_host(bs, e);
+    *host_offset = has_host ? (e & L2E_OFFSET_MASK) + in_cluster : 0;
+    if (has_host) {
+        want = (e & L2E_OFFSET_MASK) + ((uint64_t)(sc + 1) << s->subcluster_bits);
+    }
+    len = ((uint64_t)(sc + 1) << s->subcluster_bits) - in_cluster;
+    /* the run goes on through subclusters (and entries) of the same kind */
+    for (uint64_t i = 0; len < *bytes; ) {
+        sc++;
+        if (sc == QCOW_EXTL2_SUBCLUSTERS) {
+            if (++i >= max_clusters) {
+                break;
+            }
+            sc = 0;
+            e = qcow2_l2_get(s, l2, l2_index + i);
+            bm = qcow2_l2_bitmap_get(l2, l2_index + i);
+            if (offset_into_cluster(s, e & L2E_OFFSET_MASK) ||
+                !qcow2_ext_entry_valid(bs, e, bm)) {
+                break;
+            }
+        }
+        if (ext_sc_type(bs, e, bm, sc) != t) {
+            break;
+        }
+        if (t == QCOW2_CLUSTER_UNALLOCATED && qcow2_ext_has_host(bs, e) != has_host) {
+            break;
+        }
+        if (has_host) {
+            if ((e & L2E_OFFSET_MASK) + ((uint64_t)sc << s->subcluster_bits) != want) {
+                break;
+            }
+            want += s->subcluster_size;
+        }
+        len += s->subcluster_size;
+    }
+    l2_put_for_lookup(bs, &l2);
+    *bytes = MIN(*bytes, len);
+    return 0;
+}
+
 static int get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *bytes,
                            uint64_t *host_offset, Qcow2ClusterType *type, bool scan)
 {
+    if (((BDRVQcow2State *)bs->opaque)->extended_l2) {
+        return ext_get_host_offset(bs, offset, bytes, host_offset, type, scan);
+    }
+
     BDRVQcow2State *s = bs->opaque;
     uint64_t *l2;
     int l2_index, ret;
@@ -436,7 +546,7 @@ static int get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byte
         *host_offset = 0;
         return 0;
     }
-    entry = l2_get(l2, l2_index);
+    entry = qcow2_l2_get(s, l2, l2_index);
     ret = check_l2_entry(bs, entry, offset);
     if (ret < 0) {
         l2_put_for_lookup(bs, &l2);
@@ -459,13 +569,13 @@ static int get_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byte
     n = 1;
     if (step != UINT64_MAX) {
         uint64_t want = entry + step;
-        while (n < max_clusters && l2_get(l2, l2_index + n) == want) {
+        while (n < max_clusters && qcow2_l2_get(s, l2, l2_index + n) == want) {
             n++;
             want += step;
         }
     }
     for (; n < max_clusters; n++) {
-        uint64_t e = l2_get(l2, l2_index + n);
+        uint64_t e = qcow2_l2_get(s, l2, l2_index + n);
         if (qcow2_get_cluster_type(bs, e) != t) {
             break;
         }
@@ -532,7 +642,7 @@ int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byt
     if (ret < 0) {
         return ret;
     }
-    entry = l2_get(l2, l2_index);
+    entry = qcow2_l2_get(s, l2, l2_index);
     ret = check_l2_entry(bs, entry, offset);
     if (ret < 0) {
         goto out;
@@ -546,7 +656,7 @@ int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byt
     reuse = !has_data_file(bs) && zero_alloc_reusable(bs, entry);
     if (in_place_writable(bs, entry) || reuse) {
         for (n = 1; n < max_clusters; n++) {
-            uint64_t e = l2_get(l2, l2_index + n);
+            uint64_t e = qcow2_l2_get(s, l2, l2_index + n);
             bool z = !has_data_file(bs) && zero_alloc_reusable(bs, e);
 
             if ((!in_place_writable(bs, e) && !z) || (e & L2E_OFFSET_MASK) !=
@@ -564,7 +674,7 @@ int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byt
     } else {
         /* a run of clusters that all need new mappings */
         for (n = 1; n < max_clusters; n++) {
-            uint64_t e = l2_get(l2, l2_index + n);
+            uint64_t e = qcow2_l2_get(s, l2, l2_index + n);
 
             if (in_place_writable(bs, e) ||
                 (!has_data_file(bs) && zero_alloc_reusable(bs, e))) {
@@ -575,7 +685,7 @@ int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byt
     }
     m->old_entries = g_new(uint64_t, n);
     for (uint64_t i = 0; i < n; i++) {
-        m->old_entries[i] = l2_get(l2, l2_index + i);
+        m->old_entries[i] = qcow2_l2_get(s, l2, l2_index + i);
     }
     qcow2_cache_put(s->l2_table_cache, (void **)&l2);
 
@@ -641,7 +751,7 @@ int qcow2_alloc_cluster_link_l2(BlockDriverState *bs, Qcow2ClusterAlloc *m)
         return ret;
     }
     for (int i = 0; i < m->nb_clusters; i++) {
-        l2_set(l2, l2_index + i, (m->host_offset + (uint64_t)i * s->cluster_size) |
+        qcow2_l2_set(s, l2, l2_index + i, (m->host_offset + (uint64_t)i * s->cluster_size) |
                QCOW_OFLAG_COPIED);
     }
     qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
@@ -675,9 +785,9 @@ int qcow2_raw_clear_zero_flags(BlockDriverState *bs, Qcow2ClusterAlloc *m)
         return ret;
     }
     for (i = 0; i < m->nb_clusters; i++) {
-        uint64_t e = l2_get(l2, l2_index + i);
+        uint64_t e = qcow2_l2_get(s, l2, l2_index + i);
         if (e & QCOW_OFLAG_ZERO) {
-            l2_set(l2, l2_index + i, e & ~QCOW_OFLAG_ZERO);
+            qcow2_l2_set(s, l2, l2_index + i, e & ~QCOW_OFLAG_ZERO);
         }
     }
     qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
@@ -773,8 +883,10 @@ static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_cl
     int l2_index, ret;
 
     nb_clusters = MIN(nb_clusters, (uint64_t)(s->l2_size - offset_to_l2_index(s, offset)));
+    /* a discard over a backing file needs zero entries there too (as in QEMU) */
     ret = qcow2_get_l2_table(bs, offset, &l2, &l2_index,
-                             op != L2_OP_DISCARD && op != L2_OP_REMOVE);
+                             (op != L2_OP_DISCARD && op != L2_OP_REMOVE) ||
+                             (op == L2_OP_DISCARD && bs->backing && s->version >= 3));
     if (ret < 0) {
         return ret;
     }
@@ -791,11 +903,36 @@ static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_cl
         }
     }
     for (uint64_t i = 0; i < nb_clusters; i++) {
-        uint64_t old = l2_get(l2, l2_index + i), new = old;
+        uint64_t old = qcow2_l2_get(s, l2, l2_index + i), new = old;
         Qcow2ClusterType t = qcow2_get_cluster_type(bs, old);
         bool unmap = op != L2_OP_ZERO;
 
-        if (op == L2_OP_REMOVE) {
+        if (s->extended_l2) {
+            /* whole clusters: the bitmap says all zeros, or nothing at all */
+            uint64_t obm = qcow2_l2_bitmap_get(l2, l2_index + i), nbm;
+
+            if (op == L2_OP_REMOVE) {
+                new = 0;
+                nbm = 0;
+            } else if (op == L2_OP_DISCARD) {
+                if (t == QCOW2_CLUSTER_UNALLOCATED && !bs->backing) {
+                    continue;
+                }
+                new = 0;
+                nbm = QCOW_L2_BITMAP_ALL_ZEROES;
+            } else {
+                new = unmap || t != QCOW2_CLUSTER_NORMAL ? 0 : old;
+                nbm = QCOW_L2_BITMAP_ALL_ZEROES;
+            }
+            if (new == old && nbm == obm) {
+                continue;
+            }
+            qcow2_l2_bitmap_set(l2, l2_index + i, nbm);
+            if (new == old) {
+                qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
+                continue;
+            }
+        } else if (op == L2_OP_REMOVE) {
             new = 0;          /* past the end of a shrunk image */
         } else if (raw) {
             /* C4: a discarded cluster reads as zeros, unmapped; zeroing keeps a
@@ -837,7 +974,7 @@ static int64_t l2_range_op(BlockDriverState *bs, uint64_t offset, uint64_t nb_cl
         if (new == old) {
             continue;
         }
-        l2_set(l2, l2_index + i, new);
+        qcow2_l2_set(s, l2, l2_index + i, new);
         qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
         if (t == QCOW2_CLUSTER_COMPRESSED) {
             qcow2_free_any_cluster(bs, old, 1);
@@ -944,7 +1081,7 @@ static int expand_zero_clusters_in_l2(BlockDriverState *bs, uint64_t l2_offset,
     new_entries = g_new(uint64_t, s->l2_size);
     old_shared = g_new(uint64_t, s->l2_size);
     for (int j = 0; j < s->l2_size; j++) {
-        uint64_t e = l2_get(l2, j), off = e & L2E_OFFSET_MASK, rc = 0;
+        uint64_t e = qcow2_l2_get(s, l2, j), off = e & L2E_OFFSET_MASK, rc = 0;
         Qcow2ClusterType t = qcow2_get_cluster_type(bs, e);
         bool fresh;
 
@@ -1015,7 +1152,7 @@ static int expand_zero_clusters_in_l2(BlockDriverState *bs, uint64_t l2_offset,
         goto fail;
     }
     for (int j = 0; j < s->l2_size; j++) {
-        l2_set(l2, j, new_entries[j]);
+        qcow2_l2_set(s, l2, j, new_entries[j]);
     }
     qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
     qcow2_cache_put(s->l2_table_cache, (void **)&l2);
@@ -1152,7 +1289,7 @@ int qcow2_alloc_compressed_cluster(BlockDriverState *bs, uint64_t offset,
     if (ret < 0) {
         return ret;
     }
-    entry = l2_get(l2, l2_index);
+    entry = qcow2_l2_get(s, l2, l2_index);
     if (entry & L2E_OFFSET_MASK || (entry & QCOW_OFLAG_COMPRESSED)) {
         /* compression never overwrites allocated data */
         qcow2_cache_put(s->l2_table_cache, (void **)&l2);
@@ -1173,7 +1310,10 @@ int qcow2_alloc_compressed_cluster(BlockDriverState *bs, uint64_t offset,
         }
     }
     BLKDBG_EVENT(bs->file, BLKDBG_L2_UPDATE_COMPRESSED);
-    l2_set(l2, l2_index, QCOW_OFLAG_COMPRESSED | ((uint64_t)host) | (nb_csectors << x));
+    qcow2_l2_set(s, l2, l2_index, QCOW_OFLAG_COMPRESSED | ((uint64_t)host) | (nb_csectors << x));
+    if (s->extended_l2) {
+        qcow2_l2_bitmap_set(l2, l2_index, 0);   /* unused with compression */
+    }
     qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
     qcow2_cache_put(s->l2_table_cache, (void **)&l2);
     return 0;

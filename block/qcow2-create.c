@@ -102,6 +102,7 @@ typedef struct Qcow2CreateParams {
     bool data_file_raw;
     bool keep_data_file;
     int compression_type;
+    bool extended_l2;
     bool has_crypto;
     QCryptoBlockCreateOptions crypto;
 } Qcow2CreateParams;
@@ -205,7 +206,17 @@ static int validate_params(Qcow2CreateParams *p, GError **errp)
         error_setg(errp, "Backing file and data-file-raw cannot be used at the same time");
         return -EINVAL;
     }
-    if (p->backing_file && p->prealloc != PREALLOC_MODE_OFF) {
+    if (p->extended_l2 && p->version < 3) {
+        error_setg(errp, "Extended L2 entries are only supported with compatibility "
+                   "level 1.1 and above (use version=v3 or greater)");
+        return -EINVAL;
+    }
+    if (p->extended_l2 && p->cluster_size < 16 * KiB) {
+        error_setg(errp, "Extended L2 entries are only supported with cluster sizes of "
+                   "at least %d bytes", 16384);
+        return -EINVAL;
+    }
+    if (p->backing_file && p->prealloc != PREALLOC_MODE_OFF && !p->extended_l2) {
         error_setg(errp, "Backing file and preallocation can only be used at the same "
                    "time if extended_l2 is on");
         return -EINVAL;
@@ -224,7 +235,8 @@ static int validate_params(Qcow2CreateParams *p, GError **errp)
         return -EINVAL;
     }
     if (p->has_size &&
-        qcow2_l1_entries_for(p->size, ctz64(p->cluster_size)) >
+        qcow2_l1_entries_for(p->size, ctz64(p->cluster_size),
+                             ctz64(p->cluster_size) - 3 - p->extended_l2) >
         QCOW_MAX_L1_SIZE / sizeof(uint64_t)) {
         /* (qemu-img create says "The image size is too large for file format") */
         error_setg(errp, "Could not resize image: Failed to grow the L1 table: %s",
@@ -282,7 +294,8 @@ static int write_initial_image(BlockDriverState *file, Qcow2CreateParams *p,
     stl_be(buf + 56, 1);                                   /* refcount_table_clusters */
     if (p->version >= 3) {
         uint64_t incompat = (p->has_data_file ? QCOW2_INCOMPAT_DATA_FILE : 0) |
-                            (p->compression_type ? QCOW2_INCOMPAT_COMPRESSION : 0);
+                            (p->compression_type ? QCOW2_INCOMPAT_COMPRESSION : 0) |
+                            (p->extended_l2 ? QCOW2_INCOMPAT_EXTL2 : 0);
         uint64_t compat = p->lazy_refcounts ? QCOW2_COMPAT_LAZY_REFCOUNTS : 0;
         uint64_t autoclear = p->data_file_raw ? QCOW2_AUTOCLEAR_DATA_FILE_RAW : 0;
         stq_be(buf + 72, incompat);
@@ -484,7 +497,7 @@ static void fill_entries(BlockDriverState *bs, uint64_t *table, int first, int n
     uint64_t e = (has_data_file(bs) ? guest : host) | QCOW_OFLAG_COPIED;
 
     for (int i = 0; i < n; i++, e += s->cluster_size) {
-        table[first + i] = GUINT64_TO_BE(e);
+        qcow2_l2_set(s, table, first + i, e);
     }
 }
 
@@ -551,7 +564,7 @@ static int prealloc_metadata(BlockDriverState *bs, uint64_t offset, uint64_t new
                 goto out;
             }
             for (int i = 0; i < n; i++) {
-                uint64_t e = GUINT64_FROM_BE(l2[l2i + i]);
+                uint64_t e = qcow2_l2_get(s, l2, l2i + i);
                 Qcow2ClusterType t = qcow2_get_cluster_type(bs, e);
                 uint64_t host;
                 if (t != QCOW2_CLUSTER_UNALLOCATED && t != QCOW2_CLUSTER_ZERO_PLAIN) {
@@ -571,10 +584,10 @@ static int prealloc_metadata(BlockDriverState *bs, uint64_t offset, uint64_t new
                     }
                     host = h;
                 }
-                l2[l2i + i] = GUINT64_TO_BE(host | QCOW_OFLAG_COPIED |
-                                            (t == QCOW2_CLUSTER_ZERO_PLAIN &&
-                                             has_data_file(bs) && !data_file_is_raw(bs) ?
-                                             QCOW_OFLAG_ZERO : 0));
+                qcow2_l2_set(s, l2, l2i + i, host | QCOW_OFLAG_COPIED |
+                             (t == QCOW2_CLUSTER_ZERO_PLAIN &&
+                              has_data_file(bs) && !data_file_is_raw(bs) ?
+                              QCOW_OFLAG_ZERO : 0));
             }
             qcow2_cache_set_dependency(bs, s->l2_table_cache, s->refcount_block_cache);
             qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
@@ -659,6 +672,25 @@ static int64_t count_unmapped(BlockDriverState *bs, uint64_t offset, uint64_t ne
     BDRVQcow2State *s = bs->opaque;
     int64_t n = 0;
 
+    if (s->extended_l2) {
+        /* whole clusters: the ones without a host cluster */
+        for (offset = start_of_cluster(s, offset); offset < new_length;
+             offset += s->cluster_size) {
+            uint64_t *l2;
+            int idx, ret = qcow2_get_l2_table(bs, offset, &l2, &idx, false);
+            if (ret < 0) {
+                return ret;
+            }
+            if (!l2) {
+                n++;
+                continue;
+            }
+            n += qcow2_get_cluster_type(bs, qcow2_l2_get(s, l2, idx)) ==
+                 QCOW2_CLUSTER_UNALLOCATED;
+            qcow2_cache_put(s->l2_table_cache, (void **)&l2);
+        }
+        return n;
+    }
     while (offset < new_length) {
         uint64_t bytes = new_length - offset, host;
         Qcow2ClusterType t;
@@ -736,7 +768,7 @@ static int relocate_head(BlockDriverState *bs, uint64_t old, uint64_t host)
         return ret;
     }
     m.old_entries = g_new(uint64_t, 1);
-    m.old_entries[0] = GUINT64_FROM_BE(l2[idx]);
+    m.old_entries[0] = qcow2_l2_get(s, l2, idx);
     qcow2_cache_put(s->l2_table_cache, (void **)&l2);
     ret = qcow2_alloc_cluster_link_l2(bs, &m);
     g_free(m.old_entries);
@@ -831,7 +863,7 @@ static int set_virtual_size(BlockDriverState *bs, uint64_t size, GError **errp)
         return ret;
     }
     s->size = size;
-    s->l1_vm_state_index = qcow2_l1_entries_for(size, s->cluster_bits);
+    s->l1_vm_state_index = qcow2_l1_entries_for(size, s->cluster_bits, s->l2_bits);
     return 0;
 }
 
@@ -852,7 +884,7 @@ static int qcow2_shrink(BlockDriverState *bs, uint64_t offset, GError **errp)
     }
     ret = qcow2_flush_caches(bs);
     if (ret == 0) {
-        ret = qcow2_shrink_l1_table(bs, qcow2_l1_entries_for(offset, s->cluster_bits));
+        ret = qcow2_shrink_l1_table(bs, qcow2_l1_entries_for(offset, s->cluster_bits, s->l2_bits));
     }
     if (ret < 0) {
         error_setg_errno(errp, -ret, "Failed to reduce the number of L2 tables");
@@ -942,10 +974,12 @@ static int zero_cut_tail(BlockDriverState *bs, uint64_t old, uint64_t new_size,
     int ret;
 
     if (new_size <= old || !offset_into_cluster(s, old) || data_file_is_raw(bs) ||
-        (!has_data_file(bs) && (mode == PREALLOC_MODE_FALLOC || mode == PREALLOC_MODE_FULL))) {
+        (!has_data_file(bs) && !s->extended_l2 &&
+         (mode == PREALLOC_MODE_FALLOC || mode == PREALLOC_MODE_FULL))) {
         return 0;
     }
-    ret = qcow2_get_host_offset(bs, cl, &bytes, &host, &t);
+    /* (extended L2: the subcluster at the old end tells) */
+    ret = qcow2_get_host_offset(bs, s->extended_l2 ? old : cl, &bytes, &host, &t);
     if (ret < 0) {
         return ret;
     }
@@ -1022,12 +1056,12 @@ static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
         }
         return qcow2_shrink(bs, offset, errp);
     }
-    if ((uint64_t)offset == old && s->l1_size >= qcow2_l1_entries_for(old, s->cluster_bits)
+    if ((uint64_t)offset == old && s->l1_size >= qcow2_l1_entries_for(old, s->cluster_bits, s->l2_bits)
         && old) {
         return 0;
     }
 
-    l1_needed = qcow2_l1_entries_for(offset, s->cluster_bits);
+    l1_needed = qcow2_l1_entries_for(offset, s->cluster_bits, s->l2_bits);
     if (l1_needed * 8 > QCOW_MAX_L1_SIZE) {
         /* QEMU's messages for create and for resize */
         if (formatting) {
@@ -1049,8 +1083,10 @@ static int truncate_image(BlockDriverState *bs, int64_t offset, bool exact,
         return ret;
     }
     backing_shows = ret;
-    zero_new = backing_shows && (has_data_file(bs) || (mode != PREALLOC_MODE_FALLOC &&
-                                                       mode != PREALLOC_MODE_FULL));
+    /* (extended L2: preallocated subclusters are not allocated, as in QEMU) */
+    zero_new = backing_shows && (has_data_file(bs) || s->extended_l2 ||
+                                 (mode != PREALLOC_MODE_FALLOC &&
+                                  mode != PREALLOC_MODE_FULL));
     if (zero_new && s->version < 3) {
         error_setg_errno(errp, ENOTSUP, "Failed to zero out new clusters");
         return -ENOTSUP;
@@ -1176,9 +1212,10 @@ static int parse_create_opts(JsonObject *opts, Qcow2CreateParams *p, GError **er
         error_setg(errp, "Parameter 'compression-type' does not accept value '%s'", ct);
         return -EINVAL;
     }
-    if (opts_get_bool(opts, "extended_l2", false, NULL)) {
-        error_setg(errp, "extended_l2=on is not supported by this build");
-        return -ENOTSUP;
+    p->extended_l2 = opts_get_bool(opts, "extended_l2", false, &local);
+    if (local) {
+        error_propagate(errp, local);
+        return -EINVAL;
     }
     if (qcow2_crypto_parse_create_opts(opts, &p->crypto, &p->has_crypto, errp) < 0) {
         return -EINVAL;
@@ -1447,6 +1484,11 @@ static int downgrade_to_v2(BlockDriverState *bs, GError **errp)
     }
     if (s->refcount_order != 4) {
         error_setg(errp, "compat=0.10 requires refcount_bits=16");
+        return -ENOTSUP;
+    }
+    if (s->incompatible_features & QCOW2_INCOMPAT_EXTL2) {
+        error_setg(errp, "Cannot downgrade an image with incompatible features %#"
+                   PRIx64 " set", (uint64_t)QCOW2_INCOMPAT_EXTL2);
         return -ENOTSUP;
     }
     if (s->has_bitmaps_ext) {

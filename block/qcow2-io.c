@@ -18,7 +18,7 @@ static inline BlockDriverState *visible_backing(BlockDriverState *bs)
 }
 
 /* Read guest data stored at @host (guest offset @guest), decrypted if need be. */
-static int data_read(BlockDriverState *bs, uint64_t host, uint64_t guest, int64_t len,
+int qcow2_data_read(BlockDriverState *bs, uint64_t host, uint64_t guest, int64_t len,
                      uint8_t *buf)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -34,7 +34,7 @@ static int data_read(BlockDriverState *bs, uint64_t host, uint64_t guest, int64_
 
 /* Write guest data to @host (guest offset @guest), encrypted if need be: the
  * caller's buffer is never changed. */
-static int data_write(BlockDriverState *bs, uint64_t host, uint64_t guest, int64_t len,
+int qcow2_data_write(BlockDriverState *bs, uint64_t host, uint64_t guest, int64_t len,
                       const uint8_t *buf)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -117,7 +117,7 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *bu
                 return -ENOMEDIUM;
             }
             BLKDBG_EVENT(bs->file, BLKDBG_READ_AIO);
-            ret = data_read(bs, host, offset, cur, p);
+            ret = qcow2_data_read(bs, host, offset, cur, p);
             break;
         case QCOW2_CLUSTER_COMPRESSED:
             if (!cluster) {
@@ -153,7 +153,7 @@ static int read_old_content(BlockDriverState *bs, uint64_t old_entry, uint64_t g
     switch (qcow2_get_cluster_type(bs, old_entry)) {
     case QCOW2_CLUSTER_NORMAL:
         BLKDBG_EVENT(bs->file, BLKDBG_COW_READ);
-        return data_read(bs, (old_entry & L2E_OFFSET_MASK) +
+        return qcow2_data_read(bs, (old_entry & L2E_OFFSET_MASK) +
                          offset_into_cluster(s, guest_off), guest_off, len, dst);
     case QCOW2_CLUSTER_COMPRESSED:
         cluster = g_malloc(s->cluster_size);
@@ -196,7 +196,7 @@ static int write_cow_cluster(BlockDriverState *bs, uint64_t old_entry, uint64_t 
     }
     memcpy(c + data_off, data, data_len);
     BLKDBG_EVENT(bs->file, BLKDBG_COW_WRITE);
-    ret = data_write(bs, host_cl, guest_cl, s->cluster_size, c);
+    ret = qcow2_data_write(bs, host_cl, guest_cl, s->cluster_size, c);
     free(g_steal_pointer(&c));
     return ret;
 }
@@ -218,7 +218,7 @@ static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64
     }
     if (!head && !tail) {
         BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
-        return data_write(bs, m->host_offset, offset, bytes, buf);
+        return qcow2_data_write(bs, m->host_offset, offset, bytes, buf);
     }
     if (m->nb_clusters == 1) {
         return write_cow_cluster(bs, m->old_entries[0], m->guest_offset, m->host_offset,
@@ -229,7 +229,7 @@ static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64
         ret = write_cow_cluster(bs, m->old_entries[0], m->guest_offset, m->host_offset,
                                 head, first_end - head, buf);
     } else {
-        ret = data_write(bs, m->host_offset, m->guest_offset, cs, buf);
+        ret = qcow2_data_write(bs, m->host_offset, m->guest_offset, cs, buf);
     }
     if (ret < 0) {
         return ret;
@@ -239,7 +239,7 @@ static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64
         uint64_t mid_start = cs, mid_end = (uint64_t)(m->nb_clusters - 1) * cs;
         if (mid_end > mid_start) {
             BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
-            ret = data_write(bs, m->host_offset + mid_start, m->guest_offset + mid_start,
+            ret = qcow2_data_write(bs, m->host_offset + mid_start, m->guest_offset + mid_start,
                              mid_end - mid_start, buf + (mid_start - head));
             if (ret < 0) {
                 return ret;
@@ -255,7 +255,7 @@ static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64
                                      m->guest_offset + last, m->host_offset + last, 0,
                                      len, buf + (last - head));
         }
-        return data_write(bs, m->host_offset + last, m->guest_offset + last, cs,
+        return qcow2_data_write(bs, m->host_offset + last, m->guest_offset + last, cs,
                           buf + (last - head));
     }
 }
@@ -386,6 +386,9 @@ static int do_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     if (flags & BDRV_REQ_WRITE_COMPRESSED) {
         return write_compressed(bs, offset, bytes, buf);
     }
+    if (((BDRVQcow2State *)bs->opaque)->extended_l2) {
+        return qcow2_ext_pwrite(bs, offset, bytes, buf);
+    }
     while (bytes > 0) {
         uint64_t cur = bytes, host = next_host;
         Qcow2ClusterAlloc m;
@@ -412,7 +415,7 @@ static int do_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                 return ret;
             }
             BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
-            ret = data_write(bs, host, offset, cur, p);
+            ret = qcow2_data_write(bs, host, offset, cur, p);
             if (ret < 0) {
                 return ret;
             }
@@ -492,7 +495,9 @@ static bool range_reads_zero(BlockDriverState *bs, int64_t offset, int64_t bytes
     if (bytes <= 0) {
         return true;
     }
-    if (qcow2_get_host_offset(bs, start_of_cluster(s, offset), &cur, &host, &type) < 0) {
+    /* one kind throughout: the range lies within one cluster (subcluster) */
+    cur = bytes;
+    if (qcow2_get_host_offset(bs, offset, &cur, &host, &type) < 0) {
         return false;
     }
     if (type == QCOW2_CLUSTER_ZERO_PLAIN || type == QCOW2_CLUSTER_ZERO_ALLOC) {
@@ -530,33 +535,67 @@ static int write_zero_buffer(BlockDriverState *bs, int64_t offset, int64_t bytes
     return qcow2_co_pwrite(bs, offset, bytes, zero, 0);
 }
 
-int qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                           int flags)
+/*
+ * Extended L2: zero the subcluster-aligned [start, end) (end may be the image's):
+ * whole clusters through their L2 entries, partial ones through their bitmaps.
+ * A compressed cluster in part gets zeros written as data, the whole request
+ * with it, as QEMU does (S4).
+ */
+static int ext_zeroize(BlockDriverState *bs, int64_t start, int64_t end, int flags)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t cs = s->cluster_size;
+    int64_t cstart = QEMU_ALIGN_UP(start, cs), cend = QEMU_ALIGN_DOWN(end, cs);
+    bool head = start % cs != 0, tail = end % cs != 0;
+    int ret = 0;
+
+    if (cstart > cend) {
+        /* inside one cluster */
+        cstart = cend = start;
+        head = false;
+    }
+    if ((head && qcow2_ext_is_compressed(bs, start)) ||
+        (tail && qcow2_ext_is_compressed(bs, cend))) {
+        return write_zero_buffer(bs, start, end - start);
+    }
+    if (head) {
+        ret = qcow2_ext_zero_subclusters(bs, start, cstart - start);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (cend > cstart) {
+        ret = qcow2_cluster_zeroize(bs, cstart, cend - cstart, flags);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (tail) {
+        ret = qcow2_ext_zero_subclusters(bs, cend, end - cend);
+    }
+    return ret < 0 ? ret : 0;
+}
+
+static int pwrite_zeroes_piece(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                               int flags)
 {
     BDRVQcow2State *s = bs->opaque;
     int64_t start, end, cs = s->cluster_size;
-    int ret = check_writable(bs);
+    int64_t gran = s->extended_l2 ? s->subcluster_size : cs;
+    int ret;
 
-    if (ret < 0) {
-        return ret;
-    }
-    qcow2_bitmaps_set_dirty(bs, offset, bytes);
-    if (s->version < 3 && !data_file_is_raw(bs) && (bs->backing || bs->backing_file)) {
-        /* no zero flag: the generic layer writes zeros. Without a backing file an
-         * unallocated cluster reads as zeros: QEMU deallocates (C6) */
-        return -ENOTSUP;
-    }
     start = offset;
     end = offset + bytes;
     /*
-     * Partial clusters at either end: when the rest of the cluster (outside the
-     * request) already reads as zeros, the whole cluster becomes a zero cluster,
-     * as in QEMU (its iotest 154); otherwise zeros are written as data.
+     * Partial clusters (subclusters with extended L2) at either end: when the rest
+     * of the granule (outside the request) already reads as zeros, the whole of it
+     * becomes zero, as in QEMU (its iotests 154, 271); otherwise zeros are written
+     * as data.
      */
-    if (offset_into_cluster(s, start) || offset_into_cluster(s, end)) {
-        int64_t head = start_of_cluster(s, start);
-        int64_t last = start_of_cluster(s, end - 1);
-        int64_t tail_end = MIN(last + cs, (int64_t)s->size);
+    if ((start & (gran - 1)) || (end & (gran - 1))) {
+        int64_t head = start & ~(gran - 1);
+        int64_t last = (end - 1) & ~(gran - 1);
+        int64_t tail_end = MIN(last + gran, (int64_t)s->size);
 
         if (head == last) {
             if (!range_reads_zero(bs, head, start - head) ||
@@ -566,18 +605,18 @@ int qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
             start = head;
             end = tail_end;
         } else {
-            if (offset_into_cluster(s, start)) {
+            if (start & (gran - 1)) {
                 if (range_reads_zero(bs, head, start - head)) {
                     start = head;
                 } else {
-                    ret = write_zero_buffer(bs, start, head + cs - start);
+                    ret = write_zero_buffer(bs, start, head + gran - start);
                     if (ret < 0) {
                         return ret;
                     }
-                    start = head + cs;
+                    start = head + gran;
                 }
             }
-            if (offset_into_cluster(s, end)) {
+            if (end & (gran - 1)) {
                 if (range_reads_zero(bs, end, tail_end - end)) {
                     end = tail_end;
                 } else {
@@ -601,8 +640,54 @@ int qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
             return ret;
         }
     }
+    if (s->extended_l2) {
+        return ext_zeroize(bs, start, end, flags);
+    }
     /* the last cluster may be partial at the end of the image */
     return qcow2_cluster_zeroize(bs, start, QEMU_ALIGN_UP(end - start, cs), flags);
+}
+
+int qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                           int flags)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t gran = s->subcluster_size, head, end;
+    int ret = check_writable(bs);
+
+    if (ret < 0) {
+        return ret;
+    }
+    qcow2_bitmaps_set_dirty(bs, offset, bytes);
+    if (s->version < 3 && !data_file_is_raw(bs) && (bs->backing || bs->backing_file)) {
+        /* no zero flag: the generic layer writes zeros. Without a backing file an
+         * unallocated cluster reads as zeros: QEMU deallocates (C6) */
+        return -ENOTSUP;
+    }
+    if (!s->extended_l2) {
+        return pwrite_zeroes_piece(bs, offset, bytes, flags);
+    }
+    /*
+     * Extended L2: QEMU's block layer hands the driver the unaligned head, the
+     * subcluster-aligned middle and the unaligned tail one by one; each decides
+     * on its own (a head grown to a whole subcluster stays a partial cluster).
+     */
+    end = offset + bytes;
+    head = MIN(end, QEMU_ALIGN_UP(offset, gran));
+    if (head > offset) {
+        ret = pwrite_zeroes_piece(bs, offset, head - offset, flags);
+        if (ret < 0 || head == end) {
+            return ret;
+        }
+        offset = head;
+    }
+    if (QEMU_ALIGN_DOWN(end, gran) > offset) {
+        ret = pwrite_zeroes_piece(bs, offset, QEMU_ALIGN_DOWN(end, gran) - offset, flags);
+        if (ret < 0) {
+            return ret;
+        }
+        offset = QEMU_ALIGN_DOWN(end, gran);
+    }
+    return end > offset ? pwrite_zeroes_piece(bs, offset, end - offset, flags) : 0;
 }
 
 int qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
@@ -654,6 +739,12 @@ int qcow2_co_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
     *pnum = cur;
     switch (type) {
     case QCOW2_CLUSTER_UNALLOCATED:
+        if (host && !s->crypto) {
+            /* extended L2: a subcluster not allocated in a host cluster */
+            *map = host;
+            *file = data_node(bs);
+            return BDRV_BLOCK_OFFSET_VALID;
+        }
         return 0;
     case QCOW2_CLUSTER_ZERO_PLAIN:
         return BDRV_BLOCK_ZERO | BDRV_BLOCK_ALLOCATED;

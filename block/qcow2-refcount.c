@@ -750,6 +750,13 @@ int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
     }
     first = offset >> s->cluster_bits;
     last = (offset + length - 1) >> s->cluster_bits;
+    if (addend > 0 && s->free_byte_offset && !s->packing_compressed &&
+        (int64_t)(s->free_byte_offset >> s->cluster_bits) >= first &&
+        (int64_t)(s->free_byte_offset >> s->cluster_bits) <= last) {
+        /* the cluster compressed data was packed into was freed and is taken
+         * now: nothing more goes there */
+        s->free_byte_offset = 0;
+    }
     if (addend > 0) {
         s->alloc_end = MAX(s->alloc_end, (uint64_t)last + 1);
         do {
@@ -813,11 +820,8 @@ int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
                 if (i < (int64_t)s->free_cluster_index) {
                     s->free_cluster_index = i;
                 }
-                /* compressed data must not be packed into a freed cluster */
-                if (s->free_byte_offset &&
-                    (s->free_byte_offset >> s->cluster_bits) == (uint64_t)i) {
-                    s->free_byte_offset = 0;
-                }
+                /* a freed cluster compressed data was packed into takes more
+                 * (as in QEMU) until something else allocates it (above) */
                 /* a freed table must not linger in a cache */
                 qcow2_cache_forget(s->l2_table_cache, (uint64_t)i << s->cluster_bits);
             }
@@ -991,7 +995,9 @@ int64_t qcow2_alloc_bytes(BlockDriverState *bs, int size)
     }
     free_in_cluster = off ? s->cluster_size - offset_into_cluster(s, off) : 0;
     if (off && free_in_cluster >= (uint64_t)size) {
+        s->packing_compressed = true;
         ret = qcow2_update_refcounts(bs, off, size, 1);
+        s->packing_compressed = false;
         if (ret < 0) {
             return ret;
         }
@@ -1002,7 +1008,9 @@ int64_t qcow2_alloc_bytes(BlockDriverState *bs, int size)
         }
         if (off && QEMU_ALIGN_UP(off, s->cluster_size) == new_cluster) {
             /* the chunk starts in the old cluster: it gets a reference too */
+            s->packing_compressed = true;
             ret = qcow2_update_refcounts(bs, off, free_in_cluster, 1);
+            s->packing_compressed = false;
             if (ret < 0) {
                 return ret;
             }

@@ -356,7 +356,7 @@ static int update_l1_refcounts(BlockDriverState *bs, uint64_t *l1, uint32_t l1_s
             return ret;
         }
         for (int j = 0; j < s->l2_size; j++) {
-            uint64_t e = GUINT64_FROM_BE(l2[j]), ne = e;
+            uint64_t e = qcow2_l2_get(s, l2, j), ne = e;
             uint64_t host = e & L2E_OFFSET_MASK;
 
             switch (qcow2_get_cluster_type(bs, e)) {
@@ -408,7 +408,7 @@ static int update_l1_refcounts(BlockDriverState *bs, uint64_t *l1, uint32_t l1_s
                 ne &= ~QCOW_OFLAG_COPIED;
             }
             if (ne != e) {
-                l2[j] = GUINT64_TO_BE(ne);
+                qcow2_l2_set(s, l2, j, ne);
                 dirty = true;
             }
         }

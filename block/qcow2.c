@@ -408,7 +408,8 @@ int qcow2_read_cache_options(BlockDriverState *bs, JsonObject *opts, GError **er
     uint64_t l2 = opts_get_size(opts, "l2-cache-size", 0, local ? NULL : &local);
     uint64_t rc = opts_get_size(opts, "refcount-cache-size", 0, local ? NULL : &local);
     /* enough L2 to cover the whole image, up to the default maximum */
-    uint64_t l2_needed = MAX(DIV_ROUND_UP(s->size, (uint64_t)s->cluster_size / 8),
+    uint64_t l2_needed = MAX(DIV_ROUND_UP(s->size, (uint64_t)s->cluster_size /
+                                          (8 << s->l2_slot_shift)),
                              (uint64_t)MIN_L2_CACHE_CLUSTERS * s->cluster_size);
     uint64_t min_rc = (uint64_t)MIN_REFCOUNT_CACHE_CLUSTERS * s->cluster_size;
 
@@ -766,10 +767,11 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         error_setg(errp, "qcow2: Image is corrupt; cannot be opened read/write");
         return -EACCES;
     }
-    if (s->incompatible_features & QCOW2_INCOMPAT_EXTL2) {
-        error_setg(errp, "Images with extended L2 entries (subclusters) are not "
-                   "supported by this build");
-        return -ENOTSUP;
+    s->extended_l2 = s->incompatible_features & QCOW2_INCOMPAT_EXTL2;
+    if (s->extended_l2 && s->cluster_bits < 14) {
+        error_setg(errp, "Extended L2 entries are only supported with cluster sizes of "
+                   "at least %d bytes", 16384);
+        return -EINVAL;
     }
     if (s->compression_type > QCOW2_COMPRESSION_TYPE_ZSTD) {
         error_setg(errp, "qcow2: unknown compression type: %u", s->compression_type);
@@ -796,8 +798,11 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
                                              : (1ULL << s->refcount_bits) - 1;
     s->refcount_block_bits = s->cluster_bits - (s->refcount_order - 3);
     s->refcount_block_size = 1 << s->refcount_block_bits;
-    s->l2_bits = s->cluster_bits - 3;
+    s->l2_slot_shift = s->extended_l2 ? 1 : 0;
+    s->l2_bits = s->cluster_bits - 3 - s->l2_slot_shift;
     s->l2_size = 1 << s->l2_bits;
+    s->subcluster_bits = s->cluster_bits - (s->extended_l2 ? 5 : 0);
+    s->subcluster_size = 1 << s->subcluster_bits;
 
     file_len = bdrv_getlength(bs->file);
     if (file_len < 0) {
@@ -848,7 +853,7 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         /* in 64 bits: the index is 32 bits wide and the rounding can wrap */
         int shift = s->cluster_bits + s->l2_bits;
         uint64_t l1_needed = s->size > INT64_MAX - (1ULL << shift) ? UINT64_MAX :
-                             qcow2_l1_entries_for(s->size, s->cluster_bits);
+                             qcow2_l1_entries_for(s->size, s->cluster_bits, s->l2_bits);
         if (l1_needed > INT_MAX) {
             error_setg(errp, "Image is too big");
             return -EFBIG;

@@ -117,6 +117,11 @@ typedef struct BDRVQcow2State {
     int cluster_size;
     int l2_bits;            /* log2 of L2 entries per table */
     int l2_size;            /* L2 entries per table */
+    /* extended L2 (incompatible bit 4): 16-byte entries, 32 subclusters each */
+    bool extended_l2;
+    int l2_slot_shift;      /* log2 of 64-bit words per L2 entry (0 or 1) */
+    int subcluster_bits;
+    int subcluster_size;
     int refcount_order;
     int refcount_bits;
     int refcount_block_bits; /* log2 of refcount entries per block */
@@ -149,6 +154,7 @@ typedef struct BDRVQcow2State {
     uint64_t *refcount_table;       /* host byte order */
     uint64_t free_cluster_index;    /* allocation hint */
     uint64_t free_byte_offset;      /* where the next compressed data may go */
+    bool packing_compressed;        /* qcow2_alloc_bytes() adds its references */
     uint64_t alloc_end;             /* highest cluster index allocated + 1 */
     /* refcount table entries [first, end) of new blocks not yet on disk (R2) */
     uint64_t reftable_pending_first;
@@ -239,11 +245,46 @@ static inline int offset_to_l2_index(BDRVQcow2State *s, int64_t offset)
     return (offset >> s->cluster_bits) & (s->l2_size - 1);
 }
 
-/* L1 entries needed for a virtual size (QEMU's rounding). */
-static inline uint64_t qcow2_l1_entries_for(uint64_t size, int cluster_bits)
+/* L1 entries needed for a virtual size (QEMU's rounding); @l2_bits is log2 of
+ * the entries per L2 table (cluster_bits - 3, or - 4 with extended L2). */
+static inline uint64_t qcow2_l1_entries_for(uint64_t size, int cluster_bits, int l2_bits)
 {
-    int shift = cluster_bits + (cluster_bits - 3);
+    int shift = cluster_bits + l2_bits;
     return DIV_ROUND_UP(size, 1ULL << shift);
+}
+
+/* ---- L2 entries in a table as read from disk (big endian) ---- */
+
+#define QCOW_EXTL2_SUBCLUSTERS 32
+#define QCOW_L2_BITMAP_ALL_ALLOC 0x00000000ffffffffULL
+#define QCOW_L2_BITMAP_ALL_ZEROES 0xffffffff00000000ULL
+
+/* The 64-bit descriptor of entry @i (standard part of an extended entry). */
+static inline uint64_t qcow2_l2_get(BDRVQcow2State *s, const uint64_t *t, int i)
+{
+    return GUINT64_FROM_BE(t[(size_t)i << s->l2_slot_shift]);
+}
+
+static inline void qcow2_l2_set(BDRVQcow2State *s, uint64_t *t, int i, uint64_t v)
+{
+    t[(size_t)i << s->l2_slot_shift] = GUINT64_TO_BE(v);
+}
+
+/* The subcluster bitmap of extended entry @i: bits 0-31 allocated, 32-63 zero. */
+static inline uint64_t qcow2_l2_bitmap_get(const uint64_t *t, int i)
+{
+    return GUINT64_FROM_BE(t[((size_t)i << 1) + 1]);
+}
+
+static inline void qcow2_l2_bitmap_set(uint64_t *t, int i, uint64_t v)
+{
+    t[((size_t)i << 1) + 1] = GUINT64_TO_BE(v);
+}
+
+/* Bitmap bits of subclusters [first, first + n) (allocation half). */
+static inline uint32_t qcow2_sc_mask(int first, int n)
+{
+    return n >= 32 ? 0xffffffffU : (((1U << n) - 1) << first);
 }
 
 /* Guest cluster kinds from an L2 entry */
@@ -268,6 +309,27 @@ static inline void qcow2_compressed_range(BDRVQcow2State *s, uint64_t l2_entry,
 
     *start = off & ~511ULL;
     *len = nb_csectors * 512;
+}
+
+/* Extended L2: does the entry point to a host cluster (its subclusters' home)? */
+static inline bool qcow2_ext_has_host(BlockDriverState *bs, uint64_t l2_entry)
+{
+    return (l2_entry & L2E_OFFSET_MASK) ||
+           (has_data_file(bs) && (l2_entry & QCOW_OFLAG_COPIED));
+}
+
+/* Extended L2: a subcluster both allocated and zero, or allocated without a host
+ * cluster, is invalid (compressed clusters ignore their bitmap). */
+static inline bool qcow2_ext_entry_valid(BlockDriverState *bs, uint64_t l2_entry,
+                                         uint64_t bitmap)
+{
+    if (l2_entry & QCOW_OFLAG_COMPRESSED) {
+        return true;
+    }
+    if ((uint32_t)(bitmap & (bitmap >> 32))) {
+        return false;
+    }
+    return (uint32_t)bitmap == 0 || qcow2_ext_has_host(bs, l2_entry);
 }
 
 /* Metadata kinds for overlap checks */
@@ -453,6 +515,20 @@ int qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes);
 int qcow2_co_flush_to_os(BlockDriverState *bs);
 int qcow2_co_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                           int64_t *pnum, int64_t *map, BlockDriverState **file);
+
+/* Guest data at @host (guest offset @guest) of the data node, en/decrypted. */
+int qcow2_data_read(BlockDriverState *bs, uint64_t host, uint64_t guest, int64_t len,
+                    uint8_t *buf);
+int qcow2_data_write(BlockDriverState *bs, uint64_t host, uint64_t guest, int64_t len,
+                     const uint8_t *buf);
+
+/* qcow2-subcluster.c: extended L2 entries (writes and partial zero writes) */
+int qcow2_ext_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                     const uint8_t *buf);
+/* Zero subclusters [offset, offset + bytes) of one cluster (subcluster aligned, the
+ * end may be the image's); -ENOTSUP for a compressed cluster. */
+int qcow2_ext_zero_subclusters(BlockDriverState *bs, uint64_t offset, uint64_t bytes);
+bool qcow2_ext_is_compressed(BlockDriverState *bs, uint64_t offset);
 
 /* qcow2-crypto.c: encryption (legacy AES and LUKS) */
 /* Open the encryption of an image whose header names crypt_method. */
