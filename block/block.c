@@ -1205,6 +1205,49 @@ void bdrv_debug_event(BlockDriverState *bs, BlkdebugEvent event)
     }
 }
 
+bool bdrv_debug_listening(BlockDriverState *bs)
+{
+    for (; bs; bs = bs->file) {
+        if (bs->drv->debug_event) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The node that takes breakpoints: the first blkdebug down the file chain. */
+static BlockDriverState *debug_node(BlockDriverState *bs)
+{
+    while (bs && !bs->drv->debug_breakpoint) {
+        bs = bs->file;
+    }
+    return bs;
+}
+
+int bdrv_debug_breakpoint(BlockDriverState *bs, const char *event, const char *tag)
+{
+    bs = debug_node(bs);
+    return bs ? bs->drv->debug_breakpoint(bs, event, tag) : -ENOTSUP;
+}
+
+int bdrv_debug_remove_breakpoint(BlockDriverState *bs, const char *tag)
+{
+    bs = debug_node(bs);
+    return bs ? bs->drv->debug_remove_breakpoint(bs, tag) : -ENOTSUP;
+}
+
+int bdrv_debug_resume(BlockDriverState *bs, const char *tag)
+{
+    bs = debug_node(bs);
+    return bs ? bs->drv->debug_resume(bs, tag) : -ENOTSUP;
+}
+
+bool bdrv_debug_is_suspended(BlockDriverState *bs, const char *tag)
+{
+    bs = debug_node(bs);
+    return bs && bs->drv->debug_is_suspended(bs, tag);
+}
+
 static gint compare_desc_names(gconstpointer a, gconstpointer b)
 {
     const CreateOptDesc *da = *(const CreateOptDesc *const *)a;

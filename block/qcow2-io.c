@@ -152,7 +152,6 @@ static int read_old_content(BlockDriverState *bs, uint64_t old_entry, uint64_t g
     }
     switch (qcow2_get_cluster_type(bs, old_entry)) {
     case QCOW2_CLUSTER_NORMAL:
-        BLKDBG_EVENT(bs->file, BLKDBG_COW_READ);
         return qcow2_data_read(bs, (old_entry & L2E_OFFSET_MASK) +
                          offset_into_cluster(s, guest_off), guest_off, len, dst);
     case QCOW2_CLUSTER_COMPRESSED:
@@ -178,12 +177,25 @@ static int write_cow_cluster(BlockDriverState *bs, uint64_t old_entry, uint64_t 
     BDRVQcow2State *s = bs->opaque;
     g_autofree uint8_t *c = NULL;
     void *mem = NULL;
+    bool cow, old_zero;
     int ret;
 
     if (posix_memalign(&mem, 4096, s->cluster_size)) {
         return -ENOMEM;
     }
     c = mem;
+    /*
+     * QEMU's events for a copy-on-write: cow_read, write_aio, cow_write, where
+     * old content that is known to be zero is neither read nor counted as COW
+     */
+    cow = data_off || data_len < (uint64_t)s->cluster_size;
+    old_zero = qcow2_get_cluster_type(bs, old_entry) == QCOW2_CLUSTER_ZERO_PLAIN ||
+               qcow2_get_cluster_type(bs, old_entry) == QCOW2_CLUSTER_ZERO_ALLOC ||
+               (qcow2_get_cluster_type(bs, old_entry) == QCOW2_CLUSTER_UNALLOCATED &&
+                !bs->backing);
+    if (cow && !old_zero) {
+        BLKDBG_EVENT(bs->file, BLKDBG_COW_READ);
+    }
     ret = read_old_content(bs, old_entry, guest_cl, data_off, c);
     if (ret == 0) {
         ret = read_old_content(bs, old_entry, guest_cl + data_off + data_len,
@@ -195,7 +207,10 @@ static int write_cow_cluster(BlockDriverState *bs, uint64_t old_entry, uint64_t 
         return ret;
     }
     memcpy(c + data_off, data, data_len);
-    BLKDBG_EVENT(bs->file, BLKDBG_COW_WRITE);
+    BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
+    if (cow && !old_zero) {
+        BLKDBG_EVENT(bs->file, BLKDBG_COW_WRITE);
+    }
     ret = qcow2_data_write(bs, host_cl, guest_cl, s->cluster_size, c);
     free(g_steal_pointer(&c));
     return ret;

@@ -70,6 +70,22 @@ static int ext_check_entry(BlockDriverState *bs, uint64_t e, uint64_t bm, uint64
     return 0;
 }
 
+/* Does the image (with its backing chain) read [offset, offset + bytes) as zeros? */
+static bool range_is_zero(BlockDriverState *bs, uint64_t offset, uint64_t bytes)
+{
+    while (bytes > 0) {
+        int64_t pnum = 0;
+        int st = bdrv_block_status_above(bs, offset, bytes, &pnum);
+
+        if (st < 0 || !(st & BDRV_BLOCK_ZERO) || pnum <= 0) {
+            return false;
+        }
+        offset += pnum;
+        bytes -= MIN((uint64_t)pnum, bytes);
+    }
+    return true;
+}
+
 /*
  * Write guest [guest + r_start + (w_start - r_start), ...): the bytes
  * [w_start, w_end) of the cluster at @guest come from @buf, the rest of
@@ -81,6 +97,7 @@ static int ext_write_range(BlockDriverState *bs, uint64_t guest, uint64_t host,
                            uint64_t w_end, const uint8_t *buf)
 {
     g_autofree uint8_t *b = NULL;
+    bool cow_events;
     int ret;
 
     ret = qcow2_pre_write_overlap_check(bs, 0, host + r_start, r_end - r_start, true);
@@ -96,7 +113,13 @@ static int ext_write_range(BlockDriverState *bs, uint64_t guest, uint64_t host,
     if (!b) {
         return -ENOMEM;
     }
-    BLKDBG_EVENT(bs->file, BLKDBG_COW_READ);
+    /* QEMU's events: cow_read, write_aio, cow_write; no COW ones over zeros */
+    cow_events = bdrv_debug_listening(bs->file) &&
+                 !(range_is_zero(bs, guest + r_start, w_start - r_start) &&
+                   range_is_zero(bs, guest + w_end, r_end - w_end));
+    if (cow_events) {
+        BLKDBG_EVENT(bs->file, BLKDBG_COW_READ);
+    }
     ret = qcow2_co_pread(bs, guest + r_start, w_start - r_start, b, 0);
     if (ret == 0) {
         ret = qcow2_co_pread(bs, guest + w_end, r_end - w_end, b + (w_end - r_start), 0);
@@ -105,7 +128,10 @@ static int ext_write_range(BlockDriverState *bs, uint64_t guest, uint64_t host,
         return ret;
     }
     memcpy(b + (w_start - r_start), buf, w_end - w_start);
-    BLKDBG_EVENT(bs->file, BLKDBG_COW_WRITE);
+    BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
+    if (cow_events) {
+        BLKDBG_EVENT(bs->file, BLKDBG_COW_WRITE);
+    }
     return qcow2_data_write(bs, host + r_start, guest + r_start, r_end - r_start, b);
 }
 

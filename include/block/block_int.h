@@ -50,6 +50,8 @@ extern const char *const BlkdebugEvent_str[BLKDBG__MAX];
 
 /* Signal a debug event to a node (a no-op unless it is a blkdebug node). */
 void bdrv_debug_event(BlockDriverState *bs, BlkdebugEvent event);
+/* Would an event signalled to @bs reach a blkdebug node? */
+bool bdrv_debug_listening(BlockDriverState *bs);
 #define BLKDBG_EVENT(child, evt) bdrv_debug_event((child), (evt))
 
 /* Creation option description (qemu-img -o names). */
@@ -227,6 +229,11 @@ struct BlockDriver {
     int (*make_empty)(BlockDriverState *bs);
     /* blkdebug: an event happened on this node */
     void (*debug_event)(BlockDriverState *bs, BlkdebugEvent event);
+    /* blkdebug breakpoints (qemu-io's break, remove_break, resume, wait_break) */
+    int (*debug_breakpoint)(BlockDriverState *bs, const char *event, const char *tag);
+    int (*debug_remove_breakpoint)(BlockDriverState *bs, const char *tag);
+    int (*debug_resume)(BlockDriverState *bs, const char *tag);
+    bool (*debug_is_suspended)(BlockDriverState *bs, const char *tag);
 };
 
 struct BlockDriverState {
