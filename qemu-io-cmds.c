@@ -1142,19 +1142,26 @@ static const cmdinfo_t close_cmd = {
 
 static int sleep_f(int argc, char **argv)
 {
-    char *end;
-    long ms = strtol(argv[1], &end, 10);
+    char *endp;
+    long ms = strtol(argv[1], &endp, 10);
+    int64_t end;
 
-    if (ms < 0 || *end) {
+    if (ms < 0 || *endp) {
         printf("%s is not a valid number\n", argv[1]);
         return -EINVAL;
     }
-    g_usleep(ms * 1000);
+    /* requests in flight go on, and their completions are reported */
+    end = g_get_monotonic_time() + ms * 1000;
+    while (g_get_monotonic_time() < end) {
+        if (!bdrv_aio_poll(false)) {
+            g_usleep(MIN(1000, MAX(0, end - g_get_monotonic_time())));
+        }
+    }
     return 0;
 }
 
 static const cmdinfo_t sleep_cmd = {
-    .name = "sleep", .argmin = 1, .argmax = 1, .cfunc = sleep_f,
+    .name = "sleep", .argmin = 1, .argmax = 1, .cfunc = sleep_f, .async = true,
     .oneline = "waits for the given value in milliseconds",
 };
 
@@ -1226,9 +1233,11 @@ static const cmdinfo_t quit_cmd = {
 };
 
 static const cmdinfo_t *const cmdtab[] = {
-    &abort_cmd, &qemuio_aio_flush_cmd, &qemuio_aio_read_cmd, &qemuio_aio_write_cmd, &alloc_cmd, &close_cmd, &discard_cmd, &flush_cmd, &help_cmd, &info_cmd,
-    &length_cmd, &map_cmd, &open_cmd, &quit_cmd, &read_cmd, &readv_cmd, &qemuio_reopen_cmd,
-    &sigraise_cmd, &sleep_cmd, &truncate_cmd, &write_cmd, &writev_cmd,
+    &abort_cmd, &qemuio_aio_flush_cmd, &qemuio_aio_read_cmd, &qemuio_aio_write_cmd,
+    &alloc_cmd, &qemuio_break_cmd, &close_cmd, &discard_cmd, &flush_cmd, &help_cmd,
+    &info_cmd, &length_cmd, &map_cmd, &open_cmd, &quit_cmd, &read_cmd, &readv_cmd,
+    &qemuio_remove_break_cmd, &qemuio_reopen_cmd, &qemuio_resume_cmd, &sigraise_cmd,
+    &sleep_cmd, &truncate_cmd, &qemuio_wait_break_cmd, &write_cmd, &writev_cmd,
 };
 
 static void help_oneline(const cmdinfo_t *ct)
@@ -1334,13 +1343,14 @@ int qemuio_command(const char *line, bool *quit)
         error_report("Block node is read-only");
         return -1;
     }
-    if (!ct->async) {
-        /* what was submitted completes (and is reported) before the next command */
-        bdrv_aio_drain(NULL);
-    }
     if (ct == &quit_cmd) {
-        *quit = true;
+        *quit = true;       /* qemuio_close() waits for what is in flight */
         return 0;
+    }
+    if (!ct->async && qemuio_drain() < 0) {
+        printf("%s: cannot run while a request is suspended at a breakpoint "
+               "(resume it first)\n", ct->name);
+        return -1;
     }
     return ct->cfunc(argc, argv) < 0 ? -1 : 0;
 }

@@ -67,9 +67,34 @@ int qemuio_open(const char *name, JsonObject *opts, int flags, bool writethrough
     return ret;
 }
 
+/*
+ * What was submitted completes (and is reported) before the next command.
+ * -EDEADLK, with requests still in flight, if one is stopped at a breakpoint:
+ * waiting for it would never end.
+ */
+int qemuio_drain(void)
+{
+    if (!bdrv_debug_breakpoints_in_use()) {
+        bdrv_aio_drain(NULL);
+        return 0;
+    }
+    while (bdrv_aio_in_flight(NULL) > 0) {
+        if (bdrv_debug_suspended_requests() > 0) {
+            return -EDEADLK;
+        }
+        if (!bdrv_aio_poll(false)) {
+            g_usleep(100);
+        }
+    }
+    return 0;
+}
+
 void qemuio_close(void)
 {
-    bdrv_aio_drain(NULL);
+    /* unlike QEMU, which waits forever, let stopped requests go on */
+    while (qemuio_drain() < 0) {
+        bdrv_debug_resume_all();
+    }
     if (qemuio_bs) {
         bdrv_unref(qemuio_bs);
         qemuio_bs = NULL;

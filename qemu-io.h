@@ -39,6 +39,9 @@ void qemuio_command_usage(const cmdinfo_t *ci);
 extern const cmdinfo_t qemuio_reopen_cmd;
 /* The asynchronous commands (qemu-io-aio.c). */
 extern const cmdinfo_t qemuio_aio_read_cmd, qemuio_aio_write_cmd, qemuio_aio_flush_cmd;
+/* The blkdebug breakpoint commands (qemu-io-break.c). */
+extern const cmdinfo_t qemuio_break_cmd, qemuio_remove_break_cmd, qemuio_resume_cmd,
+    qemuio_wait_break_cmd;
 
 /* Helpers the command files share (qemu-io-cmds.c). */
 int64_t qemuio_cvtnum(const char *s);
@@ -58,6 +61,8 @@ int qemuio_open(const char *name, JsonObject *opts, int flags, bool writethrough
 int qemuio_open_err(const char *name, JsonObject *opts, int flags, bool writethrough,
                     GError **errp);
 void qemuio_close(void);
+/* Wait for every request in flight: 0, or -EDEADLK if one is stopped at a breakpoint. */
+int qemuio_drain(void);
 
 /*
  * Run one command line. Returns 0 on success, -1 on a failed command (the exit code

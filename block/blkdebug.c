@@ -32,6 +32,7 @@
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
 #include "block/block_int.h"
+#include "blkdebug-break.h"
 
 enum {
     BLKDEBUG_IO_READ,
@@ -366,6 +367,7 @@ static void blkdebug_debug_event(BlockDriverState *bs, BlkdebugEvent event)
         g_ptr_array_add(s->active, r);
     }
     s->state = new_state;
+    blkdebug_break_event(bs, event);
 }
 
 /* 0, or the -errno an active rule injects into this request. */
@@ -666,6 +668,7 @@ static void blkdebug_close(BlockDriverState *bs)
 
     g_clear_pointer(&s->active, g_ptr_array_unref);
     g_clear_pointer(&s->rules, g_ptr_array_unref);
+    blkdebug_break_close(bs);
 }
 
 /*
@@ -730,4 +733,8 @@ BlockDriver bdrv_blkdebug = {
     .truncate = blkdebug_truncate,
     .block_status = blkdebug_block_status,
     .debug_event = blkdebug_debug_event,
+    .debug_breakpoint = blkdebug_breakpoint,
+    .debug_remove_breakpoint = blkdebug_remove_breakpoint,
+    .debug_resume = blkdebug_resume,
+    .debug_is_suspended = blkdebug_is_suspended,
 };

@@ -198,6 +198,21 @@ int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes);
  */
 int bdrv_pdiscard_always(BlockDriverState *bs, int64_t offset, int64_t bytes);
 int bdrv_flush(BlockDriverState *bs);
+
+/*
+ * blkdebug breakpoints, on the first blkdebug node down @bs's file chain
+ * (-ENOTSUP if there is none; -ENOENT for an unknown event or tag). A request
+ * stopped at a breakpoint waits in its worker thread until resumed.
+ */
+int bdrv_debug_breakpoint(BlockDriverState *bs, const char *event, const char *tag);
+int bdrv_debug_remove_breakpoint(BlockDriverState *bs, const char *tag);
+int bdrv_debug_resume(BlockDriverState *bs, const char *tag);
+bool bdrv_debug_is_suspended(BlockDriverState *bs, const char *tag);
+/* requests stopped at a breakpoint on any node; resume them all, quietly */
+int bdrv_debug_suspended_requests(void);
+/* is any breakpoint set, or any request stopped at one? */
+bool bdrv_debug_breakpoints_in_use(void);
+void bdrv_debug_resume_all(void);
 /*
  * The VM state area (QEMU's bdrv_load_vmstate/bdrv_save_vmstate): 0 or -errno;
  * -ENOTSUP where no format in the chain keeps one (only qcow2 does).
