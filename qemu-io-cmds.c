@@ -501,26 +501,40 @@ static void write_help(void)
 "\n");
 }
 
+/*
+ * The write buffer from @file: its first @count bytes, repeated from the start
+ * if it is shorter. Only what is needed is read, so /dev/urandom works.
+ */
 static uint8_t *load_pattern_file(const char *file, int64_t count)
 {
-    g_autofree char *contents = NULL;
-    gsize len = 0;
+    FILE *f = fopen(file, "r");
     uint8_t *buf;
-    g_autoptr(GError) err = NULL;
+    size_t len;
 
-    if (!g_file_get_contents(file, &contents, &len, &err)) {
-        error_report("%s", err->message);
-        return NULL;
-    }
-    if (len == 0) {
-        error_report("Source file '%s' is empty", file);
+    if (!f) {
+        fprintf(stderr, "%s: %s\n", file, strerror(errno));
         return NULL;
     }
     buf = qemu_io_alloc(count, 0);
-    for (int64_t i = 0; i < count; i += len) {
-        memcpy(buf + i, contents, MIN((int64_t)len, count - i));
+    len = fread(buf, 1, count, f);
+    if (ferror(f)) {
+        fprintf(stderr, "%s: %s\n", file, strerror(errno));
+        goto fail;
+    }
+    if (len == 0) {
+        fprintf(stderr, "%s: file is empty\n", file);
+        goto fail;
+    }
+    fclose(f);
+    for (int64_t i = len; i < count; i += len) {
+        memcpy(buf + i, buf, MIN((int64_t)len, count - i));
     }
     return buf;
+
+fail:
+    fclose(f);
+    qemu_io_free(buf);
+    return NULL;
 }
 
 static int write_f(int argc, char **argv)
