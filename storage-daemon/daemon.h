@@ -27,6 +27,8 @@ void block_unlock(void);
 
 /* Ask the main loop to exit (quit, SIGTERM, SIGINT). */
 void qsd_request_quit(void);
+/* has quit been asked for (QMP quit, a signal)? */
+bool qsd_quit_requested(void);
 
 /* ---- block nodes added by the monitor or --blockdev (block-cmds.c) ---- */
 /* Open a node from QMP-shaped options (BlockdevOptions); the monitor owns it. */

@@ -396,7 +396,8 @@ void qsd_export_close_all(void)
 {
     nbd_server_stop();      /* drops every client */
     while (exports) {
-        export_delete(exports->data);
+        /* oldest first, as QEMU's daemon deletes them */
+        export_delete(g_list_last(exports)->data);
     }
 }
 
@@ -482,7 +483,8 @@ JsonNode *qmp_nbd_server_stop(JsonObject *args, Monitor *mon, GError **errp)
     }
     nbd_server_stop();
     while (exports) {
-        export_delete(exports->data);
+        /* oldest first, as QEMU's daemon deletes them */
+        export_delete(g_list_last(exports)->data);
     }
     return qjson_empty_object();
 }

@@ -40,6 +40,7 @@ struct Monitor {
     GQueue pending;         /* of PendingReq */
     GByteArray *outbuf;
     QmpSession session;
+    JsonNode *quit_reply;   /* sent at shutdown, after the events it causes */
 };
 
 static GPtrArray *chardevs;     /* of Chardev* */
@@ -258,6 +259,11 @@ static void monitor_process(Monitor *mon)
         }
         g_queue_pop_head(&mon->pending);
         pending_free(p);
+        if (reply && qsd_quit_requested() && !mon->quit_reply) {
+            /* as QEMU's daemon: the reply comes after the shutdown's events */
+            mon->quit_reply = reply;
+            return;
+        }
         if (reply) {
             monitor_send(mon, reply);
             json_node_unref(reply);
@@ -559,6 +565,10 @@ void qsd_monitor_close_all(void)
         if (mon->out_watch) {
             g_source_remove(mon->out_watch);
             mon->out_watch = 0;
+        }
+        if (mon->quit_reply) {
+            monitor_send(mon, mon->quit_reply);
+            json_node_unref(g_steal_pointer(&mon->quit_reply));
         }
         monitor_flush(mon);
         monitor_disconnect(mon);

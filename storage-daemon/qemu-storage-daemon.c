@@ -33,11 +33,19 @@ void block_unlock(void)
     g_mutex_unlock(&block_mutex);
 }
 
+static bool quit_requested;
+
 void qsd_request_quit(void)
 {
+    quit_requested = true;
     if (main_loop) {
         g_main_loop_quit(main_loop);
     }
+}
+
+bool qsd_quit_requested(void)
+{
+    return quit_requested;
 }
 
 static gboolean on_signal(gpointer opaque)
