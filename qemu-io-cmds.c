@@ -143,20 +143,15 @@ struct timespec qemuio_tsub(struct timespec a, struct timespec b)
     return r;
 }
 
-/* "SS.cc sec" (or M:SS.cc, H:MM:SS.cc for long runs) / "H:MM:SS.cc" for -C */
+/* "SS.cc sec" under a second, else "H:MM:SS.cc" (always that with -C), as QEMU's */
 static void timestr(struct timespec t, char *buf, size_t size, bool machine)
 {
     unsigned cs = t.tv_nsec / 10000000;
     unsigned long secs = t.tv_sec;
 
-    if (machine) {
+    if (machine || secs >= 1) {
         snprintf(buf, size, "%lu:%02lu:%02lu.%02u", secs / 3600, (secs / 60) % 60,
                  secs % 60, cs);
-    } else if (secs >= 3600) {
-        snprintf(buf, size, "%lu:%02lu:%02lu.%02u", secs / 3600, (secs / 60) % 60,
-                 secs % 60, cs);
-    } else if (secs >= 60) {
-        snprintf(buf, size, "%02lu:%02lu.%02u", secs / 60, secs % 60, cs);
     } else {
         snprintf(buf, size, "%02lu.%02u sec", secs, cs);
     }

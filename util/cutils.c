@@ -203,11 +203,12 @@ void cvtstr(double value, char *str, size_t size)
             return;
         }
     }
-    snprintf(str, size, "%.3f bytes", value);
+    /* below 1 KiB QEMU prints six decimals (a rate: "0.908331 bytes") */
+    snprintf(str, size, "%f bytes", value);
     {
-        char *dot = strstr(str, ".000 ");
+        char *dot = strstr(str, ".000000 ");
         if (dot) {
-            memmove(dot, dot + 4, strlen(dot + 4) + 1);
+            memmove(dot, dot + 7, strlen(dot + 7) + 1);
         }
     }
 }
