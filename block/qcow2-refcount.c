@@ -788,6 +788,8 @@ int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
             }
             return off < 0 ? off : -EIO;
         }
+        /* QEMU signals this for every refcount block an update looks up */
+        BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC);
         ret = qcow2_cache_get(bs, s->refcount_block_cache, off, &block);
         if (ret < 0) {
             return ret;
