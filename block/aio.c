@@ -6,7 +6,9 @@
  * writes), then runs the node's synchronous call under the node's I/O lock,
  * unless it is a read and every node below reads thread-safely (file, null,
  * raw over those), in which case reads run side by side. Completions go back
- * to the polling thread through one queue.
+ * to the polling thread through one queue. A request that would not wait (a
+ * read served by the page cache, a buffered write) on an idle node runs in
+ * the submitting thread instead: see try_inline().
  */
 #include "qemu/osdep.h"
 #include "block/aio.h"
@@ -20,6 +22,8 @@ typedef struct BdrvAioQueue {
     GQueue reqs;        /* requests not yet finished, in submission order */
     GMutex io_lock;     /* held around driver calls that are not thread-safe */
     int pending;        /* submitted, callback not run yet (polling thread only) */
+    bool direct;        /* some node below bypasses the page cache (O_DIRECT); a
+                         * performance hint only, taken when the queue is made */
 } BdrvAioQueue;
 
 typedef struct AioReq {
@@ -33,11 +37,22 @@ typedef struct AioReq {
     BlockCompletionFunc *cb;
     void *opaque;
     int ret;
+    struct AioReq *next;    /* in inline_done or the free list (polling thread) */
 } AioReq;
 
 static GThreadPool *workers;
 static GAsyncQueue *done;
 static int total_pending;
+static int worker_pending;      /* of those, handed to workers (polling thread only) */
+static __thread bool in_nowait;     /* this thread runs a read that must not block */
+/* Polling thread only: requests it ran itself, oldest first, and spare ones */
+static AioReq *inline_head, *inline_tail;
+static AioReq *spare_reqs;
+
+bool bdrv_aio_nowait(void)
+{
+    return in_nowait;
+}
 
 static bool is_write(BdrvAioOp op)
 {
@@ -127,11 +142,79 @@ static void worker(gpointer data, gpointer user_data)
     g_async_queue_push(done, req);
 }
 
+/* Does any node from @bs down bypass the page cache (O_DIRECT)? */
+static bool uses_direct_io(BlockDriverState *bs)
+{
+    if (!bs) {
+        return false;
+    }
+    if (bs->open_flags & BDRV_O_NOCACHE) {
+        return true;
+    }
+    return uses_direct_io(bs->file) || uses_direct_io(bs->backing) ||
+           (bs->data_file != bs->file && uses_direct_io(bs->data_file));
+}
+
+/*
+ * The fast path: run @req in the submitting thread when nothing is queued on
+ * its node (so it overtakes nothing) and it will not wait for a device. Reads
+ * run in "no wait" mode: the file driver reads the page cache with
+ * RWF_NOWAIT and answers -EAGAIN where it would have to wait, and the read
+ * then goes to a worker after all. Writes go into the page cache. With
+ * O_DIRECT every request may wait for the device, and with blkdebug
+ * breakpoints a request may stop: both always go to workers. Returns whether
+ * @req ran (its completion is queued like a worker's).
+ */
+static bool try_inline(BdrvAioQueue *q, AioReq *req)
+{
+    bool locked = false;
+
+    if ((req->op != BDRV_AIO_READ && req->op != BDRV_AIO_WRITE) || q->direct ||
+        (req->bs->open_flags & BDRV_O_COPY_ON_READ) || bdrv_debug_breakpoints_in_use()) {
+        return false;
+    }
+    g_mutex_lock(&q->lock);
+    if (!g_queue_is_empty(&q->reqs)) {
+        g_mutex_unlock(&q->lock);
+        return false;
+    }
+    g_mutex_unlock(&q->lock);
+    if (!req->parallel) {
+        if (!g_mutex_trylock(&q->io_lock)) {
+            return false;
+        }
+        locked = true;
+    }
+    in_nowait = req->op == BDRV_AIO_READ;
+    req->ret = run_op(req);
+    in_nowait = false;
+    if (locked) {
+        g_mutex_unlock(&q->io_lock);
+    }
+    if (req->op == BDRV_AIO_READ && req->ret == -EAGAIN) {
+        return false;
+    }
+    req->next = NULL;
+    if (inline_tail) {
+        inline_tail->next = req;
+    } else {
+        inline_head = req;
+    }
+    inline_tail = req;
+    return true;
+}
+
 void bdrv_aio_submit(BlockDriverState *bs, BdrvAioOp op, int64_t offset, int64_t bytes,
                      void *buf, int flags, BlockCompletionFunc *cb, void *opaque)
 {
-    AioReq *req = g_new0(AioReq, 1);
+    AioReq *req = spare_reqs;
     BdrvAioQueue *q;
+
+    if (req) {
+        spare_reqs = req->next;
+    } else {
+        req = g_new0(AioReq, 1);
+    }
 
     if (!workers) {
         /* FIFO: a request is picked up no later than any request after it, so
@@ -145,6 +228,7 @@ void bdrv_aio_submit(BlockDriverState *bs, BdrvAioOp op, int64_t offset, int64_t
         g_cond_init(&q->cond);
         g_mutex_init(&q->io_lock);
         g_queue_init(&q->reqs);
+        q->direct = uses_direct_io(bs);
     }
     q = bs->aio;
     bdrv_ref(bs);
@@ -159,6 +243,10 @@ void bdrv_aio_submit(BlockDriverState *bs, BdrvAioOp op, int64_t offset, int64_t
     }
     q->pending++;
     total_pending++;
+    if (try_inline(q, req)) {
+        return;
+    }
+    worker_pending++;
     g_mutex_lock(&q->lock);
     g_queue_push_tail(&q->reqs, req);
     g_mutex_unlock(&q->lock);
@@ -174,7 +262,8 @@ static void complete(AioReq *req)
     if (req->cb) {
         req->cb(req->opaque, req->ret);
     }
-    g_free(req);
+    req->next = spare_reqs;
+    spare_reqs = req;
     bdrv_unref(bs);
 }
 
@@ -186,11 +275,25 @@ int bdrv_aio_poll(bool blocking)
     if (!done) {
         return 0;
     }
-    if (blocking && total_pending > 0) {
+    while ((req = inline_head)) {
+        inline_head = req->next;
+        if (!inline_head) {
+            inline_tail = NULL;
+        }
+        complete(req);
+        n++;
+        blocking = false;
+    }
+    if (!worker_pending) {
+        return n;
+    }
+    if (blocking) {
+        worker_pending--;
         complete(g_async_queue_pop(done));
         n++;
     }
-    while ((req = g_async_queue_try_pop(done))) {
+    while (worker_pending && (req = g_async_queue_try_pop(done))) {
+        worker_pending--;
         complete(req);
         n++;
     }

@@ -38,6 +38,7 @@ static GCond cond;
 static GPtrArray *rules;        /* BreakRule, in the order set */
 static GPtrArray *suspended;    /* Suspended, oldest first */
 static int n_rules;             /* atomic: breakpoints anywhere */
+static int n_suspended;         /* atomic: requests stopped anywhere */
 static uint64_t resume_seq;     /* resumes issued */
 static uint64_t settled_seq;    /* the last resumed request that settled */
 static uint64_t printed_seq;    /* the last resume that was reported */
@@ -86,6 +87,7 @@ void blkdebug_break_event(BlockDriverState *bs, BlkdebugEvent event)
         sp->tag = g_steal_pointer(&r->tag);
         free_rule(r);
         g_ptr_array_add(suspended, sp);
+        g_atomic_int_inc(&n_suspended);
         printf("blkdebug: Suspended request '%s'\n", sp->tag);
         if (settles) {
             settled_seq = settles;
@@ -144,6 +146,7 @@ static int resume_locked(BlockDriverState *bs, const char *tag, bool quiet)
             continue;
         }
         g_ptr_array_remove_index(suspended, i);
+        g_atomic_int_add(&n_suspended, -1);
         seq = ++resume_seq;
         sp->seq = seq;
         sp->resumed = true;     /* the request frees sp once it wakes */
@@ -221,7 +224,8 @@ int bdrv_debug_suspended_requests(void)
 
 bool bdrv_debug_breakpoints_in_use(void)
 {
-    return g_atomic_int_get(&n_rules) > 0 || bdrv_debug_suspended_requests() > 0;
+    /* lock-free: the request layer asks this for every request */
+    return g_atomic_int_get(&n_rules) > 0 || g_atomic_int_get(&n_suspended) > 0;
 }
 
 void bdrv_debug_resume_all(void)

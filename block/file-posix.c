@@ -8,6 +8,8 @@
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
 #include "block/block_int.h"
+#include "block/aio.h"
+#include <sys/uio.h>
 #include <linux/falloc.h>
 #include <sys/ioctl.h>
 #include <linux/fs.h>
@@ -291,11 +293,18 @@ static int raw_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *
     BDRVRawState *s = bs->opaque;
     uint8_t *p = buf;
 
+    bool nowait = bdrv_aio_nowait();
+
     while (bytes > 0) {
-        ssize_t r = pread(s->fd, p, MIN(bytes, (int64_t)1 << 30), offset);
+        struct iovec iov = { p, MIN(bytes, (int64_t)1 << 30) };
+        ssize_t r = nowait ? preadv2(s->fd, &iov, 1, offset, RWF_NOWAIT)
+                           : pread(s->fd, p, iov.iov_len, offset);
         if (r < 0) {
             if (errno == EINTR) {
                 continue;
+            }
+            if (nowait) {
+                return -EAGAIN;     /* not cached (or no RWF_NOWAIT): a worker reads it */
             }
             return -errno;
         }

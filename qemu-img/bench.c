@@ -1,9 +1,11 @@
 /*
- * qemu-img bench: a sequential read or write benchmark. Requests are issued one
- * after the other (the queue depth is accepted and reported, not used), with
- * optional flushes, and the run time is printed as QEMU prints it.
+ * qemu-img bench: a read or write benchmark with up to -d requests in flight
+ * through the request layer (block/aio.c), optional flushes (after draining
+ * the requests in flight, unless --no-drain), and the run time printed as
+ * QEMU prints it.
  */
 #include "qemu-img.h"
+#include "block/aio.h"
 #include <time.h>
 
 typedef struct BenchParams {
@@ -35,40 +37,103 @@ static int parse_int_arg(const char *arg, int min, const char *err)
     return v;
 }
 
-static int run_bench(BlockDriverState *bs, const BenchParams *p, int64_t image_size)
+/*
+ * Up to @depth requests in flight through the request layer. Buffers are made
+ * when a request needs one and none is free, so a run whose requests finish
+ * at once (the request layer's fast path) uses one or two, not @depth.
+ */
+typedef struct BenchRun {
+    BlockDriverState *bs;
+    const BenchParams *p;
+    int64_t image_size;
+    int64_t offset;         /* of the next request */
+    int issued, in_flight, since_flush;
+    int ret;
+    uint8_t **free_bufs;    /* buffers of finished requests (at most depth) */
+    int n_free;
+    GPtrArray *all_bufs;
+} BenchRun;
+
+static void bench_cb(void *opaque, int ret);
+
+static uint8_t *bench_buffer(BenchRun *r)
 {
     void *buf = NULL;
-    int64_t offset = p->offset;
-    int ret = 0;
 
-    if (posix_memalign(&buf, 4096, MAX(p->bufsize, 1))) {
+    if (r->n_free) {
+        return r->free_bufs[--r->n_free];
+    }
+    if (posix_memalign(&buf, 4096, MAX(r->p->bufsize, 1))) {
+        return NULL;
+    }
+    memset(buf, r->p->pattern, r->p->bufsize);
+    g_ptr_array_add(r->all_bufs, buf);
+    return buf;
+}
+
+static int bench_issue(BenchRun *r)
+{
+    uint8_t *buf = bench_buffer(r);
+
+    if (!buf) {
         return -ENOMEM;
     }
-    memset(buf, p->pattern, p->bufsize);
-    for (int i = 0; i < p->count; i++) {
-        if (p->write) {
-            ret = bdrv_pwrite(bs, offset, p->bufsize, buf, 0);
-        } else {
-            ret = bdrv_pread(bs, offset, p->bufsize, buf, 0);
-        }
-        if (ret < 0) {
-            break;
-        }
-        if (p->flush_interval && (i + 1) % p->flush_interval == 0) {
-            ret = bdrv_flush(bs);
-            if (ret < 0) {
-                break;
+    r->issued++;
+    r->in_flight++;
+    bdrv_aio_submit(r->bs, r->p->write ? BDRV_AIO_WRITE : BDRV_AIO_READ, r->offset,
+                    r->p->bufsize, buf, 0, bench_cb, buf);
+    /* the next request; past the end it wraps around, modulo the image size
+     * (as QEMU's: a step longer than the image wraps more than once) */
+    r->offset += r->p->step;
+    if (r->offset > r->image_size - r->p->bufsize) {
+        r->offset = r->image_size > 0 ? r->offset % r->image_size : 0;
+    }
+    return 0;
+}
+
+static BenchRun *bench_run;     /* the run in progress, for its callbacks */
+
+static void bench_cb(void *opaque, int ret)
+{
+    BenchRun *r = bench_run;
+
+    r->free_bufs[r->n_free++] = opaque;
+    r->in_flight--;
+    if (ret < 0 && r->ret == 0) {
+        r->ret = ret;
+    }
+}
+
+static int run_bench(BlockDriverState *bs, const BenchParams *p, int64_t image_size)
+{
+    BenchRun r = { .bs = bs, .p = p, .image_size = image_size, .offset = p->offset };
+    int ret = 0;
+
+    r.free_bufs = g_new(uint8_t *, p->depth);
+    r.all_bufs = g_ptr_array_new_with_free_func(free);
+    bench_run = &r;
+    while (r.ret == 0 && ret == 0 && (r.issued < p->count || r.in_flight)) {
+        while (r.ret == 0 && ret == 0 && r.issued < p->count && r.in_flight < p->depth) {
+            ret = bench_issue(&r);
+            if (ret == 0 && p->flush_interval && ++r.since_flush == p->flush_interval) {
+                r.since_flush = 0;
+                if (p->drain_on_flush) {
+                    bdrv_aio_drain(bs);
+                }
+                ret = bdrv_aio_run(bs, BDRV_AIO_FLUSH, 0, 0, NULL, 0);
             }
+            /* finished requests give their buffers back */
+            bdrv_aio_poll(false);
         }
-        /* the next request; past the end it wraps around, modulo the image size
-         * (as QEMU's: a step longer than the image wraps more than once) */
-        offset += p->step;
-        if (offset > image_size - p->bufsize) {
-            offset = image_size > 0 ? offset % image_size : 0;
+        if (r.in_flight) {
+            bdrv_aio_poll(true);
         }
     }
-    free(buf);
-    return ret;
+    bdrv_aio_drain(bs);
+    bench_run = NULL;
+    g_free(r.free_bufs);
+    g_ptr_array_unref(r.all_bufs);
+    return r.ret ? r.ret : ret;
 }
 
 int img_bench(int argc, char **argv)
@@ -112,7 +177,7 @@ int img_bench(int argc, char **argv)
             fmt = optarg;
             break;
         case 'n':
-            native_aio = true;    /* accepted; our I/O is synchronous */
+            native_aio = true;    /* accepted; requests run on worker threads */
             break;
         case 'i':
             if (strcmp(optarg, "threads") && strcmp(optarg, "native") &&

@@ -48,6 +48,12 @@ int bdrv_aio_in_flight(BlockDriverState *bs);
 int bdrv_aio_run(BlockDriverState *bs, BdrvAioOp op, int64_t offset, int64_t bytes,
                  void *buf, int flags);
 
+/*
+ * Is this thread running a read that must not wait for a device? The file
+ * driver then answers -EAGAIN where it would block (block/aio.c's fast path).
+ */
+bool bdrv_aio_nowait(void);
+
 /* Free a node's request state (no request may be in flight); block.c calls it. */
 void bdrv_aio_node_free(BlockDriverState *bs);
 
