@@ -23,6 +23,7 @@ typedef struct CheckState {
     bool quiet;             /* no messages (internal repairs) */
     uint64_t prev_data;     /* last data cluster seen, UINT64_MAX: none yet */
     uint64_t overflows;     /* references past the refcount width (not repairable) */
+    Qcow2SnapshotCheck snap; /* the snapshot table as checked (and repaired) */
 } CheckState;
 
 static void G_GNUC_PRINTF_CHECK(2, 3) check_msg(CheckState *cs, const char *fmt, ...)
@@ -361,8 +362,6 @@ static int compute_references(CheckState *cs)
 {
     BDRVQcow2State *s = cs->s;
     BlockDriverState *bs = cs->bs;
-    g_autoptr(GPtrArray) snaps = NULL;
-    g_autoptr(GError) err = NULL;
     int ret;
 
     memset(cs->ref, 0, cs->nb_clusters);
@@ -379,14 +378,9 @@ static int compute_references(CheckState *cs)
     if (ret < 0) {
         return ret;
     }
-    if (s->nb_snapshots) {
-        snaps = g_ptr_array_new_with_free_func(qcow2_snapshot_info_free);
-        ret = qcow2_read_snapshots(bs, snaps, &err);
-        if (ret < 0) {
-            check_msg(cs, "ERROR: %s\n", err->message);
-            cs->res->check_errors++;
-            return ret;
-        }
+    if (cs->snap.list) {
+        GPtrArray *snaps = cs->snap.list;
+
         for (guint i = 0; i < snaps->len; i++) {
             Qcow2SnapshotInfo *sn = snaps->pdata[i];
 
@@ -413,14 +407,8 @@ static int compute_references(CheckState *cs)
                 return ret;
             }
         }
-        /* the snapshot table itself */
-        {
-            uint64_t len = 0;
-            for (guint i = 0; i < snaps->len; i++) {
-                len += ((Qcow2SnapshotInfo *)snaps->pdata[i])->entry_size;
-            }
-            inc_refs(cs, s->snapshots_offset, len);
-        }
+        /* the snapshot table itself, as far as the entries kept reach on disk */
+        inc_refs(cs, s->snapshots_offset, cs->snap.extent);
     }
     /* the LUKS header (encrypted images) */
     if (s->crypt_method == QCOW_CRYPT_LUKS && s->has_crypto_header &&
@@ -810,6 +798,23 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
     if (ret < 0 && !(bs->open_flags & BDRV_O_RDWR)) {
         ret = 0;
     }
+    /* the snapshot table first: what it reaches is counted as repaired */
+    if (s->nb_snapshots) {
+        ret = qcow2_check_read_snapshot_table(bs, fix, cs.quiet, &cs.snap);
+        if (ret < 0) {
+            goto out;
+        }
+        /* dropped entries leave the header at once: their clusters only leak */
+        if (cs.snap.dropped && (fix & BDRV_FIX_ERRORS)) {
+            ret = qcow2_check_drop_snapshots(bs, &cs.snap);
+            if (ret < 0) {
+                check_msg(&cs, "ERROR failed to update the snapshot count in the image "
+                          "header: %s\n", strerror(-ret));
+                res->check_errors++;
+                goto out;
+            }
+        }
+    }
     ret = run_check(&cs);
     if (ret < 0) {
         goto out;
@@ -871,6 +876,22 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
         }
     }
     check_oflag_copied(&cs);
+    /* entries repaired in memory: a new table, the old one (as read) freed */
+    if (cs.snap.rewrite && (fix & BDRV_FIX_ERRORS)) {
+        ret = qcow2_check_rewrite_snapshots(bs, &cs.snap);
+        if (ret < 0) {
+            check_msg(&cs, "ERROR failed to update snapshot table: %s\n",
+                      strerror(-ret));
+            res->check_errors++;
+            goto out;
+        }
+    }
+    res->corruptions += cs.snap.found;
+    if (!cs.snap.rewrite && !cs.snap.dropped) {
+        res->corruptions_fixed += cs.snap.fixed;
+    } else {
+        res->corruptions += cs.snap.fixed;
+    }
     res->image_end_offset = (int64_t)image_end_clusters(&cs) << s->cluster_bits;
     if (fix) {
         ret = qcow2_flush_caches(bs);
@@ -895,6 +916,7 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
     ret = 0;
 out:
     ref_free(&cs);
+    qcow2_snapshot_check_free(&cs.snap);
     return ret;
 }
 

@@ -1621,6 +1621,11 @@ int qcow2_amend(BlockDriverState *bs, JsonObject *opts, bool force, GError **err
 
     /* apply: version upgrade first, downgrade last */
     if (version > s->version) {
+        /* v3 entries carry the disk size (and the large VM state size) */
+        ret = qcow2_snapshots_upgrade(bs, errp);
+        if (ret < 0) {
+            return ret;
+        }
         s->version = version;
         ret = qcow2_update_header(bs);
         if (ret < 0) {

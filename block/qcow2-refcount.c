@@ -1217,7 +1217,8 @@ int qcow2_check_metadata_overlap(BlockDriverState *bs, int ign, int64_t offset,
         return QCOW2_OL_REFCOUNT_TABLE;
     }
     if ((chk & QCOW2_OL_SNAPSHOT_TABLE) && s->nb_snapshots &&
-        ranges_overlap(offset, size, s->snapshots_offset, s->cluster_size)) {
+        ranges_overlap(offset, size, s->snapshots_offset,
+                       s->snapshots_size ? s->snapshots_size : (uint64_t)s->cluster_size)) {
         return QCOW2_OL_SNAPSHOT_TABLE;
     }
     if ((chk & QCOW2_OL_BITMAP_DIRECTORY) && s->has_bitmaps_ext &&

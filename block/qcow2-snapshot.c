@@ -22,20 +22,39 @@
 #define SNAPSHOT_MAX_EXTRA 1024
 #define QCOW_MAX_SNAPSHOTS_SIZE (64 * MiB)
 
-static int read_table(BlockDriverState *bs, GPtrArray *out, GError **errp)
+/*
+ * How the table is read. Strict (open, snapshot operations): an entry with more
+ * than SNAPSHOT_MAX_EXTRA bytes of extra data, or a table past
+ * QCOW_MAX_SNAPSHOTS_SIZE, is an error naming the repair. With @repair (check
+ * -r all) such extra data is cut to SNAPSHOT_MAX_EXTRA bytes and the entries
+ * past the limit are dropped, each reported (unless @quiet) and counted.
+ */
+typedef struct SnapshotTableRead {
+    bool repair, quiet;
+    uint64_t extent;        /* out: bytes the entries kept take on disk */
+    uint32_t fixed;         /* out: repairs made */
+    bool rewrite;           /* out: kept entries changed, the table needs rewriting */
+} SnapshotTableRead;
+
+static int read_table_ex(BlockDriverState *bs, uint32_t nb, GPtrArray *out,
+                         SnapshotTableRead *rd, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint64_t off = s->snapshots_offset;    /* past the file's end reads zeros */
+    uint64_t start = s->snapshots_offset;
+    uint64_t off = start;                  /* past the file's end reads zeros */
+    uint64_t table_size = 0;               /* as kept in memory */
 
-    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+    for (uint32_t i = 0; i < nb; i++) {
         uint8_t hdr[SNAPSHOT_ENTRY_FIXED];
         Qcow2SnapshotInfo *sn;
-        uint32_t extra;
+        uint32_t extra, keep_extra;
         uint16_t id_len, name_len;
         g_autofree uint8_t *rest = NULL;
-        uint64_t rest_len;
+        uint64_t disk_len;
         int ret;
 
+        /* entries start 8-byte aligned; the last one's padding is not counted */
+        off = QEMU_ALIGN_UP(off, 8);
         ret = bdrv_pread(bs->file, off, sizeof(hdr), hdr, 0);
         if (ret < 0) {
             error_setg_errno(errp, -ret, "Failed to read snapshot table");
@@ -44,13 +63,44 @@ static int read_table(BlockDriverState *bs, GPtrArray *out, GError **errp)
         extra = ldl_be(hdr + 36);
         id_len = lduw_be(hdr + 12);
         name_len = lduw_be(hdr + 14);
+        keep_extra = extra;
         if (extra > SNAPSHOT_MAX_EXTRA) {
-            error_setg(errp, "Too much extra metadata in snapshot table entry %u", i);
-            return -EFBIG;
+            if (!rd || !rd->repair) {
+                error_setg(errp, "Too much extra metadata in snapshot table entry %u\n"
+                           "You can force-remove this extra metadata with qemu-img "
+                           "check -r all", i);
+                return -EFBIG;
+            }
+            if (!rd->quiet) {
+                fprintf(stderr, "Discarding too much extra metadata in snapshot table "
+                        "entry %u (%" PRIu32 " > %u)\n", i, extra, SNAPSHOT_MAX_EXTRA);
+            }
+            keep_extra = SNAPSHOT_MAX_EXTRA;
+            rd->fixed++;
+            rd->rewrite = true;
         }
-        rest_len = (uint64_t)extra + id_len + name_len;
-        rest = g_malloc0(rest_len + 1);
-        ret = bdrv_pread(bs->file, off + sizeof(hdr), rest_len, rest, 0);
+        disk_len = SNAPSHOT_ENTRY_FIXED + (uint64_t)extra + id_len + name_len;
+        table_size += QEMU_ALIGN_UP(SNAPSHOT_ENTRY_FIXED + keep_extra + id_len +
+                                    name_len, 8);
+        if (table_size > QCOW_MAX_SNAPSHOTS_SIZE) {
+            if (!rd || !rd->repair) {
+                error_setg(errp, "Snapshot table is too big\nYou can force-remove all "
+                           "%u overhanging snapshots with qemu-img check -r all", nb - i);
+                return -EFBIG;
+            }
+            if (!rd->quiet) {
+                fprintf(stderr, "Discarding %u overhanging snapshots (snapshot table "
+                        "is too big)\n", nb - i);
+            }
+            rd->fixed += nb - i;
+            break;
+        }
+        rest = g_malloc0((size_t)keep_extra + id_len + name_len + 1);
+        ret = bdrv_pread(bs->file, off + sizeof(hdr), keep_extra, rest, 0);
+        if (ret == 0) {
+            ret = bdrv_pread(bs->file, off + sizeof(hdr) + extra, id_len + name_len,
+                             rest + keep_extra, 0);
+        }
         if (ret < 0) {
             error_setg_errno(errp, -ret, "Failed to read snapshot table");
             return ret;
@@ -62,23 +112,132 @@ static int read_table(BlockDriverState *bs, GPtrArray *out, GError **errp)
         sn->date_nsec = ldl_be(hdr + 20);
         sn->vm_clock_nsec = ldq_be(hdr + 24);
         sn->vm_state_size = ldl_be(hdr + 32);
-        if (extra >= 8) {
+        if (keep_extra >= 8) {
             sn->vm_state_size = ldq_be(rest);
         }
-        sn->disk_size = extra >= 16 ? ldq_be(rest + 8) : s->size;
-        sn->icount = extra >= 24 ? (int64_t)ldq_be(rest + 16) : -1;
-        sn->extra_size = extra;
-        sn->extra = g_memdup2(rest, extra);
-        sn->entry_size = QEMU_ALIGN_UP(SNAPSHOT_ENTRY_FIXED + rest_len, 8);
-        sn->id_str = g_strndup((char *)rest + extra, id_len);
-        sn->name = g_strndup((char *)rest + extra + id_len, name_len);
+        sn->disk_size = keep_extra >= 16 ? ldq_be(rest + 8) : s->size;
+        sn->icount = keep_extra >= 24 ? (int64_t)ldq_be(rest + 16) : -1;
+        sn->extra_size = keep_extra;
+        sn->extra = g_memdup2(rest, keep_extra);
+        sn->entry_size = disk_len;
+        sn->id_str = g_strndup((char *)rest + keep_extra, id_len);
+        sn->name = g_strndup((char *)rest + keep_extra + id_len, name_len);
         if (out) {
             g_ptr_array_add(out, sn);
         } else {
             qcow2_snapshot_info_free(sn);
         }
-        off += QEMU_ALIGN_UP(SNAPSHOT_ENTRY_FIXED + rest_len, 8);
+        off += disk_len;
     }
+    if (rd) {
+        rd->extent = off - start;
+    }
+    if (nb == s->nb_snapshots) {
+        s->snapshots_size = off - start;
+    }
+    return 0;
+}
+
+static int read_table(BlockDriverState *bs, GPtrArray *out, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    /* only qemu-img check opens an image with more (and repairs it) */
+    if (s->nb_snapshots > QCOW_MAX_SNAPSHOTS) {
+        error_setg(errp, "Snapshot table too large");
+        return -EFBIG;
+    }
+    return read_table_ex(bs, s->nb_snapshots, out, NULL, errp);
+}
+
+/*
+ * qemu-img check's reading of the snapshot table (see qcow2.h).
+ */
+int qcow2_check_read_snapshot_table(BlockDriverState *bs, int fix, bool quiet,
+                                    Qcow2SnapshotCheck *sc)
+{
+    BDRVQcow2State *s = bs->opaque;
+    SnapshotTableRead rd = { .repair = fix & BDRV_FIX_ERRORS, .quiet = quiet };
+    g_autoptr(GError) err = NULL;
+    uint32_t nb = s->nb_snapshots;
+    int ret;
+
+    memset(sc, 0, sizeof(*sc));
+    sc->list = g_ptr_array_new_with_free_func(qcow2_snapshot_info_free);
+    if (nb > QCOW_MAX_SNAPSHOTS) {
+        if (!rd.repair) {
+            if (!quiet) {
+                fprintf(stderr, "qemu-img: ERROR snapshot table too large\n"
+                        "You can force-remove all %u overhanging snapshots with "
+                        "qemu-img check -r all\n", nb - QCOW_MAX_SNAPSHOTS);
+            }
+            return -EFBIG;
+        }
+        if (!quiet) {
+            fprintf(stderr, "Discarding %u overhanging snapshots\n",
+                    nb - QCOW_MAX_SNAPSHOTS);
+        }
+        sc->fixed += nb - QCOW_MAX_SNAPSHOTS;
+        nb = QCOW_MAX_SNAPSHOTS;
+    }
+    ret = read_table_ex(bs, nb, sc->list, &rd, &err);
+    if (ret < 0) {
+        if (!quiet) {
+            fprintf(stderr, "qemu-img: ERROR failed to read the snapshot table: %s\n",
+                    err->message);
+        }
+        return ret;
+    }
+    sc->fixed += rd.fixed;
+    sc->rewrite = rd.rewrite;
+    sc->extent = rd.extent;
+    s->snapshots_size = rd.extent;      /* what the overlap checks protect */
+    sc->dropped = sc->list->len != s->nb_snapshots;
+    /* qcow2 v3 needs the large VM state size and the disk size in every entry */
+    for (guint i = 0; s->version >= 3 && i < sc->list->len; i++) {
+        Qcow2SnapshotInfo *sn = sc->list->pdata[i];
+        if (sn->extra_size >= 16) {
+            continue;
+        }
+        if (!quiet) {
+            fprintf(stderr, "%s snapshot table entry %u is incomplete\n",
+                    rd.repair ? "Repairing" : "ERROR", i);
+        }
+        if (rd.repair) {
+            sc->fixed++;
+            sc->rewrite = true;
+        } else {
+            sc->found++;
+        }
+    }
+    return 0;
+}
+
+void qcow2_snapshot_check_free(Qcow2SnapshotCheck *sc)
+{
+    if (sc->list) {
+        g_ptr_array_unref(sc->list);
+        sc->list = NULL;
+    }
+}
+
+/* The header's snapshot count follows the entries check dropped (table unmoved). */
+int qcow2_check_drop_snapshots(BlockDriverState *bs, Qcow2SnapshotCheck *sc)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint32_t old_nb = s->nb_snapshots;
+    int ret;
+
+    s->nb_snapshots = sc->list->len;
+    ret = qcow2_update_header(bs);
+    if (ret == 0) {
+        ret = bdrv_flush(bs->file);
+    }
+    if (ret < 0) {
+        s->nb_snapshots = old_nb;
+        return ret;
+    }
+    sc->dropped = false;
     return 0;
 }
 
@@ -127,9 +286,16 @@ int qcow2_read_snapshots_check(BlockDriverState *bs, GError **errp)
                    "snapshots");
         return -EINVAL;
     }
+    /* qemu-img check reads (and reports, and repairs) the table itself */
+    if (bs->open_flags & BDRV_O_CHECK) {
+        return 0;
+    }
     ret = read_table(bs, list, errp);
     if (ret < 0) {
-        error_prepend(errp, "Could not read snapshots: ");
+        /* what check -r all repairs is named as such, without a prefix */
+        if (ret != -EFBIG) {
+            error_prepend(errp, "Could not read snapshots: ");
+        }
         return ret;
     }
     /* as QEMU: a bad snapshot L1 table fails only the operations that use it */
@@ -179,10 +345,10 @@ static void serialize_entry(Qcow2SnapshotInfo *sn, uint8_t *p)
  * Write @list as a new snapshot table, then switch the header to it (one
  * write), then free the old table.
  */
-static int write_table(BlockDriverState *bs, GPtrArray *list)
+static int write_table_over(BlockDriverState *bs, GPtrArray *list, uint64_t old_size)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint64_t old_offset = s->snapshots_offset, old_size = 0, size = 0, pos = 0;
+    uint64_t old_offset = s->snapshots_offset, size = 0, pos = 0;
     uint64_t last_pad = 0;
     uint32_t old_nb = s->nb_snapshots;
     g_autofree uint8_t *buf = NULL;
@@ -194,15 +360,6 @@ static int write_table(BlockDriverState *bs, GPtrArray *list)
     }
     if (size > QCOW_MAX_SNAPSHOTS_SIZE) {
         return -EFBIG;
-    }
-    if (old_nb) {
-        g_autoptr(GPtrArray) old = g_ptr_array_new_with_free_func(
-            qcow2_snapshot_info_free);
-        if (read_table(bs, old, NULL) == 0) {
-            for (guint i = 0; i < old->len; i++) {
-                old_size += ((Qcow2SnapshotInfo *)old->pdata[i])->entry_size;
-            }
-        }
     }
     if (size) {
         offset = qcow2_alloc_clusters(bs, size);
@@ -244,6 +401,7 @@ static int write_table(BlockDriverState *bs, GPtrArray *list)
     }
     s->nb_snapshots = list->len;
     s->snapshots_offset = offset;
+    s->snapshots_size = size - last_pad;
     ret = qcow2_update_header(bs);
     if (ret == 0) {
         ret = bdrv_flush(bs->file);
@@ -251,6 +409,7 @@ static int write_table(BlockDriverState *bs, GPtrArray *list)
     if (ret < 0) {
         s->nb_snapshots = old_nb;
         s->snapshots_offset = old_offset;
+        s->snapshots_size = old_size;
         goto fail;
     }
     if (old_nb && old_size) {
@@ -262,6 +421,59 @@ static int write_table(BlockDriverState *bs, GPtrArray *list)
 fail:
     if (size) {
         qcow2_free_clusters(bs, offset, size);
+    }
+    return ret;
+}
+
+/* The same, freeing the current table where it lies (all of it, as read). */
+static int write_table(BlockDriverState *bs, GPtrArray *list)
+{
+    BDRVQcow2State *s = bs->opaque;
+    SnapshotTableRead rd = { 0 };
+    uint64_t old_size = 0;
+
+    /* a table that cannot be read is left in place (a leak at worst) */
+    if (s->nb_snapshots && s->nb_snapshots <= QCOW_MAX_SNAPSHOTS &&
+        read_table_ex(bs, s->nb_snapshots, NULL, &rd, NULL) == 0) {
+        old_size = rd.extent;
+    }
+    return write_table_over(bs, list, old_size);
+}
+
+int qcow2_check_rewrite_snapshots(BlockDriverState *bs, Qcow2SnapshotCheck *sc)
+{
+    int ret = write_table_over(bs, sc->list, sc->extent);
+
+    if (ret == 0) {
+        sc->rewrite = sc->dropped = false;
+    }
+    return ret;
+}
+
+/* qcow2 v3 needs 16 bytes of extra data in every entry: rewrite if one lacks them. */
+int qcow2_snapshots_upgrade(BlockDriverState *bs, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(qcow2_snapshot_info_free);
+    bool need = false;
+    int ret;
+
+    if (!s->nb_snapshots) {
+        return 0;
+    }
+    ret = read_table(bs, list, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    for (guint i = 0; i < list->len; i++) {
+        need |= ((Qcow2SnapshotInfo *)list->pdata[i])->extra_size < 16;
+    }
+    if (!need) {
+        return 0;
+    }
+    ret = write_table(bs, list);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to update the snapshot table");
     }
     return ret;
 }

@@ -829,11 +829,13 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
     s->refcount_table_size = (uint64_t)h.refcount_table_clusters * s->cluster_size / 8;
 
     /* snapshots */
-    if (h.nb_snapshots > QCOW_MAX_SNAPSHOTS) {
+    /* qemu-img check opens it to drop the overhanging entries */
+    if (h.nb_snapshots > QCOW_MAX_SNAPSHOTS && !(flags & BDRV_O_CHECK)) {
         error_setg(errp, "Snapshot table too large");
         return -EINVAL;
     }
-    ret = validate_table(bs, h.snapshots_offset, h.nb_snapshots, 40, 64 * MiB,
+    ret = validate_table(bs, h.snapshots_offset,
+                         MIN(h.nb_snapshots, QCOW_MAX_SNAPSHOTS), 40, 64 * MiB,
                          "Snapshot table", errp);
     if (ret < 0) {
         return ret;

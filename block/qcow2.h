@@ -162,6 +162,7 @@ typedef struct BDRVQcow2State {
 
     uint32_t nb_snapshots;
     uint64_t snapshots_offset;
+    uint64_t snapshots_size;        /* bytes of the table as read; 0: unknown */
 
     /* header extensions */
     char *image_backing_format;
@@ -674,6 +675,30 @@ int qcow2_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *na
 /* Parsed snapshot table (GPtrArray of Qcow2SnapshotInfo). */
 int qcow2_read_snapshots(BlockDriverState *bs, GPtrArray *out, GError **errp);
 int qcow2_read_snapshots_check(BlockDriverState *bs, GError **errp);
+/*
+ * qemu-img check's view of the snapshot table: reported (on stderr, unless
+ * @quiet) and, with BDRV_FIX_ERRORS in @fix, repaired in memory: more than
+ * QCOW_MAX_SNAPSHOTS entries, too much extra data in an entry, a table past
+ * 64 MiB, v3 entries without the 16 bytes of extra data v3 needs. 0, or -errno
+ * when the check cannot go on (-EFBIG: only -r all repairs it).
+ */
+typedef struct Qcow2SnapshotCheck {
+    GPtrArray *list;        /* the entries kept (Qcow2SnapshotInfo) */
+    uint64_t extent;        /* bytes they take on disk, from snapshots_offset */
+    uint32_t found;         /* corruptions left */
+    uint32_t fixed;         /* corruptions repaired (in memory) */
+    bool rewrite;           /* entries changed: the table must be rewritten */
+    bool dropped;           /* entries dropped: the header count must follow */
+} Qcow2SnapshotCheck;
+int qcow2_check_read_snapshot_table(BlockDriverState *bs, int fix, bool quiet,
+                                    Qcow2SnapshotCheck *sc);
+void qcow2_snapshot_check_free(Qcow2SnapshotCheck *sc);
+/* Write the repaired count to the header (table unmoved); 0 or -errno. */
+int qcow2_check_drop_snapshots(BlockDriverState *bs, Qcow2SnapshotCheck *sc);
+/* Write the repaired table anew, freeing the old one (sc->extent); 0 or -errno. */
+int qcow2_check_rewrite_snapshots(BlockDriverState *bs, Qcow2SnapshotCheck *sc);
+/* amend compat=1.1: give every entry the extra data v3 needs. */
+int qcow2_snapshots_upgrade(BlockDriverState *bs, GError **errp);
 /* New snapshot @name of the active state; 0 or -errno (QEMU's codes). */
 int qcow2_snapshot_create(BlockDriverState *bs, const char *name);
 /* Revert to the snapshot with ID (else name) @name. */
