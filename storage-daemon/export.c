@@ -1,19 +1,29 @@
 /*
- * Block exports: the NBD export registry and the QMP commands that manage it
- * (block-export-add, block-export-del, query-block-exports, nbd-server-start,
- * nbd-server-stop), also used by --export and --nbd-server. An export holds a
- * reference to its node; deleting it waits for its clients to go (or, in mode
- * "hard", disconnects them) and then emits BLOCK_EXPORT_DELETED.
+ * Block exports: the export registry (NBD exports, and FUSE exports when built
+ * with libfuse3) and the QMP commands that manage it (block-export-add,
+ * block-export-del, query-block-exports, nbd-server-start, nbd-server-stop),
+ * also used by --export and --nbd-server. An export holds a reference to its
+ * node; deleting it waits for its NBD clients to go (or, in mode "hard",
+ * disconnects them; a FUSE export is unmounted at once) and then emits
+ * BLOCK_EXPORT_DELETED.
  */
 #include "nbd.h"
 #include "qmp-commands.h"
+#ifdef CONFIG_FUSE
+#include "fuse-export.h"
+#endif
 
 static GList *exports;      /* NbdExport*, newest first as QEMU lists them */
 
 /* ---- schemas ---- */
 
+/* without libfuse3, "fuse" is no type at all, as in a QEMU built without FUSE */
 static const char *const export_type_values[] = {
-    "nbd", "vhost-user-blk", "fuse", "vduse-blk", NULL,
+    "nbd", "vhost-user-blk",
+#ifdef CONFIG_FUSE
+    "fuse",
+#endif
+    "vduse-blk", NULL,
 };
 
 static const QArg export_base[] = {
@@ -35,10 +45,23 @@ static const QArg export_nbd_members[] = {
     QARG_END,
 };
 
+#ifdef CONFIG_FUSE
+static const char *const fuse_allow_other_values[] = { "off", "on", "auto", NULL };
+
+static const QArg export_fuse_members[] = {
+    { "mountpoint", QT_STR, false, NULL, NULL, NULL },
+    { "growable", QT_BOOL, true, NULL, NULL, NULL },
+    { "allow-other", QT_ENUM, true, fuse_allow_other_values, NULL, NULL },
+    QARG_END,
+};
+#endif
+
 static const QVariant export_variants[] = {
     { "nbd", export_nbd_members },
     { "vhost-user-blk", NULL },
-    { "fuse", NULL },
+#ifdef CONFIG_FUSE
+    { "fuse", export_fuse_members },
+#endif
     { "vduse-blk", NULL },
     { NULL, NULL },
 };
@@ -113,7 +136,7 @@ NbdExport *nbd_export_find(const char *name)
 {
     for (GList *l = exports; l; l = l->next) {
         NbdExport *exp = l->data;
-        if (!strcmp(exp->name, name)) {
+        if (!exp->fuse && !strcmp(exp->name, name)) {
             return exp;
         }
     }
@@ -174,6 +197,11 @@ static void export_delete(NbdExport *exp)
 
     exports = g_list_remove(exports, exp);
     json_object_set_string_member(data, "id", exp->id);
+#ifdef CONFIG_FUSE
+    if (exp->fuse) {
+        fuse_export_free(exp->fuse);
+    }
+#endif
     bdrv_flush(exp->bs);
     bdrv_perm_detach(exp->bs, exp);
     bdrv_unref(exp->bs);
@@ -314,6 +342,45 @@ void nbd_export_put(NbdExport *exp)
     }
 }
 
+#ifdef CONFIG_FUSE
+/* A FUSE export of @bs: mounted over opts["mountpoint"]. */
+static bool export_add_fuse(JsonObject *opts, BlockDriverState *bs, GError **errp)
+{
+    GError *local = NULL;
+    NbdExport *exp;
+    bool writable = opts_get_bool(opts, "writable", false, &local);
+
+    if (local) {
+        error_propagate(errp, local);
+        return false;
+    }
+    if (writable && bdrv_is_read_only(bs)) {
+        error_setg(errp, "Cannot export read-only node as writable");
+        return false;
+    }
+    exp = g_new0(NbdExport, 1);
+    /* read (and write, and resize: truncate, growable) */
+    if (bdrv_perm_attach(bs, exp, BLK_PERM_CONSISTENT_READ |
+                         (writable ? BLK_PERM_WRITE | BLK_PERM_RESIZE : 0),
+                         BLK_PERM_ALL & ~BLK_PERM_RESIZE, errp) < 0) {
+        g_free(exp);
+        return false;
+    }
+    exp->fuse = fuse_export_new(bs, opts, writable, errp);
+    if (!exp->fuse) {
+        bdrv_perm_detach(bs, exp);
+        g_free(exp);
+        return false;
+    }
+    exp->id = g_strdup(opts_peek_str(opts, "id"));
+    exp->bs = bs;
+    exp->writable = writable;
+    bdrv_ref(bs);
+    exports = g_list_prepend(exports, exp);
+    return true;
+}
+#endif
+
 bool qsd_export_add(JsonObject *opts, GError **errp)
 {
     const char *id = opts_peek_str(opts, "id");
@@ -329,7 +396,11 @@ bool qsd_export_add(JsonObject *opts, GError **errp)
         error_setg(errp, "Block export id '%s' is already in use", id);
         return false;
     }
-    if (strcmp(type, "nbd")) {
+    if (strcmp(type, "nbd")
+#ifdef CONFIG_FUSE
+        && strcmp(type, "fuse")
+#endif
+        ) {
         error_setg(errp, "Export type '%s' is not supported", type);
         return false;
     }
@@ -338,6 +409,11 @@ bool qsd_export_add(JsonObject *opts, GError **errp)
         error_setg(errp, "Cannot find device='' nor node-name='%s'", node);
         return false;
     }
+#ifdef CONFIG_FUSE
+    if (!strcmp(type, "fuse")) {
+        return export_add_fuse(opts, bs, errp);
+    }
+#endif
     if (!nbd_server_running()) {
         error_setg(errp, "NBD server not running");
         return false;
@@ -448,7 +524,7 @@ JsonNode *qmp_query_block_exports(JsonObject *args, Monitor *mon, GError **errp)
 
         json_object_set_string_member(o, "node-name", bdrv_get_node_name(exp->bs));
         json_object_set_boolean_member(o, "shutting-down", exp->shutting_down);
-        json_object_set_string_member(o, "type", "nbd");
+        json_object_set_string_member(o, "type", exp->fuse ? "fuse" : "nbd");
         json_object_set_string_member(o, "id", exp->id);
         json_array_add_object_element(arr, o);
     }

@@ -470,7 +470,7 @@ static void opt_list(NbdClient *c, uint32_t len)
         NbdExport *exp = l->data;
         g_autoptr(GByteArray) b = g_byte_array_new();
 
-        if (exp->shutting_down) {
+        if (exp->shutting_down || exp->fuse) {
             continue;
         }
         put32(b, strlen(exp->name));

@@ -112,7 +112,7 @@ typedef struct NbdExportBitmap {
     BlockDriverState *bs;   /* the node the bitmap lives in */
 } NbdExportBitmap;
 
-/* An export the NBD server offers (export.c owns them). */
+/* An export the NBD server offers, or a FUSE export (export.c owns them). */
 typedef struct NbdExport {
     char *id;               /* block export id */
     char *name;             /* NBD export name */
@@ -125,6 +125,7 @@ typedef struct NbdExport {
     unsigned nb_bitmaps;        /* ids NBD_META_ID_DIRTY_BITMAP + index */
     bool shutting_down;
     int clients;            /* connections using it */
+    struct FuseExport *fuse;    /* a FUSE export (no NBD name): its mount */
 } NbdExport;
 
 /*

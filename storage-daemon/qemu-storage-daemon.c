@@ -82,6 +82,12 @@ static void help(void)
            "                         export the specified block node over NBD\n"
            "                         (requires --nbd-server; also as JSON)\n"
            "\n"
+#ifdef CONFIG_FUSE
+           "  --export [type=]fuse,id=<id>,node-name=<node-name>,mountpoint=<file>\n"
+           "           [,growable=on|off][,writable=on|off][,allow-other=on|off|auto]\n"
+           "                         export the specified block node over FUSE\n"
+           "\n"
+#endif
            "  --monitor [chardev=]name[,mode=control][,pretty[=on|off]]\n"
            "                         configure a QMP monitor\n"
            "\n"
