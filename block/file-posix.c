@@ -33,7 +33,11 @@ typedef struct BDRVRawState {
     bool use_lock;
     bool has_zero_range;
     bool has_punch_hole;
-    bool dirty;          /* written since the last successful fdatasync */
+    bool dirty;          /* written since the last successful fdatasync (atomic:
+                          * set after a write, cleared as a flush starts) */
+    GRWLock size_lock;   /* writes hold it shared; growing the file by ftruncate
+                          * holds it alone, so a concurrent write never sees
+                          * the file shrink under it */
     uint64_t perm;       /* lock bytes held: permissions used (100 + bit) */
     uint64_t unshared;   /* and permissions not shared (200 + bit) */
 } BDRVRawState;
@@ -213,6 +217,7 @@ static int raw_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **
     struct stat st;
     int ret;
 
+    g_rw_lock_init(&s->size_lock);
     s->fd = -1;
     if (!filename) {
         error_setg(errp, "Parameter 'filename' is required");
@@ -285,6 +290,7 @@ static void raw_close(BlockDriverState *bs)
         close(s->fd);     /* OFD locks go with the last descriptor */
         s->fd = -1;
     }
+    g_rw_lock_clear(&s->size_lock);
 }
 
 static int raw_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
@@ -319,13 +325,30 @@ static int raw_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *
     return 0;
 }
 
-static int raw_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                      const void *buf, int flags)
+/* Requests may run in several threads at once (block/aio.c): see size_lock. */
+static void mark_dirty(BDRVRawState *s)
 {
-    BDRVRawState *s = bs->opaque;
-    const uint8_t *p = buf;
+    __atomic_store_n(&s->dirty, true, __ATOMIC_SEQ_CST);
+}
 
-    s->dirty = true;
+/* Grow the file to @size if it is shorter; never shrinks it. */
+static int grow_to(BDRVRawState *s, int64_t size)
+{
+    struct stat st;
+    int ret = 0;
+
+    g_rw_lock_writer_lock(&s->size_lock);
+    if (fstat(s->fd, &st) < 0) {
+        ret = -errno;
+    } else if (st.st_size < size && ftruncate(s->fd, size) < 0) {
+        ret = -errno;
+    }
+    g_rw_lock_writer_unlock(&s->size_lock);
+    return ret;
+}
+
+static int do_pwrite(BDRVRawState *s, int64_t offset, int64_t bytes, const uint8_t *p)
+{
     while (bytes > 0) {
         ssize_t r = pwrite(s->fd, p, MIN(bytes, (int64_t)1 << 30), offset);
         if (r < 0) {
@@ -342,6 +365,20 @@ static int raw_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
         bytes -= r;
     }
     return 0;
+}
+
+static int raw_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                      const void *buf, int flags)
+{
+    BDRVRawState *s = bs->opaque;
+    int ret;
+
+    (void)flags;
+    g_rw_lock_reader_lock(&s->size_lock);
+    ret = do_pwrite(s, offset, bytes, buf);
+    g_rw_lock_reader_unlock(&s->size_lock);
+    mark_dirty(s);
+    return ret;
 }
 
 static int64_t raw_getlength(BlockDriverState *bs)
@@ -392,8 +429,8 @@ static int do_fallocate(int fd, int mode, int64_t offset, int64_t bytes)
     return r < 0 ? -errno : 0;
 }
 
-static int raw_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                             int flags)
+static int do_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            int flags)
 {
     BDRVRawState *s = bs->opaque;
     int64_t len = raw_getlength(bs);
@@ -402,22 +439,16 @@ static int raw_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes
     if (s->is_block_dev) {
         return -ENOTSUP;
     }
-    s->dirty = true;
+    mark_dirty(s);
     /* Past EOF a hole is already zero: extend the file size. */
     if (len >= 0 && offset >= len) {
-        if (ftruncate(s->fd, offset + bytes) < 0) {
-            return -errno;
-        }
-        return 0;
+        return grow_to(s, offset + bytes);
     }
     if ((flags & BDRV_REQ_MAY_UNMAP) && s->has_punch_hole) {
         ret = do_fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                            offset, MIN(bytes, len - offset));
         if (ret == 0) {
-            if (offset + bytes > len && ftruncate(s->fd, offset + bytes) < 0) {
-                return -errno;
-            }
-            return 0;
+            return offset + bytes > len ? grow_to(s, offset + bytes) : 0;
         }
         if (ret == -EOPNOTSUPP || ret == -ENOTSUP) {
             s->has_punch_hole = false;
@@ -438,6 +469,15 @@ static int raw_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes
     return -ENOTSUP;
 }
 
+static int raw_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             int flags)
+{
+    int ret = do_pwrite_zeroes(bs, offset, bytes, flags);
+
+    mark_dirty(bs->opaque);
+    return ret;
+}
+
 static int raw_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
 {
     BDRVRawState *s = bs->opaque;
@@ -446,8 +486,8 @@ static int raw_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
     if (s->is_block_dev || !s->has_punch_hole) {
         return 0;
     }
-    s->dirty = true;
     ret = do_fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, bytes);
+    mark_dirty(s);
     if (ret == -EOPNOTSUPP || ret == -ENOTSUP) {
         s->has_punch_hole = false;
         return 0;
@@ -465,16 +505,17 @@ static int raw_flush_to_disk(BlockDriverState *bs)
     BDRVRawState *s = bs->opaque;
     int r;
 
-    if (!s->dirty) {
+    /* a write that ends after this point leaves the flag set for the next flush */
+    if (!__atomic_exchange_n(&s->dirty, false, __ATOMIC_SEQ_CST)) {
         return 0;
     }
     do {
         r = fdatasync(s->fd);
     } while (r < 0 && errno == EINTR);
     if (r < 0) {
+        mark_dirty(s);
         return -errno;
     }
-    s->dirty = false;
     return 0;
 }
 
@@ -846,6 +887,7 @@ static int raw_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     .instance_size = sizeof(BDRVRawState), \
     .is_protocol = true, \
     .thread_safe_reads = true, \
+    .thread_safe = true, \
     .runtime_opts = file_runtime_opts, \
     .parse_filename = raw_parse_filename, \
     .open = raw_open, \
@@ -881,6 +923,7 @@ BlockDriver bdrv_file = {
     .instance_size = sizeof(BDRVRawState),
     .is_protocol = true,
     .thread_safe_reads = true,
+    .thread_safe = true,
     .parse_filename = raw_parse_filename,
     .get_info = raw_get_info,
     .runtime_opts = file_runtime_opts,

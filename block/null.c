@@ -151,6 +151,7 @@ static char *null_refresh_filename(BlockDriverState *bs, JsonObject *full,
     .instance_size = sizeof(BDRVNullState), \
     .is_protocol = true, \
     .thread_safe_reads = true, \
+    .thread_safe = true, \
     .runtime_opts = null_runtime_opts, \
     .strong_opts = null_strong_opts, \
     .parse_filename = null_parse_filename, \

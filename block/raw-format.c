@@ -199,6 +199,7 @@ BlockDriver bdrv_raw = {
     .instance_size = sizeof(BDRVRawFormatState),
     .is_filter = true,
     .thread_safe_reads = true,
+    .thread_safe = true,
     .runtime_opts = raw_runtime_opts,
     .strong_opts = raw_strong_opts,
     .is_format = true,

@@ -91,6 +91,10 @@ struct BlockDriver {
     /* pread may run in several threads at once and beside the node's writes
      * (block/aio.c runs such reads side by side when every node below can) */
     bool thread_safe_reads;
+    /* every request, writes too, may run in several threads at once: the driver
+     * guards its own state (file, raw, null, blkdebug, qcow2); block/aio.c runs
+     * them side by side when every node below is thread-safe too */
+    bool thread_safe;
     /* option keys open() takes besides the generic ones; NULL-terminated */
     const char *const *runtime_opts;
     /*
@@ -261,6 +265,10 @@ struct BlockDriverState {
     bool probed_raw;         /* format guessed as raw: writes to sector 0 guarded */
     bool encrypted;          /* the driver encrypts guest data (luks, qcow2 encrypt) */
     uint32_t request_alignment;
+    /* requests that touch the same block of this size (a power of two; 0: none)
+     * keep their submission order, even where their bytes do not overlap: a
+     * qcow2 cluster, which its copy-on-write and allocation span */
+    uint32_t serialize_align;
 
     /* who uses this node (BdrvPermUser: a parent node's child slot, a tool's open,
      * an export) and what they need and share; see bdrv_perm_attach() */
