@@ -24,6 +24,8 @@ typedef struct BdrvAioQueue {
     int pending;        /* submitted, callback not run yet (polling thread only) */
     bool direct;        /* some node below bypasses the page cache (O_DIRECT); a
                          * performance hint only, taken when the queue is made */
+    int64_t align;      /* requests conflict by blocks of this size (see
+                         * conflict_align()), taken when the queue is made */
 } BdrvAioQueue;
 
 typedef struct AioReq {
@@ -49,6 +51,18 @@ static __thread bool in_nowait;     /* this thread runs a read that must not blo
 static AioReq *inline_head, *inline_tail;
 static AioReq *spare_reqs;
 
+static __thread int node_locks;
+
+void bdrv_node_lock_note(int delta)
+{
+    node_locks += delta;
+}
+
+int bdrv_node_locks_held(void)
+{
+    return node_locks;
+}
+
 bool bdrv_aio_nowait(void)
 {
     return in_nowait;
@@ -59,7 +73,7 @@ static bool is_write(BdrvAioOp op)
     return op != BDRV_AIO_READ;
 }
 
-static bool conflicts(const AioReq *earlier, const AioReq *req)
+static bool conflicts(const AioReq *earlier, const AioReq *req, int64_t align)
 {
     if (req->op == BDRV_AIO_FLUSH) {
         return is_write(earlier->op);
@@ -70,15 +84,15 @@ static bool conflicts(const AioReq *earlier, const AioReq *req)
     if (!is_write(earlier->op) && !is_write(req->op)) {
         return false;
     }
-    return earlier->offset < req->offset + req->bytes &&
-           req->offset < earlier->offset + earlier->bytes;
+    return QEMU_ALIGN_DOWN(earlier->offset, align) < req->offset + req->bytes &&
+           QEMU_ALIGN_DOWN(req->offset, align) < earlier->offset + earlier->bytes;
 }
 
 /* Under q->lock: does an earlier request still in the queue conflict with @req? */
 static bool must_wait(BdrvAioQueue *q, AioReq *req)
 {
     for (GList *l = q->reqs.head; l && l->data != req; l = l->next) {
-        if (conflicts(l->data, req)) {
+        if (conflicts(l->data, req, q->align)) {
             return true;
         }
     }
@@ -91,11 +105,57 @@ static bool reads_thread_safe(BlockDriverState *bs)
     if (!bs) {
         return true;
     }
-    if (!bs->drv->thread_safe_reads || (bs->open_flags & BDRV_O_COPY_ON_READ)) {
+    if (!(bs->drv->thread_safe_reads || bs->drv->thread_safe) ||
+        (bs->open_flags & BDRV_O_COPY_ON_READ)) {
         return false;
     }
     return reads_thread_safe(bs->file) && reads_thread_safe(bs->backing) &&
            (bs->data_file == bs->file || reads_thread_safe(bs->data_file));
+}
+
+/* Is a child's request alignment within the blocks its parent serializes by? */
+static bool within_blocks(BlockDriverState *parent, BlockDriverState *child)
+{
+    return !child || !parent->serialize_align ||
+           child->request_alignment <= parent->serialize_align;
+}
+
+/*
+ * Can every request on @bs, writes too, run in several threads at once? The
+ * nodes it writes to must be thread-safe as well, its backing chain for reads.
+ */
+static bool all_thread_safe(BlockDriverState *bs)
+{
+    if (!bs) {
+        return true;
+    }
+    if (!bs->drv->thread_safe || (bs->open_flags & BDRV_O_COPY_ON_READ) ||
+        !within_blocks(bs, bs->file) || !within_blocks(bs, bs->data_file)) {
+        return false;
+    }
+    return all_thread_safe(bs->file) && reads_thread_safe(bs->backing) &&
+           (bs->data_file == bs->file || all_thread_safe(bs->data_file));
+}
+
+/*
+ * The block size by which requests on @bs conflict: where a node below reads
+ * and writes whole blocks (its request alignment: a write of part of one is a
+ * read-modify-write) or allocates them (serialize_align), two requests in one
+ * block must not run at the same time.
+ */
+static int64_t conflict_align(BlockDriverState *bs)
+{
+    int64_t align;
+
+    if (!bs) {
+        return 1;
+    }
+    align = MAX(MAX(bs->request_alignment, bs->serialize_align), 1);
+    align = MAX(align, conflict_align(bs->file));
+    if (bs->data_file != bs->file) {
+        align = MAX(align, conflict_align(bs->data_file));
+    }
+    return align;
 }
 
 static int run_op(AioReq *req)
@@ -129,9 +189,11 @@ static void worker(gpointer data, gpointer user_data)
 
     if (!req->parallel) {
         g_mutex_lock(&q->io_lock);
+        node_locks++;
     }
     req->ret = run_op(req);
     if (!req->parallel) {
+        node_locks--;
         g_mutex_unlock(&q->io_lock);
     }
 
@@ -229,13 +291,14 @@ void bdrv_aio_submit(BlockDriverState *bs, BdrvAioOp op, int64_t offset, int64_t
         g_mutex_init(&q->io_lock);
         g_queue_init(&q->reqs);
         q->direct = uses_direct_io(bs);
+        q->align = conflict_align(bs);
     }
     q = bs->aio;
     bdrv_ref(bs);
     *req = (AioReq) {
         .bs = bs, .op = op, .offset = offset, .bytes = bytes, .buf = buf,
         .flags = flags, .cb = cb, .opaque = opaque,
-        .parallel = op == BDRV_AIO_READ && reads_thread_safe(bs),
+        .parallel = (op == BDRV_AIO_READ && reads_thread_safe(bs)) || all_thread_safe(bs),
     };
     if (op == BDRV_AIO_FLUSH) {
         req->offset = 0;
@@ -338,6 +401,30 @@ int bdrv_aio_run(BlockDriverState *bs, BdrvAioOp op, int64_t offset, int64_t byt
         bdrv_aio_poll(true);
     }
     return w.ret;
+}
+
+bool bdrv_aio_would_wait(BlockDriverState *bs, BdrvAioOp op, int64_t offset, int64_t bytes)
+{
+    BdrvAioQueue *q = bs->aio;
+    AioReq probe = { .bs = bs, .op = op, .offset = offset, .bytes = bytes };
+    bool parallel = (op == BDRV_AIO_READ && reads_thread_safe(bs)) || all_thread_safe(bs);
+    bool wait = false;
+
+    if (!q) {
+        return false;
+    }
+    if (op == BDRV_AIO_FLUSH) {
+        probe.offset = 0;
+        probe.bytes = INT64_MAX;
+    }
+    g_mutex_lock(&q->lock);
+    for (GList *l = q->reqs.head; l && !wait; l = l->next) {
+        AioReq *r = l->data;
+
+        wait = conflicts(r, &probe, q->align) || (!parallel && !r->parallel);
+    }
+    g_mutex_unlock(&q->lock);
+    return wait;
 }
 
 void bdrv_aio_node_free(BlockDriverState *bs)

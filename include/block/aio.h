@@ -54,6 +54,21 @@ int bdrv_aio_run(BlockDriverState *bs, BdrvAioOp op, int64_t offset, int64_t byt
  */
 bool bdrv_aio_nowait(void);
 
+/*
+ * Would a request (@op on [@offset, @offset + @bytes) of @bs) have to wait for
+ * one already in flight on @bs, as it conflicts with it or needs the node's
+ * I/O lock that one holds?
+ */
+bool bdrv_aio_would_wait(BlockDriverState *bs, BdrvAioOp op, int64_t offset, int64_t bytes);
+
+/*
+ * Node locks (the request layer's I/O lock, a driver's own lock such as
+ * qcow2's) that this thread holds: a request stopped at a breakpoint while
+ * holding one keeps every other request of that node waiting.
+ */
+void bdrv_node_lock_note(int delta);
+int bdrv_node_locks_held(void);
+
 /* Free a node's request state (no request may be in flight); block.c calls it. */
 void bdrv_aio_node_free(BlockDriverState *bs);
 
