@@ -19,6 +19,7 @@
  */
 #include "qemu/osdep.h"
 #include "blkdebug-break.h"
+#include "block/aio.h"
 
 typedef struct BreakRule {
     BlockDriverState *bs;
@@ -30,6 +31,7 @@ typedef struct Suspended {
     BlockDriverState *bs;
     char *tag;
     bool resumed;
+    bool holds_lock;        /* stopped while holding a node lock */
     uint64_t seq;           /* the resume that woke it */
 } Suspended;
 
@@ -84,6 +86,7 @@ void blkdebug_break_event(BlockDriverState *bs, BlkdebugEvent event)
         g_ptr_array_remove(rules, r);
         g_atomic_int_add(&n_rules, -1);
         sp->bs = bs;
+        sp->holds_lock = bdrv_node_locks_held() > 0;
         sp->tag = g_steal_pointer(&r->tag);
         free_rule(r);
         g_ptr_array_add(suspended, sp);
@@ -218,6 +221,18 @@ int bdrv_debug_suspended_requests(void)
 
     g_mutex_lock(&lock);
     n = suspended ? (int)suspended->len : 0;
+    g_mutex_unlock(&lock);
+    return n;
+}
+
+int bdrv_debug_suspended_holding_locks(void)
+{
+    int n = 0;
+
+    g_mutex_lock(&lock);
+    for (guint i = 0; suspended && i < suspended->len; i++) {
+        n += ((Suspended *)suspended->pdata[i])->holds_lock;
+    }
     g_mutex_unlock(&lock);
     return n;
 }

@@ -74,6 +74,9 @@ typedef struct BDRVBlkdebugState {
     uint64_t opt_discard;
     uint64_t write_gen;     /* bumped by every modifying request */
     uint64_t flushed_gen;   /* write_gen at the last successful flush */
+    GMutex lock;            /* rules, active, state, flushed_gen: requests may
+                             * run in several threads at once (write_gen is
+                             * atomic); never held while a request is stopped */
 } BDRVBlkdebugState;
 
 static const char *const blkdebug_runtime_opts[] = {
@@ -342,9 +345,11 @@ static int read_config(BlockDriverState *bs, const char *path, GError **errp)
 static void blkdebug_debug_event(BlockDriverState *bs, BlkdebugEvent event)
 {
     BDRVBlkdebugState *s = bs->opaque;
-    int64_t new_state = s->state;
+    int64_t new_state;
     bool replaced = false;
 
+    g_mutex_lock(&s->lock);
+    new_state = s->state;
     for (guint i = 0; i < s->rules->len; i++) {
         BlkdebugRule *r = s->rules->pdata[i];
 
@@ -367,11 +372,13 @@ static void blkdebug_debug_event(BlockDriverState *bs, BlkdebugEvent event)
         g_ptr_array_add(s->active, r);
     }
     s->state = new_state;
+    g_mutex_unlock(&s->lock);
     blkdebug_break_event(bs, event);
 }
 
-/* 0, or the -errno an active rule injects into this request. */
-static int rule_check(BlockDriverState *bs, int64_t offset, int64_t bytes, int iotype)
+/* 0, or the -errno an active rule injects into this request (under s->lock). */
+static int rule_check_locked(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                             int iotype)
 {
     BDRVBlkdebugState *s = bs->opaque;
 
@@ -392,6 +399,17 @@ static int rule_check(BlockDriverState *bs, int64_t offset, int64_t bytes, int i
         return -(int)MIN(err, (int64_t)INT_MAX);
     }
     return 0;
+}
+
+static int rule_check(BlockDriverState *bs, int64_t offset, int64_t bytes, int iotype)
+{
+    BDRVBlkdebugState *s = bs->opaque;
+    int ret;
+
+    g_mutex_lock(&s->lock);
+    ret = rule_check_locked(bs, offset, bytes, iotype);
+    g_mutex_unlock(&s->lock);
+    return ret;
 }
 
 /* ---- I/O ---- */
@@ -419,7 +437,7 @@ static int blkdebug_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
     int ret = rule_check(bs, offset, bytes, BLKDEBUG_IO_WRITE);
 
     /* a failed request counts too: the next flush reaches the rules (QEMU) */
-    s->write_gen++;
+    __atomic_add_fetch(&s->write_gen, 1, __ATOMIC_SEQ_CST);
 
     while (ret == 0 && bytes > 0) {
         int64_t n = s->max_transfer ? MIN(bytes, (int64_t)s->max_transfer) : bytes;
@@ -472,7 +490,7 @@ static int blkdebug_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t 
     int ret = rule_check(bs, offset, bytes, BLKDEBUG_IO_WRITE_ZEROES);
 
     /* a failed request counts too: the next flush reaches the rules (QEMU) */
-    s->write_gen++;
+    __atomic_add_fetch(&s->write_gen, 1, __ATOMIC_SEQ_CST);
 
     int64_t align = MAX((int64_t)s->opt_write_zero, (int64_t)bs->request_alignment);
 
@@ -498,7 +516,7 @@ static int blkdebug_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes
     int ret = rule_check(bs, offset, bytes, BLKDEBUG_IO_DISCARD);
 
     /* a failed request counts too: the next flush reaches the rules (QEMU) */
-    s->write_gen++;
+    __atomic_add_fetch(&s->write_gen, 1, __ATOMIC_SEQ_CST);
     uint32_t align = bs->request_alignment;
 
     while (ret == 0 && bytes > 0) {
@@ -517,16 +535,17 @@ static int blkdebug_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes
 static int blkdebug_flush_to_disk(BlockDriverState *bs)
 {
     BDRVBlkdebugState *s = bs->opaque;
-    uint64_t gen = s->write_gen;
-    int ret;
+    uint64_t gen = __atomic_load_n(&s->write_gen, __ATOMIC_SEQ_CST);
+    int ret = 0;
 
-    if (gen == s->flushed_gen) {
-        return 0;
+    g_mutex_lock(&s->lock);
+    if (gen != s->flushed_gen) {
+        ret = rule_check_locked(bs, 0, 0, BLKDEBUG_IO_FLUSH);
+        if (ret == 0) {
+            s->flushed_gen = gen;
+        }
     }
-    ret = rule_check(bs, 0, 0, BLKDEBUG_IO_FLUSH);
-    if (ret == 0) {
-        s->flushed_gen = gen;
-    }
+    g_mutex_unlock(&s->lock);
     return ret;
 }
 
@@ -540,7 +559,7 @@ static int blkdebug_truncate(BlockDriverState *bs, int64_t offset, bool exact,
 {
     BDRVBlkdebugState *s = bs->opaque;
 
-    s->write_gen++;
+    __atomic_add_fetch(&s->write_gen, 1, __ATOMIC_SEQ_CST);
     return bdrv_truncate(bs->file, offset, exact, prealloc, flags, errp);
 }
 
@@ -650,6 +669,7 @@ static int blkdebug_open(BlockDriverState *bs, JsonObject *opts, int flags, GErr
     BDRVBlkdebugState *s = bs->opaque;
     int ret;
 
+    g_mutex_init(&s->lock);
     s->rules = g_ptr_array_new_with_free_func(g_free);
     s->active = g_ptr_array_new();
     s->state = 1;
@@ -669,6 +689,7 @@ static void blkdebug_close(BlockDriverState *bs)
     g_clear_pointer(&s->active, g_ptr_array_unref);
     g_clear_pointer(&s->rules, g_ptr_array_unref);
     blkdebug_break_close(bs);
+    g_mutex_clear(&s->lock);
 }
 
 /*
@@ -721,6 +742,7 @@ BlockDriver bdrv_blkdebug = {
     .instance_size = sizeof(BDRVBlkdebugState),
     .is_protocol = true,
     .is_filter = true,
+    .thread_safe = true,
     .runtime_opts = blkdebug_runtime_opts,
     .open = blkdebug_open,
     .close = blkdebug_close,

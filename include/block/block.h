@@ -210,6 +210,8 @@ int bdrv_debug_resume(BlockDriverState *bs, const char *tag);
 bool bdrv_debug_is_suspended(BlockDriverState *bs, const char *tag);
 /* requests stopped at a breakpoint on any node; resume them all, quietly */
 int bdrv_debug_suspended_requests(void);
+/* of those, the ones that stopped holding a node's lock (its requests wait) */
+int bdrv_debug_suspended_holding_locks(void);
 /* is any breakpoint set, or any request stopped at one? */
 bool bdrv_debug_breakpoints_in_use(void);
 void bdrv_debug_resume_all(void);
