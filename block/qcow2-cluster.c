@@ -799,7 +799,8 @@ void qcow2_alloc_cluster_abort(BlockDriverState *bs, Qcow2ClusterAlloc *m)
 {
     BDRVQcow2State *s = bs->opaque;
 
-    if (m->needs_link && !has_data_file(bs) && !m->reused) {
+    /* a node marked corrupt meanwhile writes no more metadata */
+    if (m->needs_link && !has_data_file(bs) && !m->reused && !qcow2_is_dead(bs)) {
         qcow2_free_clusters(bs, m->host_offset, (int64_t)m->nb_clusters << s->cluster_bits);
     }
     g_free(m->old_entries);

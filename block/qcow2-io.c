@@ -22,8 +22,12 @@ int qcow2_data_read(BlockDriverState *bs, uint64_t host, uint64_t guest, int64_t
                      uint8_t *buf)
 {
     BDRVQcow2State *s = bs->opaque;
-    int ret = bdrv_pread(data_node(bs), host, len, buf, 0);
+    int ret;
 
+    if (qcow2_is_dead(bs)) {
+        return -ENOMEDIUM;      /* marked corrupt while this request ran */
+    }
+    ret = bdrv_pread(data_node(bs), host, len, buf, 0);
     if (ret == 0 && s->crypto) {
         ret = qcow2_crypto_decrypt(bs, host, guest, buf, len);
     }
@@ -41,6 +45,9 @@ int qcow2_data_write(BlockDriverState *bs, uint64_t host, uint64_t guest, int64_
     uint8_t *bounce;
     int ret = 0;
 
+    if (qcow2_is_dead(bs)) {
+        return -ENOMEDIUM;      /* marked corrupt while this request ran */
+    }
     if (!s->crypto) {
         return bdrv_pwrite(data_node(bs), host, len, buf, 0);
     }
@@ -99,6 +106,7 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *bu
     while (bytes > 0) {
         uint64_t cur = bytes, host;
         Qcow2ClusterType type;
+        bool unlocked;
         int ret = qcow2_get_host_offset(bs, offset, &cur, &host, &type);
 
         if (ret < 0) {
@@ -106,7 +114,9 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *bu
         }
         switch (type) {
         case QCOW2_CLUSTER_UNALLOCATED:
+            unlocked = qcow2_io_unlock(bs);
             ret = read_backing(bs, offset, cur, p);
+            qcow2_io_relock(bs, unlocked);
             break;
         case QCOW2_CLUSTER_ZERO_PLAIN:
         case QCOW2_CLUSTER_ZERO_ALLOC:
@@ -116,8 +126,10 @@ int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *bu
             if (!bs->data_file && has_data_file(bs)) {
                 return -ENOMEDIUM;
             }
+            unlocked = qcow2_io_unlock(bs);
             BLKDBG_EVENT(bs->file, BLKDBG_READ_AIO);
             ret = qcow2_data_read(bs, host, offset, cur, p);
+            qcow2_io_relock(bs, unlocked);
             break;
         case QCOW2_CLUSTER_COMPRESSED:
             if (!cluster) {
@@ -217,7 +229,7 @@ static int write_cow_cluster(BlockDriverState *bs, uint64_t old_entry, uint64_t 
 }
 
 /* Write guest data into a fresh mapping @m, copying old content around it (C1). */
-static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64_t offset,
+static int write_new_data(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64_t offset,
                               uint64_t bytes, const uint8_t *buf)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -226,11 +238,6 @@ static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64
     uint64_t first_end = MIN(cs, head + bytes);   /* data end inside the first cluster */
     int ret;
 
-    ret = qcow2_pre_write_overlap_check(bs, 0, m->host_offset,
-                                        (int64_t)m->nb_clusters * cs, true);
-    if (ret < 0) {
-        return ret;
-    }
     if (!head && !tail) {
         BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
         return qcow2_data_write(bs, m->host_offset, offset, bytes, buf);
@@ -273,6 +280,37 @@ static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64
         return qcow2_data_write(bs, m->host_offset + last, m->guest_offset + last, cs,
                           buf + (last - head));
     }
+}
+
+/*
+ * The same, with the node's lock released while the data goes out, unless old
+ * content to copy is compressed (decompressing uses the node's state).
+ */
+static int write_new_clusters(BlockDriverState *bs, Qcow2ClusterAlloc *m, uint64_t offset,
+                              uint64_t bytes, const uint8_t *buf)
+{
+    BDRVQcow2State *s = bs->opaque;
+    bool compressed_cow, unlocked;
+    int ret;
+
+    ret = qcow2_pre_write_overlap_check(bs, 0, m->host_offset,
+                                        (int64_t)m->nb_clusters * s->cluster_size, true);
+    if (ret < 0) {
+        return ret;
+    }
+    compressed_cow =
+        (m->cow_start_bytes &&
+         qcow2_get_cluster_type(bs, m->old_entries[0]) == QCOW2_CLUSTER_COMPRESSED) ||
+        (m->cow_end_bytes &&
+         qcow2_get_cluster_type(bs, m->old_entries[m->nb_clusters - 1]) ==
+         QCOW2_CLUSTER_COMPRESSED);
+    unlocked = !compressed_cow && qcow2_io_unlock(bs);
+    ret = write_new_data(bs, m, offset, bytes, buf);
+    qcow2_io_relock(bs, unlocked);
+    if (ret == 0 && qcow2_is_dead(bs)) {
+        ret = -ENOMEDIUM;
+    }
+    return ret;
 }
 
 /* Before the first write: lazy refcounts mark the image dirty; bitmaps are loaded. */
@@ -425,12 +463,16 @@ static int do_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                 return ret;
             }
         } else {
+            bool unlocked;
+
             ret = qcow2_pre_write_overlap_check(bs, 0, host, cur, true);
             if (ret < 0) {
                 return ret;
             }
+            unlocked = qcow2_io_unlock(bs);
             BLKDBG_EVENT(bs->file, BLKDBG_WRITE_AIO);
             ret = qcow2_data_write(bs, host, offset, cur, p);
+            qcow2_io_relock(bs, unlocked);
             if (ret < 0) {
                 return ret;
             }

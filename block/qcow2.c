@@ -388,6 +388,7 @@ void qcow2_signal_corruption(BlockDriverState *bs, bool fatal, int64_t offset,
             qcow2_mark_corrupt(bs);
         }
         s->read_only = true;       /* no further writes */
+        qcow2_set_dead(bs);        /* nor requests at all (QEMU drops the driver) */
     } else if (!s->signaled_corruption) {
         fprintf(stderr, "qcow2: Image is corrupt: %s; further non-fatal corruption events "
                 "will be suppressed\n", msg);
@@ -684,6 +685,7 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
     GError *local = NULL;
     int ret;
 
+    g_mutex_init(&s->lock);     /* allocates nothing: a failed open leaks nothing */
     s->unknown_exts = g_ptr_array_new_with_free_func(free_unknown_ext);
     s->read_only = !(flags & BDRV_O_RDWR);
 
@@ -1014,6 +1016,8 @@ static int qcow2_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
     }
     /* encrypted data is whole 512-byte sectors: the generic layer does the rest */
     bs->request_alignment = s->crypto ? QCRYPTO_BLOCK_SECTOR_SIZE : 1;
+    /* requests on one cluster stay in order: copy-on-write spans it */
+    bs->serialize_align = s->cluster_size;
     s->opened = true;
     return 0;
 }
@@ -1071,6 +1075,7 @@ static void qcow2_close(BlockDriverState *bs)
         }
     }
     qcow2_release(bs);
+    g_mutex_clear(&s->lock);
 }
 
 /* ---- info ---- */
@@ -1162,22 +1167,23 @@ BlockDriver bdrv_qcow2 = {
     .is_format = true,
     .strong_opts = qcow2_strong_opts,
     .supports_backing = true,
+    .thread_safe = true,
     .instance_size = sizeof(BDRVQcow2State),
     .runtime_opts = qcow2_runtime_opts,
     .probe = qcow2_probe,
     .open = qcow2_open,
     .close = qcow2_close,
-    .pread = qcow2_co_pread,
-    .pwrite = qcow2_co_pwrite,
-    .pwrite_zeroes = qcow2_co_pwrite_zeroes,
-    .load_vmstate = qcow2_load_vmstate,
-    .save_vmstate = qcow2_save_vmstate,
-    .pdiscard = qcow2_co_pdiscard,
-    .flush_to_os = qcow2_co_flush_to_os,
+    .pread = qcow2_locked_pread,
+    .pwrite = qcow2_locked_pwrite,
+    .pwrite_zeroes = qcow2_locked_pwrite_zeroes,
+    .load_vmstate = qcow2_locked_load_vmstate,
+    .save_vmstate = qcow2_locked_save_vmstate,
+    .pdiscard = qcow2_locked_pdiscard,
+    .flush_to_os = qcow2_locked_flush_to_os,
     .getlength = qcow2_getlength,
     .get_info = qcow2_get_info,
     .truncate = qcow2_truncate,
-    .block_status = qcow2_co_block_status,
+    .block_status = qcow2_locked_block_status,
     .create_opts = qcow2_create_opts,
     .create = qcow2_create_qmp,
     .create_opt_descs = qcow2_create_opt_descs,

@@ -197,6 +197,10 @@ typedef struct BDRVQcow2State {
     bool read_only;
     bool opened;                    /* open() completed */
     bool signaled_corruption;
+    bool dead;                      /* fatally corrupt: requests fail (atomic) */
+    GMutex lock;                    /* see qcow2-lock.c */
+    GThread *lock_owner;            /* the thread holding it (atomic) */
+    int lock_depth;                 /* times the holder took it */
 } BDRVQcow2State;
 
 static inline bool has_data_file(BlockDriverState *bs)
@@ -501,6 +505,27 @@ bool qcow2_cache_is_table_offset(Qcow2Cache *c, uint64_t offset);
 /* Write back everything in crash-safe order (refcounts, then L2). */
 int qcow2_write_caches(BlockDriverState *bs);
 int qcow2_flush_caches(BlockDriverState *bs);
+
+/* qcow2-lock.c: the node's lock, released around guest data I/O */
+void qcow2_lock(BlockDriverState *bs);
+void qcow2_unlock(BlockDriverState *bs);
+bool qcow2_io_unlock(BlockDriverState *bs);
+void qcow2_io_relock(BlockDriverState *bs, bool unlocked);
+bool qcow2_is_dead(BlockDriverState *bs);
+void qcow2_set_dead(BlockDriverState *bs);
+int qcow2_locked_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
+                       int flags);
+int qcow2_locked_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                        const void *buf, int flags);
+int qcow2_locked_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                               int flags);
+int qcow2_locked_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes);
+int qcow2_locked_flush_to_os(BlockDriverState *bs);
+int qcow2_locked_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                              int64_t *pnum, int64_t *map, BlockDriverState **file);
+int qcow2_locked_load_vmstate(BlockDriverState *bs, void *buf, int64_t pos, int64_t bytes);
+int qcow2_locked_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos,
+                              int64_t bytes);
 
 /* qcow2-io.c */
 int qcow2_co_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *buf,
