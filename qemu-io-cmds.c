@@ -322,7 +322,7 @@ static int read_f(int argc, char **argv)
     }
     now(&t1);
     ret = bflag ? bdrv_load_vmstate(qemuio_bs, buf, offset, count)
-                : bdrv_pread(qemuio_bs, offset, count, buf, 0);
+                : qemuio_pread(offset, count, buf, 0);
     now(&t2);
     if (ret < 0) {
         printf("read failed: %s\n", strerror(-ret));
@@ -347,7 +347,7 @@ out:
 
 static const cmdinfo_t read_cmd = {
     .name = "read", .altname = "r", .cfunc = read_f, .argmin = 2, .argmax = -1,
-    .needs_file = true,
+    .needs_file = true, .overtakes = true,
     .args = "[-abCqv] [-P pattern [-s off] [-l len]] off len",
     .oneline = "reads a number of bytes at a specified offset",
     .help = read_help,
@@ -437,7 +437,7 @@ static int readv_f(int argc, char **argv)
     }
     buf = qemu_io_alloc(count, 0xab);
     now(&t1);
-    ret = bdrv_pread(qemuio_bs, offset, count, buf, 0);
+    ret = qemuio_pread(offset, count, buf, 0);
     now(&t2);
     if (ret < 0) {
         printf("readv failed: %s\n", strerror(-ret));
@@ -462,6 +462,7 @@ out:
 
 static const cmdinfo_t readv_cmd = {
     .name = "readv", .cfunc = readv_f, .argmin = 2, .argmax = -1, .needs_file = true,
+    .overtakes = true,
     .args = "[-Cqv] [-P pattern] off len [len..]",
     .oneline = "reads a number of bytes at a specified offset",
     .help = readv_help,
@@ -643,11 +644,11 @@ static int write_f(int argc, char **argv)
             ret = bdrv_flush(qemuio_bs);
         }
     } else if (zflag) {
-        ret = bdrv_pwrite_zeroes(qemuio_bs, offset, count, flags);
+        ret = qemuio_pwrite_zeroes(offset, count, flags);
     } else if (cflag) {
-        ret = bdrv_pwrite(qemuio_bs, offset, count, buf, flags | BDRV_REQ_WRITE_COMPRESSED);
+        ret = qemuio_pwrite(offset, count, buf, flags | BDRV_REQ_WRITE_COMPRESSED);
     } else {
-        ret = bdrv_pwrite(qemuio_bs, offset, count, buf, flags);
+        ret = qemuio_pwrite(offset, count, buf, flags);
     }
     now(&t2);
     if (ret < 0) {
@@ -664,7 +665,7 @@ out:
 
 static const cmdinfo_t write_cmd = {
     .name = "write", .altname = "w", .cfunc = write_f, .argmin = 2, .argmax = -1,
-    .needs_file = true, .needs_write = true,
+    .needs_file = true, .overtakes = true, .needs_write = true,
     .args = "[-bcCfnquz] [-P pattern | -s source_file] off len",
     .oneline = "writes a number of bytes at a specified offset",
     .help = write_help,
@@ -735,7 +736,7 @@ static int writev_f(int argc, char **argv)
     }
     buf = qemu_io_alloc(count, pattern);
     now(&t1);
-    ret = bdrv_pwrite(qemuio_bs, offset, count, buf, flags);
+    ret = qemuio_pwrite(offset, count, buf, flags);
     now(&t2);
     if (ret < 0) {
         printf("writev failed: %s\n", strerror(-ret));
@@ -747,7 +748,8 @@ static int writev_f(int argc, char **argv)
 }
 
 static const cmdinfo_t writev_cmd = {
-    .name = "writev", .cfunc = writev_f, .argmin = 2, .argmax = -1, .needs_file = true, .needs_write = true,
+    .name = "writev", .cfunc = writev_f, .argmin = 2, .argmax = -1, .needs_file = true,
+    .overtakes = true, .needs_write = true,
     .args = "[-Cfq] [-P pattern] off len [len..]",
     .oneline = "writes a number of bytes at a specified offset",
     .help = writev_help,
@@ -809,7 +811,7 @@ static int discard_f(int argc, char **argv)
         return -EINVAL;
     }
     now(&t1);
-    ret = bdrv_pdiscard(qemuio_bs, offset, bytes);
+    ret = qemuio_pdiscard(offset, bytes);
     now(&t2);
     if (ret < 0) {
         printf("discard failed: %s\n", strerror(-ret));
@@ -823,7 +825,7 @@ static int discard_f(int argc, char **argv)
 
 static const cmdinfo_t discard_cmd = {
     .name = "discard", .altname = "d", .cfunc = discard_f, .argmin = 2, .argmax = -1,
-    .needs_file = true, .needs_write = true, .args = "[-Cq] off len",
+    .needs_file = true, .overtakes = true, .needs_write = true, .args = "[-Cq] off len",
     .oneline = "discards a number of bytes at a specified offset",
     .help = discard_help,
 };
@@ -1356,7 +1358,7 @@ int qemuio_command(const char *line, bool *quit)
         *quit = true;       /* qemuio_close() waits for what is in flight */
         return 0;
     }
-    if (!ct->async && qemuio_drain() < 0) {
+    if (!ct->async && qemuio_drain() < 0 && !ct->overtakes) {
         printf("%s: cannot run while a request is suspended at a breakpoint "
                "(resume it first)\n", ct->name);
         return -1;

@@ -89,6 +89,53 @@ int qemuio_drain(void)
     return 0;
 }
 
+/*
+ * A request while one is stopped at a breakpoint (the only time one is still in
+ * flight as a command runs): through the request layer, beside the stopped
+ * one, unless it would have to wait for it (same cluster, or a node lock the
+ * stopped one holds), where QEMU's qemu-io would wait forever. Returns
+ * -EDEADLK then, having said why.
+ */
+static int beside_stopped(BdrvAioOp op, int64_t offset, int64_t bytes, void *buf,
+                          int flags, const char *what)
+{
+    if (bdrv_debug_suspended_holding_locks() > 0 ||
+        bdrv_aio_would_wait(qemuio_bs, op, offset, bytes)) {
+        printf("%s: cannot run beside the request suspended at a breakpoint "
+               "(resume it first)\n", what);
+        return -EDEADLK;
+    }
+    return bdrv_aio_run(qemuio_bs, op, offset, bytes, buf, flags);
+}
+
+int qemuio_pread(int64_t offset, int64_t bytes, void *buf, int flags)
+{
+    return bdrv_aio_in_flight(NULL) > 0 ?
+           beside_stopped(BDRV_AIO_READ, offset, bytes, buf, flags, "read") :
+           bdrv_pread(qemuio_bs, offset, bytes, buf, flags);
+}
+
+int qemuio_pwrite(int64_t offset, int64_t bytes, const void *buf, int flags)
+{
+    return bdrv_aio_in_flight(NULL) > 0 ?
+           beside_stopped(BDRV_AIO_WRITE, offset, bytes, (void *)buf, flags, "write") :
+           bdrv_pwrite(qemuio_bs, offset, bytes, buf, flags);
+}
+
+int qemuio_pwrite_zeroes(int64_t offset, int64_t bytes, int flags)
+{
+    return bdrv_aio_in_flight(NULL) > 0 ?
+           beside_stopped(BDRV_AIO_WRITE_ZEROES, offset, bytes, NULL, flags, "write") :
+           bdrv_pwrite_zeroes(qemuio_bs, offset, bytes, flags);
+}
+
+int qemuio_pdiscard(int64_t offset, int64_t bytes)
+{
+    return bdrv_aio_in_flight(NULL) > 0 ?
+           beside_stopped(BDRV_AIO_DISCARD, offset, bytes, NULL, 0, "discard") :
+           bdrv_pdiscard(qemuio_bs, offset, bytes);
+}
+
 void qemuio_close(void)
 {
     /* unlike QEMU, which waits forever, let stopped requests go on */

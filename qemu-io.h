@@ -26,6 +26,8 @@ typedef struct cmdinfo {
     bool needs_file;
     bool needs_write;      /* refused on a read-only image */
     bool async;            /* runs while requests are in flight (others wait for them) */
+    bool overtakes;        /* runs while a request is stopped at a breakpoint: its
+                            * own request goes beside it (qemuio_pread() ...) */
     const char *args;
     const char *oneline;
     void (*help)(void);
@@ -69,5 +71,16 @@ int qemuio_drain(void);
  * becomes 1), and sets *quit when the command asks to stop.
  */
 int qemuio_command(const char *line, bool *quit);
+
+/*
+ * A command's request on the open image. Commands run once what was submitted
+ * has completed, except while a request is stopped at a breakpoint: then the
+ * command's request goes through the request layer (block/aio.h), beside the
+ * stopped one and kept in order with it, as QEMU's qemu-io runs it.
+ */
+int qemuio_pread(int64_t offset, int64_t bytes, void *buf, int flags);
+int qemuio_pwrite(int64_t offset, int64_t bytes, const void *buf, int flags);
+int qemuio_pwrite_zeroes(int64_t offset, int64_t bytes, int flags);
+int qemuio_pdiscard(int64_t offset, int64_t bytes);
 
 #endif
