@@ -217,7 +217,6 @@ static int raw_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **
     struct stat st;
     int ret;
 
-    g_rw_lock_init(&s->size_lock);
     s->fd = -1;
     if (!filename) {
         error_setg(errp, "Parameter 'filename' is required");
@@ -274,6 +273,7 @@ static int raw_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **
     s->use_lock = !(locking && !strcmp(locking, "off"));
     s->perm = 0;
     s->unshared = 0;
+    g_rw_lock_init(&s->size_lock);   /* allocates: only once the open succeeds */
     return 0;
 
 fail:
