@@ -907,6 +907,27 @@ static int attach_backing_perm(BlockDriverState *bs, GError **errp)
     return ret;
 }
 
+/*
+ * Whether the backing child differs from what the image would open by itself
+ * (QEMU names a node json:{...} with its "backing" then): the child's name is
+ * compared with the image's backing file name resolved against its folder, as
+ * strings; a child given by options or by node name that carries that very
+ * name (any driver) counts as the image's own.
+ */
+static bool backing_differs(BlockDriverState *bs)
+{
+    g_autofree char *full = NULL;
+
+    if (!bs->backing) {
+        return bs->backing_file != NULL;
+    }
+    if (!bs->backing_file) {
+        return true;
+    }
+    full = bdrv_get_full_backing_filename(bs, NULL);
+    return !full || !bs->backing->filename || strcmp(full, bs->backing->filename);
+}
+
 int bdrv_open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp)
 {
     JsonNode *node = opts && json_object_has_member(opts, "backing") ?
@@ -932,7 +953,7 @@ int bdrv_open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         }
         bdrv_ref(b);
         bs->backing = b;
-        bs->backing_overridden = true;
+        bs->backing_overridden = backing_differs(bs);
         return attach_backing_perm(bs, errp);
     }
     bs->backing_overridden = node != NULL;
@@ -966,6 +987,9 @@ int bdrv_open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GError 
             error_prepend(errp, "Could not open backing file: ");
         }
         return -EINVAL;
+    }
+    if (node) {
+        bs->backing_overridden = backing_differs(bs);
     }
     return attach_backing_perm(bs, errp);
 }

@@ -11,17 +11,21 @@
  *   image names either the old backing file or the new one.
  *
  * - Emptying rebuilds the image as a freshly created one looks (QEMU's layout:
- *   header, refcount table, one refcount block, L1 table, nothing else), but
- *   never overwrites metadata the image on disk still uses. Empty tables are
- *   first written as a complete second set past the end of the file and the
- *   header is switched to them by one 20-byte write of its table fields (inside
- *   the first sector); only then are the final tables written over clusters the
- *   old image used, the header switched again, and the file cut. Each of the two
- *   sets accounts exactly for the clusters it uses: whatever the moment of the
- *   crash, the image is the old one or an empty one, without leaks. Images this
- *   cannot rebuild (version 2, snapshots, bitmaps, external data file, a LUKS
- *   header in its clusters, an L1 table too big for one refcount block) are
- *   emptied by discarding every cluster instead, as QEMU does.
+ *   header, refcount table, one refcount block, L1 table, nothing else) in
+ *   place, in QEMU's order: the image is marked dirty first, then the L1 table
+ *   is zeroed (the data is in the backing file already: reads fall through to
+ *   it), the clusters of the new tables are zeroed, the header is pointed at
+ *   them by one 20-byte write of its table fields (inside the first sector),
+ *   the refcount block and table are written, the file is cut and the dirty
+ *   bit cleared. Killed or failed in between, the image is dirty: it reads as
+ *   before, and its refcounts (leaks, or tables zeroed) are rebuilt by the
+ *   repair every read-write open of a dirty image makes, QEMU's or ours (098
+ *   shows what that repair finds at each step). After a failure the node
+ *   writes nothing more and leaves the dirty bit set. Images this cannot
+ *   rebuild (version 2, which has no dirty bit, snapshots, bitmaps, external
+ *   data file, a LUKS header in its clusters, an L1 table too big for one
+ *   refcount block) are emptied by discarding every cluster instead, as QEMU
+ *   does.
  */
 #include "qemu/osdep.h"
 #include "block/qcow2.h"
@@ -78,124 +82,56 @@ typedef struct QEMU_PACKED Qcow2TableFields {
 
 #define TABLE_FIELDS_OFFSET offsetof(QCowHeader, l1_table_offset)
 
-/*
- * The tables of an empty image placed from cluster @first on: refcount table,
- * refcount blocks, L1 table, in this order (QEMU's order for @first == 1).
- */
-typedef struct EmptyTables {
-    uint64_t first;
-    uint64_t rt_clusters;
-    uint64_t nb_refblocks;
-    uint64_t l1_clusters;
-    uint64_t rb_lo, rb_hi;      /* refcount block indexes of the area */
-} EmptyTables;
-
-static uint64_t tables_end(const EmptyTables *t)
+static uint64_t l1_clusters(BDRVQcow2State *s)
 {
-    return t->first + t->rt_clusters + t->nb_refblocks + t->l1_clusters;
+    return DIV_ROUND_UP((uint64_t)s->l1_size * 8, s->cluster_size);
 }
 
-/* Refcount blocks covering cluster 0 and the area, in order of their index. */
-static uint64_t nth_refblock_index(const EmptyTables *t, uint64_t n)
-{
-    if (t->rb_lo > 0) {
-        return n == 0 ? 0 : t->rb_lo + n - 1;
-    }
-    return n;
-}
-
-/* Size the tables for @first: each count depends on the area the others make. */
-static int plan_tables(BDRVQcow2State *s, uint64_t first, EmptyTables *t)
-{
-    *t = (EmptyTables) {
-        .first = first,
-        .rt_clusters = 1,
-        .nb_refblocks = 1,
-        .l1_clusters = DIV_ROUND_UP((uint64_t)s->l1_size * 8, s->cluster_size),
-    };
-    for (int i = 0; i < 64; i++) {
-        uint64_t last = tables_end(t) - 1;
-        uint64_t lo = first >> s->refcount_block_bits;
-        uint64_t hi = last >> s->refcount_block_bits;
-        uint64_t rb = hi - lo + 1 + (lo > 0);
-        uint64_t rt = DIV_ROUND_UP((hi + 1) * 8, s->cluster_size);
-
-        t->rb_lo = lo;
-        t->rb_hi = hi;
-        if (rb == t->nb_refblocks && rt == t->rt_clusters) {
-            return rt * s->cluster_size <= QCOW_MAX_REFTABLE_SIZE ? 0 : -EFBIG;
-        }
-        t->nb_refblocks = MAX(rb, t->nb_refblocks);
-        t->rt_clusters = MAX(rt, t->rt_clusters);
-    }
-    return -EFBIG;
-}
-
-/* Write the tables: refcount 1 for cluster 0 and for each table cluster. */
-static int write_tables(BlockDriverState *bs, const EmptyTables *t)
+static bool can_rebuild(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint64_t cs = s->cluster_size;
-    uint64_t rt_entries = t->rt_clusters * cs / 8;
-    uint64_t rb_first = t->first + t->rt_clusters;
-    g_autofree uint64_t *rt = g_try_malloc0(t->rt_clusters * cs);
-    g_autofree uint8_t *rb = g_try_malloc0(t->nb_refblocks * cs);
-    int ret;
 
-    if (!rt || !rb) {
-        return -ENOMEM;
-    }
-    for (uint64_t n = 0; n < t->nb_refblocks; n++) {
-        uint64_t idx = nth_refblock_index(t, n);
-        uint64_t lo = idx << s->refcount_block_bits;
-        uint64_t hi = lo + s->refcount_block_size;
-
-        assert(idx < rt_entries);
-        rt[idx] = GUINT64_TO_BE((rb_first + n) * cs);
-        if (lo == 0) {
-            qcow2_refblock_set(s, rb + n * cs, 0, 1);
-        }
-        for (uint64_t c = MAX(lo, t->first); c < MIN(hi, tables_end(t)); c++) {
-            qcow2_refblock_set(s, rb + n * cs, c - lo, 1);
-        }
-    }
-    BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC);
-    ret = bdrv_pwrite(bs->file, rb_first * cs, t->nb_refblocks * cs, rb, 0);
-    if (ret < 0) {
-        return ret;
-    }
-    BLKDBG_EVENT(bs->file, BLKDBG_REFTABLE_UPDATE);
-    ret = bdrv_pwrite(bs->file, t->first * cs, t->rt_clusters * cs, rt, 0);
-    if (ret < 0) {
-        return ret;
-    }
-    if (t->l1_clusters) {
-        BLKDBG_EVENT(bs->file, BLKDBG_L1_UPDATE);
-        ret = bdrv_pwrite_zeroes(bs->file, (rb_first + t->nb_refblocks) * cs,
-                                 t->l1_clusters * cs, 0);
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    return bdrv_flush(bs->file);
+    return s->version >= 3 && !s->nb_snapshots && !s->has_bitmaps_ext &&
+           !s->nb_bitmaps && !has_data_file(bs) && !s->has_crypto_header &&
+           3 + l1_clusters(s) <= (uint64_t)s->refcount_block_size;
 }
 
 /*
- * Point the header at @t's tables (one write inside the first sector), make it
- * stable, and take the tables over in memory.
+ * The steps of make_empty_rebuild once the image is marked dirty, in QEMU's
+ * order (each one announced by its blkdebug event, which 098 fails in turn).
  */
-static int switch_to_tables(BlockDriverState *bs, const EmptyTables *t)
+static int rebuild_tables(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t cs = s->cluster_size;
-    uint64_t l1_offset = (t->first + t->rt_clusters + t->nb_refblocks) * cs;
+    uint64_t nb_tables = 3 + l1_clusters(s);
     Qcow2TableFields f = {
-        .l1_table_offset = GUINT64_TO_BE(l1_offset),
-        .refcount_table_offset = GUINT64_TO_BE(t->first * cs),
-        .refcount_table_clusters = GUINT32_TO_BE(t->rt_clusters),
+        .l1_table_offset = GUINT64_TO_BE(3 * cs),
+        .refcount_table_offset = GUINT64_TO_BE(cs),
+        .refcount_table_clusters = GUINT32_TO_BE(1),
     };
+    g_autofree uint64_t *rt = NULL;
+    g_autofree uint8_t *rb = NULL;
+    GError *err = NULL;
     int ret;
 
+    /* the data is gone (it is in the backing file) */
+    BLKDBG_EVENT(bs->file, BLKDBG_L1_UPDATE);
+    ret = bdrv_pwrite_zeroes(bs->file, s->l1_table_offset, l1_clusters(s) * cs, 0);
+    if (ret < 0) {
+        return ret;
+    }
+    memset(s->l1_table, 0, (size_t)s->l1_size * 8);
+
+    /* the clusters the new tables take, whatever was there */
+    BLKDBG_EVENT(bs->file, BLKDBG_EMPTY_IMAGE_PREPARE);
+    ret = bdrv_pwrite_zeroes(bs->file, cs, (nb_tables - 1) * cs, 0);
+    if (ret < 0) {
+        return ret;
+    }
+
+    /* the header moves to them: one write inside the first sector */
+    BLKDBG_EVENT(bs->file, BLKDBG_REFTABLE_UPDATE);
     ret = bdrv_pwrite(bs->file, TABLE_FIELDS_OFFSET, sizeof(f), &f, 0);
     if (ret == 0) {
         ret = bdrv_flush(bs->file);
@@ -203,47 +139,55 @@ static int switch_to_tables(BlockDriverState *bs, const EmptyTables *t)
     if (ret < 0) {
         return ret;
     }
-    s->l1_table_offset = l1_offset;
-    memset(s->l1_table, 0, (size_t)s->l1_size * 8);
+    s->l1_table_offset = 3 * cs;
+
+    /* refcount 1 for the header and the tables, in the one refcount block */
+    rt = g_try_malloc0(cs);
+    rb = g_try_malloc0(cs);
+    if (!rt || !rb) {
+        return -ENOMEM;
+    }
+    for (uint64_t c = 0; c < nb_tables; c++) {
+        qcow2_refblock_set(s, rb, c, 1);
+    }
+    rt[0] = GUINT64_TO_BE(2 * cs);
+    BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC);
+    ret = bdrv_pwrite(bs->file, 2 * cs, cs, rb, 0);
+    if (ret == 0) {
+        ret = bdrv_pwrite(bs->file, cs, cs, rt, 0);
+    }
+    if (ret == 0) {
+        ret = bdrv_flush(bs->file);
+    }
+    if (ret < 0) {
+        return ret;
+    }
     qcow2_refcount_close(bs);
-    s->refcount_table_offset = t->first * cs;
-    s->refcount_table_size = t->rt_clusters * cs / 8;
+    s->refcount_table_offset = cs;
+    s->refcount_table_size = cs / 8;
     s->free_cluster_index = 0;
     s->free_byte_offset = 0;
     s->alloc_end = 0;
     s->reftable_pending_first = s->reftable_pending_end = 0;
     s->metadata_preallocation_checked = false;
-    return qcow2_refcount_init(bs);
-}
-
-static bool can_rebuild(BlockDriverState *bs)
-{
-    BDRVQcow2State *s = bs->opaque;
-    uint64_t l1_clusters = DIV_ROUND_UP((uint64_t)s->l1_size * 8, s->cluster_size);
-
-    return s->version >= 3 && !s->nb_snapshots && !s->has_bitmaps_ext &&
-           !s->nb_bitmaps && !has_data_file(bs) && !s->has_crypto_header &&
-           3 + l1_clusters <= (uint64_t)s->refcount_block_size;
+    ret = qcow2_refcount_init(bs);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = bdrv_truncate(bs->file, nb_tables * cs, true, PREALLOC_MODE_OFF, 0, &err);
+    if (ret < 0) {
+        g_error_free(err);
+    }
+    return ret;
 }
 
 static int make_empty_rebuild(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
-    EmptyTables shadow, final;
-    int64_t file_len;
-    GError *err = NULL;
+    bool was_dirty = s->incompatible_features & QCOW2_INCOMPAT_DIRTY;
     int ret;
 
-    ret = plan_tables(s, 1, &final);
-    if (ret < 0) {
-        return ret;
-    }
-    assert(final.rt_clusters == 1 && final.nb_refblocks == 1);
     /* start from what is on disk: the caches written out, then dropped */
-    ret = qcow2_flush_caches(bs);
-    if (ret < 0) {
-        return ret;
-    }
     ret = qcow2_cache_empty(bs, s->l2_table_cache);
     if (ret == 0) {
         ret = qcow2_cache_empty(bs, s->refcount_block_cache);
@@ -252,37 +196,21 @@ static int make_empty_rebuild(BlockDriverState *bs)
         return ret;
     }
     qcow2_l2_window_free(bs);
-    file_len = bdrv_getlength(bs->file);
-    if (file_len < 0) {
-        return file_len;
-    }
-    /* the second set goes past both the file's end and the final tables */
-    ret = plan_tables(s, MAX(DIV_ROUND_UP((uint64_t)file_len, s->cluster_size),
-                             tables_end(&final)), &shadow);
-    if (ret < 0) {
-        return ret;
-    }
-    ret = write_tables(bs, &shadow);
+    ret = qcow2_mark_dirty(bs);
     if (ret == 0) {
-        ret = switch_to_tables(bs, &shadow);
+        ret = rebuild_tables(bs);
     }
     if (ret < 0) {
+        /*
+         * Tables half rewritten: the dirty bit stays for the repair at the next
+         * open, and this node, whose tables in memory no longer match the
+         * disk, writes nothing more.
+         */
+        s->header_dirty_set = false;
+        s->read_only = true;
         return ret;
     }
-    /* the old image is gone; clusters 1.. are free in the second set */
-    ret = write_tables(bs, &final);
-    if (ret == 0) {
-        ret = switch_to_tables(bs, &final);
-    }
-    if (ret < 0) {
-        return ret;
-    }
-    ret = bdrv_truncate(bs->file, tables_end(&final) * s->cluster_size, true,
-                        PREALLOC_MODE_OFF, 0, &err);
-    if (ret < 0) {
-        g_error_free(err);
-    }
-    return ret;
+    return was_dirty ? 0 : qcow2_mark_clean(bs);
 }
 
 int qcow2_make_empty(BlockDriverState *bs)
@@ -294,12 +222,8 @@ int qcow2_make_empty(BlockDriverState *bs)
     if (s->read_only) {
         return -EACCES;
     }
-    BLKDBG_EVENT(bs->file, BLKDBG_EMPTY_IMAGE_PREPARE);
     if (can_rebuild(bs)) {
-        ret = make_empty_rebuild(bs);
-        if (ret != -EFBIG) {
-            return ret;
-        }
+        return make_empty_rebuild(bs);
     }
     /* everything deallocated, cluster by cluster */
     ret = qcow2_cluster_discard(bs, 0, end, true);

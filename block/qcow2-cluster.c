@@ -166,7 +166,7 @@ int qcow2_grow_l1_table(BlockDriverState *bs, uint64_t min_size, bool exact)
     return 0;
 
 fail:
-    qcow2_free_clusters(bs, new_offset, new_bytes);
+    qcow2_free_unused_clusters(bs, new_offset, new_bytes);
     return ret;
 }
 
@@ -227,7 +227,7 @@ static int l2_allocate(BlockDriverState *bs, int l1_index)
 
 fail:
     qcow2_cache_forget(s->l2_table_cache, l2_offset);
-    qcow2_free_clusters(bs, l2_offset, s->cluster_size);
+    qcow2_free_unused_clusters(bs, l2_offset, s->cluster_size);
     return ret;
 }
 
@@ -801,7 +801,8 @@ void qcow2_alloc_cluster_abort(BlockDriverState *bs, Qcow2ClusterAlloc *m)
 
     /* a node marked corrupt meanwhile writes no more metadata */
     if (m->needs_link && !has_data_file(bs) && !m->reused && !qcow2_is_dead(bs)) {
-        qcow2_free_clusters(bs, m->host_offset, (int64_t)m->nb_clusters << s->cluster_bits);
+        qcow2_free_unused_clusters(bs, m->host_offset,
+                                   (int64_t)m->nb_clusters << s->cluster_bits);
     }
     g_free(m->old_entries);
     m->old_entries = NULL;
@@ -1228,9 +1229,13 @@ int qcow2_expand_zero_clusters(BlockDriverState *bs)
         Qcow2SnapshotInfo *sn = snaps->pdata[i];
         g_autofree uint64_t *l1 = NULL;
 
-        if ((uint64_t)sn->l1_size * 8 > QCOW_MAX_L1_SIZE ||
-            offset_into_cluster(s, sn->l1_table_offset)) {
-            return -EFBIG;
+        GError *err = NULL;
+
+        /* QEMU prints why before the error amend reports */
+        ret = qcow2_check_snapshot_l1(bs, sn, &err);
+        if (ret < 0) {
+            error_report_err(err);
+            return ret;
         }
         l1 = g_new0(uint64_t, MAX(sn->l1_size, 1));
         ret = bdrv_pread(bs->file, sn->l1_table_offset, (int64_t)sn->l1_size * 8, l1, 0);

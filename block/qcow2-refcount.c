@@ -738,8 +738,39 @@ int qcow2_update_cluster_refcount(BlockDriverState *bs, int64_t cluster_index,
                                   ->cluster_bits, 1, addend);
 }
 
-int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
-                           int64_t addend)
+int qcow2_update_refcounts_existing(BlockDriverState *bs, int64_t offset,
+                                    int64_t length, int64_t addend)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t first = offset >> s->cluster_bits;
+    int64_t last = (offset + length - 1) >> s->cluster_bits;
+    int ret;
+
+    if (addend <= 0 || length <= 0) {
+        return qcow2_update_refcounts(bs, offset, length, addend);
+    }
+    for (int64_t i = first; i <= last; i = (i | (s->refcount_block_size - 1)) + 1) {
+        int64_t off = refblock_offset(bs, i);
+
+        if (off < 0) {
+            return off;
+        }
+        if (!off) {
+            do {
+                ret = ensure_refblocks(bs, first, last, NULL);
+            } while (ret == 1);
+            return ret < 0 ? ret : -EAGAIN;
+        }
+    }
+    return qcow2_update_refcounts(bs, offset, length, addend);
+}
+
+/*
+ * @ordered: a decrease waits for the L2 updates that dropped the references
+ * (R3); clusters nothing on disk refers to need no such wait.
+ */
+static int update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
+                            int64_t addend, bool ordered)
 {
     BDRVQcow2State *s = bs->opaque;
     int64_t first, last, i;
@@ -766,7 +797,7 @@ int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
             return ret;
         }
     }
-    if (addend < 0) {
+    if (addend < 0 && ordered) {
         /* R3: decreases wait for the L2 updates that dropped the references */
         ret = qcow2_cache_set_dependency(bs, s->refcount_block_cache,
                                          s->l2_table_cache);
@@ -1152,6 +1183,24 @@ uint64_t qcow2_highest_allocated_end(BlockDriverState *bs)
     return s->alloc_end << s->cluster_bits;
 }
 
+int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
+                           int64_t addend)
+{
+    return update_refcounts(bs, offset, length, addend, true);
+}
+
+void qcow2_free_unused_clusters(BlockDriverState *bs, int64_t offset, int64_t size)
+{
+    int ret;
+
+    BLKDBG_EVENT(bs->file, BLKDBG_CLUSTER_FREE);
+    /* a cache that cannot be written back does not keep them taken (QEMU) */
+    ret = update_refcounts(bs, offset, size, -1, false);
+    if (ret < 0) {
+        fprintf(stderr, "qcow2_free_clusters failed: %s\n", strerror(-ret));
+    }
+}
+
 void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t size)
 {
     int ret;
@@ -1198,7 +1247,8 @@ int qcow2_check_metadata_overlap(BlockDriverState *bs, int ign, int64_t offset,
                                  int64_t size)
 {
     BDRVQcow2State *s = bs->opaque;
-    int chk = (QCOW2_OL_CHEAP | QCOW2_OL_ACTIVE_L2) & ~s->overlap_skip;
+    int chk = QCOW2_OL_ALL & ~s->overlap_skip;
+    int ret;
 
     chk &= ~ign;
     if (size <= 0) {
@@ -1242,6 +1292,12 @@ int qcow2_check_metadata_overlap(BlockDriverState *bs, int ign, int64_t offset,
             }
         }
     }
+    if ((chk & QCOW2_OL_INACTIVE_L2) && s->nb_snapshots) {
+        ret = qcow2_snapshots_l2_overlap(bs, offset, size);
+        if (ret) {
+            return ret < 0 ? ret : QCOW2_OL_INACTIVE_L2;
+        }
+    }
     return 0;
 }
 
@@ -1255,6 +1311,7 @@ static const char *metadata_ol_name(int kind)
     case QCOW2_OL_REFCOUNT_BLOCK: return "refcount block";
     case QCOW2_OL_SNAPSHOT_TABLE: return "snapshot table";
     case QCOW2_OL_INACTIVE_L1: return "inactive L1 table";
+    case QCOW2_OL_INACTIVE_L2: return "inactive L2 table";
     case QCOW2_OL_BITMAP_DIRECTORY: return "bitmap directory";
     default: return "metadata";
     }
@@ -1269,6 +1326,9 @@ int qcow2_pre_write_overlap_check(BlockDriverState *bs, int ign, int64_t offset,
         return 0;      /* the data file holds no metadata */
     }
     kind = qcow2_check_metadata_overlap(bs, ign, offset, size);
+    if (kind < 0) {
+        return kind;            /* the write fails with it, as QEMU's */
+    }
     if (kind) {
         qcow2_signal_corruption(bs, true, offset, size, "Preventing invalid write on "
                                 "metadata (overlaps with %s)", metadata_ol_name(kind));

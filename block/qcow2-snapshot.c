@@ -257,7 +257,7 @@ int qcow2_read_snapshots(BlockDriverState *bs, GPtrArray *out, GError **errp)
 }
 
 /* QEMU's checks of a snapshot's L1 table location; 0 or -errno with errp set. */
-static int check_snapshot_l1(BlockDriverState *bs, Qcow2SnapshotInfo *sn, GError **errp)
+int qcow2_check_snapshot_l1(BlockDriverState *bs, Qcow2SnapshotInfo *sn, GError **errp)
 {
     BDRVQcow2State *s = bs->opaque;
 
@@ -576,7 +576,7 @@ static int update_l1_refcounts(BlockDriverState *bs, uint64_t *l1, uint32_t l1_s
                 uint64_t start, len;
                 qcow2_compressed_range(s, e, &start, &len);
                 if (addend) {
-                    ret = qcow2_update_refcounts(bs, start, len, addend);
+                    ret = qcow2_update_refcounts_existing(bs, start, len, addend);
                     if (addend < 0) {
                         note_freed(freed, start, len);   /* discarded where free */
                     }
@@ -596,7 +596,7 @@ static int update_l1_refcounts(BlockDriverState *bs, uint64_t *l1, uint32_t l1_s
                 }
                 ret = 0;
                 if (addend) {
-                    ret = qcow2_update_refcounts(bs, host, 1, addend);
+                    ret = qcow2_update_refcounts_existing(bs, host, 1, addend);
                 }
                 if (ret == 0) {
                     ret = qcow2_get_refcount(bs, host >> s->cluster_bits, &rc);
@@ -629,7 +629,7 @@ static int update_l1_refcounts(BlockDriverState *bs, uint64_t *l1, uint32_t l1_s
         }
         qcow2_cache_put(s->l2_table_cache, (void **)&l2);
         if (addend) {
-            ret = qcow2_update_refcounts(bs, l2_offset, 1, addend);
+            ret = qcow2_update_refcounts_existing(bs, l2_offset, 1, addend);
             if (ret < 0) {
                 return ret == -ERANGE ? -EINVAL : ret;
             }
@@ -683,6 +683,37 @@ static int read_l1(BlockDriverState *bs, Qcow2SnapshotInfo *sn, uint64_t **out)
     }
     *out = l1;
     return 0;
+}
+
+/*
+ * The inactive L2 overlap check (overlap-check=all or inactive-l2=on): every
+ * snapshot's L1 table is read from the disk each time, as QEMU does; a table
+ * whose location is invalid fails the check with QEMU's code (so the write).
+ */
+int qcow2_snapshots_l2_overlap(BlockDriverState *bs, int64_t offset, int64_t size)
+{
+    BDRVQcow2State *s = bs->opaque;
+    g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(qcow2_snapshot_info_free);
+    int ret = read_table(bs, list, NULL);
+
+    for (guint i = 0; ret == 0 && i < list->len; i++) {
+        Qcow2SnapshotInfo *sn = list->pdata[i];
+        g_autofree uint64_t *l1 = NULL;
+
+        ret = qcow2_check_snapshot_l1(bs, sn, NULL);
+        if (ret == 0) {
+            ret = read_l1(bs, sn, &l1);
+        }
+        for (uint32_t j = 0; ret == 0 && j < sn->l1_size; j++) {
+            uint64_t l2 = l1[j] & L1E_OFFSET_MASK;
+
+            if (l2 && offset < (int64_t)(l2 + s->cluster_size) &&
+                (int64_t)l2 < offset + size) {
+                return 1;
+            }
+        }
+    }
+    return ret;
 }
 
 /* Discard what @freed lists, where it is still free (after the flush). */
@@ -830,7 +861,7 @@ static int do_goto(BlockDriverState *bs, const char *name, GError **errp)
     if (!sn) {
         return -ENOENT;
     }
-    ret = check_snapshot_l1(bs, sn, &local_err);
+    ret = qcow2_check_snapshot_l1(bs, sn, &local_err);
     if (ret < 0) {
         error_report("%s", local_err->message);
         return ret;
@@ -931,7 +962,7 @@ int qcow2_snapshot_delete(BlockDriverState *bs, const char *name, GError **errp)
         error_setg(errp, "Can't find the snapshot");
         return -ENOENT;
     }
-    ret = check_snapshot_l1(bs, sn, errp);
+    ret = qcow2_check_snapshot_l1(bs, sn, errp);
     if (ret < 0) {
         return ret;
     }
@@ -1024,7 +1055,7 @@ int qcow2_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *na
         error_setg(errp, "Can't find snapshot");
         return -ENOENT;
     }
-    ret = check_snapshot_l1(bs, sn, errp);
+    ret = qcow2_check_snapshot_l1(bs, sn, errp);
     if (ret < 0) {
         return ret;
     }

@@ -504,15 +504,14 @@ int qcow2_read_overlap_options(BlockDriverState *bs, JsonObject *opts, GError **
         { "none", 0 },
         { "constant", QCOW2_OL_CHEAP & ~QCOW2_OL_REFCOUNT_BLOCK },
         { "cached", QCOW2_OL_CHEAP | QCOW2_OL_ACTIVE_L2 },
-        /* inactive L2 tables are not looked at: "all" checks what "cached" does */
-        { "all", QCOW2_OL_CHEAP | QCOW2_OL_ACTIVE_L2 },
+        { "all", QCOW2_OL_ALL },
     };
     static const struct { const char *key; int kind; } switches[] = {
         { "main-header", QCOW2_OL_MAIN_HEADER }, { "active-l1", QCOW2_OL_ACTIVE_L1 },
         { "active-l2", QCOW2_OL_ACTIVE_L2 }, { "refcount-table", QCOW2_OL_REFCOUNT_TABLE },
         { "refcount-block", QCOW2_OL_REFCOUNT_BLOCK },
         { "snapshot-table", QCOW2_OL_SNAPSHOT_TABLE },
-        { "inactive-l1", QCOW2_OL_INACTIVE_L1 }, { "inactive-l2", 0 },
+        { "inactive-l1", QCOW2_OL_INACTIVE_L1 }, { "inactive-l2", QCOW2_OL_INACTIVE_L2 },
         { "bitmap-directory", QCOW2_OL_BITMAP_DIRECTORY },
     };
     BDRVQcow2State *s = bs->opaque;
@@ -550,7 +549,7 @@ int qcow2_read_overlap_options(BlockDriverState *bs, JsonObject *opts, GError **
             return -EINVAL;
         }
     }
-    s->overlap_skip = (QCOW2_OL_CHEAP | QCOW2_OL_ACTIVE_L2) & ~kinds;
+    s->overlap_skip = QCOW2_OL_ALL & ~kinds;
     return 0;
 }
 

@@ -345,11 +345,13 @@ static inline bool qcow2_ext_entry_valid(BlockDriverState *bs, uint64_t l2_entry
 #define QCOW2_OL_REFCOUNT_BLOCK (1 << 4)
 #define QCOW2_OL_SNAPSHOT_TABLE (1 << 5)
 #define QCOW2_OL_INACTIVE_L1    (1 << 6)
+#define QCOW2_OL_INACTIVE_L2    (1 << 7)
 #define QCOW2_OL_BITMAP_DIRECTORY (1 << 8)
 #define QCOW2_OL_CHEAP (QCOW2_OL_MAIN_HEADER | QCOW2_OL_ACTIVE_L1 | \
                         QCOW2_OL_REFCOUNT_TABLE | QCOW2_OL_REFCOUNT_BLOCK | \
                         QCOW2_OL_SNAPSHOT_TABLE | QCOW2_OL_INACTIVE_L1 | \
                         QCOW2_OL_BITMAP_DIRECTORY)
+#define QCOW2_OL_ALL (QCOW2_OL_CHEAP | QCOW2_OL_ACTIVE_L2 | QCOW2_OL_INACTIVE_L2)
 
 /* qcow2.c */
 int qcow2_update_header(BlockDriverState *bs);
@@ -375,6 +377,13 @@ int qcow2_update_cluster_refcount(BlockDriverState *bs, int64_t cluster_index,
 /* Add @addend to the refcount of every cluster overlapping [offset, offset+length). */
 int qcow2_update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length,
                            int64_t addend);
+/*
+ * A snapshot's reference to clusters the image already uses (QEMU's): where a
+ * refcount block is missing, it is made and -EAGAIN returned, the refcounts
+ * left as they were.
+ */
+int qcow2_update_refcounts_existing(BlockDriverState *bs, int64_t offset,
+                                    int64_t length, int64_t addend);
 /* Allocate @size bytes of contiguous clusters in the image file; offset or -errno. */
 int64_t qcow2_alloc_clusters(BlockDriverState *bs, uint64_t size);
 /* The same; @what ("L2 table", ...) names the allocation in a corruption report. */
@@ -384,6 +393,8 @@ int64_t qcow2_alloc_clusters_at(BlockDriverState *bs, uint64_t offset, int64_t n
 /* Sub-cluster allocation for compressed data; offset or -errno. */
 int64_t qcow2_alloc_bytes(BlockDriverState *bs, int size);
 void qcow2_free_clusters(BlockDriverState *bs, int64_t offset, int64_t size);
+/* Give back clusters just allocated that no table on disk came to refer to. */
+void qcow2_free_unused_clusters(BlockDriverState *bs, int64_t offset, int64_t size);
 /* Index of the last cluster with a non-zero refcount (-1: none), or -errno. */
 int64_t qcow2_last_used_cluster(BlockDriverState *bs);
 /* Drop refcount blocks that count nothing but themselves (after a shrink). */
@@ -392,7 +403,10 @@ int qcow2_shrink_reftable(BlockDriverState *bs);
 uint64_t qcow2_highest_allocated_end(BlockDriverState *bs);
 /* Free what an L2 entry points to (data clusters only for internal data). */
 void qcow2_free_any_cluster(BlockDriverState *bs, uint64_t l2_entry, int nb_clusters);
-/* Is [offset, offset+size) free of the metadata kinds in @ign's complement? 0 or kind. */
+/*
+ * Is [offset, offset+size) free of the metadata kinds in @ign's complement? 0,
+ * the kind, or -errno when a snapshot's L1 table cannot be read (inactive L2).
+ */
 int qcow2_check_metadata_overlap(BlockDriverState *bs, int ign, int64_t offset,
                                  int64_t size);
 /* Overlap check before a write; signals corruption and returns -EIO on overlap. */
@@ -699,6 +713,10 @@ int qcow2_snapshot_load_tmp(BlockDriverState *bs, const char *id, const char *na
                             GError **errp);
 /* Parsed snapshot table (GPtrArray of Qcow2SnapshotInfo). */
 int qcow2_read_snapshots(BlockDriverState *bs, GPtrArray *out, GError **errp);
+/* QEMU's checks of a snapshot's L1 table location; 0 or -errno with errp set. */
+int qcow2_check_snapshot_l1(BlockDriverState *bs, Qcow2SnapshotInfo *sn, GError **errp);
+/* Does [offset, offset+size) meet an L2 table of a snapshot? 1, 0 or -errno. */
+int qcow2_snapshots_l2_overlap(BlockDriverState *bs, int64_t offset, int64_t size);
 int qcow2_read_snapshots_check(BlockDriverState *bs, GError **errp);
 /*
  * qemu-img check's view of the snapshot table: reported (on stderr, unless

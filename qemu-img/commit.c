@@ -191,11 +191,9 @@ static JsonObject *base_reopen_spec(BlockDriverState *parent, BlockDriverState *
     }
     if (backing && !opts_has(opts, "file") && !opts_has(opts, "filename")) {
         /* the header names the file, as bdrv_open_backing does */
-        if (bdrv_filename_is_special(backing) ||
-            bdrv_filename_is_special(bdrv_get_filename(parent))) {
+        *path = bdrv_get_full_backing_filename(parent, NULL);
+        if (!*path) {
             *path = g_strdup(backing);
-        } else {
-            *path = bdrv_path_combine(bdrv_get_filename(parent), backing);
         }
         if (!opts_has(opts, "driver") && !g_str_has_prefix(*path, "json:")) {
             opts_set_str(opts, "driver", bdrv_get_format_name(base));
