@@ -197,11 +197,17 @@ static void worker(gpointer data, gpointer user_data)
         g_mutex_unlock(&q->io_lock);
     }
 
+    /*
+     * Hand the completion over before a request that waited for this one can
+     * run (it needs q->lock): callbacks of conflicting requests then run in
+     * submission order. Nothing here touches @req after the push, and
+     * bdrv_aio_node_free() waits for q->lock before it frees q.
+     */
     g_mutex_lock(&q->lock);
     g_queue_remove(&q->reqs, req);
+    g_async_queue_push(done, req);
     g_cond_broadcast(&q->cond);
     g_mutex_unlock(&q->lock);
-    g_async_queue_push(done, req);
 }
 
 /* Does any node from @bs down bypass the page cache (O_DIRECT)? */
@@ -435,6 +441,10 @@ void bdrv_aio_node_free(BlockDriverState *bs)
         return;
     }
     g_assert(q->pending == 0);
+    /* the last worker may still be leaving q->lock after handing over its
+     * completion (see worker()): wait for it */
+    g_mutex_lock(&q->lock);
+    g_mutex_unlock(&q->lock);
     g_mutex_clear(&q->lock);
     g_cond_clear(&q->cond);
     g_mutex_clear(&q->io_lock);
