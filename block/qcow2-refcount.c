@@ -839,13 +839,9 @@ static int update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length
             if ((addend < 0 && rc < (uint64_t)-addend) ||
                 (addend > 0 && (uint64_t)addend > s->refcount_max - rc)) {
                 qcow2_cache_put(s->refcount_block_cache, &block);
-                if (addend < 0) {
-                    qcow2_signal_corruption(bs, true, -1, -1, "Refcount of cluster %#"
-                                            PRIx64 " would drop below zero",
-                                            (uint64_t)i);
-                    return -EIO;
-                }
-                return -ERANGE;
+                /* as QEMU: a refcount that would drop below zero is an
+                 * invalid request (the caller reports it), not a corruption */
+                return addend < 0 ? -EINVAL : -ERANGE;
             }
             rc += addend;
             qcow2_refblock_set(s, block, idx, rc);
