@@ -1,7 +1,8 @@
 /*
  * The "bochs" format driver: read-only access to the Bochs emulator's growing
  * ("Redolog"/"Growing") disk images, versions 1 and 2, as QEMU offers it: probe,
- * open with QEMU's header checks and messages, reads, and the block status of a
+ * open with QEMU's header checks and messages, reads (with QEMU's wrapping
+ * offset arithmetic for hostile slot numbers), and the block status of a
  * format without its own (everything is data, mapped nowhere). No creation,
  * writes, amendment or checks.
  *
@@ -45,7 +46,7 @@
 typedef struct BDRVBochsState {
     uint32_t *catalog;          /* host-endian slot numbers */
     uint32_t catalog_size;
-    uint64_t data_offset;       /* the first slot */
+    uint32_t data_offset;       /* the first slot */
     uint64_t bitmap_blocks;     /* sectors of each slot's bitmap */
     uint64_t extent_sectors;
     uint64_t total_sectors;
@@ -129,8 +130,8 @@ static int bochs_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
     for (uint32_t i = 0; i < s->catalog_size; i++) {
         s->catalog[i] = GUINT32_FROM_LE(s->catalog[i]);
     }
-    s->data_offset = (uint64_t)ldl_le(hdr + BOCHS_OFF_HEADER) +
-                     (uint64_t)s->catalog_size * 4;
+    /* a 32-bit sum in QEMU: a header size near 4 GiB wraps to the file's start */
+    s->data_offset = (uint32_t)(ldl_le(hdr + BOCHS_OFF_HEADER) + s->catalog_size * 4);
 
     /* the bitmap takes whole sectors; its size is a 32-bit count (0: 2^32) */
     bitmap_size = ldl_le(hdr + BOCHS_OFF_BITMAP);
@@ -173,7 +174,8 @@ static int64_t bochs_getlength(BlockDriverState *bs)
     return s->total_sectors * BDRV_SECTOR_SIZE;
 }
 
-/* @bytes at @off of the file, which must end within the lengths QEMU accepts. */
+/* @bytes at @off of the file, which must lie within the lengths QEMU accepts
+ * (offsets that wrapped past 2^63 are negative ones to QEMU). */
 static int bochs_read_file(BlockDriverState *bs, uint64_t off, uint64_t bytes, void *buf)
 {
     if (off > BDRV_MAX_LENGTH || bytes > BDRV_MAX_LENGTH - off) {
@@ -201,13 +203,13 @@ static int bochs_read_extent(BlockDriverState *bs, uint64_t sector, uint64_t nb_
         memset(buf, 0, nb_sectors * BDRV_SECTOR_SIZE);
         return 0;
     }
-    /* slots are far apart: a hostile slot number can lie beyond 2^64 bytes */
-    if (__builtin_mul_overflow((uint64_t)slot,
-                               (s->bitmap_blocks + s->extent_sectors) * BDRV_SECTOR_SIZE,
-                               &slot_offset) ||
-        __builtin_add_overflow(slot_offset, s->data_offset, &slot_offset)) {
-        return -EIO;
-    }
+    /*
+     * QEMU's arithmetic: 64-bit, wrapping; an offset that ends up past QEMU's
+     * largest length (or negative) fails the read with EIO, others read
+     * (zeros past the end of the file)
+     */
+    slot_offset = s->data_offset +
+                  (uint64_t)slot * (s->bitmap_blocks + s->extent_sectors) * BDRV_SECTOR_SIZE;
     /* the bitmap's bytes for these sectors, wherever the bitmap's size puts them */
     first_byte = in_extent / 8;
     ret = bochs_read_file(bs, slot_offset + first_byte,
@@ -216,9 +218,6 @@ static int bochs_read_extent(BlockDriverState *bs, uint64_t sector, uint64_t nb_
         return ret;
     }
     data_offset = slot_offset + (s->bitmap_blocks + in_extent) * BDRV_SECTOR_SIZE;
-    if (data_offset < slot_offset) {
-        return -EIO;
-    }
     while (i < nb_sectors) {
         bool set;
         uint64_t run = 0;
