@@ -19,6 +19,7 @@ static BlockDriver *const block_drivers[] = {
     &bdrv_host_cdrom,
     &bdrv_blkdebug,
     &bdrv_crypto_luks,
+    &bdrv_bochs,
     &bdrv_null_co,
     &bdrv_null_aio,
     &bdrv_blkverify,

@@ -11,8 +11,6 @@
 #define ZERO_CHUNK (1 * MiB)
 /* copy-on-read copies at most this much at a time */
 #define COR_CHUNK (16 * MiB)
-/* The largest image length QEMU accepts: INT64_MAX rounded down to 1 GiB. */
-#define BDRV_MAX_LENGTH QEMU_ALIGN_DOWN(INT64_MAX, 1 * GiB)
 
 static int check_request(BlockDriverState *bs, int64_t offset, int64_t bytes)
 {

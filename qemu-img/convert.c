@@ -1005,6 +1005,11 @@ int img_convert(int argc, char **argv)
         error_report("Unknown file format '%s'", o.out_fmt);
         goto out;
     }
+    /* a read-only format (bochs) is refused before any option is looked at */
+    if (o.out_fmt && !o.skip_create && !bdrv_format_can_create(o.out_fmt)) {
+        error_report("Format driver '%s' does not support image creation", o.out_fmt);
+        goto out;
+    }
     if (o.out_baseimg && s.src_num > 1) {
         error_report("Having a backing file for the target makes no sense when "
                      "concatenating multiple input images");

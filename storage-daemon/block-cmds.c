@@ -12,7 +12,7 @@ static GList *owned_nodes;      /* BlockDriverState* opened by blockdev-add */
 /* ---- the BlockdevOptions schema ---- */
 
 static const char *const driver_values[] = {
-    "blkdebug", "blkverify", "compress", "copy-on-read", "file", "host_cdrom",
+    "blkdebug", "blkverify", "bochs", "compress", "copy-on-read", "file", "host_cdrom",
     "host_device", "luks", "null-aio", "null-co", "preallocate", "qcow2", "quorum",
     "raw", "throttle", NULL,
 };
@@ -41,7 +41,7 @@ static const QArg blockdev_base[] = {
 };
 
 /* Inline child options ({"file": {...}}) are checked as BlockdevOptions too. */
-static const QVariant blockdev_variants[16];
+static const QVariant blockdev_variants[17];
 
 static const QArg file_members[] = {
     { "filename", QT_STR, false, NULL, NULL, NULL },
@@ -147,9 +147,10 @@ static const QArg quorum_members[] = {
     QARG_END,
 };
 
-static const QVariant blockdev_variants[16] = {
+static const QVariant blockdev_variants[17] = {
     { "blkdebug", blkdebug_members },
     { "blkverify", blkverify_members },
+    { "bochs", filter_members },
     { "compress", filter_members },
     { "copy-on-read", cor_members },
     { "file", file_members },

@@ -54,6 +54,10 @@ void bdrv_debug_event(BlockDriverState *bs, BlkdebugEvent event);
 bool bdrv_debug_listening(BlockDriverState *bs);
 #define BLKDBG_EVENT(child, evt) bdrv_debug_event((child), (evt))
 
+/* The largest image length (and request end) QEMU accepts: INT64_MAX rounded
+ * down to 1 GiB; requests beyond it fail with -EIO. */
+#define BDRV_MAX_LENGTH QEMU_ALIGN_DOWN(INT64_MAX, 1 * GiB)
+
 /* Creation option description (qemu-img -o names). */
 typedef enum CreateOptType {
     OPT_STRING,
@@ -289,6 +293,7 @@ extern BlockDriver bdrv_raw;
 extern BlockDriver bdrv_qcow2;
 extern BlockDriver bdrv_blkdebug;
 extern BlockDriver bdrv_crypto_luks;
+extern BlockDriver bdrv_bochs;
 extern BlockDriver bdrv_nbd;
 extern BlockDriver bdrv_null_co;
 extern BlockDriver bdrv_null_aio;

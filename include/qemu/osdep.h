@@ -96,7 +96,21 @@ static inline void stw_be(void *p, uint16_t v)
     memcpy(p, &v, 2);
 }
 
-/* Unaligned little-endian stores */
+/* Unaligned little-endian loads and stores */
+static inline uint32_t ldl_le(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return GUINT32_FROM_LE(v);
+}
+
+static inline uint64_t ldq_le(const void *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return GUINT64_FROM_LE(v);
+}
+
 static inline void stl_le(void *p, uint32_t v)
 {
     v = GUINT32_TO_LE(v);
