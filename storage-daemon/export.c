@@ -342,20 +342,32 @@ void nbd_export_put(NbdExport *exp)
     }
 }
 
-#ifdef CONFIG_FUSE
-/* A FUSE export of @bs: mounted over opts["mountpoint"]. */
-static bool export_add_fuse(JsonObject *opts, BlockDriverState *bs, GError **errp)
+/* The export's "writable" option (default off), refused on a read-only node. */
+static bool export_writable_opt(JsonObject *opts, BlockDriverState *bs, bool *writable,
+                                GError **errp)
 {
     GError *local = NULL;
-    NbdExport *exp;
-    bool writable = opts_get_bool(opts, "writable", false, &local);
 
+    *writable = opts_get_bool(opts, "writable", false, &local);
     if (local) {
         error_propagate(errp, local);
         return false;
     }
-    if (writable && bdrv_is_read_only(bs)) {
+    if (*writable && bdrv_is_read_only(bs)) {
         error_setg(errp, "Cannot export read-only node as writable");
+        return false;
+    }
+    return true;
+}
+
+#ifdef CONFIG_FUSE
+/* A FUSE export of @bs: mounted over opts["mountpoint"]. */
+static bool export_add_fuse(JsonObject *opts, BlockDriverState *bs, GError **errp)
+{
+    NbdExport *exp;
+    bool writable;
+
+    if (!export_writable_opt(opts, bs, &writable, errp)) {
         return false;
     }
     exp = g_new0(NbdExport, 1);
@@ -427,13 +439,7 @@ bool qsd_export_add(JsonObject *opts, GError **errp)
         error_setg(errp, "NBD server already has export named '%s'", name);
         return false;
     }
-    writable = opts_get_bool(opts, "writable", false, &local);
-    if (local) {
-        error_propagate(errp, local);
-        return false;
-    }
-    if (writable && bdrv_is_read_only(bs)) {
-        error_setg(errp, "Cannot export read-only node as writable");
+    if (!export_writable_opt(opts, bs, &writable, errp)) {
         return false;
     }
     exp = g_new0(NbdExport, 1);

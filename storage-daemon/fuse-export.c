@@ -179,20 +179,31 @@ static void fuse_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     fuse_reply_buf(req, buf, size);
 }
 
-static void fuse_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
-                          off_t off, struct fuse_file_info *fi)
+/* A write-type request: the node's length, or -1 once @req got its error reply. */
+static int64_t writable_length(fuse_req_t req, FuseExport *fe)
 {
-    FuseExport *fe = fuse_req_userdata(req);
     int64_t len;
-    int ret;
 
     if (!fe->writable) {
         fuse_reply_err(req, EACCES);
-        return;
+        return -1;
     }
     len = bdrv_getlength(fe->bs);
     if (len < 0) {
         fuse_reply_err(req, -len);
+        return -1;
+    }
+    return len;
+}
+
+static void fuse_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+                          off_t off, struct fuse_file_info *fi)
+{
+    FuseExport *fe = fuse_req_userdata(req);
+    int64_t len = writable_length(req, fe);
+    int ret;
+
+    if (len < 0) {
         return;
     }
     if (off + (int64_t)size > len) {
@@ -221,16 +232,10 @@ static void fuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t of
                               off_t length, struct fuse_file_info *fi)
 {
     FuseExport *fe = fuse_req_userdata(req);
-    int64_t len;
+    int64_t len = writable_length(req, fe);
     int ret;
 
-    if (!fe->writable) {
-        fuse_reply_err(req, EACCES);
-        return;
-    }
-    len = bdrv_getlength(fe->bs);
     if (len < 0) {
-        fuse_reply_err(req, -len);
         return;
     }
     if (mode == 0) {
