@@ -13,6 +13,7 @@
 #include "qemu/osdep.h"
 #include "block/aio.h"
 #include "block/block_int.h"
+#include <sys/eventfd.h>
 
 #define AIO_WORKERS 16
 
@@ -52,6 +53,52 @@ static AioReq *inline_head, *inline_tail;
 static AioReq *spare_reqs;
 
 static __thread int node_locks;
+
+/*
+ * The wake-up for a main loop (bdrv_aio_notifier_fd()): an eventfd written when
+ * completions become ready while none were announced yet. @notified is set by
+ * whoever announces and cleared by the poller before it looks at the queues,
+ * so a completion handed over after that is announced again.
+ */
+static int notify_fd = -1;
+static gint notified;
+
+static void notify(void)
+{
+    int fd = g_atomic_int_get(&notify_fd);
+    uint64_t one = 1;
+
+    if (fd >= 0 && !g_atomic_int_exchange(&notified, 1)) {
+        while (write(fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+            /* retry */
+        }
+    }
+}
+
+int bdrv_aio_notifier_fd(void)
+{
+    if (notify_fd < 0) {
+        int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+        g_assert(fd >= 0);
+        g_atomic_int_set(&notify_fd, fd);
+    }
+    return notify_fd;
+}
+
+/* The poller is about to look at the queues: a later completion notifies again. */
+static void notify_clear(void)
+{
+    uint64_t n;
+
+    if (notify_fd >= 0) {
+        /* always read: an announcement may land after its flag was cleared */
+        g_atomic_int_set(&notified, 0);
+        while (read(notify_fd, &n, sizeof(n)) < 0 && errno == EINTR) {
+            /* retry */
+        }
+    }
+}
 
 void bdrv_node_lock_note(int delta)
 {
@@ -208,6 +255,7 @@ static void worker(gpointer data, gpointer user_data)
     g_async_queue_push(done, req);
     g_cond_broadcast(&q->cond);
     g_mutex_unlock(&q->lock);
+    notify();
 }
 
 /* Does any node from @bs down bypass the page cache (O_DIRECT)? */
@@ -269,6 +317,7 @@ static bool try_inline(BdrvAioQueue *q, AioReq *req)
         inline_head = req;
     }
     inline_tail = req;
+    notify();
     return true;
 }
 
@@ -344,6 +393,7 @@ int bdrv_aio_poll(bool blocking)
     if (!done) {
         return 0;
     }
+    notify_clear();
     while ((req = inline_head)) {
         inline_head = req->next;
         if (!inline_head) {
@@ -431,6 +481,22 @@ bool bdrv_aio_would_wait(BlockDriverState *bs, BdrvAioOp op, int64_t offset, int
     }
     g_mutex_unlock(&q->lock);
     return wait;
+}
+
+void bdrv_aio_node_lock(BlockDriverState *bs)
+{
+    if (bs->aio) {
+        g_mutex_lock(&bs->aio->io_lock);
+        node_locks++;
+    }
+}
+
+void bdrv_aio_node_unlock(BlockDriverState *bs)
+{
+    if (bs->aio) {
+        node_locks--;
+        g_mutex_unlock(&bs->aio->io_lock);
+    }
 }
 
 void bdrv_aio_node_free(BlockDriverState *bs)

@@ -38,6 +38,14 @@ void bdrv_aio_submit(BlockDriverState *bs, BdrvAioOp op, int64_t offset, int64_t
  */
 int bdrv_aio_poll(bool blocking);
 
+/*
+ * A file descriptor for a main loop to watch: it becomes readable when
+ * callbacks are ready to run (a worker handed a completion over, or a request
+ * ran in the submitting thread), and bdrv_aio_poll() makes it unreadable
+ * again. Created on the first call; completions before it are not announced.
+ */
+int bdrv_aio_notifier_fd(void);
+
 /* Wait until no request is in flight on @bs (NULL: on any node), running callbacks. */
 void bdrv_aio_drain(BlockDriverState *bs);
 
@@ -68,6 +76,15 @@ bool bdrv_aio_would_wait(BlockDriverState *bs, BdrvAioOp op, int64_t offset, int
  */
 void bdrv_node_lock_note(int delta);
 int bdrv_node_locks_held(void);
+
+/*
+ * Around a synchronous call on @bs (block status) made while requests of @bs
+ * may be in flight: hold the node's I/O lock, which requests take unless the
+ * nodes below are thread-safe for them. The polling thread must not submit
+ * or poll meanwhile.
+ */
+void bdrv_aio_node_lock(BlockDriverState *bs);
+void bdrv_aio_node_unlock(BlockDriverState *bs);
 
 /* Free a node's request state (no request may be in flight); block.c calls it. */
 void bdrv_aio_node_free(BlockDriverState *bs);
