@@ -20,10 +20,23 @@
 /*
  * The block layer lock. Worker threads block on it; the main loop only tries it,
  * and retries later when a worker holds it, so that it stays responsive.
+ * The main loop keeps holding it while requests it submitted to the block
+ * layer's request layer (block/aio.c: the NBD server's) are in flight; taking
+ * it (block_lock_try, block_lock) waits for those requests first, so nothing
+ * else ever runs beside them.
  */
 bool block_lock_try(void);
 void block_lock(void);
 void block_unlock(void);
+
+/*
+ * The main loop is about to submit requests (block_io_begin: false while a job
+ * holds the lock or waits for it; retry later), or is done submitting for now
+ * (block_io_end: the lock goes once no request is in flight any more). The
+ * NBD server calls these; the embedding program (daemon, qemu-nbd) owns them.
+ */
+bool block_io_begin(void);
+void block_io_end(void);
 
 /* Ask the main loop to exit (quit, SIGTERM, SIGINT). */
 void qsd_request_quit(void);

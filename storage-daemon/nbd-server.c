@@ -8,13 +8,22 @@
  * numbered as QEMU numbers them. Shared by the storage daemon
  * and qemu-nbd (which supply the export registry and the block layer lock).
  * Each connection buffers its input and output (consumed from a moving start,
- * so that large transfers are not shifted byte by byte);
- * complete messages are handled synchronously with the block layer lock held,
- * and a connection pauses (reading and handling) while a job holds the lock or
- * while its client does not read its replies. A client that breaks the protocol
- * is disconnected; the server goes on serving the others.
+ * so that large transfers are not shifted byte by byte). Complete messages are
+ * handled in order with the block layer lock held (block_io_begin); READ,
+ * WRITE, WRITE_ZEROES, TRIM and FLUSH become requests of the block layer's
+ * request layer (block/aio.c), so that many are in flight at once, and their
+ * replies go out from the completion callbacks, in whatever order they
+ * complete (each carries its handle). Block status, the rest of a structured
+ * read, runs synchronously. A connection pauses (reading and handling) while a
+ * job holds the lock or waits for it, while too many of its requests are in
+ * flight, or while its client does not read its replies. A client that goes
+ * away with requests in flight stays allocated, closed, until they are back. A
+ * client that breaks the protocol is disconnected; the server goes on serving
+ * the others.
  */
 #include "nbd.h"
+#include "block/aio.h"
+#include <glib-unix.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <netdb.h>
@@ -23,6 +32,7 @@
 #define OUTBUF_HIGH     (64 * MiB)
 #define MAX_OPTION_LEN  NBD_MAX_BUFFER_SIZE
 #define RETRY_MS        10
+#define MAX_IN_FLIGHT   64      /* requests of one client in the request layer */
 
 typedef enum NbdClientState {
     NC_CLIENT_FLAGS,
@@ -44,7 +54,36 @@ typedef struct NbdClient {
     NbdExport *meta_exp;    /* compared only, never followed */
     bool closing;           /* close once the output is flushed */
     NbdExport *exp;
+    int in_flight;          /* requests whose reply is not written yet */
+    uint64_t in_flight_bytes;   /* of those, the bytes reads will reply */
+    bool dead;              /* closed; freed when in_flight drops to 0 */
+    bool kicked;            /* in server.kicks */
 } NbdClient;
+
+/* A part of a READ's reply: a hole, or data read into the request's buffer. */
+typedef struct NbdExtent {
+    struct NbdReq *req;
+    uint64_t off;
+    uint32_t len;
+    bool hole;
+    int ret;
+} NbdExtent;
+
+/* A request in the request layer; replied to once all its parts are back. */
+typedef struct NbdReq {
+    NbdClient *c;
+    uint16_t type;
+    uint16_t flags;
+    uint64_t handle;
+    uint32_t len;
+    uint8_t *buf;           /* READ: the data extents, back to back; WRITE: payload */
+    size_t buf_cap;         /* buf's allocated size (buf_get) */
+    NbdExtent *ext;         /* READ: the reply's parts in order */
+    unsigned n_ext;
+    unsigned pending;       /* parts not back yet */
+    bool simple;            /* READ: simple reply (no structured replies) */
+    int ret;
+} NbdReq;
 
 static struct {
     int fd;
@@ -53,6 +92,9 @@ static struct {
     GList *clients;
     int max_clients;            /* 0: no limit */
     void (*client_gone)(void);  /* called after a client is closed */
+    GQueue kicks;               /* clients a completion changed, for kicks_run() */
+    guint kick_idle;
+    guint aio_watch;            /* bdrv_aio_notifier_fd() */
 } server = { .fd = -1 };
 
 #define COMPACT_AT (4 * MiB)
@@ -68,8 +110,10 @@ static guint out_pending(NbdClient *c)
 }
 
 static void client_close(NbdClient *c);
+static void client_free(NbdClient *c);
 static void client_update_watches(NbdClient *c);
 static void client_process(NbdClient *c);
+static void client_kick(NbdClient *c);
 
 /*
  * Hang up on a client that broke the protocol, saying why on stderr in QEMU's
@@ -164,7 +208,7 @@ static void client_flush(NbdClient *c)
         g_byte_array_remove_range(c->out, 0, c->out_pos);
         c->out_pos = 0;
     }
-    if (out_pending(c) == 0 && c->closing) {
+    if (out_pending(c) == 0 && c->closing && c->in_flight == 0) {
         client_close(c);
         return;
     }
@@ -581,68 +625,273 @@ static void error_reply(NbdClient *c, uint64_t handle, int err)
     error_reply_msg(c, handle, err, NULL);
 }
 
-/* Append an OFFSET_DATA chunk read from the node; -errno if the read failed. */
-static int data_chunk(NbdClient *c, uint64_t handle, uint64_t off, uint32_t len,
-                      bool done)
-{
-    guint hdr = c->out->len;
-    int ret;
+/* ---- requests in flight ---- */
 
-    chunk_header(c, done ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE_OFFSET_DATA, handle,
-                 8 + len);
-    put64(c->out, off);
-    g_byte_array_set_size(c->out, c->out->len + len);
-    ret = bdrv_pread(c->exp->bs, off, len, c->out->data + c->out->len - len, 0);
-    if (ret < 0) {
-        g_byte_array_set_size(c->out, hdr);
+/*
+ * Data buffers of requests, kept for reuse: allocating and freeing one of a
+ * few hundred KiB per request makes malloc grow and trim the heap each time.
+ */
+#define SPARE_BUFS 16
+static struct {
+    uint8_t *buf;
+    size_t size;
+} spare_bufs[SPARE_BUFS];
+static unsigned n_spare_bufs;
+
+static uint8_t *buf_get(size_t size, size_t *cap)
+{
+    for (unsigned i = 0; i < n_spare_bufs; i++) {
+        if (spare_bufs[i].size >= size) {
+            uint8_t *buf = spare_bufs[i].buf;
+
+            *cap = spare_bufs[i].size;
+            spare_bufs[i] = spare_bufs[--n_spare_bufs];
+            return buf;
+        }
     }
-    return ret;
+    *cap = MAX(size, 1);
+    return g_malloc(*cap);
 }
 
-static void read_structured(NbdClient *c, uint64_t handle, uint64_t off, uint32_t len,
-                            bool df)
+static void buf_put(uint8_t *buf, size_t cap)
 {
+    if (!buf) {
+        return;
+    }
+    if (n_spare_bufs < SPARE_BUFS && cap <= 4 * MiB) {
+        spare_bufs[n_spare_bufs].buf = buf;
+        spare_bufs[n_spare_bufs++].size = cap;
+    } else {
+        g_free(buf);
+    }
+}
+
+static NbdReq *req_new(NbdClient *c, uint16_t type, uint16_t flags, uint64_t handle,
+                       uint32_t len)
+{
+    NbdReq *r = g_new0(NbdReq, 1);
+
+    r->c = c;
+    r->type = type;
+    r->flags = flags;
+    r->handle = handle;
+    r->len = len;
+    c->in_flight++;
+    if (type == NBD_CMD_READ) {
+        c->in_flight_bytes += len;
+    }
+    return r;
+}
+
+/*
+ * Append c->out[@hdr..] followed by @len bytes of @data to the output: when
+ * nothing else is waiting to go out, send straight from @data as far as the
+ * socket takes it, which saves copying the data into c->out.
+ */
+static void out_append_data(NbdClient *c, guint hdr, const uint8_t *data, uint32_t len)
+{
+    if (out_pending(c) == c->out->len - hdr && len >= 4096) {
+        struct iovec iov[2] = {
+            { c->out->data + hdr, c->out->len - hdr }, { (void *)data, len },
+        };
+        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+        ssize_t n;
+
+        do {
+            n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR);
+        if (n > 0) {
+            size_t head = iov[0].iov_len;
+
+            if ((size_t)n < head) {
+                c->out_pos += n;
+            } else {
+                g_byte_array_set_size(c->out, 0);  /* only the header was pending */
+                c->out_pos = 0;
+                data += n - head;
+                len -= n - head;
+            }
+        }
+    }
+    g_byte_array_append(c->out, data, len);
+}
+
+/* Append a READ's reply: its parts in order, up to the first that failed. */
+static void read_reply(NbdClient *c, NbdReq *r)
+{
+    uint32_t at = 0;
+    guint hdr;
+
+    if (r->simple) {
+        if (r->ret < 0) {
+            simple_reply(c, r->handle, -r->ret);
+        } else {
+            guint hdr = c->out->len;
+
+            simple_reply(c, r->handle, 0);
+            out_append_data(c, hdr, r->buf, r->len);
+        }
+        return;
+    }
+    for (unsigned i = 0; i < r->n_ext; i++) {
+        NbdExtent *e = &r->ext[i];
+        uint16_t done = i + 1 == r->n_ext ? NBD_REPLY_FLAG_DONE : 0;
+
+        if (e->hole) {
+            chunk_header(c, done, NBD_REPLY_TYPE_OFFSET_HOLE, r->handle, 12);
+            put64(c->out, e->off);
+            put32(c->out, e->len);
+            continue;
+        }
+        if (e->ret < 0) {
+            error_reply(c, r->handle, -e->ret);
+            return;
+        }
+        hdr = c->out->len;
+        chunk_header(c, done, NBD_REPLY_TYPE_OFFSET_DATA, r->handle, 8 + e->len);
+        put64(c->out, e->off);
+        out_append_data(c, hdr, r->buf + at, e->len);
+        at += e->len;
+    }
+}
+
+/* Every part of @r is back: reply (unless the client is gone) and let it go. */
+static void req_finish(NbdReq *r)
+{
+    NbdClient *c = r->c;
+
+    if (!c->dead) {
+        if (r->type == NBD_CMD_READ) {
+            read_reply(c, r);
+        } else if (r->ret < 0) {
+            error_reply(c, r->handle, -r->ret);
+        } else {
+            simple_reply(c, r->handle, 0);
+        }
+    }
+    c->in_flight--;
+    if (r->type == NBD_CMD_READ) {
+        c->in_flight_bytes -= r->len;
+    }
+    buf_put(r->buf, r->buf_cap);
+    g_free(r->ext);
+    g_free(r);
+    client_kick(c);
+}
+
+static void req_part_done(NbdReq *r)
+{
+    if (--r->pending == 0) {
+        req_finish(r);
+    }
+}
+
+static void read_extent_done(void *opaque, int ret)
+{
+    NbdExtent *e = opaque;
+
+    e->ret = ret;
+    if (ret < 0 && e->req->ret == 0) {
+        e->req->ret = ret;
+    }
+    req_part_done(e->req);
+}
+
+static void flush_after_trim_done(void *opaque, int ret)
+{
+    NbdReq *r = opaque;
+
+    r->ret = ret;
+    req_finish(r);
+}
+
+static void req_done(void *opaque, int ret)
+{
+    NbdReq *r = opaque;
+
+    r->ret = ret;
+    if (ret == 0 && r->type == NBD_CMD_TRIM && (r->flags & NBD_CMD_FLAG_FUA)) {
+        bdrv_aio_submit(r->c->exp->bs, BDRV_AIO_FLUSH, 0, 0, NULL, 0,
+                        flush_after_trim_done, r);
+        return;
+    }
+    req_finish(r);
+}
+
+/* Start a READ's data reads: the extents that are not holes, one request each. */
+static void read_submit(NbdReq *r)
+{
+    BlockDriverState *bs = r->c->exp->bs;
+    uint32_t at = 0;
+
+    r->buf = buf_get(r->len, &r->buf_cap);
+    r->pending = 1;     /* ours, so that no completion finishes it early */
+    for (unsigned i = 0; i < r->n_ext; i++) {
+        NbdExtent *e = &r->ext[i];
+
+        e->req = r;
+        if (e->hole) {
+            continue;
+        }
+        r->pending++;
+        bdrv_aio_submit(bs, BDRV_AIO_READ, e->off, e->len, r->buf + at, 0,
+                        read_extent_done, e);
+        at += e->len;
+    }
+    req_part_done(r);
+}
+
+/*
+ * A structured READ: holes found by block status (unless @df) become hole
+ * chunks, the rest is read by requests; the reply goes out once all are back.
+ */
+static void read_structured(NbdClient *c, uint64_t handle, uint16_t flags, uint64_t off,
+                            uint32_t len)
+{
+    BlockDriverState *bs = c->exp->bs;
+    bool df = flags & NBD_CMD_FLAG_DF;
     uint64_t end = off + len, pos = off;
-    int ret;
+    g_autoptr(GArray) ext = g_array_new(FALSE, TRUE, sizeof(NbdExtent));
+    NbdReq *r;
 
     if (len == 0) {
         chunk_header(c, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, handle, 0);
         return;
     }
+    if (!df) {
+        bdrv_aio_node_lock(bs);
+    }
     while (pos < end) {
         int64_t pnum = end - pos;
-        int st = df ? 0 : bdrv_block_status_above(c->exp->bs, pos, end - pos, &pnum);
-        bool hole;
+        int st = df ? 0 : bdrv_block_status_above(bs, pos, end - pos, &pnum);
+        NbdExtent e = { 0 };
 
         if (st < 0 || pnum <= 0) {
             st = 0;
             pnum = end - pos;
         }
-        hole = st & BDRV_BLOCK_ZERO;
+        e.hole = st & BDRV_BLOCK_ZERO;
         /* extend over following extents of the same kind */
         while (!df && pos + pnum < end) {
             int64_t more;
-            int st2 = bdrv_block_status_above(c->exp->bs, pos + pnum,
-                                              end - pos - pnum, &more);
-            if (st2 < 0 || more <= 0 || !!(st2 & BDRV_BLOCK_ZERO) != hole) {
+            int st2 = bdrv_block_status_above(bs, pos + pnum, end - pos - pnum, &more);
+            if (st2 < 0 || more <= 0 || !!(st2 & BDRV_BLOCK_ZERO) != e.hole) {
                 break;
             }
             pnum += more;
         }
-        if (hole) {
-            chunk_header(c, pos + pnum == end ? NBD_REPLY_FLAG_DONE : 0,
-                         NBD_REPLY_TYPE_OFFSET_HOLE, handle, 12);
-            put64(c->out, pos);
-            put32(c->out, pnum);
-        } else {
-            ret = data_chunk(c, handle, pos, pnum, pos + pnum == end);
-            if (ret < 0) {
-                error_reply(c, handle, -ret);
-                return;
-            }
-        }
+        e.off = pos;
+        e.len = pnum;
+        g_array_append_val(ext, e);
         pos += pnum;
     }
+    if (!df) {
+        bdrv_aio_node_unlock(bs);
+    }
+    r = req_new(c, NBD_CMD_READ, flags, handle, len);
+    r->n_ext = ext->len;
+    r->ext = (NbdExtent *)g_array_free(g_steal_pointer(&ext), FALSE);
+    read_submit(r);
 }
 
 /*
@@ -756,6 +1005,7 @@ static void block_status_reply(NbdClient *c, uint64_t handle, uint64_t off,
     unsigned left = meta_selected(c);
     guint at = c->out->len;
 
+    bdrv_aio_node_lock(c->exp->bs);
     for (unsigned id = 0; id < n && left; id++) {
         int ret;
 
@@ -767,9 +1017,10 @@ static void block_status_reply(NbdClient *c, uint64_t handle, uint64_t off,
         if (ret < 0) {
             g_byte_array_set_size(c->out, at);
             error_reply(c, handle, -ret);
-            return;
+            break;
         }
     }
+    bdrv_aio_node_unlock(c->exp->bs);
 }
 
 static void handle_request(NbdClient *c, uint16_t flags, uint16_t type, uint64_t handle,
@@ -779,22 +1030,22 @@ static void handle_request(NbdClient *c, uint16_t flags, uint16_t type, uint64_t
     int64_t size = bdrv_getlength(bs);
     bool in_bounds = size >= 0 && off <= (uint64_t)size && len <= size - off;
     int ret = 0;
+    NbdReq *r;
 
     switch (type) {
     case NBD_CMD_READ:
         if (!in_bounds || len > NBD_MAX_BUFFER_SIZE) {
             error_reply(c, handle, EINVAL);
         } else if (c->structured) {
-            read_structured(c, handle, off, len, flags & NBD_CMD_FLAG_DF);
+            read_structured(c, handle, flags, off, len);
         } else {
-            guint at = c->out->len;
-            simple_reply(c, handle, 0);
-            g_byte_array_set_size(c->out, c->out->len + len);
-            ret = bdrv_pread(bs, off, len, c->out->data + c->out->len - len, 0);
-            if (ret < 0) {
-                g_byte_array_set_size(c->out, at);
-                simple_reply(c, handle, -ret);
-            }
+            r = req_new(c, type, flags, handle, len);
+            r->simple = true;
+            r->n_ext = 1;
+            r->ext = g_new0(NbdExtent, 1);
+            r->ext[0].off = off;
+            r->ext[0].len = len;
+            read_submit(r);
         }
         return;
     case NBD_CMD_WRITE:
@@ -805,23 +1056,31 @@ static void handle_request(NbdClient *c, uint16_t flags, uint16_t type, uint64_t
         } else if (!in_bounds) {
             ret = -ENOSPC;
         } else if (type == NBD_CMD_WRITE) {
-            ret = bdrv_pwrite(bs, off, len, payload,
-                              flags & NBD_CMD_FLAG_FUA ? BDRV_REQ_FUA : 0);
+            r = req_new(c, type, flags, handle, len);
+            r->buf = buf_get(len, &r->buf_cap);
+            memcpy(r->buf, payload, len);
+            bdrv_aio_submit(bs, BDRV_AIO_WRITE, off, len, r->buf,
+                            flags & NBD_CMD_FLAG_FUA ? BDRV_REQ_FUA : 0, req_done, r);
+            return;
         } else if (type == NBD_CMD_TRIM) {
-            ret = bdrv_pdiscard(bs, off, len);
-            if (ret == 0 && (flags & NBD_CMD_FLAG_FUA)) {
-                ret = bdrv_flush(bs);
-            }
+            r = req_new(c, type, flags, handle, len);
+            bdrv_aio_submit(bs, BDRV_AIO_DISCARD, off, len, NULL, 0, req_done, r);
+            return;
         } else {
             int f = (flags & NBD_CMD_FLAG_NO_HOLE ? 0 : BDRV_REQ_MAY_UNMAP) |
                     (flags & NBD_CMD_FLAG_FAST_ZERO ? BDRV_REQ_NO_FALLBACK : 0) |
                     (flags & NBD_CMD_FLAG_FUA ? BDRV_REQ_FUA : 0);
-            ret = bdrv_pwrite_zeroes(bs, off, len, f);
+
+            r = req_new(c, type, flags, handle, len);
+            bdrv_aio_submit(bs, BDRV_AIO_WRITE_ZEROES, off, len, NULL, f, req_done, r);
+            return;
         }
         break;
     case NBD_CMD_FLUSH:
-        ret = bdrv_flush(bs);
-        break;
+        /* the request layer runs it after every write submitted before it */
+        r = req_new(c, type, flags, handle, 0);
+        bdrv_aio_submit(bs, BDRV_AIO_FLUSH, 0, 0, NULL, 0, req_done, r);
+        return;
     case NBD_CMD_CACHE:
         ret = in_bounds ? 0 : -EINVAL;
         break;
@@ -942,15 +1201,21 @@ static bool client_has_complete_message(NbdClient *c)
     return in_avail(c) >= need;
 }
 
+/* Room for another request: not too many in flight, replies not piling up. */
+static bool client_has_room(NbdClient *c)
+{
+    return c->in_flight < MAX_IN_FLIGHT &&
+           out_pending(c) + c->in_flight_bytes < OUTBUF_HIGH;
+}
+
 static void client_process(NbdClient *c)
 {
     bool locked = false;
 
-    while (!c->closing && out_pending(c) < OUTBUF_HIGH &&
-           client_has_complete_message(c)) {
+    while (!c->closing && client_has_room(c) && client_has_complete_message(c)) {
         size_t used;
 
-        if (!locked && !(locked = block_lock_try())) {
+        if (!locked && !(locked = block_io_begin())) {
             if (!c->retry_timer) {
                 c->retry_timer = g_timeout_add(RETRY_MS, client_retry, c);
             }
@@ -970,7 +1235,13 @@ static void client_process(NbdClient *c)
         c->in_pos = 0;
     }
     if (locked) {
-        block_unlock();
+        /* replies of requests that completed inline go out with this flush */
+        bdrv_aio_poll(false);
+        if (c->kicked && g_queue_peek_head(&server.kicks) == c && !client_has_complete_message(c)) {
+            g_queue_pop_head(&server.kicks);
+            c->kicked = false;
+        }
+        block_io_end();
     }
     if (c->closing) {
         g_byte_array_set_size(c->in, 0);
@@ -1033,7 +1304,7 @@ static gboolean client_readable(GIOChannel *ch, GIOCondition cond, gpointer opaq
 /* Read while we can make progress; write while output is pending. */
 static void client_update_watches(NbdClient *c)
 {
-    bool want_read = !c->closing && !c->retry_timer && out_pending(c) < OUTBUF_HIGH;
+    bool want_read = !c->closing && !c->retry_timer && client_has_room(c);
     bool want_write = out_pending(c) > 0;
     GIOChannel *ch = NULL;
 
@@ -1058,33 +1329,100 @@ static void client_update_watches(NbdClient *c)
 
 static void server_update_accept(void);
 
+/*
+ * Close the connection. The client's memory stays until its requests in flight
+ * are back (their callbacks find it dead and send nothing): client_free().
+ */
 static void client_close(NbdClient *c)
 {
+    NbdExport *exp = c->exp;
+
     if (!g_list_find(server.clients, c)) {
         return;
     }
     server.clients = g_list_remove(server.clients, c);
     if (c->in_watch) {
         g_source_remove(c->in_watch);
+        c->in_watch = 0;
     }
     if (c->out_watch) {
         g_source_remove(c->out_watch);
+        c->out_watch = 0;
     }
     if (c->retry_timer) {
         g_source_remove(c->retry_timer);
+        c->retry_timer = 0;
     }
     close(c->fd);
-    g_byte_array_unref(c->in);
-    g_byte_array_unref(c->out);
-    g_free(c->meta);
-    if (c->exp) {
-        nbd_export_put(c->exp);
+    c->fd = -1;
+    c->dead = true;
+    c->exp = NULL;
+    if (c->in_flight == 0) {
+        client_free(c);
     }
-    g_free(c);
+    /* may wait for the requests in flight (the daemon's lock) */
+    if (exp) {
+        nbd_export_put(exp);
+    }
     server_update_accept();
     if (server.client_gone) {
         server.client_gone();
     }
+}
+
+static void client_free(NbdClient *c)
+{
+    if (c->kicked) {
+        g_queue_remove(&server.kicks, c);
+    }
+    g_byte_array_unref(c->in);
+    g_byte_array_unref(c->out);
+    g_free(c->meta);
+    g_free(c);
+}
+
+/* Clients whose requests completed: reply, go on reading, or free the dead. */
+static void kicks_run(void)
+{
+    NbdClient *c;
+
+    while ((c = g_queue_pop_head(&server.kicks))) {
+        c->kicked = false;
+        if (!c->dead) {
+            client_process(c);
+        } else if (c->in_flight == 0) {
+            client_free(c);
+        }
+    }
+}
+
+static gboolean kick_idle(gpointer opaque)
+{
+    server.kick_idle = 0;
+    kicks_run();
+    block_io_end();
+    return G_SOURCE_REMOVE;
+}
+
+/* A request of @c completed (in a bdrv_aio_poll() callback): deal with it later. */
+static void client_kick(NbdClient *c)
+{
+    if (!c->kicked) {
+        c->kicked = true;
+        g_queue_push_tail(&server.kicks, c);
+    }
+    if (!server.kick_idle) {
+        server.kick_idle = g_idle_add(kick_idle, NULL);
+    }
+}
+
+/* The request layer has completions: run their callbacks, then the clients. */
+static gboolean aio_ready(int fd, GIOCondition cond, gpointer opaque)
+{
+    bdrv_aio_poll(false);
+    kicks_run();
+    block_io_end();
+    return G_SOURCE_CONTINUE;
 }
 
 static gboolean server_accept(GIOChannel *ch, GIOCondition cond, gpointer opaque);
@@ -1121,6 +1459,10 @@ int nbd_server_client_count(void)
 void nbd_server_add_client(int fd)
 {
     NbdClient *c = g_new0(NbdClient, 1);
+
+    if (!server.aio_watch) {
+        server.aio_watch = g_unix_fd_add(bdrv_aio_notifier_fd(), G_IO_IN, aio_ready, NULL);
+    }
 
     c->fd = fd;
     c->in = g_byte_array_new();
@@ -1311,6 +1653,14 @@ void nbd_server_stop(void)
     while (server.clients) {
         client_close(server.clients->data);
     }
+    /* the closed clients' requests in flight: wait, then free the clients */
+    bdrv_aio_drain(NULL);
+    kicks_run();
+    if (server.kick_idle) {
+        g_source_remove(server.kick_idle);
+        server.kick_idle = 0;
+    }
+    block_io_end();
     if (server.watch) {
         g_source_remove(server.watch);
         server.watch = 0;

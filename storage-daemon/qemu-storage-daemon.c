@@ -10,6 +10,7 @@
 #include "qmp-commands.h"
 #include "qmp-json.h"
 #include "qemu/objects.h"
+#include "block/aio.h"
 #include <getopt.h>
 #include <glib-unix.h>
 #include <signal.h>
@@ -17,20 +18,68 @@
 static GMainLoop *main_loop;
 static GMutex block_mutex;
 static char *pidfile;
+/*
+ * The main loop holds block_mutex on behalf of requests in flight (io_held,
+ * main loop only); lock_waiters counts threads waiting in block_lock(), which
+ * stops the main loop from submitting more until the lock has gone to them.
+ */
+static GThread *main_thread;
+static bool io_held;
+static gint lock_waiters;
+
+/* Main loop: the lock is held for requests in flight; wait for them, keep it. */
+static void io_hold_take_over(void)
+{
+    io_held = false;    /* first: callbacks run by the drain see it taken */
+    bdrv_aio_drain(NULL);
+}
 
 bool block_lock_try(void)
 {
+    if (io_held) {
+        io_hold_take_over();
+        return true;
+    }
     return g_mutex_trylock(&block_mutex);
 }
 
 void block_lock(void)
 {
+    if (g_thread_self() == main_thread && io_held) {
+        io_hold_take_over();
+        return;
+    }
+    g_atomic_int_inc(&lock_waiters);
     g_mutex_lock(&block_mutex);
+    g_atomic_int_dec_and_test(&lock_waiters);
 }
 
 void block_unlock(void)
 {
     g_mutex_unlock(&block_mutex);
+}
+
+bool block_io_begin(void)
+{
+    if (g_atomic_int_get(&lock_waiters)) {
+        return false;       /* let the job in once the requests are back */
+    }
+    if (io_held) {
+        return true;
+    }
+    if (!g_mutex_trylock(&block_mutex)) {
+        return false;
+    }
+    io_held = true;
+    return true;
+}
+
+void block_io_end(void)
+{
+    if (io_held && bdrv_aio_in_flight(NULL) == 0) {
+        io_held = false;
+        g_mutex_unlock(&block_mutex);
+    }
 }
 
 static bool quit_requested;
@@ -358,6 +407,7 @@ int main(int argc, char **argv)
     if (want_daemonize(argc, argv)) {
         daemon_fd = daemonize_start();
     }
+    main_thread = g_thread_self();
     main_loop = g_main_loop_new(NULL, FALSE);
     g_unix_signal_add(SIGTERM, on_signal, NULL);
     g_unix_signal_add(SIGINT, on_signal, NULL);

@@ -40,6 +40,15 @@ void block_unlock(void)
 {
 }
 
+bool block_io_begin(void)
+{
+    return true;
+}
+
+void block_io_end(void)
+{
+}
+
 static void fuzz_init(void)
 {
     g_autoptr(JsonObject) o = json_object_new();
