@@ -22,6 +22,7 @@
  * the others.
  */
 #include "nbd.h"
+#include "nbd-outq.h"
 #include "block/aio.h"
 #include <glib-unix.h>
 #include <sys/socket.h>
@@ -43,8 +44,10 @@ typedef enum NbdClientState {
 typedef struct NbdClient {
     int fd;
     guint in_watch, out_watch, retry_timer;
-    GByteArray *in, *out;
-    guint in_pos, out_pos;  /* bytes of in/out already consumed/sent */
+    GByteArray *in;
+    guint in_pos;           /* bytes of in already consumed */
+    NbdOutQueue outq;       /* replies not sent yet */
+    GByteArray *out;        /* outq's tail: replies are built here */
     NbdClientState state;
     bool no_zeroes;
     bool structured;
@@ -104,9 +107,9 @@ static guint in_avail(NbdClient *c)
     return c->in->len - c->in_pos;
 }
 
-static guint out_pending(NbdClient *c)
+static size_t out_pending(NbdClient *c)
 {
-    return c->out->len - c->out_pos;
+    return nbd_outq_pending(&c->outq);
 }
 
 static void client_close(NbdClient *c);
@@ -185,28 +188,9 @@ static gboolean client_writable(GIOChannel *ch, GIOCondition cond, gpointer opaq
 
 static void client_flush(NbdClient *c)
 {
-    while (out_pending(c) > 0) {
-        ssize_t n = send(c->fd, c->out->data + c->out_pos, out_pending(c),
-                         MSG_NOSIGNAL);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0 && errno == EAGAIN) {
-            break;
-        }
-        if (n <= 0) {
-            client_close(c);
-            return;
-        }
-        c->out_pos += n;
-    }
-    if (out_pending(c) == 0) {
-        g_byte_array_set_size(c->out, 0);
-        c->out_pos = 0;
-    } else if (c->out_pos >= COMPACT_AT && c->out_pos >= c->out->len / 2) {
-        g_byte_array_remove_range(c->out, 0, c->out_pos);
-        c->out_pos = 0;
+    if (nbd_outq_send(&c->outq, c->fd) < 0) {
+        client_close(c);
+        return;
     }
     if (out_pending(c) == 0 && c->closing && c->in_flight == 0) {
         client_close(c);
@@ -684,54 +668,21 @@ static NbdReq *req_new(NbdClient *c, uint16_t type, uint16_t flags, uint64_t han
 }
 
 /*
- * Append c->out[@hdr..] followed by @len bytes of @data to the output: when
- * nothing else is waiting to go out, send straight from @data as far as the
- * socket takes it, which saves copying the data into c->out.
+ * Queue a READ's reply: its parts in order, up to the first that failed. The
+ * data goes out from the request's buffer, which the output queue then owns.
  */
-static void out_append_data(NbdClient *c, guint hdr, const uint8_t *data, uint32_t len)
-{
-    if (out_pending(c) == c->out->len - hdr && len >= 4096) {
-        struct iovec iov[2] = {
-            { c->out->data + hdr, c->out->len - hdr }, { (void *)data, len },
-        };
-        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
-        ssize_t n;
-
-        do {
-            n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-        } while (n < 0 && errno == EINTR);
-        if (n > 0) {
-            size_t head = iov[0].iov_len;
-
-            if ((size_t)n < head) {
-                c->out_pos += n;
-            } else {
-                g_byte_array_set_size(c->out, 0);  /* only the header was pending */
-                c->out_pos = 0;
-                data += n - head;
-                len -= n - head;
-            }
-        }
-    }
-    g_byte_array_append(c->out, data, len);
-}
-
-/* Append a READ's reply: its parts in order, up to the first that failed. */
 static void read_reply(NbdClient *c, NbdReq *r)
 {
     uint32_t at = 0;
-    guint hdr;
 
     if (r->simple) {
         if (r->ret < 0) {
             simple_reply(c, r->handle, -r->ret);
         } else {
-            guint hdr = c->out->len;
-
             simple_reply(c, r->handle, 0);
-            out_append_data(c, hdr, r->buf, r->len);
+            nbd_outq_add(&c->outq, r->buf, r->len, NULL, 0, NULL);
         }
-        return;
+        goto out;
     }
     for (unsigned i = 0; i < r->n_ext; i++) {
         NbdExtent *e = &r->ext[i];
@@ -745,14 +696,17 @@ static void read_reply(NbdClient *c, NbdReq *r)
         }
         if (e->ret < 0) {
             error_reply(c, r->handle, -e->ret);
-            return;
+            break;
         }
-        hdr = c->out->len;
         chunk_header(c, done, NBD_REPLY_TYPE_OFFSET_DATA, r->handle, 8 + e->len);
         put64(c->out, e->off);
-        out_append_data(c, hdr, r->buf + at, e->len);
+        nbd_outq_add(&c->outq, r->buf + at, e->len, NULL, 0, NULL);
         at += e->len;
     }
+out:
+    /* released once the replies queued so far are sent */
+    nbd_outq_add(&c->outq, NULL, 0, r->buf, r->buf_cap, buf_put);
+    r->buf = NULL;
 }
 
 /* Every part of @r is back: reply (unless the client is gone) and let it go. */
@@ -1376,7 +1330,8 @@ static void client_free(NbdClient *c)
         g_queue_remove(&server.kicks, c);
     }
     g_byte_array_unref(c->in);
-    g_byte_array_unref(c->out);
+    nbd_outq_clear(&c->outq);
+    g_byte_array_unref(c->outq.tail);
     g_free(c->meta);
     g_free(c);
 }
@@ -1466,7 +1421,8 @@ void nbd_server_add_client(int fd)
 
     c->fd = fd;
     c->in = g_byte_array_new();
-    c->out = g_byte_array_new();
+    nbd_outq_init(&c->outq);
+    c->out = c->outq.tail;
     c->state = NC_CLIENT_FLAGS;
     server.clients = g_list_append(server.clients, c);
     put64(c->out, NBD_INIT_MAGIC);

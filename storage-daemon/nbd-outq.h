@@ -1,0 +1,41 @@
+/*
+ * A client's output queue for the NBD server: replies go out in order as
+ * segments, some owned bytes (headers, option replies), some borrowed data
+ * buffers (READ payloads) that are sent in place and released once the socket
+ * took them, so that read data is never copied into an output buffer.
+ */
+#ifndef NBD_OUTQ_H
+#define NBD_OUTQ_H
+
+#include <glib.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef void NbdOutRelease(uint8_t *buf, size_t cap);
+
+typedef struct NbdOutQueue {
+    GQueue segs;        /* NbdOutSeg, oldest first; all go before @tail */
+    size_t seg_bytes;   /* bytes of @segs not sent yet */
+    size_t head_sent;   /* bytes of the first segment already sent */
+    GByteArray *tail;   /* small bytes appended last (the caller writes here) */
+    guint tail_sent;    /* bytes of @tail already sent */
+} NbdOutQueue;
+
+void nbd_outq_init(NbdOutQueue *q);
+/* Drop everything not sent yet, releasing borrowed buffers. */
+void nbd_outq_clear(NbdOutQueue *q);
+size_t nbd_outq_pending(const NbdOutQueue *q);
+/*
+ * Queue @len bytes at @data after everything queued so far. The queue releases
+ * @owner with @release (g_free when NULL) once they are sent or dropped; when
+ * @owner is NULL, @data must stay valid until then by other means.
+ */
+void nbd_outq_add(NbdOutQueue *q, const uint8_t *data, size_t len,
+                  uint8_t *owner, size_t owner_cap, NbdOutRelease *release);
+/*
+ * Send as much as @fd takes without blocking. Returns 0 (all sent, or the
+ * socket is full) or a negative errno when the connection is broken.
+ */
+int nbd_outq_send(NbdOutQueue *q, int fd);
+
+#endif
