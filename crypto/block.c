@@ -8,7 +8,6 @@
 #include "qemu/error.h"
 #include "crypto/block.h"
 #include "crypto/secret.h"
-#include <pthread.h>
 
 const char *const QCryptoBlockFormat_str[QCRYPTO_BLOCK_FORMAT__MAX] = {
     [QCRYPTO_BLOCK_FORMAT_QCOW] = "aes",
@@ -306,6 +305,17 @@ static int crypt_sectors(QCryptoBlock *block, QCryptoCipher *cipher, QCryptoIVGe
     return 0;
 }
 
+/*
+ * Large requests are split over the cores: the calling thread does the first
+ * part, workers of one process-wide pool (kept between requests: creating a
+ * thread per request cost as much as the encryption it saved) the others.
+ */
+typedef struct CryptBatch {
+    GMutex lock;
+    GCond done;
+    int pending;            /* parts handed to the pool, not finished yet */
+} CryptBatch;
+
 typedef struct CryptJob {
     QCryptoBlock *block;
     QCryptoCipher *cipher;
@@ -315,15 +325,49 @@ typedef struct CryptJob {
     size_t n;
     bool encrypt;
     int ret;
+    CryptBatch *batch;
 } CryptJob;
 
-static void *crypt_worker(void *opaque)
+static void crypt_job_run(CryptJob *j)
 {
-    CryptJob *j = opaque;
-
     j->ret = crypt_sectors(j->block, j->cipher, j->ivgen, j->sector, j->buf, j->n,
                            j->encrypt, NULL);
-    return NULL;
+}
+
+static void crypt_pool_func(gpointer data, gpointer user_data)
+{
+    CryptJob *j = data;
+    CryptBatch *b = j->batch;
+
+    crypt_job_run(j);
+    g_mutex_lock(&b->lock);
+    if (--b->pending == 0) {
+        g_cond_signal(&b->done);
+    }
+    g_mutex_unlock(&b->lock);
+}
+
+static int crypt_cores(void)
+{
+    static gsize cores;
+
+    if (g_once_init_enter(&cores)) {
+        g_once_init_leave(&cores, MAX(1, (int)g_get_num_processors()));
+    }
+    return cores;
+}
+
+static GThreadPool *crypt_pool(void)
+{
+    static GThreadPool *pool;
+
+    if (g_once_init_enter(&pool)) {
+        /* shared (non-exclusive) threads: idle ones are kept for the next request */
+        g_once_init_leave(&pool, g_thread_pool_new(crypt_pool_func, NULL,
+                                                   QCRYPTO_BLOCK_MAX_THREADS - 1,
+                                                   FALSE, NULL));
+    }
+    return pool;
 }
 
 /* requests from this size on are split over the cores */
@@ -336,17 +380,16 @@ static int block_crypt(QCryptoBlock *block, uint64_t offset, uint8_t *buf, size_
     size_t nsec = len / QCRYPTO_BLOCK_SECTOR_SIZE, per;
     int nthreads = 1;
     CryptJob jobs[QCRYPTO_BLOCK_MAX_THREADS];
-    pthread_t threads[QCRYPTO_BLOCK_MAX_THREADS];
-    bool started[QCRYPTO_BLOCK_MAX_THREADS] = { false };
+    CryptBatch batch = { 0 };
     int ret = 0;
 
     g_assert(block->cipher);
     g_assert(!(offset % QCRYPTO_BLOCK_SECTOR_SIZE) && !(len % QCRYPTO_BLOCK_SECTOR_SIZE));
     if (len >= PARALLEL_MIN && block->key) {
-        nthreads = MIN(MIN((int)g_get_num_processors(), QCRYPTO_BLOCK_MAX_THREADS),
+        nthreads = MIN(MIN(crypt_cores(), QCRYPTO_BLOCK_MAX_THREADS),
                        (int)(len / (PARALLEL_MIN / 2)));
     }
-    /* one cipher context per thread: a context carries its IV */
+    /* one cipher context per part: a context carries its IV */
     for (int t = 1; t < nthreads; t++) {
         if (!block->extra_cipher[t]) {
             block->extra_cipher[t] = qcrypto_cipher_new(block->cipher_alg,
@@ -367,6 +410,8 @@ static int block_crypt(QCryptoBlock *block, uint64_t offset, uint8_t *buf, size_
                              encrypt, errp);
     }
     per = DIV_ROUND_UP(nsec, nthreads);
+    g_mutex_init(&batch.lock);
+    g_cond_init(&batch.done);
     for (int t = 0; t < nthreads; t++) {
         size_t first = MIN(nsec, t * per);
         jobs[t] = (CryptJob) {
@@ -377,21 +422,26 @@ static int block_crypt(QCryptoBlock *block, uint64_t offset, uint8_t *buf, size_
             .buf = buf + first * QCRYPTO_BLOCK_SECTOR_SIZE,
             .n = MIN(per, nsec - first),
             .encrypt = encrypt,
+            .batch = &batch,
         };
     }
+    batch.pending = nthreads - 1;
     for (int t = 1; t < nthreads; t++) {
-        started[t] = pthread_create(&threads[t], NULL, crypt_worker, &jobs[t]) == 0;
-    }
-    crypt_worker(&jobs[0]);
-    for (int t = 1; t < nthreads; t++) {
-        if (started[t]) {
-            pthread_join(threads[t], NULL);
-        } else {
-            crypt_worker(&jobs[t]);
+        if (!g_thread_pool_push(crypt_pool(), &jobs[t], NULL)) {
+            crypt_pool_func(&jobs[t], NULL);    /* no thread to be had: do it here */
         }
+    }
+    crypt_job_run(&jobs[0]);
+    g_mutex_lock(&batch.lock);
+    while (batch.pending > 0) {
+        g_cond_wait(&batch.done, &batch.lock);
+    }
+    g_mutex_unlock(&batch.lock);
+    g_mutex_clear(&batch.lock);
+    g_cond_clear(&batch.done);
+    for (int t = 0; t < nthreads; t++) {
         ret = ret < 0 ? ret : jobs[t].ret;
     }
-    ret = ret < 0 ? ret : jobs[0].ret;
     if (ret < 0) {
         error_setg(errp, "Cannot %s data", encrypt ? "encrypt" : "decrypt");
     }
