@@ -28,7 +28,7 @@ static BlockDriver *const block_drivers[] = {
     &bdrv_quorum,
     &bdrv_preallocate,
     &bdrv_throttle,
-    &bdrv_nbd,
+    &bdrv_nbd_stub,
 };
 
 /* Options every node takes, whatever its driver. */
@@ -94,7 +94,14 @@ BlockDriver *bdrv_find_format(const char *name)
 {
     for (size_t i = 0; i < ARRAY_SIZE(block_drivers); i++) {
         if (!strcmp(block_drivers[i]->format_name, name)) {
-            return block_drivers[i];
+            g_autoptr(GError) err = NULL;
+            BlockDriver *drv = bdrv_module_resolve(block_drivers[i], &err);
+
+            if (!drv) {
+                /* the caller goes on to say "Unknown driver" */
+                error_report("%s", err->message);
+            }
+            return drv;
         }
     }
     return NULL;
@@ -154,7 +161,7 @@ const BlockDriver *bdrv_find_protocol(const char *filename, bool allow_prefix,
     len = strcspn(filename, ":");
     for (size_t i = 0; i < ARRAY_SIZE(block_drivers); i++) {
         if (protocol_matches(block_drivers[i], filename, len)) {
-            return block_drivers[i];
+            return bdrv_module_resolve(block_drivers[i], errp);
         }
     }
     error_setg(errp, "Unknown protocol '%.*s'", (int)len, filename);
@@ -1136,7 +1143,7 @@ BlockDriverState *bdrv_open(const char *filename, JsonObject *options, int flags
     file = NULL;
     bs->open_flags = flags;
     /* a protocol's name as it canonicalises it (QEMU's refreshed file name) */
-    bs->filename = g_strdup(filename && bs->file->drv != &bdrv_nbd ? filename :
+    bs->filename = g_strdup(filename && strcmp(bs->file->drv->format_name, "nbd") ? filename :
                             bs->file->filename);
     if (!opts_has(opts, "driver")) {
         bs->probed_raw = (drv == &bdrv_raw);

@@ -78,6 +78,9 @@ typedef struct CreateOptDesc {
 
 struct BlockDriver {
     const char *format_name;
+    /* a stub for a driver in a loadable module (block/module.c): block-MODULE.so
+     * holds the real one as bdrv_MODULE */
+    const char *module;
     size_t instance_size;
     /* false for protocol drivers (file, blkdebug), which read a filename */
     bool is_protocol;
@@ -294,7 +297,10 @@ extern BlockDriver bdrv_qcow2;
 extern BlockDriver bdrv_blkdebug;
 extern BlockDriver bdrv_crypto_luks;
 extern BlockDriver bdrv_bochs;
-extern BlockDriver bdrv_nbd;
+/* stands in for "nbd" (the block-nbd module) until bdrv_module_resolve() */
+extern BlockDriver bdrv_nbd_stub;
+/* The driver itself for a module's stub (loaded at the first call), else @drv. */
+BlockDriver *bdrv_module_resolve(BlockDriver *drv, GError **errp);
 extern BlockDriver bdrv_null_co;
 extern BlockDriver bdrv_null_aio;
 extern BlockDriver bdrv_blkverify;
