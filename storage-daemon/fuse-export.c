@@ -2,14 +2,18 @@
  * FUSE exports (block-export-add "type": "fuse"): a node appears as one regular
  * file mounted over an existing regular file (the mountpoint), through libfuse3's
  * low-level API. The session's /dev/fuse fd is served from the daemon's GLib
- * main loop under the block layer lock, which the main loop only tries (as the
- * NBD server does): while a job holds it, the fd is left alone and retried.
+ * main loop, as the NBD server's sockets are: reads, writes, zero writes,
+ * discards and flushes go to the block layer's request layer (block/aio.c) and
+ * are answered from their callbacks, so the kernel's requests run side by side;
+ * while a job holds the block layer (block_io_begin fails) the fd is left alone
+ * and retried.
  * Reads, writes, fallocate (grow, punch hole, zero range), fsync, truncate,
  * SEEK_DATA/SEEK_HOLE, chmod/chown as QEMU 7.2's FUSE export answers them.
  */
 #define FUSE_USE_VERSION 31
 #include "fuse-export.h"
 
+#include "block/aio.h"
 #include <fuse_lowlevel.h>
 #include <glib-unix.h>
 #include <sys/stat.h>
@@ -28,11 +32,53 @@ struct FuseExport {
     struct fuse_buf buf;
     guint watch;
     guint retry;
+    guint aio_watch;        /* bdrv_aio_notifier_fd() */
     mode_t st_mode;
     uid_t st_uid;
     gid_t st_gid;
     time_t created;
 };
+
+typedef enum FuseReqKind { FUSE_REQ_READ, FUSE_REQ_WRITE, FUSE_REQ_OTHER } FuseReqKind;
+
+/* A request in the request layer, answered from its callback. */
+typedef struct FuseReq {
+    fuse_req_t req;
+    FuseReqKind kind;
+    uint8_t *buf;           /* READ: the data; WRITE: a copy of the payload */
+    size_t size;
+} FuseReq;
+
+static void fuse_req_done(void *opaque, int ret)
+{
+    FuseReq *r = opaque;
+
+    if (ret < 0) {
+        fuse_reply_err(r->req, -ret);
+    } else if (r->kind == FUSE_REQ_READ) {
+        fuse_reply_buf(r->req, (const char *)r->buf, r->size);
+    } else if (r->kind == FUSE_REQ_WRITE) {
+        fuse_reply_write(r->req, r->size);
+    } else {
+        fuse_reply_err(r->req, 0);
+    }
+    g_free(r->buf);
+    g_free(r);
+}
+
+/* Start @op for @req; its callback replies. @buf (may be NULL) becomes the request's. */
+static void fuse_submit(fuse_req_t req, FuseReqKind kind, BdrvAioOp op, int64_t off,
+                        int64_t bytes, uint8_t *buf, size_t size, int flags)
+{
+    FuseExport *fe = fuse_req_userdata(req);
+    FuseReq *r = g_new0(FuseReq, 1);
+
+    r->req = req;
+    r->kind = kind;
+    r->buf = buf;
+    r->size = size;
+    bdrv_aio_submit(fe->bs, op, off, bytes, buf, flags, fuse_req_done, r);
+}
 
 /* Mountpoints of our exports: statting one of them would ask ourselves. */
 static GHashTable *mountpoints;
@@ -90,6 +136,7 @@ static int fuse_truncate(FuseExport *fe, int64_t size, PreallocMode prealloc)
 {
     g_autoptr(GError) err = NULL;
 
+    bdrv_aio_drain(fe->bs);     /* never beside requests in flight */
     return bdrv_truncate(fe->bs, size, true, prealloc, 0, &err);
 }
 
@@ -154,8 +201,7 @@ static void fuse_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     FuseExport *fe = fuse_req_userdata(req);
     int64_t len = bdrv_getlength(fe->bs);
-    g_autofree char *buf = NULL;
-    int ret;
+    uint8_t *buf;
 
     if (len < 0) {
         fuse_reply_err(req, -len);
@@ -171,12 +217,7 @@ static void fuse_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    ret = bdrv_pread(fe->bs, off, size, buf, 0);
-    if (ret < 0) {
-        fuse_reply_err(req, -ret);
-        return;
-    }
-    fuse_reply_buf(req, buf, size);
+    fuse_submit(req, FUSE_REQ_READ, BDRV_AIO_READ, off, size, buf, size, 0);
 }
 
 /* A write-type request: the node's length, or -1 once @req got its error reply. */
@@ -220,12 +261,9 @@ static void fuse_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_
             size = len - off;           /* a short write up to EOF */
         }
     }
-    ret = bdrv_pwrite(fe->bs, off, size, buf, 0);
-    if (ret < 0) {
-        fuse_reply_err(req, -ret);
-        return;
-    }
-    fuse_reply_write(req, size);
+    /* libfuse owns @buf only until we return */
+    fuse_submit(req, FUSE_REQ_WRITE, BDRV_AIO_WRITE, off, size,
+                g_memdup2(buf, size), size, 0);
 }
 
 static void fuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
@@ -254,7 +292,11 @@ static void fuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t of
     } else if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
         int64_t end = MIN(off + length, len);
 
-        ret = off < end ? bdrv_pdiscard(fe->bs, off, end - off) : 0;
+        if (off < end) {
+            fuse_submit(req, FUSE_REQ_OTHER, BDRV_AIO_DISCARD, off, end - off, NULL, 0, 0);
+            return;
+        }
+        ret = 0;
     } else if (mode == FALLOC_FL_ZERO_RANGE ||
                mode == (FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE)) {
         ret = 0;
@@ -262,9 +304,12 @@ static void fuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t of
             ret = fuse_truncate(fe, off + length, PREALLOC_MODE_OFF);
             len = off + length;
         }
-        if (ret == 0) {
-            ret = off + length > len ? -EIO :
-                  bdrv_pwrite_zeroes(fe->bs, off, length, BDRV_REQ_MAY_UNMAP);
+        if (ret == 0 && off + length > len) {
+            ret = -EIO;
+        } else if (ret == 0) {
+            fuse_submit(req, FUSE_REQ_OTHER, BDRV_AIO_WRITE_ZEROES, off, length, NULL, 0,
+                        BDRV_REQ_MAY_UNMAP);
+            return;
         }
     } else {
         ret = -EOPNOTSUPP;
@@ -274,10 +319,8 @@ static void fuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t of
 
 static void fuse_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    FuseExport *fe = fuse_req_userdata(req);
-    int ret = bdrv_flush(fe->bs);
-
-    fuse_reply_err(req, ret < 0 ? -ret : 0);
+    /* answered once every write before it is done and flushed */
+    fuse_submit(req, FUSE_REQ_OTHER, BDRV_AIO_FLUSH, 0, 0, NULL, 0, 0);
 }
 
 static void fuse_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -345,6 +388,14 @@ static const struct fuse_lowlevel_ops fuse_ops = {
 
 static gboolean fuse_on_readable(int fd, GIOCondition cond, gpointer opaque);
 
+/* The request layer has completions: run their callbacks (they reply). */
+static gboolean fuse_aio_ready(int fd, GIOCondition cond, gpointer opaque)
+{
+    bdrv_aio_poll(false);
+    block_io_end();
+    return G_SOURCE_CONTINUE;
+}
+
 static gboolean fuse_retry(gpointer opaque)
 {
     FuseExport *fe = opaque;
@@ -358,7 +409,7 @@ static gboolean fuse_on_readable(int fd, GIOCondition cond, gpointer opaque)
 {
     FuseExport *fe = opaque;
 
-    if (!block_lock_try()) {
+    if (!block_io_begin()) {
         /* a job has the block layer: leave the requests queued in the kernel */
         fe->watch = 0;
         fe->retry = g_timeout_add(FUSE_RETRY_MS, fuse_retry, fe);
@@ -372,7 +423,9 @@ static gboolean fuse_on_readable(int fd, GIOCondition cond, gpointer opaque)
         }
         fuse_session_process_buf(fe->se, &fe->buf);
     }
-    block_unlock();
+    /* requests that completed in this thread are answered now */
+    bdrv_aio_poll(false);
+    block_io_end();
     if (fuse_session_exited(fe->se)) {
         /* unmounted from outside (fusermount -u): stop watching */
         fe->watch = 0;
@@ -458,12 +511,18 @@ FuseExport *fuse_export_new(BlockDriverState *bs, JsonObject *opts, bool writabl
     fd = fuse_session_fd(fe->se);
     g_unix_set_fd_nonblocking(fd, TRUE, NULL);
     fe->watch = g_unix_fd_add(fd, G_IO_IN, fuse_on_readable, fe);
+    fe->aio_watch = g_unix_fd_add(bdrv_aio_notifier_fd(), G_IO_IN, fuse_aio_ready, NULL);
     g_hash_table_add(mountpoints, g_strdup(mountpoint));
     return g_steal_pointer(&fe);
 }
 
 void fuse_export_free(FuseExport *fe)
 {
+    /* the callbacks of requests in flight reply through the session */
+    bdrv_aio_drain(fe->bs);
+    if (fe->aio_watch) {
+        g_source_remove(fe->aio_watch);
+    }
     if (fe->watch) {
         g_source_remove(fe->watch);
     }
