@@ -13,6 +13,7 @@
 #include "block/block.h"
 #include "block/nbd-client.h"
 #include "storage-daemon/nbd.h"
+#include "storage-daemon/nbd-tls.h"
 #include <getopt.h>
 #include <glib-unix.h>
 #include <signal.h>
@@ -425,6 +426,7 @@ int main(int argc, char **argv)
     const char *bindto = NULL, *port = NULL, *sockpath = NULL, *device = NULL;
     const char *fmt = NULL, *export_name = NULL, *desc = NULL;
     const char *snapshot_param = NULL, *tls_creds = NULL, *pid_file = NULL;
+    const char *tls_authz = NULL;
     const char *detect_zeroes = NULL, *aio = NULL;
     bool readonly = false, disconnect = false, list = false, image_opts = false;
     bool alloc_depth = false, do_fork = false, seen_aio = false, seen_cache = false;
@@ -582,8 +584,10 @@ int main(int argc, char **argv)
         case OPT_TLSCREDS:
             tls_creds = optarg;
             break;
-        case OPT_TLSHOSTNAME:
         case OPT_TLSAUTHZ:
+            tls_authz = optarg;
+            break;
+        case OPT_TLSHOSTNAME:
             break;
         case OPT_IMAGE_OPTS:
             image_opts = true;
@@ -631,16 +635,27 @@ int main(int argc, char **argv)
         if (device) {
             bad_usage("TLS is not supported with a host device");
         }
-        tls_dir = nbd_tls_creds_dir(tls_creds, &err);
-        if (!tls_dir && !list) {
+        if (list) {
+            tls_dir = nbd_tls_creds_dir(tls_creds, &err);
+            g_clear_error(&err);
+        } else if (!nbd_tls_server_check(tls_creds, &err)) {
+            error_report("Failed to get TLS creds: %s", err->message);
+            return EXIT_FAILURE;
+        } else if (!nbd_tls_server_setup(tls_creds, tls_authz, &err)) {
+            /* QEMU loads the files with the object */
             error_report_err(g_steal_pointer(&err));
             return EXIT_FAILURE;
         }
-        if (!list) {
-            error_report("TLS is not supported by this qemu-nbd's server");
+    }
+    if (tls_authz) {
+        if (!tls_creds) {
+            error_report("--tls-authz is not permitted without --tls-creds");
             return EXIT_FAILURE;
         }
-        g_clear_error(&err);
+        if (list) {
+            error_report("TLS authorization is incompatible with export list");
+            return EXIT_FAILURE;
+        }
     }
 
     if (sockpath) {

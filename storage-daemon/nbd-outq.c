@@ -171,3 +171,37 @@ int nbd_outq_send(NbdOutQueue *q, int fd)
     }
     return 0;
 }
+
+int nbd_outq_send_fn(NbdOutQueue *q, NbdOutSendFn *fn, void *opaque)
+{
+    while (nbd_outq_pending(q) > 0) {
+        NbdOutSeg *s = g_queue_peek_head(&q->segs);
+        const uint8_t *buf;
+        size_t len;
+        ssize_t n;
+
+        if (s) {
+            buf = s->data + q->head_sent;
+            len = s->len - q->head_sent;
+        } else {
+            buf = q->tail->data + q->tail_sent;
+            len = q->tail->len - q->tail_sent;
+        }
+        if (len == 0) {
+            consume(q, 0);          /* an empty segment: drop it */
+            continue;
+        }
+        n = fn(opaque, buf, len);
+        if (n == -EINTR) {
+            continue;
+        }
+        if (n == -EAGAIN) {
+            return 0;
+        }
+        if (n <= 0) {
+            return n < 0 ? n : -EPIPE;
+        }
+        consume(q, n);
+    }
+    return 0;
+}

@@ -38,4 +38,9 @@ void nbd_outq_add(NbdOutQueue *q, const uint8_t *data, size_t len,
  */
 int nbd_outq_send(NbdOutQueue *q, int fd);
 
+/* A sender of bytes (TLS): how many it took (> 0), or -errno (-EAGAIN: full). */
+typedef ssize_t NbdOutSendFn(void *opaque, const uint8_t *buf, size_t len);
+/* nbd_outq_send() through @fn, one segment's bytes per call. */
+int nbd_outq_send_fn(NbdOutQueue *q, NbdOutSendFn *fn, void *opaque);
+
 #endif

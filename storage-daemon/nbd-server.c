@@ -1,7 +1,8 @@
 /*
  * The NBD server, served from the GLib main loop over UNIX and TCP sockets: the
  * fixed newstyle handshake (EXPORT_NAME, ABORT, LIST, INFO, GO, STRUCTURED_REPLY,
- * LIST/SET_META_CONTEXT; STARTTLS refused) and the transmission phase (READ with
+ * LIST/SET_META_CONTEXT, STARTTLS: nbd-tls.c runs the TLS session) and the
+ * transmission phase (READ with
  * structured replies that skip holes, WRITE, FLUSH, TRIM, CACHE, WRITE_ZEROES,
  * BLOCK_STATUS with one chunk per selected context, DISC), with the meta contexts
  * base:allocation, qemu:allocation-depth and any number of qemu:dirty-bitmap:NAME,
@@ -25,6 +26,7 @@
 #include "nbd-outq.h"
 #include "block/aio.h"
 #include <glib-unix.h>
+#include "nbd-tls.h"
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <netdb.h>
@@ -61,6 +63,10 @@ typedef struct NbdClient {
     uint64_t in_flight_bytes;   /* of those, the bytes reads will reply */
     bool dead;              /* closed; freed when in_flight drops to 0 */
     bool kicked;            /* in server.kicks */
+    /* STARTTLS: acked (the session starts once the ack is sent), then TLS */
+    bool tls_starting, tls_handshaking;
+    NbdTlsSession *tls;
+    char *read_error;       /* why the last read failed (TLS), NULL: EOF */
 } NbdClient;
 
 /* A part of a READ's reply: a hole, or data read into the request's buffer. */
@@ -117,6 +123,9 @@ static void client_free(NbdClient *c);
 static void client_update_watches(NbdClient *c);
 static void client_process(NbdClient *c);
 static void client_kick(NbdClient *c);
+static ssize_t client_tls_send(void *opaque, const uint8_t *buf, size_t len);
+static void client_tls_start(NbdClient *c);
+static void client_tls_handshake(NbdClient *c);
 
 /*
  * Hang up on a client that broke the protocol, saying why on stderr in QEMU's
@@ -188,12 +197,17 @@ static gboolean client_writable(GIOChannel *ch, GIOCondition cond, gpointer opaq
 
 static void client_flush(NbdClient *c)
 {
-    if (nbd_outq_send(&c->outq, c->fd) < 0) {
+    if (c->tls ? nbd_outq_send_fn(&c->outq, client_tls_send, c) < 0
+               : nbd_outq_send(&c->outq, c->fd) < 0) {
         client_close(c);
         return;
     }
     if (out_pending(c) == 0 && c->closing && c->in_flight == 0) {
         client_close(c);
+        return;
+    }
+    if (out_pending(c) == 0 && c->tls_starting) {
+        client_tls_start(c);
         return;
     }
     client_update_watches(c);
@@ -204,6 +218,10 @@ static gboolean client_writable(GIOChannel *ch, GIOCondition cond, gpointer opaq
     NbdClient *c = opaque;
 
     c->out_watch = 0;
+    if (c->tls_handshaking) {
+        client_tls_handshake(c);
+        return G_SOURCE_REMOVE;
+    }
     client_flush(c);
     if (g_list_find(server.clients, c)) {
         client_process(c);
@@ -514,6 +532,19 @@ static void opt_list(NbdClient *c, uint32_t len)
 
 static void handle_option(NbdClient *c, uint32_t opt, const uint8_t *data, uint32_t len)
 {
+    if (nbd_tls_server_enabled() && !c->tls && opt != NBD_OPT_STARTTLS) {
+        /* as QEMU: EXPORT_NAME cannot be refused, ABORT gets no ack */
+        if (opt == NBD_OPT_EXPORT_NAME) {
+            client_fail(c, "Option 0x%" PRIx32 " not permitted before TLS", opt);
+            return;
+        }
+        send_rep_err(c, opt, NBD_REP_ERR_TLS_REQD,
+                     "Option 0x%" PRIx32 " not permitted before TLS", opt);
+        if (opt == NBD_OPT_ABORT) {
+            c->closing = true;
+        }
+        return;
+    }
     switch (opt) {
     case NBD_OPT_EXPORT_NAME:
         opt_export_name(c, data, len);
@@ -526,7 +557,18 @@ static void handle_option(NbdClient *c, uint32_t opt, const uint8_t *data, uint3
         opt_list(c, len);
         break;
     case NBD_OPT_STARTTLS:
-        send_rep_err(c, opt, NBD_REP_ERR_POLICY, "TLS not configured");
+        if (!nbd_tls_server_enabled()) {
+            send_rep_err(c, opt, NBD_REP_ERR_POLICY, "TLS not configured");
+        } else if (len) {
+            send_rep_err(c, opt, NBD_REP_ERR_INVALID,
+                         "option 'starttls' has unexpected length");
+            client_fail(c, "option 'starttls' has unexpected length");
+        } else if (c->tls) {
+            send_rep_err(c, opt, NBD_REP_ERR_INVALID, "TLS already enabled");
+        } else {
+            send_rep(c, opt, NBD_REP_ACK, NULL, 0);
+            c->tls_starting = true;     /* once the ack is out */
+        }
         break;
     case NBD_OPT_INFO:
     case NBD_OPT_GO:
@@ -1166,7 +1208,8 @@ static void client_process(NbdClient *c)
 {
     bool locked = false;
 
-    while (!c->closing && client_has_room(c) && client_has_complete_message(c)) {
+    while (!c->closing && !c->tls_starting && client_has_room(c) &&
+           client_has_complete_message(c)) {
         size_t used;
 
         if (!locked && !(locked = block_io_begin())) {
@@ -1204,31 +1247,116 @@ static void client_process(NbdClient *c)
     client_flush(c);
 }
 
-/* The client hung up: complain if it left in the middle of something. */
+/*
+ * The client hung up (or, with TLS, the read failed: c->read_error says why):
+ * complain if it left in the middle of something.
+ */
 static void client_eof(NbdClient *c)
 {
+    const char *why = c->read_error ? c->read_error : EOF_MSG;
+
     if (c->closing) {
         return;
     }
     switch (c->state) {
     case NC_CLIENT_FLAGS:
-        client_fail(c, "Failed to read client flags: " EOF_MSG);
+        client_fail(c, "Failed to read client flags: %s", why);
         break;
     case NC_OPTIONS:
         if (in_avail(c) < 8) {
-            client_fail(c, "Failed to read opts magic: " EOF_MSG);
+            client_fail(c, "Failed to read opts magic: %s", why);
         } else {
-            client_fail(c, "Failed to read option: " EOF_MSG);
+            client_fail(c, "Failed to read option: %s", why);
         }
         break;
     case NC_TRANSMISSION:
         if (in_avail(c) >= NBD_REQUEST_SIZE) {
-            client_fail(c, "Failed to read CMD_WRITE data: " EOF_MSG);
+            client_fail(c, "Failed to read CMD_WRITE data: %s", why);
         } else if (in_avail(c) > 0) {
-            client_fail(c, "Failed to read request: " EOF_MSG);
+            client_fail(c, "Failed to read request: %s", why);
         }
         break;
     }
+}
+
+/* ---- TLS (nbd-tls.c holds the session) ---- */
+
+/* The output queue's sender through the session: bytes taken, or -errno. */
+static ssize_t client_tls_send(void *opaque, const uint8_t *buf, size_t len)
+{
+    NbdClient *c = opaque;
+    g_autoptr(GError) err = NULL;
+
+    return nbd_tls_session_send(c->tls, buf, len, &err);
+}
+
+/*
+ * recv() into c->in at @old through the session, then whatever the session
+ * still holds decrypted (no socket event would announce it): bytes read, 0 at
+ * the end, or -1 with errno (EAGAIN; EIO with c->read_error set).
+ */
+static ssize_t client_tls_recv(NbdClient *c, guint old)
+{
+    g_autoptr(GError) err = NULL;
+    ssize_t n = nbd_tls_session_recv(c->tls, c->in->data + old, c->in->len - old,
+                                     &err);
+    size_t more;
+
+    while (n > 0 && (size_t)n == c->in->len - old &&
+           (more = nbd_tls_session_pending(c->tls)) > 0) {
+        ssize_t m;
+
+        g_byte_array_set_size(c->in, c->in->len + more);
+        m = nbd_tls_session_recv(c->tls, c->in->data + old + n, more, NULL);
+        if (m <= 0) {
+            break;
+        }
+        n += m;
+    }
+    if (n < 0) {
+        if (err) {
+            g_free(c->read_error);
+            c->read_error = g_strdup(err->message);
+        }
+        errno = -n;
+        return -1;
+    }
+    return n;
+}
+
+/* The STARTTLS ack is out: the handshake starts. */
+static void client_tls_start(NbdClient *c)
+{
+    g_autoptr(GError) err = NULL;
+
+    c->tls_starting = false;
+    c->tls = nbd_tls_session_new(c->fd, c->in->data + c->in_pos, in_avail(c), &err);
+    g_byte_array_set_size(c->in, 0);
+    c->in_pos = 0;
+    if (!c->tls) {
+        client_fail(c, "%s", err->message);
+        client_close(c);
+        return;
+    }
+    c->tls_handshaking = true;
+    client_tls_handshake(c);
+}
+
+/* A step of the handshake (the watches wait for the direction it needs). */
+static void client_tls_handshake(NbdClient *c)
+{
+    g_autoptr(GError) err = NULL;
+    int ret = nbd_tls_session_handshake(c->tls, &err);
+
+    if (ret < 0) {
+        client_fail(c, "%s", err->message);
+        client_close(c);
+        return;
+    }
+    if (ret > 0) {
+        c->tls_handshaking = false;
+    }
+    client_update_watches(c);
 }
 
 static gboolean client_readable(GIOChannel *ch, GIOCondition cond, gpointer opaque)
@@ -1237,9 +1365,14 @@ static gboolean client_readable(GIOChannel *ch, GIOCondition cond, gpointer opaq
     guint old = c->in->len;
     ssize_t n;
 
+    if (c->tls_handshaking) {
+        client_tls_handshake(c);
+        return G_SOURCE_CONTINUE;
+    }
     g_byte_array_set_size(c->in, old + READ_CHUNK);
     do {
-        n = recv(c->fd, c->in->data + old, READ_CHUNK, 0);
+        n = c->tls ? client_tls_recv(c, old) : recv(c->fd, c->in->data + old,
+                                                    READ_CHUNK, 0);
     } while (n < 0 && errno == EINTR);
     g_byte_array_set_size(c->in, old + MAX(n, 0));
     if (n < 0 && errno == EAGAIN) {
@@ -1261,6 +1394,11 @@ static void client_update_watches(NbdClient *c)
     bool want_read = !c->closing && !c->retry_timer && client_has_room(c);
     bool want_write = out_pending(c) > 0;
     GIOChannel *ch = NULL;
+
+    if (c->tls_handshaking) {
+        want_write = nbd_tls_session_want_write(c->tls);
+        want_read = !want_write;
+    }
 
     if (want_read != !!c->in_watch || (want_write && !c->out_watch)) {
         ch = g_io_channel_unix_new(c->fd);
@@ -1307,6 +1445,8 @@ static void client_close(NbdClient *c)
         g_source_remove(c->retry_timer);
         c->retry_timer = 0;
     }
+    nbd_tls_session_free(c->tls);
+    g_free(c->read_error);
     close(c->fd);
     c->fd = -1;
     c->dead = true;
@@ -1606,6 +1746,7 @@ void nbd_server_drop_clients(NbdExport *exp)
 
 void nbd_server_stop(void)
 {
+    nbd_tls_server_clear();
     while (server.clients) {
         client_close(server.clients->data);
     }
