@@ -54,7 +54,9 @@ void qsd_blockdev_close_all(void);
 bool job_any_running(void);
 
 /* ---- NBD server and exports (export.c) ---- */
-bool qsd_nbd_server_start(JsonObject *addr, GError **errp);
+/* Start the NBD server on @addr, with TLS if @tls_creds (both ids may be NULL). */
+bool qsd_nbd_server_start(JsonObject *addr, const char *tls_creds,
+                          const char *tls_authz, GError **errp);
 bool qsd_export_add(JsonObject *opts, GError **errp);
 /* Is @bs used by an export? */
 bool qsd_export_uses_node(BlockDriverState *bs);

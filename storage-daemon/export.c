@@ -8,6 +8,7 @@
  * BLOCK_EXPORT_DELETED.
  */
 #include "nbd.h"
+#include "nbd-tls.h"
 #include "qmp-commands.h"
 #ifdef CONFIG_FUSE
 #include "fuse-export.h"
@@ -538,9 +539,21 @@ JsonNode *qmp_query_block_exports(JsonObject *args, Monitor *mon, GError **errp)
     return n;
 }
 
-bool qsd_nbd_server_start(JsonObject *addr, GError **errp)
+bool qsd_nbd_server_start(JsonObject *addr, const char *tls_creds,
+                          const char *tls_authz, GError **errp)
 {
-    return nbd_server_start(addr, errp);
+    if (nbd_server_running()) {
+        error_setg(errp, "NBD server already running");
+        return false;
+    }
+    if (!nbd_tls_server_setup(tls_creds, tls_authz, errp)) {
+        return false;
+    }
+    if (!nbd_server_start(addr, errp)) {
+        nbd_tls_server_clear();
+        return false;
+    }
+    return true;
 }
 
 JsonNode *qmp_nbd_server_start(JsonObject *args, Monitor *mon, GError **errp)
@@ -549,12 +562,10 @@ JsonNode *qmp_nbd_server_start(JsonObject *args, Monitor *mon, GError **errp)
     JsonObject *data = json_object_get_object_member(addr, "data");
     g_autoptr(JsonObject) flat = data ? opts_clone(data) : json_object_new();
 
-    if (opts_has(args, "tls-creds") || opts_has(args, "tls-authz")) {
-        error_setg(errp, "TLS is not supported");
-        return NULL;
-    }
     opts_set_str(flat, "type", opts_peek_str(addr, "type"));
-    return nbd_server_start(flat, errp) ? qjson_empty_object() : NULL;
+    return qsd_nbd_server_start(flat, opts_peek_str(args, "tls-creds"),
+                                opts_peek_str(args, "tls-authz"), errp) ?
+           qjson_empty_object() : NULL;
 }
 
 JsonNode *qmp_nbd_server_stop(JsonObject *args, Monitor *mon, GError **errp)

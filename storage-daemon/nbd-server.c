@@ -1445,7 +1445,14 @@ static void client_close(NbdClient *c)
         g_source_remove(c->retry_timer);
         c->retry_timer = 0;
     }
-    nbd_tls_session_free(c->tls);
+    if (c->tls) {
+        /* what the client sent meanwhile, lest closing reset the connection
+         * (the client would not see the end of the TLS stream) */
+        char junk[4096];
+        while (recv(c->fd, junk, sizeof(junk), MSG_DONTWAIT) > 0) {
+        }
+        nbd_tls_session_free(c->tls);
+    }
     g_free(c->read_error);
     close(c->fd);
     c->fd = -1;

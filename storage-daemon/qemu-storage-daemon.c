@@ -209,7 +209,8 @@ static bool cli_nbd_server(const char *arg, GError **errp)
         error_setg(errp, "Parameter 'addr.type' is missing");
         return false;
     }
-    return qsd_nbd_server_start(addr, errp);
+    return qsd_nbd_server_start(addr, opts_peek_str(opts, "tls-creds"),
+                                opts_peek_str(opts, "tls-authz"), errp);
 }
 
 static bool cli_export(const char *arg, GError **errp)

@@ -4,7 +4,8 @@
  * with QEMU's messages, and the registry of live objects by id. The object
  * types with behaviour live with their users (crypto/secret.c for "secret",
  * block/throttle-groups.c for "throttle-group"); the others are kept as their
- * options (tls-creds-x509, which the nbd client reads).
+ * options (tls-creds-*, which the nbd client and server read; authz-simple,
+ * which the nbd server checks clients against).
  */
 #include "qemu/osdep.h"
 #include "qemu/error.h"
@@ -14,7 +15,12 @@
 
 /* Types kept as their options, for the drivers that read them */
 #define OPTIONS_TYPE(n) { .name = (n) }
+static const char *const authz_simple_props[] = { "identity", NULL };
+static const char *const authz_simple_help[] = { "identity=<string>", NULL };
 static const UserObjectType options_types[] = {
+    /* the NBD server's --tls-authz (storage-daemon/nbd-tls.c) */
+    { .name = "authz-simple", .props = authz_simple_props,
+      .prop_help = authz_simple_help },
     OPTIONS_TYPE("iothread"),
     OPTIONS_TYPE("tls-creds-anon"),
     OPTIONS_TYPE("tls-creds-psk"),
@@ -25,11 +31,12 @@ static const UserObjectType *const object_types[] = {
     &qcrypto_secret_type,
     &throttle_group_type,
     &options_types[0], &options_types[1], &options_types[2], &options_types[3],
+    &options_types[4],
 };
 
 /* For "--object help", in QEMU's (alphabetical) order */
 static const char *const help_type_names[] = {
-    "iothread", "secret", "throttle-group", "tls-creds-anon", "tls-creds-psk",
+    "authz-simple", "iothread", "secret", "throttle-group", "tls-creds-anon", "tls-creds-psk",
     "tls-creds-x509", NULL,
 };
 
