@@ -417,9 +417,10 @@ static bool opt_done(void *opaque)
 }
 
 /* QEMU's words for an NBD_OPT_GO the server refused (by libnbd's errno). */
-static void go_error(GError **errp, int err, const char *server_msg)
+static void go_error(GError **errp, int err, const char *server_msg, bool tls)
 {
     const char *what;
+    const char *hint = "";
 
     switch (err) {
     case ENOENT:
@@ -427,6 +428,9 @@ static void go_error(GError **errp, int err, const char *server_msg)
         break;
     case ENOTSUP:
         what = "TLS negotiation required before option 7 (go)";
+        if (!tls) {
+            hint = "\nDid you forget a valid tls-creds?";
+        }
         break;
     case EINVAL:
         what = "Invalid parameters for option 7 (go)";
@@ -439,9 +443,9 @@ static void go_error(GError **errp, int err, const char *server_msg)
         break;
     }
     if (server_msg) {
-        error_setg(errp, "%s\nserver reported: %s", what, server_msg);
+        error_setg(errp, "%s%s\nserver reported: %s", what, hint, server_msg);
     } else {
-        error_setg(errp, "%s", what);
+        error_setg(errp, "%s%s", what, hint);
     }
 }
 
@@ -510,7 +514,7 @@ struct nbd_handle *nbd_client_connect(const NbdServerAddr *addr, const char *exp
             goto fail_handshake;
         }
         if (d.err) {
-            go_error(errp, d.err, *server_msg);
+            go_error(errp, d.err, *server_msg, tls_dir != NULL);
             /* say goodbye (NBD_OPT_ABORT) rather than just hang up */
             if (nbd_aio_opt_abort(h) == 0) {
                 nbd_wait(h, h_closed, h, now_ms() + 1000);

@@ -5,8 +5,8 @@
  * non-blocking session per connection (handshake, record I/O over the socket),
  * and the checks after the handshake as QEMU makes them: the client's
  * certificate when verify-peer is on (the default), then the authz-simple
- * object's identity against the certificate's distinguished name or the PSK
- * username. Errors are worded as QEMU words them.
+ * object's identity against the certificate's distinguished name (QEMU 7.2
+ * checks no identity for PSK clients: knowing the key is enough). Errors are worded as QEMU words them.
  */
 #include "nbd-tls.h"
 #include "qemu/objects.h"
@@ -380,26 +380,6 @@ static bool check_x509(NbdTlsSession *s, GError **errp)
     return true;
 }
 
-static bool check_psk(NbdTlsSession *s, GError **errp)
-{
-    const char *user = gnutls_psk_server_get_username(s->session);
-
-    if (!tls.authz_id) {
-        return true;
-    }
-    if (!user) {
-        error_setg(errp, "No PSK username");
-        return false;
-    }
-    if (!authz_allows(user, errp)) {
-        if (errp && !*errp) {
-            error_setg(errp, "TLS PSK authz check for %s is denied", user);
-        }
-        return false;
-    }
-    return true;
-}
-
 int nbd_tls_session_handshake(NbdTlsSession *s, GError **errp)
 {
     int ret = gnutls_handshake(s->session);
@@ -416,12 +396,9 @@ int nbd_tls_session_handshake(NbdTlsSession *s, GError **errp)
     case TLS_X509:
         return check_x509(s, errp) ? 1 : -1;
     case TLS_PSK:
-        return check_psk(s, errp) ? 1 : -1;
+        /* as QEMU 7.2: tls-authz checks x509 clients only */
+        break;
     case TLS_ANON:
-        if (tls.authz_id) {
-            error_setg(errp, "Cannot check authorization with anonymous credentials");
-            return -1;
-        }
         break;
     }
     return 1;
