@@ -141,7 +141,9 @@ static void help(void)
            "                         configure a QMP monitor\n"
            "\n"
            "  --nbd-server addr.type=inet,addr.host=<host>,addr.port=<port>\n"
+           "               [,tls-creds=<id>][,tls-authz=<id>]\n"
            "  --nbd-server addr.type=unix,addr.path=<path>\n"
+           "               [,tls-creds=<id>][,tls-authz=<id>]\n"
            "                         start an NBD server for exporting block nodes\n"
            "\n"
            "  --pidfile <path>       write process ID to a file after startup\n");
