@@ -227,12 +227,12 @@ static uint16_t export_flags_of(struct nbd_handle *h)
     return f;
 }
 
-static int list_exports(const NbdServerAddr *addr, const char *tls_dir)
+static int list_exports(const NbdServerAddr *addr, const char *tls_creds)
 {
     g_autoptr(GError) err = NULL;
     g_autofree char *server_msg = NULL;
     g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
-    struct nbd_handle *h = nbd_client_connect(addr, "", tls_dir, NULL, true, 60,
+    struct nbd_handle *h = nbd_client_connect(addr, "", tls_creds, NULL, true, 60,
                                               &server_msg, &err);
 
     if (!h) {
@@ -246,7 +246,13 @@ static int list_exports(const NbdServerAddr *addr, const char *tls_dir)
     }
     if (nbd_opt_list(h, (nbd_list_callback) { .callback = list_export_cb,
                                               .user_data = names }) < 0) {
-        error_report("%s", nbd_get_error());
+        if (!tls_creds && nbd_get_errno() == ENOTSUP && server_msg &&
+            strstr(server_msg, "not permitted before TLS")) {
+            /* NBD_REP_ERR_TLS_REQD, in QEMU's words */
+            error_report("TLS negotiation required before option 3 (list)");
+        } else {
+            error_report("%s", nbd_get_error());
+        }
         nbd_close(h);
         return EXIT_FAILURE;
     }
@@ -666,7 +672,7 @@ int main(int argc, char **argv)
         addr.port = g_strdup(port ? port : NBD_DEFAULT_PORT);
     }
     if (list) {
-        return list_exports(&addr, tls_dir);
+        return list_exports(&addr, tls_dir ? tls_creds : NULL);
     }
     if (disconnect) {
         return disconnect_device(argv[optind]);

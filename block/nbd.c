@@ -33,7 +33,7 @@ typedef struct BDRVNBDState {
     struct nbd_handle *h;
     NbdServerAddr addr;
     char *export;
-    char *tls_dir;           /* tls-creds: the x509 folder (NULL: no TLS) */
+    char *tls_creds;         /* tls-creds: the credentials' id (NULL: no TLS) */
     char *meta;              /* the context block status asks (NULL: none) */
     bool meta_is_depth;      /* qemu:allocation-depth: depths beyond 2 read as 2 */
     double reconnect_delay;
@@ -449,8 +449,51 @@ static void go_error(GError **errp, int err, const char *server_msg, bool tls)
     }
 }
 
+/*
+ * QEMU's words for the TLS failures libnbd reports in its own (false: not a
+ * TLS failure): the server refusing STARTTLS, a failed handshake, the server
+ * hanging up after the handshake.
+ */
+static bool tls_error(GError **errp, const char *server_msg)
+{
+    const char *msg = nbd_get_error();
+    const char *p;
+
+    if (!msg) {
+        return false;
+    }
+    if (strstr(msg, "server refused TLS")) {
+        if (server_msg) {
+            error_setg(errp, "Denied by server for option 5 (starttls)\n"
+                       "server reported: %s", server_msg);
+        } else {
+            error_setg(errp, "Denied by server for option 5 (starttls)");
+        }
+        return true;
+    }
+    if (strstr(msg, "gnutls_record_recv: The TLS connection was non-properly "
+               "terminated")) {
+        /* the server hung up after the handshake (it refused the client) */
+        error_setg(errp, "Failed to read option reply: Cannot read from TLS "
+                   "channel: Software caused connection abort");
+        return true;
+    }
+    p = strstr(msg, "gnutls_handshake: ");
+    if (p) {
+        g_autofree char *why = g_strdup(p + strlen("gnutls_handshake: "));
+        char *end = strstr(why, " (-");
+
+        if (end) {
+            *end = 0;
+        }
+        error_setg(errp, "TLS handshake failed: %s", why);
+        return true;
+    }
+    return false;
+}
+
 struct nbd_handle *nbd_client_connect(const NbdServerAddr *addr, const char *export,
-                                      const char *tls_dir, const char *const *metas,
+                                      const char *tls_creds, const char *const *metas,
                                       bool opt_mode, double timeout_s,
                                       char **server_msg, GError **errp)
 {
@@ -477,17 +520,32 @@ struct nbd_handle *nbd_client_connect(const NbdServerAddr *addr, const char *exp
     for (int i = 0; metas && metas[i]; i++) {
         nbd_add_meta_context(h, metas[i]);
     }
-    if (tls_dir) {
+    if (tls_creds) {
+        JsonObject *o = user_object_find(tls_creds);
+        const char *dir = opts_peek_str(o, "dir");
+
         nbd_set_tls(h, LIBNBD_TLS_REQUIRE);
-        nbd_set_tls_certificates(h, tls_dir);
-        if (addr->is_unix) {
-            nbd_set_tls_verify_peer(h, false);
+        if (!strcmp(opts_peek_str(o, "qom-type"), "tls-creds-psk")) {
+            g_autofree char *keys = g_build_filename(dir, "keys.psk", NULL);
+            const char *user = opts_peek_str(o, "username");
+
+            /* QEMU's default username */
+            nbd_set_tls_username(h, user ? user : "qemu");
+            nbd_set_tls_psk_file(h, keys);
+        } else {
+            nbd_set_tls_certificates(h, dir);
+            if (addr->is_unix) {
+                nbd_set_tls_verify_peer(h, false);
+            }
         }
     }
     nbd_set_opt_mode(h, true);
     fd = oldstyle_fixup(fd);
     if (nbd_aio_connect_socket(h, fd) < 0) {
         close(fd);
+        if (tls_creds && tls_error(errp, opt_mode ? NULL : *server_msg)) {
+            goto fail;
+        }
         goto fail_libnbd;
     }
     ret = nbd_wait(h, h_not_connecting, h, deadline);
@@ -495,7 +553,10 @@ struct nbd_handle *nbd_client_connect(const NbdServerAddr *addr, const char *exp
         error_setg(errp, "Server did not complete the handshake in time");
         goto fail;
     }
-    if (ret < 0 || nbd_aio_is_dead(h)) {
+    if (ret < 0 || nbd_aio_is_dead(h) || nbd_aio_is_closed(h)) {
+        if (tls_creds && tls_error(errp, opt_mode ? NULL : *server_msg)) {
+            goto fail;
+        }
         goto fail_handshake;
     }
     if (nbd_aio_is_negotiating(h) && !opt_mode) {
@@ -514,7 +575,7 @@ struct nbd_handle *nbd_client_connect(const NbdServerAddr *addr, const char *exp
             goto fail_handshake;
         }
         if (d.err) {
-            go_error(errp, d.err, *server_msg, tls_dir != NULL);
+            go_error(errp, d.err, *server_msg, tls_creds != NULL);
             /* say goodbye (NBD_OPT_ABORT) rather than just hang up */
             if (nbd_aio_opt_abort(h) == 0) {
                 nbd_wait(h, h_closed, h, now_ms() + 1000);
@@ -542,7 +603,7 @@ static int nbd_connect_once(BDRVNBDState *s, GError **errp)
     struct nbd_handle *h;
 
     g_clear_pointer(&s->server_msg, g_free);
-    h = nbd_client_connect(&s->addr, s->export, s->tls_dir, metas, false,
+    h = nbd_client_connect(&s->addr, s->export, s->tls_creds, metas, false,
                            MAX(s->open_timeout, NBD_HANDSHAKE_TIMEOUT_S),
                            &s->server_msg, errp);
     if (!h) {
@@ -1035,10 +1096,12 @@ static int nbd_open_state(BlockDriverState *bs, JsonObject *opts, int flags,
         s->timeout = NBD_DEFAULT_TIMEOUT_S;
     }
     if (tls_creds) {
-        s->tls_dir = nbd_tls_creds_dir(tls_creds, errp);
-        if (!s->tls_dir) {
+        g_autofree char *dir = nbd_tls_creds_dir(tls_creds, errp);
+
+        if (!dir) {
             return -EINVAL;
         }
+        s->tls_creds = g_strdup(tls_creds);
     }
     s->meta = opts_get_str(opts, "x-dirty-bitmap");
     if (!s->meta) {
@@ -1096,7 +1159,7 @@ static void nbd_close_drv(BlockDriverState *bs)
     }
     nbd_server_addr_clear(&s->addr);
     g_clear_pointer(&s->export, g_free);
-    g_clear_pointer(&s->tls_dir, g_free);
+    g_clear_pointer(&s->tls_creds, g_free);
     g_clear_pointer(&s->meta, g_free);
     g_clear_pointer(&s->server_msg, g_free);
 }
@@ -1187,7 +1250,8 @@ char *nbd_tls_creds_dir(const char *id, GError **errp)
         error_setg(errp, "Expecting TLS credentials with a client endpoint");
         return NULL;
     }
-    if (strcmp(type, "tls-creds-x509") || !opts_peek_str(o, "dir")) {
+    if ((strcmp(type, "tls-creds-x509") && strcmp(type, "tls-creds-psk")) ||
+        !opts_peek_str(o, "dir")) {
         error_setg(errp, "TLS credentials '%s' are not supported by this NBD client",
                    id);
         return NULL;

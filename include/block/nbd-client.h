@@ -34,15 +34,16 @@ int nbd_socket_connect(const NbdServerAddr *addr, GError **errp);
  * Connect and negotiate within @timeout_s seconds: with @opt_mode the handle is
  * left negotiating (for listing exports), else the export is opened (NBD_OPT_GO)
  * with the meta contexts @metas (NULL-terminated, may be NULL). *@server_msg gets
- * the server's own text for a refused option. TLS with the x509 folder @tls_dir.
+ * the server's own text for a refused option. TLS with the credentials object
+ * @tls_creds (checked by nbd_tls_creds_dir): x509 or PSK.
  */
 struct nbd_handle *nbd_client_connect(const NbdServerAddr *addr, const char *export,
-                                      const char *tls_dir, const char *const *metas,
+                                      const char *tls_creds, const char *const *metas,
                                       bool opt_mode, double timeout_s,
                                       char **server_msg, GError **errp);
 /*
- * The folder of the tls-creds-x509 object @id (--object), for a client endpoint;
- * NULL with QEMU's message when there is none.
+ * The folder of the tls-creds-x509 or tls-creds-psk object @id (--object), for a
+ * client endpoint; NULL with QEMU's message when there is none.
  */
 char *nbd_tls_creds_dir(const char *id, GError **errp);
 
