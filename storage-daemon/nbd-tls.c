@@ -6,7 +6,8 @@
  * and the checks after the handshake as QEMU makes them: the client's
  * certificate when verify-peer is on (the default), then the authz-simple
  * object's identity against the certificate's distinguished name (QEMU 7.2
- * checks no identity for PSK clients: knowing the key is enough). Errors are worded as QEMU words them.
+ * checks no identity for PSK clients: knowing the key is enough). Errors are
+ * worded as QEMU words them.
  */
 #include "nbd-tls.h"
 #include "qemu/objects.h"
@@ -32,7 +33,6 @@ struct NbdTlsSession {
     gnutls_session_t session;
     int fd;
     GByteArray *pre;        /* bytes read before the handshake, served first */
-    bool handshake_done;
     bool send_blocked;      /* the last record_send said AGAIN: resume it */
 };
 
@@ -391,7 +391,6 @@ int nbd_tls_session_handshake(NbdTlsSession *s, GError **errp)
         error_setg(errp, "TLS handshake failed: %s", gnutls_strerror(ret));
         return -1;
     }
-    s->handshake_done = true;
     switch (tls.kind) {
     case TLS_X509:
         return check_x509(s, errp) ? 1 : -1;
