@@ -17,14 +17,26 @@
 #define OPTIONS_TYPE(n) { .name = (n) }
 static const char *const authz_simple_props[] = { "identity", NULL };
 static const char *const authz_simple_help[] = { "identity=<string>", NULL };
+static const char *const tls_anon_help[] = {
+    "dir=<string>", "endpoint=<QCryptoTLSCredsEndpoint>", "priority=<string>",
+    "verify-peer=<bool>", NULL,
+};
+static const char *const tls_psk_help[] = {
+    "dir=<string>", "endpoint=<QCryptoTLSCredsEndpoint>", "priority=<string>",
+    "username=<string>", "verify-peer=<bool>", NULL,
+};
+static const char *const tls_x509_help[] = {
+    "dir=<string>", "endpoint=<QCryptoTLSCredsEndpoint>", "passwordid=<string>",
+    "priority=<string>", "sanity-check=<bool>", "verify-peer=<bool>", NULL,
+};
 static const UserObjectType options_types[] = {
     /* the NBD server's --tls-authz (storage-daemon/nbd-tls.c) */
     { .name = "authz-simple", .props = authz_simple_props,
       .prop_help = authz_simple_help },
     OPTIONS_TYPE("iothread"),
-    OPTIONS_TYPE("tls-creds-anon"),
-    OPTIONS_TYPE("tls-creds-psk"),
-    OPTIONS_TYPE("tls-creds-x509"),
+    { .name = "tls-creds-anon", .prop_help = tls_anon_help },
+    { .name = "tls-creds-psk", .prop_help = tls_psk_help },
+    { .name = "tls-creds-x509", .prop_help = tls_x509_help },
 };
 
 static const UserObjectType *const object_types[] = {
