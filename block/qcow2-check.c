@@ -81,6 +81,24 @@ static void ref_free(CheckState *cs)
     }
 }
 
+/* Make cs->ref cover @n clusters (the new ones unreferenced); false on ENOMEM. */
+static bool ref_grow(CheckState *cs, int64_t n)
+{
+    uint8_t *grown;
+
+    if (n <= cs->nb_clusters) {
+        return true;
+    }
+    grown = g_try_realloc(cs->ref, n);
+    if (!grown) {
+        return false;
+    }
+    memset(grown + cs->nb_clusters, 0, n - cs->nb_clusters);
+    cs->ref = grown;
+    cs->nb_clusters = n;
+    return true;
+}
+
 /*
  * On-disk refcounts for walks that change none of them: read an aligned chunk of
  * RC_CHUNK (inside one refcount block) at a time, one cache lookup instead of one
@@ -133,12 +151,7 @@ static void inc_refs(CheckState *cs, uint64_t offset, uint64_t size)
         offset + size < cs->file_len + s->cluster_size) {
         /* less than a cluster past the end (an unaligned entry): counted, as QEMU
          * counts it, in a table one cluster longer */
-        uint8_t *grown = g_try_realloc(cs->ref, last + 1);
-        if (grown) {
-            memset(grown + cs->nb_clusters, 0, last + 1 - cs->nb_clusters);
-            cs->ref = grown;
-            cs->nb_clusters = last + 1;
-        }
+        ref_grow(cs, last + 1);
     }
     if (last >= (uint64_t)cs->nb_clusters) {
         check_msg(cs, "ERROR: counting reference for region exceeding the end of "
@@ -357,6 +370,102 @@ static int check_l1(CheckState *cs, uint64_t l1_offset, uint32_t l1_size, bool a
     return 0;
 }
 
+/*
+ * A refcount block past the end of the file, with FIX_ERRORS: the file grows to
+ * hold it (QEMU's repair; the new area reads as zeroes, an empty block). 0 when
+ * it now lies inside the image, else -errno.
+ */
+static int grow_file_to_refblock(CheckState *cs, uint64_t off)
+{
+    BDRVQcow2State *s = cs->s;
+    g_autoptr(GError) err = NULL;
+    int64_t len;
+    int ret;
+
+    if (off > (uint64_t)INT64_MAX - s->cluster_size) {
+        return -EINVAL;
+    }
+    ret = bdrv_truncate(cs->bs->file, off + s->cluster_size, false, PREALLOC_MODE_OFF,
+                        0, &err);
+    if (ret < 0) {
+        if (err && !cs->quiet) {
+            error_report("%s", err->message);
+        }
+        return ret;
+    }
+    len = bdrv_getlength(cs->bs->file);
+    if (len < 0) {
+        return len;
+    }
+    if (!ref_grow(cs, size_to_clusters(s, len))) {
+        return -ENOMEM;
+    }
+    cs->file_len = len;
+    return (off >> s->cluster_bits) < (uint64_t)cs->nb_clusters ? 0 : -EINVAL;
+}
+
+/*
+ * The refcount blocks, as QEMU checks them after everything else: each must be
+ * aligned, inside the image (with FIX_ERRORS the image grows to hold one past
+ * its end), and referenced once by the time it is counted. Damage only a
+ * rebuild repairs asks for one.
+ */
+static int check_refblocks(CheckState *cs)
+{
+    BDRVQcow2State *s = cs->s;
+
+    for (uint32_t i = 0; i < s->refcount_table_size; i++) {
+        uint64_t off = s->refcount_table[i] & REFT_OFFSET_MASK;
+        uint64_t refs;
+
+        if (!off) {
+            continue;
+        }
+        if (offset_into_cluster(s, off)) {
+            check_msg(cs, "ERROR refcount block %u is not cluster aligned; refcount "
+                    "table entry corrupted\n", i);
+            cs->res->corruptions++;
+            cs->rebuild = true;
+            continue;
+        }
+        if ((off >> s->cluster_bits) >= (uint64_t)cs->nb_clusters) {
+            bool repair = cs->fix & BDRV_FIX_ERRORS;
+            int ret;
+
+            check_msg(cs, "%s refcount block %u is outside image\n",
+                      repair ? "Repairing" : "ERROR", i);
+            if (!repair) {
+                cs->res->corruptions++;
+                continue;
+            }
+            ret = grow_file_to_refblock(cs, off);
+            if (ret == -ENOMEM) {
+                cs->res->check_errors++;
+                return ret;
+            }
+            if (ret < 0) {
+                check_msg(cs, "ERROR could not resize image: %s\n", strerror(-ret));
+                cs->res->corruptions++;
+                cs->rebuild = true;
+                continue;
+            }
+            cs->res->corruptions_fixed++;
+            /* just allocated and zeroed: its one reference is this one */
+            inc_refs(cs, off, s->cluster_size);
+            continue;
+        }
+        inc_refs(cs, off, s->cluster_size);
+        /* used for anything else as well: only a rebuild gives it back */
+        refs = ref_get(cs, off >> s->cluster_bits);
+        if (refs != 1) {
+            check_msg(cs, "ERROR refcount block %u refcount=%" PRIu64 "\n", i, refs);
+            cs->res->corruptions++;
+            cs->rebuild = true;
+        }
+    }
+    return 0;
+}
+
 /* Count every reference in the image into cs->ref. */
 static int compute_references(CheckState *cs)
 {
@@ -417,26 +526,6 @@ static int compute_references(CheckState *cs)
     }
     /* refcount table and blocks */
     inc_refs(cs, s->refcount_table_offset, (uint64_t)s->refcount_table_size * 8);
-    for (uint32_t i = 0; i < s->refcount_table_size; i++) {
-        uint64_t off = s->refcount_table[i] & REFT_OFFSET_MASK;
-        if (!off) {
-            continue;
-        }
-        if (offset_into_cluster(s, off)) {
-            check_msg(cs, "ERROR refcount block %u is not cluster aligned; refcount "
-                    "table entry corrupted\n", i);
-            cs->res->corruptions++;
-            cs->rebuild = true;
-            continue;
-        }
-        if ((off >> s->cluster_bits) >= (uint64_t)cs->nb_clusters) {
-            check_msg(cs, "ERROR refcount block %u is outside image\n", i);
-            cs->res->corruptions++;
-            cs->rebuild = true;
-            continue;
-        }
-        inc_refs(cs, off, s->cluster_size);
-    }
     ret = qcow2_bitmaps_for_each_ref(bs, inc_refs_cb, cs);
     if (ret < 0) {
         check_msg(cs, "ERROR: could not read the bitmap directory: %s\n",
@@ -444,26 +533,7 @@ static int compute_references(CheckState *cs)
         cs->res->check_errors++;
         return ret;
     }
-    /*
-     * A refcount block used for anything else as well (QEMU's check): only a
-     * rebuild can give the refcounts a block of their own again.
-     */
-    for (uint32_t i = 0; i < s->refcount_table_size; i++) {
-        uint64_t off = s->refcount_table[i] & REFT_OFFSET_MASK;
-        uint64_t refs;
-
-        if (!off || offset_into_cluster(s, off) ||
-            (off >> s->cluster_bits) >= (uint64_t)cs->nb_clusters) {
-            continue;
-        }
-        refs = ref_get(cs, off >> s->cluster_bits);
-        if (refs != 1) {
-            check_msg(cs, "ERROR refcount block %u refcount=%" PRIu64 "\n", i, refs);
-            cs->res->corruptions++;
-            cs->rebuild = true;
-        }
-    }
-    return 0;
+    return check_refblocks(cs);
 }
 
 static int set_refcount(CheckState *cs, int64_t cluster, uint64_t old, uint64_t new)
@@ -790,6 +860,7 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
 {
     BDRVQcow2State *s = bs->opaque;
     CheckState cs = { .bs = bs, .s = s, .res = res, .fix = fix };
+    BdrvCheckResult pre;
     int ret;
 
     memset(res, 0, sizeof(*res));
@@ -820,6 +891,7 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
         goto out;
     }
     /* first report everything as found */
+    pre = *res;
     compare_refcounts(&cs, 0, true);
     if (fix && (res->leaks || res->corruptions || cs.rebuild)) {
         BdrvCheckResult found = *res;
@@ -828,7 +900,8 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
 
         /* then repair what may be repaired, counting anew */
         res->leaks = 0;
-        res->corruptions = cs.overflows;
+        /* what the walk found stays (as QEMU keeps it), overflows included */
+        res->corruptions = rebuild_now ? (int)cs.overflows : pre.corruptions;
         if (!rebuild_now) {
             cs.rebuild = false;
             compare_refcounts(&cs, fix, true);
