@@ -536,9 +536,19 @@ static int compute_references(CheckState *cs)
     return check_refblocks(cs);
 }
 
+/*
+ * Repair one refcount. A cluster freed this way is referenced by nothing: QEMU
+ * discards it (its content reads as zeroes after the repair), and so do we.
+ */
 static int set_refcount(CheckState *cs, int64_t cluster, uint64_t old, uint64_t new)
 {
-    return qcow2_update_cluster_refcount(cs->bs, cluster, (int64_t)new - (int64_t)old);
+    int ret = qcow2_update_cluster_refcount(cs->bs, cluster, (int64_t)new - (int64_t)old);
+
+    if (ret == 0 && new == 0 && old) {
+        bdrv_pdiscard_always(cs->bs->file, cluster << cs->s->cluster_bits,
+                             cs->s->cluster_size);
+    }
+    return ret;
 }
 
 /* Compare computed references with the on-disk refcounts; repair per cs->fix. */
@@ -728,98 +738,203 @@ static int check_oflag_copied(CheckState *cs)
 }
 
 /*
- * Write a whole new refcount structure from cs->ref (R5 style): blocks and table
- * past the end of the image, then switch the header. The old structures become
- * leaks that the following leak pass frees.
+ * Rebuilding the refcount structure from cs->ref, placed as QEMU 7.2 places it
+ * (so that the image layout after a repair is QEMU's, and a device that cannot
+ * grow keeps it inside): each refcount block in the first unreferenced cluster
+ * at or after the start of the range it describes, the table then in the first
+ * run of unreferenced clusters from the start of the image. Every new cluster
+ * is counted in cs->ref as it is taken, so the blocks describe themselves and
+ * the table; the file grows only where no hole is left. Only unreferenced
+ * clusters are written, so guest data and the old structures (referenced) stay
+ * as they are until the header switches over.
+ */
+typedef struct Rebuild {
+    uint64_t *table;        /* the new refcount table, host offsets by block index */
+    uint64_t entries;       /* its length, a whole number of clusters */
+    uint8_t *block;         /* one refcount block, as written */
+    int64_t used_from;      /* [used_from, used_to): all referenced, found by a scan */
+    int64_t used_to;
+} Rebuild;
+
+/* Take the first @n unreferenced clusters in a row from @from on (-errno). */
+static int64_t rebuild_alloc(CheckState *cs, Rebuild *rb, int64_t from, int64_t n)
+{
+    int64_t c = from, run = 0, first_free = -1;
+
+    if (from >= rb->used_from && from < rb->used_to) {
+        c = rb->used_to;
+    }
+    for (; run < n; c++) {
+        if (c < cs->nb_clusters && ref_get(cs, c)) {
+            run = 0;
+            continue;
+        }
+        if (first_free < 0) {
+            first_free = c;
+        }
+        run++;
+    }
+    /* clusters only ever get taken: what was seen in use stays in use */
+    if (from >= rb->used_from && from <= rb->used_to) {
+        rb->used_to = first_free;
+    } else {
+        rb->used_from = from;
+        rb->used_to = first_free;
+    }
+    if (!ref_grow(cs, c)) {
+        return -ENOMEM;
+    }
+    for (int64_t k = c - n; k < c; k++) {
+        ref_inc(cs, k);
+    }
+    return c - n;
+}
+
+/* Write refcount block @bi, a slice of cs->ref. */
+static int rebuild_write_block(CheckState *cs, Rebuild *rb, uint64_t bi)
+{
+    BDRVQcow2State *s = cs->s;
+    int64_t first = (int64_t)bi << s->refcount_block_bits;
+
+    memset(rb->block, 0, s->cluster_size);
+    for (int64_t j = 0; j < s->refcount_block_size; j++) {
+        uint64_t v = first + j < cs->nb_clusters ? ref_get(cs, first + j) : 0;
+        if (v) {
+            qcow2_refblock_set(s, rb->block, j, MIN(v, s->refcount_max));
+        }
+    }
+    return bdrv_pwrite(cs->bs->file, rb->table[bi], s->cluster_size, rb->block, 0);
+}
+
+/*
+ * Give every block range with a cluster in use in [@first, @end) its block and
+ * write it (again); ranges reached by new blocks past @end as well. 1 if the
+ * table had to grow, 0 if not, or -errno.
+ */
+static int rebuild_place_blocks(CheckState *cs, Rebuild *rb, int64_t first, int64_t end)
+{
+    BDRVQcow2State *s = cs->s;
+    int grown = 0;
+
+    for (int64_t c = first; c < end; c++) {
+        uint64_t bi = c >> s->refcount_block_bits;
+        int64_t range = (int64_t)bi << s->refcount_block_bits;
+        int ret;
+
+        if (c >= cs->nb_clusters || !ref_get(cs, c)) {
+            continue;
+        }
+        if (bi >= rb->entries || !rb->table[bi]) {
+            /* never inside a range written already: its block would be stale */
+            int64_t b = rebuild_alloc(cs, rb, range, 1);
+
+            if (b < 0) {
+                return b;
+            }
+            end = MAX(end, b + 1);
+            if (bi >= rb->entries) {
+                uint64_t n = DIV_ROUND_UP((bi + 1) * 8, s->cluster_size) * s->cluster_size / 8;
+
+                if (n * 8 > QCOW_MAX_REFTABLE_SIZE) {
+                    return -EFBIG;
+                }
+                rb->table = g_renew(uint64_t, rb->table, n);
+                memset(rb->table + rb->entries, 0, (n - rb->entries) * 8);
+                rb->entries = n;
+                grown = 1;
+            }
+            rb->table[bi] = (uint64_t)b << s->cluster_bits;
+        }
+        ret = rebuild_write_block(cs, rb, bi);
+        if (ret < 0) {
+            return ret;
+        }
+        c = range + s->refcount_block_size - 1;
+    }
+    return grown;
+}
+
+/*
+ * Write a whole new refcount structure from cs->ref, then switch the header to
+ * it. The old structures become leaks that the following leak pass frees.
  */
 static int rebuild_refcounts(CheckState *cs, bool quiet)
 {
     BDRVQcow2State *s = cs->s;
     BlockDriverState *bs = cs->bs;
-    uint64_t per_block = s->refcount_block_size;
-    /* right after the last referenced cluster */
-    uint64_t area_start = cs->ref_end, nb_blocks = 1, table_entries, table_clusters;
-    g_autofree uint8_t *blocks = NULL;
-    g_autofree uint64_t *table = NULL;
+    Rebuild rb = { .block = g_malloc(s->cluster_size) };
+    int64_t table_start, table_clusters;
     int ret;
 
     if (!quiet) {
         check_msg(cs, "Rebuilding refcount structure\n");
     }
-    for (;;) {
-        uint64_t end = area_start + nb_blocks;
-        table_entries = DIV_ROUND_UP(end + 1, per_block) + 1;
-        table_clusters = size_to_clusters(s, table_entries * 8);
-        end += table_clusters;
-        if (DIV_ROUND_UP(end, per_block) <= nb_blocks) {
-            break;
-        }
-        nb_blocks = DIV_ROUND_UP(end, per_block);
-    }
-    table_entries = table_clusters * s->cluster_size / 8;
-    if (table_entries * 8 > QCOW_MAX_REFTABLE_SIZE) {
-        return -EFBIG;
-    }
-    blocks = g_try_malloc0(nb_blocks * s->cluster_size);
-    table = g_try_new0(uint64_t, table_entries);
-    if (!blocks || !table) {
-        return -ENOMEM;
-    }
-    for (uint64_t c = 0; c < area_start + nb_blocks + table_clusters; c++) {
-        uint64_t v = c < area_start ? (c < (uint64_t)cs->nb_clusters ? ref_get(cs, c) : 0)
-                                    : 1;
-        if (v) {
-            qcow2_refblock_set(s, blocks + (c / per_block) * s->cluster_size,
-                               c % per_block, MIN(v, s->refcount_max));
-        }
-    }
-    for (uint64_t b = 0; b < nb_blocks; b++) {
-        table[b] = GUINT64_TO_BE((area_start + b) << s->cluster_bits);
-    }
     /* the caches hold the old structure: drop it */
     ret = qcow2_cache_empty(bs, s->refcount_block_cache);
     if (ret < 0) {
-        return ret;
+        goto out;
     }
-    ret = bdrv_pwrite(bs->file, area_start << s->cluster_bits,
-                      nb_blocks * s->cluster_size, blocks, 0);
-    if (ret == 0) {
-        ret = bdrv_pwrite(bs->file, (area_start + nb_blocks) << s->cluster_bits,
-                          table_clusters * s->cluster_size, table, 0);
+    ret = rebuild_place_blocks(cs, &rb, 0, cs->nb_clusters);
+    for (;;) {
+        if (ret < 0) {
+            goto out;
+        }
+        table_clusters = size_to_clusters(s, rb.entries * 8);
+        table_start = rebuild_alloc(cs, &rb, 0, table_clusters);
+        if (table_start < 0) {
+            ret = table_start;
+            goto out;
+        }
+        /* the blocks that describe the table's clusters change */
+        ret = rebuild_place_blocks(cs, &rb, table_start, table_start + table_clusters);
+        if (ret == 0) {
+            break;
+        }
+        /*
+         * a longer table: look for a place again; this one stays taken, a leak
+         * the leak pass frees, as in QEMU
+         */
+    }
+    for (uint64_t b = 0; b < rb.entries; b++) {
+        rb.table[b] = GUINT64_TO_BE(rb.table[b]);
+    }
+    ret = bdrv_pwrite(bs->file, table_start << s->cluster_bits,
+                      table_clusters * s->cluster_size, rb.table, 0);
+    for (uint64_t b = 0; b < rb.entries; b++) {
+        rb.table[b] = GUINT64_FROM_BE(rb.table[b]);
     }
     if (ret == 0) {
         ret = bdrv_flush(bs->file);
     }
     if (ret < 0) {
-        return ret;
+        goto out;
     }
     {
         /* one header write switches table (and refcount width) together */
-        uint64_t *old_table = s->refcount_table;
         uint64_t old_offset = s->refcount_table_offset;
         uint32_t old_size = s->refcount_table_size;
-        s->refcount_table_offset = (area_start + nb_blocks) << s->cluster_bits;
-        s->refcount_table_size = table_entries;
+        s->refcount_table_offset = table_start << s->cluster_bits;
+        s->refcount_table_size = rb.entries;
         ret = qcow2_update_header(bs);
         if (ret == 0) {
             ret = bdrv_flush(bs->file);
         }
-        s->refcount_table = old_table;
         s->refcount_table_offset = old_offset;
         s->refcount_table_size = old_size;
         if (ret < 0) {
-            return ret;
+            goto out;
         }
     }
     g_free(s->refcount_table);
-    s->refcount_table = g_new0(uint64_t, table_entries);
-    for (uint64_t b = 0; b < table_entries; b++) {
-        s->refcount_table[b] = GUINT64_FROM_BE(table[b]);
-    }
-    s->refcount_table_offset = (area_start + nb_blocks) << s->cluster_bits;
-    s->refcount_table_size = table_entries;
+    s->refcount_table = g_steal_pointer(&rb.table);
+    s->refcount_table_offset = table_start << s->cluster_bits;
+    s->refcount_table_size = rb.entries;
     s->free_cluster_index = 0;
-    return 0;
+    ret = 0;
+out:
+    g_free(rb.table);
+    g_free(rb.block);
+    return ret;
 }
 
 static int image_end_clusters(CheckState *cs)
