@@ -263,8 +263,10 @@ static int cache_do_get(BlockDriverState *bs, Qcow2Cache *c, uint64_t offset,
     cache_index_remove(c, i);
     c->entries[i].offset = 0;
     if (read_from_disk) {
-        BLKDBG_EVENT(bs->file, c == s->l2_table_cache ? BLKDBG_L2_LOAD
-                                                       : BLKDBG_REFBLOCK_LOAD);
+        /* refcount blocks signal theirs where an update looks one up */
+        if (c == s->l2_table_cache) {
+            BLKDBG_EVENT(bs->file, BLKDBG_L2_LOAD);
+        }
         ret = bdrv_pread(bs->file, offset, c->table_size, table_addr(c, i), 0);
         if (ret < 0) {
             return ret;

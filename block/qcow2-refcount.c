@@ -819,8 +819,13 @@ static int update_refcounts(BlockDriverState *bs, int64_t offset, int64_t length
             }
             return off < 0 ? off : -EIO;
         }
-        /* QEMU signals this for every refcount block an update looks up */
+        /*
+         * QEMU signals these for every refcount block an update looks up,
+         * whether the cache holds it or not (lookups for allocation signal
+         * nothing): an error injected on the load fails the I/O after it
+         */
         BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_ALLOC);
+        BLKDBG_EVENT(bs->file, BLKDBG_REFBLOCK_LOAD);
         ret = qcow2_cache_get(bs, s->refcount_block_cache, off, &block);
         if (ret < 0) {
             return ret;
