@@ -643,6 +643,18 @@ int qcow2_alloc_host_offset(BlockDriverState *bs, uint64_t offset, uint64_t *byt
         return ret;
     }
     entry = qcow2_l2_get(s, l2, l2_index);
+    if ((entry & QCOW_OFLAG_COPIED) &&
+        (qcow2_get_cluster_type(bs, entry) == QCOW2_CLUSTER_NORMAL ||
+         qcow2_get_cluster_type(bs, entry) == QCOW2_CLUSTER_ZERO_ALLOC) &&
+        offset_into_cluster(s, entry & L2E_OFFSET_MASK)) {
+        /* a cluster to write in place: QEMU names it by its guest offset */
+        qcow2_signal_corruption(bs, true, -1, -1, "%s cluster offset %#" PRIx64
+                                " unaligned (guest offset: %#" PRIx64 ")",
+                                entry & QCOW_OFLAG_ZERO ? "Preallocated zero" : "Data",
+                                (uint64_t)(entry & L2E_OFFSET_MASK), offset);
+        ret = -EIO;
+        goto out;
+    }
     ret = check_l2_entry(bs, entry, offset);
     if (ret < 0) {
         goto out;

@@ -1227,6 +1227,12 @@ void qcow2_free_any_cluster(BlockDriverState *bs, uint64_t l2_entry, int nb_clus
     }
     case QCOW2_CLUSTER_NORMAL:
     case QCOW2_CLUSTER_ZERO_ALLOC:
+        if (offset_into_cluster(s, l2_entry & L2E_OFFSET_MASK)) {
+            /* the entry goes, what it pointed to stays (QEMU: non-fatal) */
+            qcow2_signal_corruption(bs, false, -1, -1, "Cannot free unaligned "
+                                    "cluster %#" PRIx64, (uint64_t)(l2_entry & L2E_OFFSET_MASK));
+            break;
+        }
         if (!has_data_file(bs)) {       /* R6 */
             qcow2_free_clusters(bs, l2_entry & L2E_OFFSET_MASK,
                                 (int64_t)nb_clusters << s->cluster_bits);
