@@ -232,7 +232,7 @@ static int cache_do_get(BlockDriverState *bs, Qcow2Cache *c, uint64_t offset,
     assert(offset != 0);
     if (!QEMU_IS_ALIGNED(offset, c->table_size)) {
         qcow2_signal_corruption(bs, true, -1, -1, "Cannot get entry from %s cache: "
-                                "offset %#" PRIx64 " is unaligned",
+                                "Offset %#" PRIx64 " is unaligned",
                                 c == s->l2_table_cache ? "L2 table" : "refcount block",
                                 offset);
         return -EIO;

@@ -763,7 +763,15 @@ int qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
     if (end <= start) {
         return 0;
     }
-    return qcow2_cluster_discard(bs, start, end - start, false);
+    ret = qcow2_cluster_discard(bs, start, end - start, false);
+    /*
+     * QEMU's block layer sends an unaligned tail as a request of its own: one
+     * the clusters' discard found the image corrupt for fails without a driver
+     */
+    if (ret == 0 && offset + bytes > end && qcow2_is_dead(bs)) {
+        ret = -ENOMEDIUM;
+    }
+    return ret;
 }
 
 int qcow2_co_flush_to_os(BlockDriverState *bs)
