@@ -978,6 +978,10 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res, int fix)
     BdrvCheckResult pre;
     int ret;
 
+    /* marked corrupt by an earlier pass: QEMU has no driver left to ask */
+    if (qcow2_is_dead(bs)) {
+        return -ENOMEDIUM;
+    }
     memset(res, 0, sizeof(*res));
     res->bfi.total_clusters = size_to_clusters(s, s->size);
     ret = qcow2_flush_caches(bs);

@@ -890,13 +890,14 @@ static int qcow2_shrink(BlockDriverState *bs, uint64_t offset, GError **errp)
         error_setg_errno(errp, -ret, "Failed to reduce the number of L2 tables");
         return ret;
     }
-    ret = set_virtual_size(bs, offset, errp);
+    /* refcount blocks left counting nothing go, as in QEMU, before the size */
+    ret = qcow2_shrink_reftable(bs);
     if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to discard unused refblocks");
         return ret;
     }
     /* give the freed tail of the image file back */
-    ret = qcow2_shrink_reftable(bs);
-    if (ret == 0) {
+    {
         int64_t last = qcow2_last_used_cluster(bs);
         int64_t flen = bdrv_getlength(bs->file);
         if (last >= 0 && flen > (last + 1) << s->cluster_bits) {
@@ -906,6 +907,10 @@ static int qcow2_shrink(BlockDriverState *bs, uint64_t offset, GError **errp)
     }
     if (ret < 0) {
         error_setg_errno(errp, -ret, "Failed to truncate the image file");
+        return ret;
+    }
+    ret = set_virtual_size(bs, offset, errp);
+    if (ret < 0) {
         return ret;
     }
     if (bs->data_file && has_data_file(bs)) {

@@ -1162,17 +1162,34 @@ int qcow2_shrink_reftable(BlockDriverState *bs)
         }
         return ret;
     }
-    for (uint64_t ti = first; ti <= last; ti++) {
+    for (uint64_t ti = first; ti <= last && ret == 0; ti++) {
         uint64_t off = dropped[ti] & REFT_OFFSET_MASK;
+        uint64_t cover = (off >> s->cluster_bits) >> s->refcount_block_bits;
+
         if (!off) {
             continue;
         }
         qcow2_cache_forget(s->refcount_block_cache, off);
-        if (((off >> s->cluster_bits) >> s->refcount_block_bits) != ti) {
-            qcow2_free_clusters(bs, off, s->cluster_size);
+        if (cover != ti) {
+            /* the block counting it must exist: else the table is damaged */
+            if (cover >= s->refcount_table_size ||
+                !(s->refcount_table[cover] & REFT_OFFSET_MASK)) {
+                qcow2_signal_corruption(bs, true, -1, -1, "Refblock at %#" PRIx64
+                                        " is not covered by the refcount structures",
+                                        off);
+                ret = -EIO;
+                break;
+            }
+            ret = qcow2_update_refcounts(bs, off, s->cluster_size, -1);
+            if (ret < 0) {
+                break;
+            }
         }
         s->free_cluster_index = MIN(s->free_cluster_index, off >> s->cluster_bits);
         bdrv_pdiscard_always(bs->file, off, s->cluster_size);
+    }
+    if (ret < 0) {
+        return ret;
     }
     return qcow2_flush_caches(bs);
 }

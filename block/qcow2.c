@@ -381,7 +381,7 @@ void qcow2_signal_corruption(BlockDriverState *bs, bool fatal, int64_t offset,
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    if (fatal && !s->read_only && !(bs->open_flags & BDRV_O_CHECK)) {
+    if (fatal && !s->read_only) {
         fprintf(stderr, "qcow2: Marking image as corrupt: %s; further corruption events "
                 "will be suppressed\n", msg);
         if (!s->signaled_corruption) {
