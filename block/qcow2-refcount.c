@@ -916,7 +916,23 @@ int64_t qcow2_alloc_clusters_for(BlockDriverState *bs, uint64_t size, const char
              * The header is always in use: its refcount is damaged (R1). QEMU
              * names what it was allocating; other clusters it would go on to
              * write, and its overlap check would catch that on the header.
+             * Without a refcount block for the range QEMU first writes one to
+             * the next free cluster: metadata there is what it reports.
              */
+            int64_t rb = refblock_offset(bs, 0);
+            if (rb < 0) {
+                return rb;
+            }
+            if (rb == 0) {
+                int64_t b = find_free_range(bs, n, 1);
+                if (b > 0) {
+                    ret = qcow2_pre_write_overlap_check(bs, 0, b << s->cluster_bits,
+                                                        s->cluster_size, false);
+                    if (ret < 0) {
+                        return ret;
+                    }
+                }
+            }
             if (what) {
                 qcow2_signal_corruption(bs, true, 0, s->cluster_size, "Preventing "
                                         "invalid allocation of %s at offset 0", what);
