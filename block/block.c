@@ -458,7 +458,22 @@ typedef struct BdrvPermUser {
     const void *owner;
     uint64_t perm;
     uint64_t shared;
+    /* for conflict messages: "node 'x'", "an unnamed block device"...; NULL for a
+     * tool's own open, which is not checked against other users in-process */
+    char *desc;
+    char *child;                /* the child's name: "backing", "root"... */
+    BlockDriverState *parent;   /* the parent node, for a node's child */
+    const void *group;          /* the job the user belongs to, or NULL */
 } BdrvPermUser;
+
+static void perm_user_free(gpointer p)
+{
+    BdrvPermUser *u = p;
+
+    g_free(u->desc);
+    g_free(u->child);
+    g_free(u);
+}
 
 static BdrvPermUser *perm_user_find(BlockDriverState *bs, const void *owner)
 {
@@ -483,10 +498,105 @@ static void perm_cumulative(BlockDriverState *bs, uint64_t *perm, uint64_t *shar
     }
 }
 
+/* Does @bs have a user belonging to @group? */
+static bool perm_node_in_group(BlockDriverState *bs, const void *group)
+{
+    for (guint i = 0; group && bs && bs->perm_users && i < bs->perm_users->len; i++) {
+        BdrvPermUser *u = bs->perm_users->pdata[i];
+        if (u->group == group) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static char *perm_names(uint64_t perm)
+{
+    static const char *const names[] = {
+        "consistent read", "write", "write unchanged", "resize",
+    };
+    GString *s = g_string_new(NULL);
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(names); i++) {
+        if (perm & (1ull << i)) {
+            g_string_append_printf(s, "%s%s", s->len ? ", " : "", names[i]);
+        }
+    }
+    return g_string_free(s, false);
+}
+
+/*
+ * Users of one process that conflict: one needs what the other does not share.
+ * Only users with a description take part (a tool's own open is alone on its
+ * node), and a node's child is not held against a job that uses that node too
+ * (the job works on the chain it is part of). Newest users first, as QEMU's.
+ */
+static int perm_check_conflicts(BlockDriverState *bs, GError **errp)
+{
+    GPtrArray *users = bs->perm_users;
+
+    for (guint i = users ? users->len : 0; i > 0; i--) {
+        BdrvPermUser *a = users->pdata[i - 1];
+        for (guint j = users->len; j > 0; j--) {
+            BdrvPermUser *b = users->pdata[j - 1];
+            uint64_t clash = b->perm & ~a->shared & BLK_PERM_ALL;
+            g_autofree char *names = NULL;
+
+            if (a == b || !clash || !a->desc || !b->desc || (a->parent && b->parent) ||
+                (a->parent && !b->parent && perm_node_in_group(a->parent, b->group)) ||
+                (b->parent && !a->parent && perm_node_in_group(b->parent, a->group)) ||
+                (a->group && a->group == b->group)) {
+                continue;
+            }
+            names = perm_names(clash);
+            error_setg(errp, "Permission conflict on node '%s': permissions '%s' are "
+                       "both required by %s (uses node '%s' as '%s' child) and "
+                       "unshared by %s (uses node '%s' as '%s' child).",
+                       bs->node_name, names, b->desc, bs->node_name, b->child,
+                       a->desc, bs->node_name, a->child);
+            return -EPERM;
+        }
+    }
+    return 0;
+}
+
+static int perm_refresh(BlockDriverState *bs, GError **errp);
+
+/*
+ * What a node asks of its backing file follows its own users: consistent reads
+ * when somebody reads it, and others may write or resize the backing file only
+ * while this node's users let others write (QEMU's default for COW children).
+ * A tool's own open (no description) leaves the backing file shared.
+ */
+static int perm_refresh_backing(BlockDriverState *bs, GError **errp)
+{
+    BdrvPermUser *u = bs->backing ? perm_user_find(bs->backing, &bs->backing) : NULL;
+    uint64_t perm = 0, shared = BLK_PERM_ALL;
+
+    if (!u || u->parent != bs) {
+        return 0;
+    }
+    for (guint i = 0; bs->perm_users && i < bs->perm_users->len; i++) {
+        BdrvPermUser *p = bs->perm_users->pdata[i];
+        perm |= p->perm;
+        if (p->desc) {
+            shared &= p->shared;
+        }
+    }
+    perm &= BLK_PERM_CONSISTENT_READ;
+    shared = (shared & BLK_PERM_WRITE) || (bs->open_flags & BDRV_O_FORCE_SHARE) ?
+             BLK_PERM_ALL : BLK_PERM_ALL & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
+    if (u->perm == perm && u->shared == shared) {
+        return 0;
+    }
+    return bdrv_perm_attach(bs->backing, &bs->backing, perm, shared, errp);
+}
+
 /* Push the node's needs on: to the child of a filter, to a protocol's locks. */
 static int perm_refresh(BlockDriverState *bs, GError **errp)
 {
     uint64_t perm, shared;
+    int ret;
 
     perm_cumulative(bs, &perm, &shared);
     if ((perm & BLK_PERM_WRITE) && !(perm & BLK_PERM_RESIZE) &&
@@ -498,10 +608,14 @@ static int perm_refresh(BlockDriverState *bs, GError **errp)
             return -EPERM;
         }
     }
+    ret = perm_refresh_backing(bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
     if (bs->filtered_slots && bs->filtered_slots->len) {
         for (guint i = 0; i < bs->filtered_slots->len; i++) {
             BlockDriverState **slot = bs->filtered_slots->pdata[i];
-            int ret = bdrv_perm_attach(*slot, slot, perm, shared, errp);
+            ret = bdrv_perm_attach(*slot, slot, perm, shared, errp);
             if (ret < 0) {
                 return ret;
             }
@@ -514,8 +628,9 @@ static int perm_refresh(BlockDriverState *bs, GError **errp)
     return 0;
 }
 
-int bdrv_perm_attach(BlockDriverState *bs, const void *owner, uint64_t perm,
-                     uint64_t shared, GError **errp)
+static int perm_attach(BlockDriverState *bs, const void *owner, const char *desc,
+                       const char *child, BlockDriverState *parent, const void *group,
+                       uint64_t perm, uint64_t shared, GError **errp)
 {
     BdrvPermUser *u = perm_user_find(bs, owner);
     BdrvPermUser old = { 0 };
@@ -523,18 +638,25 @@ int bdrv_perm_attach(BlockDriverState *bs, const void *owner, uint64_t perm,
     int ret;
 
     if (!bs->perm_users) {
-        bs->perm_users = g_ptr_array_new_with_free_func(g_free);
+        bs->perm_users = g_ptr_array_new_with_free_func(perm_user_free);
     }
     if (existed) {
         old = *u;
     } else {
         u = g_new0(BdrvPermUser, 1);
         u->owner = owner;
+        u->desc = g_strdup(desc);
+        u->child = g_strdup(child);
+        u->parent = parent;
+        u->group = group;
         g_ptr_array_add(bs->perm_users, u);
     }
     u->perm = perm;
     u->shared = shared;
-    ret = perm_refresh(bs, errp);
+    ret = perm_check_conflicts(bs, errp);
+    if (ret == 0) {
+        ret = perm_refresh(bs, errp);
+    }
     if (ret < 0) {
         /* back to what was held: giving up needs cannot fail */
         if (existed) {
@@ -546,6 +668,19 @@ int bdrv_perm_attach(BlockDriverState *bs, const void *owner, uint64_t perm,
         perm_refresh(bs, NULL);
     }
     return ret;
+}
+
+int bdrv_perm_attach(BlockDriverState *bs, const void *owner, uint64_t perm,
+                     uint64_t shared, GError **errp)
+{
+    return perm_attach(bs, owner, NULL, NULL, NULL, NULL, perm, shared, errp);
+}
+
+int bdrv_perm_attach_user(BlockDriverState *bs, const void *owner, const char *desc,
+                          const char *child, const void *group, uint64_t perm,
+                          uint64_t shared, GError **errp)
+{
+    return perm_attach(bs, owner, desc, child, NULL, group, perm, shared, errp);
 }
 
 void bdrv_perm_detach(BlockDriverState *bs, const void *owner)
@@ -600,12 +735,24 @@ int bdrv_attach_child_perm(BlockDriverState *parent, BlockDriverState *child,
                            BlockDriverState **slot, BdrvChildRole role,
                            GError **errp)
 {
+    static const char *const child_names[] = {
+        [BDRV_CHILD_STORAGE] = "file", [BDRV_CHILD_DATA] = "data-file",
+        [BDRV_CHILD_COW] = "backing", [BDRV_CHILD_FILTERED] = "file",
+    };
+    g_autofree char *desc = g_strdup_printf("node '%s'", parent->node_name);
     uint64_t perm, shared;
-
     int ret;
 
     child_perm(parent, child, role, &perm, &shared);
-    ret = bdrv_perm_attach(child, slot, perm, shared, errp);
+    ret = perm_attach(child, slot, desc, child_names[role], parent, NULL, perm, shared,
+                      errp);
+    if (ret == 0 && role == BDRV_CHILD_COW && slot == &parent->backing) {
+        /* what the parent's users need decides */
+        ret = perm_refresh_backing(parent, errp);
+        if (ret < 0) {
+            bdrv_perm_detach(child, slot);
+        }
+    }
     if (ret == 0 && role == BDRV_CHILD_FILTERED) {
         if (!parent->filtered_slots) {
             parent->filtered_slots = g_ptr_array_new();
@@ -1000,6 +1147,94 @@ int bdrv_open_backing(BlockDriverState *bs, JsonObject *opts, int flags, GError 
         bs->backing_overridden = backing_differs(bs);
     }
     return attach_backing_perm(bs, errp);
+}
+
+int bdrv_set_backing(BlockDriverState *bs, BlockDriverState *backing, GError **errp)
+{
+    BlockDriverState *old = bs->backing;
+    int ret;
+
+    if (backing == old) {
+        return 0;
+    }
+    if (backing) {
+        bdrv_ref(backing);
+    }
+    if (old) {
+        bdrv_perm_detach(old, &bs->backing);
+    }
+    bs->backing = backing;
+    ret = backing ? bdrv_attach_child_perm(bs, backing, &bs->backing, BDRV_CHILD_COW,
+                                           errp) : 0;
+    if (ret < 0) {
+        bs->backing = old;
+        if (old) {
+            bdrv_attach_child_perm(bs, old, &bs->backing, BDRV_CHILD_COW, NULL);
+        }
+        bdrv_unref(backing);
+        return ret;
+    }
+    if (backing && !backing->backing_parent) {
+        backing->backing_parent = bs;
+    }
+    if (old) {
+        if (old->backing_parent == bs) {
+            old->backing_parent = NULL;
+        }
+        bdrv_unref(old);
+    }
+    bs->backing_overridden = backing_differs(bs);
+    return 0;
+}
+
+/* Open @bs's backing file from its header again, read-write or read-only. */
+static BlockDriverState *open_backing_again(BlockDriverState *bs, const char *path,
+                                            const char *fmt, bool rw, GError **errp)
+{
+    g_autoptr(JsonObject) opts = json_object_new();
+    int flags = (bs->open_flags & (BDRV_O_CACHE_MASK | BDRV_O_UNMAP)) | BDRV_O_NO_USER |
+                (rw ? BDRV_O_RDWR : 0);
+    BlockDriverState *b;
+
+    opts_set_str(opts, "driver", fmt);
+    opening_backing_parent = bs;
+    b = bdrv_open(path, opts, flags, errp);
+    opening_backing_parent = NULL;
+    return b;
+}
+
+int bdrv_reopen_backing_rw(BlockDriverState *bs, GError **errp)
+{
+    BlockDriverState *old = bs->backing;
+    g_autofree char *path = NULL;
+    g_autofree char *fmt = NULL;
+    BlockDriverState *b;
+
+    if (!old || !bdrv_is_read_only(old)) {
+        return 0;
+    }
+    if (!old->auto_node_name || old->refcnt > 1 || bs->backing_overridden) {
+        error_setg(errp, "Block node is read-only");
+        return -EACCES;
+    }
+    path = bdrv_get_full_backing_filename(bs, errp);
+    if (!path) {
+        return -EINVAL;
+    }
+    fmt = g_strdup(bdrv_get_format_name(old));
+    /* its read-only use keeps others (a read-write open too) from writing */
+    bdrv_unref_child(bs, &bs->backing);
+    b = open_backing_again(bs, path, fmt, true, errp);
+    if (!b) {
+        b = open_backing_again(bs, path, fmt, false, NULL);
+    }
+    if (b) {
+        bs->backing = b;
+        if (attach_backing_perm(bs, NULL) < 0) {
+            return -EPERM;
+        }
+    }
+    return b && !bdrv_is_read_only(b) ? 0 : -EACCES;
 }
 
 /*

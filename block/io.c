@@ -237,6 +237,7 @@ int bdrv_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void 
                bs->drv->pwrite(bs, offset, 0, buf, flags) : 0;
     }
     debug_event_self(bs, BLKDBG_PWRITEV);
+    bs->write_gen++;
     if (!request_aligned(bs, offset, bytes, buf)) {
         ret = bounce_write(bs, offset, bytes, buf, flags & ~BDRV_REQ_FUA);
     } else {
@@ -288,6 +289,7 @@ int bdrv_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes, int 
         return 0;
     }
     debug_event_self(bs, BLKDBG_PWRITEV_ZERO);
+    bs->write_gen++;
     ret = -ENOTSUP;
     if (bs->drv->pwrite_zeroes) {
         ret = bs->drv->pwrite_zeroes(bs, offset, bytes, flags & ~BDRV_REQ_FUA);
@@ -312,6 +314,7 @@ static int do_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, bool
     if (bytes == 0 || !bs->drv->pdiscard || (!always && !(bs->open_flags & BDRV_O_UNMAP))) {
         return 0;
     }
+    bs->write_gen++;
     return bs->drv->pdiscard(bs, offset, bytes);
 }
 
@@ -606,6 +609,11 @@ int bdrv_block_status_above(BlockDriverState *bs, int64_t offset, int64_t bytes,
         bs = backing;
     }
     return ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO | BDRV_BLOCK_ALLOCATED);
+}
+
+uint64_t bdrv_get_write_gen(BlockDriverState *bs)
+{
+    return bs->write_gen;
 }
 
 int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes, int64_t *pnum)

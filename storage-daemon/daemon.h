@@ -52,8 +52,14 @@ void qsd_blockdev_close_all(void);
 /* ---- jobs (job.c) ---- */
 /* Is any job's worker thread still running? */
 bool job_any_running(void);
+/* Cancel every block job and wait for it to end (quit, signals). */
+void job_cancel_all_sync(void);
 
 /* ---- NBD server and exports (export.c) ---- */
+/* How conflict messages name an export's use of its node (QEMU's BlockBackend). */
+#define QSD_EXPORT_USER "an unnamed block device"
+/* Move every export of @from onto @to (an active commit's pivot). */
+void qsd_export_replace_node(BlockDriverState *from, BlockDriverState *to);
 /* Start the NBD server on @addr, with TLS if @tls_creds (both ids may be NULL). */
 bool qsd_nbd_server_start(JsonObject *addr, const char *tls_creds,
                           const char *tls_authz, GError **errp);

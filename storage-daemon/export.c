@@ -373,9 +373,10 @@ static bool export_add_fuse(JsonObject *opts, BlockDriverState *bs, GError **err
     }
     exp = g_new0(NbdExport, 1);
     /* read (and write, and resize: truncate, growable) */
-    if (bdrv_perm_attach(bs, exp, BLK_PERM_CONSISTENT_READ |
-                         (writable ? BLK_PERM_WRITE | BLK_PERM_RESIZE : 0),
-                         BLK_PERM_ALL & ~BLK_PERM_RESIZE, errp) < 0) {
+    if (bdrv_perm_attach_user(bs, exp, QSD_EXPORT_USER, "root", NULL,
+                              BLK_PERM_CONSISTENT_READ |
+                              (writable ? BLK_PERM_WRITE | BLK_PERM_RESIZE : 0),
+                              BLK_PERM_ALL & ~BLK_PERM_RESIZE, errp) < 0) {
         g_free(exp);
         return false;
     }
@@ -457,9 +458,9 @@ bool qsd_export_add(JsonObject *opts, GError **errp)
         return false;
     }
     /* as QEMU's exports: read (and write), and nobody may resize the node meanwhile */
-    if (bdrv_perm_attach(bs, exp,
-                         BLK_PERM_CONSISTENT_READ | (writable ? BLK_PERM_WRITE : 0),
-                         BLK_PERM_ALL & ~BLK_PERM_RESIZE, errp) < 0) {
+    if (bdrv_perm_attach_user(bs, exp, QSD_EXPORT_USER, "root", NULL,
+                              BLK_PERM_CONSISTENT_READ | (writable ? BLK_PERM_WRITE : 0),
+                              BLK_PERM_ALL & ~BLK_PERM_RESIZE, errp) < 0) {
         export_free_bitmaps(exp);
         g_free(exp);
         return false;
@@ -580,4 +581,28 @@ JsonNode *qmp_nbd_server_stop(JsonObject *args, Monitor *mon, GError **errp)
         export_delete(g_list_last(exports)->data);
     }
     return qjson_empty_object();
+}
+
+void qsd_export_replace_node(BlockDriverState *from, BlockDriverState *to)
+{
+    for (GList *l = exports; l; l = l->next) {
+        NbdExport *exp = l->data;
+        g_autoptr(GError) err = NULL;
+
+        /* a FUSE export keeps its node (its mount holds it) */
+        if (exp->bs != from || exp->fuse) {
+            continue;
+        }
+        /* the job held what the export needs on @to: this cannot conflict */
+        if (bdrv_perm_attach_user(to, exp, QSD_EXPORT_USER, "root", NULL,
+                                  BLK_PERM_CONSISTENT_READ |
+                                  (exp->writable ? BLK_PERM_WRITE : 0),
+                                  BLK_PERM_ALL & ~BLK_PERM_RESIZE, &err) < 0) {
+            continue;
+        }
+        bdrv_ref(to);
+        bdrv_perm_detach(from, exp);
+        exp->bs = to;
+        bdrv_unref(from);
+    }
 }

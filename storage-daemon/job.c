@@ -1,10 +1,14 @@
 /*
  * The job state machine and the job commands (query-jobs, job-dismiss, job-cancel,
- * job-finalize). A job goes created -> running; its worker thread then reports
+ * job-finalize, job-pause, job-resume, job-complete, and the block-job-* ones with
+ * query-block-jobs). A job goes created -> running; its worker thread then reports
  * back to the main loop, which walks it through waiting -> pending -> concluded on
  * success, or aborting -> concluded on failure or cancellation, and to null when
- * dismissed, emitting JOB_STATUS_CHANGE for each step as QEMU does. Jobs finalize
- * and never dismiss themselves (blockdev-create's jobs have no such options).
+ * dismissed, emitting JOB_STATUS_CHANGE for each step as QEMU does. Create and
+ * amend jobs finalize and never dismiss themselves (blockdev-create's jobs have no
+ * such options); block jobs follow their auto-finalize/auto-dismiss options, may
+ * pause (paused, or standby when ready) and emit BLOCK_JOB_READY, _PENDING,
+ * _COMPLETED and _CANCELLED.
  */
 #include "job.h"
 #include "qmp-commands.h"
@@ -21,22 +25,35 @@ static const char *const job_status_str[] = {
 };
 
 struct Job {
+    int refcnt;             /* the list's, and each pending main-loop callback's */
     char *id;
     char *type;
-    JobStatus status;
-    int64_t progress_current, progress_total;
+    JobStatus status;       /* the main loop's */
+    int64_t progress_current, progress_total;  /* block jobs: under job_mutex */
     char *error;
-    bool cancelled;
+    bool cancelled;         /* block jobs: under job_mutex */
     GThread *thread;
     JobRunFunc run;
     void *opaque;
     GDestroyNotify free_opaque;
     int ret;                /* set by the worker */
     GError *err;
+
+    /* block jobs */
+    const BlockJobDriver *drv;
+    bool auto_finalize, auto_dismiss;
+    bool worker_done_handled;   /* the main loop took the worker's result */
+    /* under job_mutex: what the commands ask of the worker */
+    bool soft_cancel;           /* block-job-cancel of a ready job */
+    bool complete_requested;
+    int pause_count;
+    int64_t speed;
 };
 
 static GList *jobs;             /* newest first, as query-jobs lists them */
 static int running_threads;
+static GMutex job_mutex;
+static GCond job_cond;
 
 bool job_any_running(void)
 {
@@ -77,7 +94,35 @@ static bool id_wellformed(const char *id)
     return true;
 }
 
-/* Main loop: the worker finished. */
+static bool job_check_id(const char *id, GError **errp)
+{
+    if (!id_wellformed(id)) {
+        error_setg(errp, "Invalid job ID '%s'", id);
+        return false;
+    }
+    if (job_find(id)) {
+        error_setg(errp, "Job ID '%s' already in use", id);
+        return false;
+    }
+    return true;
+}
+
+static void job_unref(Job *job)
+{
+    if (--job->refcnt > 0) {
+        return;
+    }
+    if (job->free_opaque) {
+        job->free_opaque(job->opaque);
+    }
+    g_clear_error(&job->err);
+    g_free(job->id);
+    g_free(job->type);
+    g_free(job->error);
+    g_free(job);
+}
+
+/* Main loop: the worker of a create/amend job finished. */
 static gboolean job_completed(gpointer opaque)
 {
     Job *job = opaque;
@@ -117,49 +162,329 @@ static gpointer job_thread(gpointer opaque)
     return NULL;
 }
 
+static Job *job_new(const char *id, const char *type, void *opaque,
+                    GDestroyNotify free_opaque)
+{
+    Job *job = g_new0(Job, 1);
+
+    job->refcnt = 1;
+    job->id = g_strdup(id);
+    job->type = g_strdup(type);
+    job->opaque = opaque;
+    job->free_opaque = free_opaque;
+    jobs = g_list_prepend(jobs, job);
+    job_set_status(job, JOB_STATUS_CREATED);
+    return job;
+}
+
 Job *job_start(const char *id, const char *type, JobRunFunc run, void *opaque,
                GDestroyNotify free_opaque, GError **errp)
 {
     Job *job;
 
-    if (!id_wellformed(id)) {
-        error_setg(errp, "Invalid job ID '%s'", id);
-        goto fail;
+    if (!job_check_id(id, errp)) {
+        if (free_opaque) {
+            free_opaque(opaque);
+        }
+        return NULL;
     }
-    if (job_find(id)) {
-        error_setg(errp, "Job ID '%s' already in use", id);
-        goto fail;
-    }
-    job = g_new0(Job, 1);
-    job->id = g_strdup(id);
-    job->type = g_strdup(type);
+    job = job_new(id, type, opaque, free_opaque);
     job->progress_total = 1;
     job->run = run;
-    job->opaque = opaque;
-    job->free_opaque = free_opaque;
-    jobs = g_list_prepend(jobs, job);
-    job_set_status(job, JOB_STATUS_CREATED);
     job_set_status(job, JOB_STATUS_RUNNING);
     running_threads++;
     job->thread = g_thread_new("job", job_thread, job);
     return job;
+}
 
-fail:
-    if (free_opaque) {
-        free_opaque(opaque);
+/* ---- block jobs ---- */
+
+const char *job_get_id(Job *job)
+{
+    return job->id;
+}
+
+Job *block_job_create(const char *id, const BlockJobDriver *drv, void *opaque,
+                      GDestroyNotify free_opaque, bool auto_finalize,
+                      bool auto_dismiss, GError **errp)
+{
+    Job *job;
+
+    if (!job_check_id(id, errp)) {
+        return NULL;
     }
+    job = job_new(id, drv->type, opaque, free_opaque);
+    job->drv = drv;
+    job->auto_finalize = auto_finalize;
+    job->auto_dismiss = auto_dismiss;
+    return job;
+}
+
+void block_job_abandon(Job *job)
+{
+    job->free_opaque = NULL;        /* the caller still owns it */
+    job_set_status(job, JOB_STATUS_NULL);
+    jobs = g_list_remove(jobs, job);
+    job_unref(job);
+}
+
+void job_set_speed(Job *job, int64_t speed)
+{
+    g_mutex_lock(&job_mutex);
+    job->speed = speed;
+    g_cond_broadcast(&job_cond);
+    g_mutex_unlock(&job_mutex);
+}
+
+bool job_is_cancelled(Job *job)
+{
+    bool c;
+
+    g_mutex_lock(&job_mutex);
+    c = job->cancelled;
+    g_mutex_unlock(&job_mutex);
+    return c;
+}
+
+void job_pause_point(Job *job)
+{
+    g_mutex_lock(&job_mutex);
+    while (job->pause_count > 0 && !job->cancelled) {
+        g_cond_wait(&job_cond, &job_mutex);
+    }
+    g_mutex_unlock(&job_mutex);
+}
+
+void job_progress_set_total(Job *job, int64_t total)
+{
+    g_mutex_lock(&job_mutex);
+    job->progress_total = total;
+    g_mutex_unlock(&job_mutex);
+}
+
+void job_progress_add(Job *job, int64_t done)
+{
+    g_mutex_lock(&job_mutex);
+    job->progress_current += done;
+    g_mutex_unlock(&job_mutex);
+}
+
+void job_rate_limit(Job *job, int64_t bytes)
+{
+    gint64 deadline;
+
+    g_mutex_lock(&job_mutex);
+    if (job->speed > 0 && bytes > 0) {
+        deadline = g_get_monotonic_time() +
+                   (gint64)MIN((double)bytes * G_USEC_PER_SEC / job->speed,
+                               (double)G_MAXINT64 / 4);
+        /* until the deadline, a cancel, or speed 0 (block-job-set-speed) */
+        while (!job->cancelled && job->speed > 0 &&
+               g_cond_wait_until(&job_cond, &job_mutex, deadline)) {
+        }
+    }
+    g_mutex_unlock(&job_mutex);
+}
+
+static JsonObject *block_job_event_data(Job *job)
+{
+    JsonObject *data = json_object_new();
+
+    g_mutex_lock(&job_mutex);
+    json_object_set_string_member(data, "device", job->id);
+    json_object_set_int_member(data, "len", job->progress_total);
+    json_object_set_int_member(data, "offset", job->progress_current);
+    json_object_set_int_member(data, "speed", job->speed);
+    g_mutex_unlock(&job_mutex);
+    json_object_set_string_member(data, "type", job->type);
+    return data;
+}
+
+/* Main loop: the worker reached "ready". */
+static gboolean job_ready_idle(gpointer opaque)
+{
+    Job *job = opaque;
+
+    if (job->status == JOB_STATUS_RUNNING || job->status == JOB_STATUS_PAUSED) {
+        bool paused;
+
+        g_mutex_lock(&job_mutex);
+        paused = job->pause_count > 0;
+        g_mutex_unlock(&job_mutex);
+        job_set_status(job, paused ? JOB_STATUS_STANDBY : JOB_STATUS_READY);
+        qsd_emit_event("BLOCK_JOB_READY", block_job_event_data(job));
+    }
+    job_unref(job);
+    return G_SOURCE_REMOVE;
+}
+
+int job_ready_wait(Job *job)
+{
+    int ret;
+
+    job->refcnt++;      /* for the callback; the main loop owns the count */
+    g_idle_add(job_ready_idle, job);
+    g_mutex_lock(&job_mutex);
+    while (!job->cancelled && !job->soft_cancel && !job->complete_requested) {
+        g_cond_wait(&job_cond, &job_mutex);
+    }
+    ret = job->cancelled ? -ECANCELED : job->complete_requested ? 1 : 0;
+    g_mutex_unlock(&job_mutex);
+    return ret;
+}
+
+static void block_job_conclude(Job *job)
+{
+    job_set_status(job, JOB_STATUS_CONCLUDED);
+    if (job->auto_dismiss) {
+        job_set_status(job, JOB_STATUS_NULL);
+        jobs = g_list_remove(jobs, job);
+        job_unref(job);
+    }
+}
+
+/* Block layer locked: the job failed or was cancelled. */
+static void block_job_abort(Job *job, bool cancelled)
+{
+    JsonObject *data;
+
+    job_set_status(job, JOB_STATUS_ABORTING);
+    job->drv->clean(job, job->opaque);
+    data = block_job_event_data(job);
+    if (cancelled) {
+        qsd_emit_event("BLOCK_JOB_CANCELLED", data);
+    } else {
+        json_object_set_string_member(data, "error", job->error);
+        qsd_emit_event("BLOCK_JOB_COMPLETED", data);
+    }
+    block_job_conclude(job);
+}
+
+/* Block layer locked: a pending job finalizes. */
+static void block_job_finalize(Job *job)
+{
+    g_autoptr(GError) err = NULL;
+    bool completed;
+
+    g_mutex_lock(&job_mutex);
+    completed = job->complete_requested;
+    g_mutex_unlock(&job_mutex);
+    if (!job->drv->finalize(job, job->opaque, completed, &err)) {
+        job->error = qmp_error_desc(err->message);
+        block_job_abort(job, false);
+        return;
+    }
+    job->drv->clean(job, job->opaque);
+    qsd_emit_event("BLOCK_JOB_COMPLETED", block_job_event_data(job));
+    block_job_conclude(job);
+}
+
+/* Main loop: take the result of a block job's worker (once). */
+static void block_job_worker_done(Job *job)
+{
+    bool cancelled;
+
+    if (job->worker_done_handled) {
+        return;
+    }
+    job->worker_done_handled = true;
+    g_thread_join(job->thread);
+    job->thread = NULL;
+    running_threads--;
+    g_mutex_lock(&job_mutex);
+    cancelled = job->cancelled;
+    g_mutex_unlock(&job_mutex);
+
+    block_lock();
+    if (cancelled && (job->ret == -ECANCELED || job->ret == 0)) {
+        block_job_abort(job, true);
+    } else if (job->ret < 0) {
+        job->error = job->err ? qmp_error_desc(job->err->message)
+                              : g_strdup(g_strerror(-job->ret));
+        block_job_abort(job, false);
+    } else {
+        job_set_status(job, JOB_STATUS_WAITING);
+        job_set_status(job, JOB_STATUS_PENDING);
+        if (job->auto_finalize) {
+            block_job_finalize(job);
+        } else {
+            JsonObject *data = json_object_new();
+            json_object_set_string_member(data, "type", job->type);
+            json_object_set_string_member(data, "id", job->id);
+            qsd_emit_event("BLOCK_JOB_PENDING", data);
+        }
+    }
+    g_clear_error(&job->err);
+    block_unlock();
+}
+
+static gboolean block_job_done_idle(gpointer opaque)
+{
+    Job *job = opaque;
+
+    block_job_worker_done(job);
+    job_unref(job);
+    return G_SOURCE_REMOVE;
+}
+
+static gpointer block_job_thread(gpointer opaque)
+{
+    Job *job = opaque;
+
+    job->ret = job->drv->run(job, job->opaque, &job->err);
+    if (job->ret < 0 && job->ret != -ECANCELED && !job->err) {
+        error_setg_errno(&job->err, -job->ret, "Job failed");
+    }
+    g_idle_add(block_job_done_idle, job);
     return NULL;
 }
 
-static void job_free(Job *job)
+void block_job_run(Job *job)
 {
-    if (job->free_opaque) {
-        job->free_opaque(job->opaque);
+    job_set_status(job, JOB_STATUS_RUNNING);
+    running_threads++;
+    job->refcnt++;          /* for block_job_done_idle */
+    job->thread = g_thread_new("block-job", block_job_thread, job);
+}
+
+/* Ask a block job to stop: @force, or else a ready job completes without pivot. */
+static void block_job_cancel(Job *job, bool force)
+{
+    g_mutex_lock(&job_mutex);
+    if (!force && (job->status == JOB_STATUS_READY || job->status == JOB_STATUS_STANDBY)) {
+        job->soft_cancel = true;
+    } else {
+        job->cancelled = true;
     }
-    g_free(job->id);
-    g_free(job->type);
-    g_free(job->error);
-    g_free(job);
+    g_cond_broadcast(&job_cond);
+    g_mutex_unlock(&job_mutex);
+    if (job->thread == NULL && job->status == JOB_STATUS_PENDING) {
+        /* the worker is done: waiting for job-finalize */
+        block_lock();
+        block_job_abort(job, true);
+        block_unlock();
+    }
+}
+
+void job_cancel_all_sync(void)
+{
+    GList *copy = g_list_copy(jobs);
+
+    for (GList *l = copy; l; l = l->next) {
+        Job *job = l->data;
+
+        if (!job->drv || job->status == JOB_STATUS_CONCLUDED ||
+            job->status == JOB_STATUS_NULL || job->status == JOB_STATUS_ABORTING) {
+            continue;
+        }
+        job->refcnt++;
+        block_job_cancel(job, true);
+        if (job->thread) {
+            block_job_worker_done(job);
+        }
+        job_unref(job);
+    }
+    g_list_free(copy);
 }
 
 /* ---- commands ---- */
@@ -168,6 +493,36 @@ const QArg qapi_job_id_args[] = {
     { "id", QT_STR, false, NULL, NULL, NULL },
     QARG_END,
 };
+
+const QArg qapi_block_job_device_args[] = {
+    { "device", QT_STR, false, NULL, NULL, NULL },
+    QARG_END,
+};
+
+const QArg qapi_block_job_cancel_args[] = {
+    { "device", QT_STR, false, NULL, NULL, NULL },
+    { "force", QT_BOOL, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+const QArg qapi_block_job_set_speed_args[] = {
+    { "device", QT_STR, false, NULL, NULL, NULL },
+    { "speed", QT_INT, false, NULL, NULL, NULL },
+    QARG_END,
+};
+
+static bool job_verb_allowed(Job *job, const char *verb, const JobStatus *allowed,
+                             GError **errp)
+{
+    for (const JobStatus *s = allowed; *s != JOB_STATUS_NULL; s++) {
+        if (*s == job->status) {
+            return true;
+        }
+    }
+    error_setg(errp, "Job '%s' in state '%s' cannot accept command verb '%s'",
+               job->id, job_status_str[job->status], verb);
+    return false;
+}
 
 /* Find a job that may take @verb in its current state. */
 static Job *job_for_verb(JsonObject *args, const char *verb, const JobStatus *allowed,
@@ -179,15 +534,34 @@ static Job *job_for_verb(JsonObject *args, const char *verb, const JobStatus *al
         error_setg(errp, "Job not found");
         return NULL;
     }
-    for (const JobStatus *s = allowed; *s != JOB_STATUS_NULL; s++) {
-        if (*s == job->status) {
-            return job;
-        }
-    }
-    error_setg(errp, "Job '%s' in state '%s' cannot accept command verb '%s'",
-               job->id, job_status_str[job->status], verb);
-    return NULL;
+    return job_verb_allowed(job, verb, allowed, errp) ? job : NULL;
 }
+
+/* The block job named by "device" (block-job-* commands). */
+static Job *block_job_for_verb(JsonObject *args, const char *verb,
+                               const JobStatus *allowed, GError **errp)
+{
+    const char *id = opts_peek_str(args, "device");
+    Job *job = job_find(id);
+
+    if (!job || !job->drv) {
+        g_set_error(errp, QMP_ERROR_DEVICE_NOT_ACTIVE, 0, "Block job '%s' not found", id);
+        return NULL;
+    }
+    return job_verb_allowed(job, verb, allowed, errp) ? job : NULL;
+}
+
+static const JobStatus cancel_states[] = {
+    JOB_STATUS_CREATED, JOB_STATUS_RUNNING, JOB_STATUS_PAUSED, JOB_STATUS_READY,
+    JOB_STATUS_STANDBY, JOB_STATUS_WAITING, JOB_STATUS_PENDING, JOB_STATUS_NULL,
+};
+static const JobStatus pause_states[] = {
+    JOB_STATUS_CREATED, JOB_STATUS_RUNNING, JOB_STATUS_PAUSED, JOB_STATUS_READY,
+    JOB_STATUS_STANDBY, JOB_STATUS_NULL,
+};
+static const JobStatus complete_states[] = { JOB_STATUS_READY, JOB_STATUS_NULL };
+static const JobStatus finalize_states[] = { JOB_STATUS_PENDING, JOB_STATUS_NULL };
+static const JobStatus dismiss_states[] = { JOB_STATUS_CONCLUDED, JOB_STATUS_NULL };
 
 JsonNode *qmp_query_jobs(JsonObject *args, Monitor *mon, GError **errp)
 {
@@ -198,9 +572,11 @@ JsonNode *qmp_query_jobs(JsonObject *args, Monitor *mon, GError **errp)
         Job *job = l->data;
         JsonObject *o = json_object_new();
 
+        g_mutex_lock(&job_mutex);
         json_object_set_int_member(o, "current-progress", job->progress_current);
         json_object_set_string_member(o, "status", job_status_str[job->status]);
         json_object_set_int_member(o, "total-progress", job->progress_total);
+        g_mutex_unlock(&job_mutex);
         json_object_set_string_member(o, "type", job->type);
         json_object_set_string_member(o, "id", job->id);
         if (job->error) {
@@ -212,30 +588,76 @@ JsonNode *qmp_query_jobs(JsonObject *args, Monitor *mon, GError **errp)
     return n;
 }
 
-JsonNode *qmp_job_dismiss(JsonObject *args, Monitor *mon, GError **errp)
+JsonNode *qmp_query_block_jobs(JsonObject *args, Monitor *mon, GError **errp)
 {
-    static const JobStatus allowed[] = { JOB_STATUS_CONCLUDED, JOB_STATUS_NULL };
-    Job *job = job_for_verb(args, "dismiss", allowed, errp);
+    JsonArray *arr = json_array_new();
+    JsonNode *n = json_node_new(JSON_NODE_ARRAY);
 
-    if (!job) {
-        return NULL;
+    for (GList *l = jobs; l; l = l->next) {
+        Job *job = l->data;
+        JsonObject *o;
+        bool ready = job->status == JOB_STATUS_READY || job->status == JOB_STATUS_STANDBY;
+
+        if (!job->drv) {
+            continue;
+        }
+        o = json_object_new();
+        g_mutex_lock(&job_mutex);
+        json_object_set_boolean_member(o, "auto-finalize", job->auto_finalize);
+        json_object_set_string_member(o, "io-status", "ok");
+        json_object_set_string_member(o, "device", job->id);
+        json_object_set_boolean_member(o, "auto-dismiss", job->auto_dismiss);
+        json_object_set_boolean_member(o, "busy", job->status == JOB_STATUS_RUNNING &&
+                                       job->pause_count == 0);
+        json_object_set_int_member(o, "len", job->progress_total);
+        json_object_set_int_member(o, "offset", job->progress_current);
+        json_object_set_string_member(o, "status", job_status_str[job->status]);
+        json_object_set_boolean_member(o, "paused", job->pause_count > 0);
+        json_object_set_int_member(o, "speed", job->speed);
+        json_object_set_boolean_member(o, "ready", ready);
+        json_object_set_string_member(o, "type", job->type);
+        if (job->error) {
+            json_object_set_string_member(o, "error", job->error);
+        }
+        g_mutex_unlock(&job_mutex);
+        json_array_add_object_element(arr, o);
     }
+    json_node_take_array(n, arr);
+    return n;
+}
+
+static JsonNode *job_dismiss(Job *job)
+{
     job_set_status(job, JOB_STATUS_NULL);
     jobs = g_list_remove(jobs, job);
-    job_free(job);
+    job_unref(job);
     return qjson_empty_object();
+}
+
+JsonNode *qmp_job_dismiss(JsonObject *args, Monitor *mon, GError **errp)
+{
+    Job *job = job_for_verb(args, "dismiss", dismiss_states, errp);
+
+    return job ? job_dismiss(job) : NULL;
+}
+
+JsonNode *qmp_block_job_dismiss(JsonObject *args, Monitor *mon, GError **errp)
+{
+    Job *job = job_for_verb(args, "dismiss", dismiss_states, errp);
+
+    return job ? job_dismiss(job) : NULL;
 }
 
 JsonNode *qmp_job_cancel(JsonObject *args, Monitor *mon, GError **errp)
 {
-    static const JobStatus allowed[] = {
-        JOB_STATUS_CREATED, JOB_STATUS_RUNNING, JOB_STATUS_PAUSED, JOB_STATUS_READY,
-        JOB_STATUS_STANDBY, JOB_STATUS_WAITING, JOB_STATUS_PENDING, JOB_STATUS_NULL,
-    };
-    Job *job = job_for_verb(args, "cancel", allowed, errp);
+    Job *job = job_for_verb(args, "cancel", cancel_states, errp);
 
     if (!job) {
         return NULL;
+    }
+    if (job->drv) {
+        block_job_cancel(job, true);
+        return qjson_empty_object();
     }
     /*
      * The worker cannot be interrupted inside a driver call (QEMU's cannot either
@@ -245,10 +667,137 @@ JsonNode *qmp_job_cancel(JsonObject *args, Monitor *mon, GError **errp)
     return qjson_empty_object();
 }
 
+JsonNode *qmp_block_job_cancel(JsonObject *args, Monitor *mon, GError **errp)
+{
+    Job *job = block_job_for_verb(args, "cancel", cancel_states, errp);
+
+    if (!job) {
+        return NULL;
+    }
+    block_job_cancel(job, opts_get_bool(args, "force", false, NULL));
+    return qjson_empty_object();
+}
+
+static JsonNode *job_do_finalize(Job *job)
+{
+    if (job->drv) {
+        block_lock();
+        block_job_finalize(job);
+        block_unlock();
+    }
+    /* create jobs finalize themselves, so none is ever left pending */
+    return qjson_empty_object();
+}
+
 JsonNode *qmp_job_finalize(JsonObject *args, Monitor *mon, GError **errp)
 {
-    static const JobStatus allowed[] = { JOB_STATUS_PENDING, JOB_STATUS_NULL };
+    Job *job = job_for_verb(args, "finalize", finalize_states, errp);
 
-    /* our jobs finalize themselves, so none is ever left pending */
-    return job_for_verb(args, "finalize", allowed, errp) ? qjson_empty_object() : NULL;
+    return job ? job_do_finalize(job) : NULL;
+}
+
+JsonNode *qmp_block_job_finalize(JsonObject *args, Monitor *mon, GError **errp)
+{
+    Job *job = job_for_verb(args, "finalize", finalize_states, errp);
+
+    return job ? job_do_finalize(job) : NULL;
+}
+
+static JsonNode *job_do_pause(Job *job)
+{
+    g_mutex_lock(&job_mutex);
+    job->pause_count++;
+    g_mutex_unlock(&job_mutex);
+    if (job->status == JOB_STATUS_RUNNING) {
+        job_set_status(job, JOB_STATUS_PAUSED);
+    } else if (job->status == JOB_STATUS_READY) {
+        job_set_status(job, JOB_STATUS_STANDBY);
+    }
+    return qjson_empty_object();
+}
+
+static JsonNode *job_do_resume(Job *job, GError **errp)
+{
+    g_mutex_lock(&job_mutex);
+    if (job->pause_count == 0) {
+        g_mutex_unlock(&job_mutex);
+        error_setg(errp, "Can't resume a job that was not paused");
+        return NULL;
+    }
+    job->pause_count--;
+    g_cond_broadcast(&job_cond);
+    g_mutex_unlock(&job_mutex);
+    if (job->pause_count == 0 && job->status == JOB_STATUS_PAUSED) {
+        job_set_status(job, JOB_STATUS_RUNNING);
+    } else if (job->pause_count == 0 && job->status == JOB_STATUS_STANDBY) {
+        job_set_status(job, JOB_STATUS_READY);
+    }
+    return qjson_empty_object();
+}
+
+static JsonNode *job_do_complete(Job *job)
+{
+    g_mutex_lock(&job_mutex);
+    job->complete_requested = true;
+    g_cond_broadcast(&job_cond);
+    g_mutex_unlock(&job_mutex);
+    return qjson_empty_object();
+}
+
+JsonNode *qmp_job_pause(JsonObject *args, Monitor *mon, GError **errp)
+{
+    Job *job = job_for_verb(args, "pause", pause_states, errp);
+
+    return job ? job_do_pause(job) : NULL;
+}
+
+JsonNode *qmp_block_job_pause(JsonObject *args, Monitor *mon, GError **errp)
+{
+    Job *job = block_job_for_verb(args, "pause", pause_states, errp);
+
+    return job ? job_do_pause(job) : NULL;
+}
+
+JsonNode *qmp_job_resume(JsonObject *args, Monitor *mon, GError **errp)
+{
+    Job *job = job_for_verb(args, "resume", pause_states, errp);
+
+    return job ? job_do_resume(job, errp) : NULL;
+}
+
+JsonNode *qmp_block_job_resume(JsonObject *args, Monitor *mon, GError **errp)
+{
+    Job *job = block_job_for_verb(args, "resume", pause_states, errp);
+
+    return job ? job_do_resume(job, errp) : NULL;
+}
+
+JsonNode *qmp_job_complete(JsonObject *args, Monitor *mon, GError **errp)
+{
+    Job *job = job_for_verb(args, "complete", complete_states, errp);
+
+    return job ? job_do_complete(job) : NULL;
+}
+
+JsonNode *qmp_block_job_complete(JsonObject *args, Monitor *mon, GError **errp)
+{
+    Job *job = block_job_for_verb(args, "complete", complete_states, errp);
+
+    return job ? job_do_complete(job) : NULL;
+}
+
+JsonNode *qmp_block_job_set_speed(JsonObject *args, Monitor *mon, GError **errp)
+{
+    Job *job = block_job_for_verb(args, "set-speed", pause_states, errp);
+    int64_t speed = json_object_get_int_member(args, "speed");
+
+    if (!job) {
+        return NULL;
+    }
+    if (speed < 0) {
+        error_setg(errp, "Parameter 'speed' expects a non-negative value");
+        return NULL;
+    }
+    job_set_speed(job, speed);
+    return qjson_empty_object();
 }

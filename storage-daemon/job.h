@@ -1,7 +1,10 @@
 /*
- * Jobs: long-running operations (blockdev-create, amend) run by a worker thread
- * that holds the block layer lock, with QEMU's job state machine and its
- * JOB_STATUS_CHANGE events emitted from the main loop.
+ * Jobs: long-running operations run by a worker thread, with QEMU's job state
+ * machine and its JOB_STATUS_CHANGE events emitted from the main loop. Two kinds:
+ * blockdev-create/amend jobs (one driver call with the block layer locked) and
+ * block jobs (commit, stream: a copy loop that takes the lock per step, can be
+ * paused, cancelled, rate limited, and may wait in "ready" for job-complete),
+ * which also emit the BLOCK_JOB_* events.
  */
 #ifndef QSD_JOB_H
 #define QSD_JOB_H
@@ -19,5 +22,56 @@ typedef int (*JobRunFunc)(void *opaque, GError **errp);
  */
 Job *job_start(const char *id, const char *type, JobRunFunc run, void *opaque,
                GDestroyNotify free_opaque, GError **errp);
+
+/* ---- block jobs ---- */
+
+typedef struct BlockJobDriver {
+    const char *type;       /* "commit", "stream" */
+    /*
+     * The worker: without the block layer lock (take it for each step), calling
+     * job_pause_point() between steps. 0, -ECANCELED when cancelled, or -errno.
+     */
+    int (*run)(Job *job, void *opaque, GError **errp);
+    /*
+     * Main loop, block layer locked, after the worker succeeded: make the result
+     * part of the graph (pivot, new backing file). false with errp set on failure.
+     * @completed: job-complete was asked for (an active commit pivots only then).
+     */
+    bool (*finalize)(Job *job, void *opaque, bool completed, GError **errp);
+    /* Main loop, block layer locked: the job ends (any way); drop its uses. */
+    void (*clean)(Job *job, void *opaque);
+} BlockJobDriver;
+
+/*
+ * Create a block job (emits "created"); it does not run until block_job_run().
+ * @opaque is freed with @free_opaque when the job goes away.
+ */
+Job *block_job_create(const char *id, const BlockJobDriver *drv, void *opaque,
+                      GDestroyNotify free_opaque, bool auto_finalize,
+                      bool auto_dismiss, GError **errp);
+/* Start the worker (emits "running"). */
+void block_job_run(Job *job);
+/* Setting the job up failed after block_job_create(): emits "null", frees it. */
+void block_job_abandon(Job *job);
+const char *job_get_id(Job *job);
+void job_set_speed(Job *job, int64_t speed);
+
+/* ---- for the worker ---- */
+bool job_is_cancelled(Job *job);
+/* Wait here while the job is paused. */
+void job_pause_point(Job *job);
+void job_progress_set_total(Job *job, int64_t total);
+void job_progress_add(Job *job, int64_t done);
+/* After @bytes were copied: sleep as the job's speed asks (woken by cancel). */
+void job_rate_limit(Job *job, int64_t bytes);
+/*
+ * Everything is copied: the job is "ready" (BLOCK_JOB_READY). Waits until
+ * job-complete (1), block-job-cancel without force (0: the job ends as completed,
+ * without pivot, as QEMU's mirror does) or job-cancel (-ECANCELED).
+ */
+int job_ready_wait(Job *job);
+
+/* Cancel every job and wait for them (quit, signals): the events come first. */
+void job_cancel_all_sync(void);
 
 #endif

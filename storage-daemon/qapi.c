@@ -10,11 +10,19 @@
 #include "qemu/option.h"
 
 G_DEFINE_QUARK(qmp-command-not-found, qmp_command_not_found)
+G_DEFINE_QUARK(qmp-device-not-found, qmp_device_not_found)
+G_DEFINE_QUARK(qmp-device-not-active, qmp_device_not_active)
 
 const char *qmp_error_class(const GError *err)
 {
     if (err->domain == QMP_ERROR_COMMAND_NOT_FOUND) {
         return "CommandNotFound";
+    }
+    if (err->domain == QMP_ERROR_DEVICE_NOT_FOUND) {
+        return "DeviceNotFound";
+    }
+    if (err->domain == QMP_ERROR_DEVICE_NOT_ACTIVE) {
+        return "DeviceNotActive";
     }
     return "GenericError";
 }

@@ -63,6 +63,10 @@ bool qapi_keyval_typed(JsonObject *obj, const QArg *u, GError **errp);
 /* Error classes: GenericError is the default; these domains select others. */
 #define QMP_ERROR_COMMAND_NOT_FOUND (qmp_command_not_found_quark())
 GQuark qmp_command_not_found_quark(void);
+#define QMP_ERROR_DEVICE_NOT_FOUND (qmp_device_not_found_quark())
+GQuark qmp_device_not_found_quark(void);
+#define QMP_ERROR_DEVICE_NOT_ACTIVE (qmp_device_not_active_quark())
+GQuark qmp_device_not_active_quark(void);
 const char *qmp_error_class(const GError *err);
 
 /* JSON building helpers */

@@ -428,7 +428,8 @@ int main(int argc, char **argv)
 
     g_main_loop_run(main_loop);
 
-    /* worker threads cannot be interrupted: let them finish */
+    /* block jobs are cancelled; other workers cannot be: let them finish */
+    job_cancel_all_sync();
     while (job_any_running()) {
         g_main_context_iteration(NULL, TRUE);
     }

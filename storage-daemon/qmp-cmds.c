@@ -30,6 +30,21 @@ const QmpCommand qmp_commands[] = {
     { "job-dismiss", qmp_job_dismiss, qapi_job_id_args, NULL, 0 },
     { "job-cancel", qmp_job_cancel, qapi_job_id_args, NULL, 0 },
     { "job-finalize", qmp_job_finalize, qapi_job_id_args, NULL, 0 },
+    { "job-pause", qmp_job_pause, qapi_job_id_args, NULL, 0 },
+    { "job-resume", qmp_job_resume, qapi_job_id_args, NULL, 0 },
+    { "job-complete", qmp_job_complete, qapi_job_id_args, NULL, 0 },
+    { "block-commit", qmp_block_commit, qapi_block_commit_args, NULL, QCO_BLOCK },
+    { "block-stream", qmp_block_stream, qapi_block_stream_args, NULL, QCO_BLOCK },
+    { "query-block-jobs", qmp_query_block_jobs, NULL, NULL, 0 },
+    { "block-job-cancel", qmp_block_job_cancel, qapi_block_job_cancel_args, NULL, 0 },
+    { "block-job-complete", qmp_block_job_complete, qapi_block_job_device_args, NULL,
+      0 },
+    { "block-job-pause", qmp_block_job_pause, qapi_block_job_device_args, NULL, 0 },
+    { "block-job-resume", qmp_block_job_resume, qapi_block_job_device_args, NULL, 0 },
+    { "block-job-set-speed", qmp_block_job_set_speed, qapi_block_job_set_speed_args,
+      NULL, 0 },
+    { "block-job-finalize", qmp_block_job_finalize, qapi_job_id_args, NULL, 0 },
+    { "block-job-dismiss", qmp_block_job_dismiss, qapi_job_id_args, NULL, 0 },
     { "nbd-server-start", qmp_nbd_server_start, qapi_nbd_server_start_args, NULL, 0 },
     { "nbd-server-stop", qmp_nbd_server_stop, NULL, NULL, QCO_BLOCK },
     { "block-export-add", qmp_block_export_add, NULL, &qapi_block_export_options,
@@ -81,6 +96,8 @@ JsonNode *qmp_query_commands(JsonObject *args, Monitor *mon, GError **errp)
 
 JsonNode *qmp_quit(JsonObject *args, Monitor *mon, GError **errp)
 {
+    /* as QEMU's: block jobs are cancelled before the reply (their events first) */
+    job_cancel_all_sync();
     qsd_request_quit();
     return qjson_empty_object();
 }

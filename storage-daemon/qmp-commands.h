@@ -31,7 +31,27 @@ QMP_HANDLER(qmp_query_jobs);
 QMP_HANDLER(qmp_job_dismiss);
 QMP_HANDLER(qmp_job_cancel);
 QMP_HANDLER(qmp_job_finalize);
+QMP_HANDLER(qmp_job_pause);
+QMP_HANDLER(qmp_job_resume);
+QMP_HANDLER(qmp_job_complete);
+QMP_HANDLER(qmp_query_block_jobs);
+QMP_HANDLER(qmp_block_job_cancel);
+QMP_HANDLER(qmp_block_job_complete);
+QMP_HANDLER(qmp_block_job_pause);
+QMP_HANDLER(qmp_block_job_resume);
+QMP_HANDLER(qmp_block_job_set_speed);
+QMP_HANDLER(qmp_block_job_finalize);
+QMP_HANDLER(qmp_block_job_dismiss);
 extern const QArg qapi_job_id_args[];
+extern const QArg qapi_block_job_device_args[];
+extern const QArg qapi_block_job_cancel_args[];
+extern const QArg qapi_block_job_set_speed_args[];
+
+/* block-jobs.c */
+QMP_HANDLER(qmp_block_commit);
+QMP_HANDLER(qmp_block_stream);
+extern const QArg qapi_block_commit_args[];
+extern const QArg qapi_block_stream_args[];
 
 /* create.c */
 QMP_HANDLER(qmp_blockdev_create);

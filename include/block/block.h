@@ -55,10 +55,22 @@ typedef struct BlockDriverState BlockDriverState;
 /*
  * Add (or replace) @owner's use of @bs: @perm needed, @shared allowed to others.
  * Fails, leaving everything as it was, when another process's locks conflict.
- * Users within one process are not checked against each other. 0 or -errno.
+ * Such a user is not checked against the other users within this process (a
+ * tool's open is alone on its node). 0 or -errno.
  */
 int bdrv_perm_attach(BlockDriverState *bs, const void *owner, uint64_t perm,
                      uint64_t shared, GError **errp);
+/*
+ * The same for a user the storage daemon names in conflict messages: @desc ("an
+ * unnamed block device", "stream job 'j'") uses the node as @child ("root",
+ * "intermediate node"); @group (a job, or NULL) ties the uses of one job together.
+ * Such users are also checked against the other users of the node in this
+ * process: "Permission conflict on node 'x': permissions 'write' are both
+ * required by ... and unshared by ...", QEMU's words.
+ */
+int bdrv_perm_attach_user(BlockDriverState *bs, const void *owner, const char *desc,
+                          const char *child, const void *group, uint64_t perm,
+                          uint64_t shared, GError **errp);
 /* Drop @owner's use of @bs (if any): its locks follow. */
 void bdrv_perm_detach(BlockDriverState *bs, const void *owner);
 
@@ -244,6 +256,9 @@ int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
  */
 int bdrv_block_status_above(BlockDriverState *bs, int64_t offset, int64_t bytes,
                             int64_t *pnum);
+/* A counter of the writes, zero writes and discards made through @bs itself: an
+ * active commit's last pass is needed only when it moved. */
+uint64_t bdrv_get_write_gen(BlockDriverState *bs);
 /* Is the range allocated in this layer (not just the backing chain)? 1/0/-errno. */
 int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes, int64_t *pnum);
 
@@ -257,6 +272,18 @@ int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes, int64
  */
 int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
                              const char *backing_fmt);
+/*
+ * Make @backing (NULL: none) the backing child of @bs in the open graph (what
+ * reads of unallocated clusters fall through to); the image's header is left
+ * alone (bdrv_change_backing_file). The old backing child is dropped.
+ */
+int bdrv_set_backing(BlockDriverState *bs, BlockDriverState *backing, GError **errp);
+/*
+ * Make @bs's backing child writable (a commit into it): a read-only backing file
+ * the image's header named is opened again read-write in its place (a new
+ * automatic node name). "Block node is read-only" for one given by the user.
+ */
+int bdrv_reopen_backing_rw(BlockDriverState *bs, GError **errp);
 /*
  * Make the image empty: nothing allocated, its backing file shows through
  * everywhere (qemu-img commit, after the data went into the backing file).

@@ -1,0 +1,720 @@
+/*
+ * Block jobs on backing chains: block-commit (active: copy, wait in "ready" for
+ * job-complete, pivot the device's users to the base; non-active: copy, then drop
+ * the committed nodes from the chain) and block-stream (copy what the chain above
+ * the base holds into the top node, then make the base its backing file). The
+ * data goes through the block layer (block status skips what is not allocated
+ * above the base), the target is flushed before any backing link changes, and
+ * each job tells the permission model what it needs and shares on every node it
+ * uses, in QEMU's terms ("stream job 'j'", "intermediate node").
+ */
+#include "job.h"
+#include "qmp-commands.h"
+
+#define COPY_CHUNK (1 << 20)
+
+static const char *const on_error_values[] = {
+    "report", "ignore", "enospc", "stop", "auto", NULL,
+};
+
+const QArg qapi_block_commit_args[] = {
+    { "job-id", QT_STR, true, NULL, NULL, NULL },
+    { "device", QT_STR, false, NULL, NULL, NULL },
+    { "base-node", QT_STR, true, NULL, NULL, NULL },
+    { "base", QT_STR, true, NULL, NULL, NULL },
+    { "top-node", QT_STR, true, NULL, NULL, NULL },
+    { "top", QT_STR, true, NULL, NULL, NULL },
+    { "backing-file", QT_STR, true, NULL, NULL, NULL },
+    { "backing-mask-protocol", QT_BOOL, true, NULL, NULL, NULL },
+    { "speed", QT_INT, true, NULL, NULL, NULL },
+    { "on-error", QT_ENUM, true, on_error_values, NULL, NULL },
+    { "filter-node-name", QT_STR, true, NULL, NULL, NULL },
+    { "auto-finalize", QT_BOOL, true, NULL, NULL, NULL },
+    { "auto-dismiss", QT_BOOL, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+const QArg qapi_block_stream_args[] = {
+    { "job-id", QT_STR, true, NULL, NULL, NULL },
+    { "device", QT_STR, false, NULL, NULL, NULL },
+    { "base", QT_STR, true, NULL, NULL, NULL },
+    { "base-node", QT_STR, true, NULL, NULL, NULL },
+    { "backing-file", QT_STR, true, NULL, NULL, NULL },
+    { "backing-mask-protocol", QT_BOOL, true, NULL, NULL, NULL },
+    { "bottom", QT_STR, true, NULL, NULL, NULL },
+    { "speed", QT_INT, true, NULL, NULL, NULL },
+    { "on-error", QT_ENUM, true, on_error_values, NULL, NULL },
+    { "filter-node-name", QT_STR, true, NULL, NULL, NULL },
+    { "auto-finalize", QT_BOOL, true, NULL, NULL, NULL },
+    { "auto-dismiss", QT_BOOL, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+/* One node a job uses; its address owns the permissions taken on the node. */
+typedef struct JobUse {
+    BlockDriverState *bs;
+} JobUse;
+
+typedef struct ChainJob {
+    Job *job;
+    bool stream;
+    bool active;                /* commit of the device's active layer */
+    BlockDriverState *device;   /* the job's main node */
+    BlockDriverState *top;      /* commit: the top-most committed node */
+    BlockDriverState *base;     /* commit target; stream: the new backing (or NULL) */
+    char *backing_file;         /* the backing file name to record, or NULL */
+    GPtrArray *uses;            /* JobUse* */
+} ChainJob;
+
+static GList *chain_jobs;       /* ChainJob* running on some nodes */
+
+static void chain_job_free(gpointer p)
+{
+    ChainJob *cj = p;
+
+    g_free(cj->backing_file);
+    g_ptr_array_unref(cj->uses);
+    g_free(cj);
+}
+
+/* The job whose main node @bs is, if any. */
+static ChainJob *chain_job_on(BlockDriverState *bs)
+{
+    for (GList *l = chain_jobs; l; l = l->next) {
+        ChainJob *cj = l->data;
+        if (cj->device == bs) {
+            return cj;
+        }
+    }
+    return NULL;
+}
+
+/* Does another node use @bs as a child (then it is no root)? */
+static bool node_has_parent(BlockDriverState *bs)
+{
+    for (BlockDriverState *n = bdrv_next_node(NULL); n; n = bdrv_next_node(n)) {
+        if (bdrv_backing_child(n) == bs || bdrv_file_child(n) == bs ||
+            bdrv_data_file_child(n) == bs) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Take @perm on @bs and share @shared, for the job's conflict messages. */
+static bool job_use(ChainJob *cj, BlockDriverState *bs, const char *desc,
+                    const char *child, uint64_t perm, uint64_t shared, GError **errp)
+{
+    JobUse *u = g_new0(JobUse, 1);
+
+    if (bdrv_perm_attach_user(bs, u, desc, child, cj->job, perm, shared, errp) < 0) {
+        g_free(u);
+        return false;
+    }
+    u->bs = bs;
+    bdrv_ref(bs);
+    g_ptr_array_add(cj->uses, u);
+    return true;
+}
+
+static void job_drop_uses(ChainJob *cj)
+{
+    for (guint i = cj->uses->len; i > 0; i--) {
+        JobUse *u = cj->uses->pdata[i - 1];
+        bdrv_perm_detach(u->bs, u);
+        bdrv_unref(u->bs);
+        g_free(u);
+    }
+    g_ptr_array_set_size(cj->uses, 0);
+    chain_jobs = g_list_remove(chain_jobs, cj);
+}
+
+/* ---- copying ---- */
+
+/*
+ * Is [offset, offset+bytes) allocated in a node from @top down to @base
+ * (exclusive)? 1/0 for the first *pnum bytes, or -errno. A node shorter than the
+ * range has nothing there.
+ */
+static int allocated_above(BlockDriverState *top, BlockDriverState *base,
+                           int64_t offset, int64_t bytes, int64_t *pnum)
+{
+    for (BlockDriverState *l = top; l && l != base; l = bdrv_backing_child(l)) {
+        int64_t p = 0;
+        int r;
+
+        if (offset >= bdrv_getlength(l)) {
+            continue;
+        }
+        r = bdrv_is_allocated(l, offset, bytes, &p);
+        if (r < 0) {
+            return r;
+        }
+        if (r) {
+            *pnum = p;
+            return 1;
+        }
+        if (p > 0) {
+            bytes = MIN(bytes, p);
+        }
+    }
+    *pnum = bytes;
+    return 0;
+}
+
+static bool buffer_is_zero(const uint8_t *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Copy what @from reads at [offset, offset+bytes) into @to. */
+static int copy_range(BlockDriverState *from, BlockDriverState *to, int64_t offset,
+                      int64_t bytes, uint8_t *buf)
+{
+    int ret = bdrv_pread(from, offset, bytes, buf, 0);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (buffer_is_zero(buf, bytes)) {
+        return bdrv_pwrite_zeroes(to, offset, bytes, 0);
+    }
+    return bdrv_pwrite(to, offset, bytes, buf, 0);
+}
+
+/*
+ * One pass over [0, len): the ranges allocated from @top down to @base go into
+ * @to (read through @from). @count: only add up their size into *@total.
+ * @progress: report every range (stream, commit) or only the copied ones (active
+ * commit). @locked: the caller holds the block layer lock for the whole pass.
+ */
+static int copy_pass(Job *job, BlockDriverState *from, BlockDriverState *top,
+                     BlockDriverState *base, BlockDriverState *to, int64_t len,
+                     bool count, bool all_progress, bool locked, int64_t *total,
+                     GError **errp)
+{
+    g_autofree uint8_t *buf = count ? NULL : g_malloc(COPY_CHUNK);
+
+    for (int64_t off = 0; off < len; ) {
+        int64_t n = MIN(COPY_CHUNK, len - off);
+        int r;
+
+        if (!locked) {
+            job_pause_point(job);
+            if (job_is_cancelled(job)) {
+                return -ECANCELED;
+            }
+            block_lock();
+        }
+        r = allocated_above(top, base, off, n, &n);
+        if (r > 0 && !count) {
+            r = copy_range(from, to, off, n, buf);
+            r = r < 0 ? r : 1;
+        }
+        if (!locked) {
+            block_unlock();
+        }
+        if (r < 0) {
+            error_setg_errno(errp, -r, "Could not copy data");
+            return r;
+        }
+        if (count) {
+            *total += r ? n : 0;
+        } else if (!locked && (r || all_progress)) {
+            job_progress_add(job, n);
+            if (r) {
+                job_rate_limit(job, n);
+            }
+        }
+        off += n;
+    }
+    return 0;
+}
+
+static int flush_locked(BlockDriverState *bs, GError **errp)
+{
+    int ret;
+
+    block_lock();
+    ret = bdrv_flush(bs);
+    block_unlock();
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not flush '%s'", bdrv_get_node_name(bs));
+    }
+    return ret;
+}
+
+/* Sum of the write counters of the nodes from @top down to @base (exclusive). */
+static uint64_t chain_write_gen(BlockDriverState *top, BlockDriverState *base)
+{
+    uint64_t gen = 0;
+
+    for (BlockDriverState *l = top; l && l != base; l = bdrv_backing_child(l)) {
+        gen += bdrv_get_write_gen(l);
+    }
+    return gen;
+}
+
+static int stream_run(Job *job, void *opaque, GError **errp)
+{
+    ChainJob *cj = opaque;
+    BlockDriverState *below;
+    int64_t len;
+    int ret;
+
+    block_lock();
+    len = bdrv_getlength(cj->device);
+    below = bdrv_backing_child(cj->device);
+    block_unlock();
+    if (len < 0) {
+        error_setg_errno(errp, -len, "Could not get the image size");
+        return len;
+    }
+    job_progress_set_total(job, len);
+    if (below && below != cj->base) {
+        g_autofree uint8_t *buf = g_malloc(COPY_CHUNK);
+
+        for (int64_t off = 0; off < len; ) {
+            int64_t n = MIN(COPY_CHUNK, len - off);
+            int r;
+
+            job_pause_point(job);
+            if (job_is_cancelled(job)) {
+                return -ECANCELED;
+            }
+            block_lock();
+            /* what the top holds already stays; what it shows from above the
+             * base is copied up (read through the top) */
+            r = bdrv_is_allocated(cj->device, off, n, &n);
+            if (r == 0) {
+                r = allocated_above(below, cj->base, off, n, &n);
+                if (r > 0) {
+                    r = copy_range(cj->device, cj->device, off, n, buf);
+                    r = r < 0 ? r : 1;
+                }
+            } else if (r > 0) {
+                r = 0;
+            }
+            block_unlock();
+            if (r < 0) {
+                error_setg_errno(errp, -r, "Could not copy data");
+                return r;
+            }
+            job_progress_add(job, n);
+            if (r) {
+                job_rate_limit(job, n);
+            }
+            off += n;
+        }
+    } else {
+        job_progress_set_total(job, 0);     /* nothing to stream */
+    }
+    ret = flush_locked(cj->device, errp);
+    return ret < 0 ? ret : 0;
+}
+
+static int commit_run(Job *job, void *opaque, GError **errp)
+{
+    ChainJob *cj = opaque;
+    int64_t len, base_len, total = 0;
+    uint64_t gen;
+    int ret;
+
+    block_lock();
+    len = bdrv_getlength(cj->top);
+    base_len = bdrv_getlength(cj->base);
+    ret = len < 0 ? len : base_len < 0 ? base_len : 0;
+    if (ret == 0 && base_len < len) {
+        /* the base grows to the top's size, as QEMU's commit does */
+        ret = bdrv_truncate(cj->base, len, false, PREALLOC_MODE_OFF, 0, errp);
+    }
+    block_unlock();
+    if (ret < 0) {
+        if (errp && !*errp) {
+            error_setg_errno(errp, -ret, "Could not get the image size");
+        }
+        return ret;
+    }
+    if (!cj->active) {
+        job_progress_set_total(job, len);
+        ret = copy_pass(job, cj->top, cj->top, cj->base, cj->base, len, false, true,
+                        false, NULL, errp);
+        return ret < 0 ? ret : flush_locked(cj->base, errp);
+    }
+
+    /* active: the allocated ranges are the work; then wait in "ready" */
+    block_lock();
+    gen = chain_write_gen(cj->top, cj->base);
+    ret = copy_pass(job, cj->top, cj->top, cj->base, NULL, len, true, false, true,
+                    &total, errp);
+    block_unlock();
+    if (ret < 0) {
+        return ret;
+    }
+    job_progress_set_total(job, total);
+    ret = copy_pass(job, cj->top, cj->top, cj->base, cj->base, len, false, false,
+                    false, NULL, errp);
+    if (ret == 0) {
+        ret = flush_locked(cj->base, errp);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    ret = job_ready_wait(job);
+    if (ret <= 0) {
+        return ret;     /* cancelled, or ends without pivot */
+    }
+    /* what was written since goes too, with the users held off until the pivot */
+    block_lock();
+    if (chain_write_gen(cj->top, cj->base) != gen) {
+        ret = copy_pass(job, cj->top, cj->top, cj->base, cj->base, len, false, false,
+                        true, NULL, errp);
+    }
+    ret = ret < 0 ? ret : bdrv_flush(cj->base);
+    block_unlock();
+    if (ret < 0 && errp && !*errp) {
+        error_setg_errno(errp, -ret, "Could not flush '%s'",
+                         bdrv_get_node_name(cj->base));
+    }
+    return ret < 0 ? ret : 0;
+}
+
+/* Record @backing as @bs's backing file: header first, then the graph. */
+static bool set_backing(ChainJob *cj, BlockDriverState *bs, BlockDriverState *backing,
+                        GError **errp)
+{
+    const char *name = backing ? (cj->backing_file ? cj->backing_file :
+                                  bdrv_get_filename(backing)) : NULL;
+    int ret = bdrv_change_backing_file(bs, name,
+                                       backing ? bdrv_get_format_name(backing) : NULL);
+
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not change the backing file of '%s'",
+                         bdrv_get_filename(bs));
+        return false;
+    }
+    return bdrv_set_backing(bs, backing, errp) == 0;
+}
+
+static bool stream_finalize(Job *job, void *opaque, bool completed, GError **errp)
+{
+    ChainJob *cj = opaque;
+
+    return set_backing(cj, cj->device, cj->base, errp);
+}
+
+static BlockDriverState *overlay_of(BlockDriverState *from, BlockDriverState *bs)
+{
+    for (BlockDriverState *l = from; l; l = bdrv_backing_child(l)) {
+        if (bdrv_backing_child(l) == bs) {
+            return l;
+        }
+    }
+    return NULL;
+}
+
+static bool commit_finalize(Job *job, void *opaque, bool completed, GError **errp)
+{
+    ChainJob *cj = opaque;
+    BlockDriverState *overlay;
+
+    if (cj->active) {
+        if (completed) {
+            qsd_export_replace_node(cj->top, cj->base);
+        }
+        return true;
+    }
+    overlay = overlay_of(cj->device, cj->top);
+    return !overlay || set_backing(cj, overlay, cj->base, errp);
+}
+
+static void chain_job_clean(Job *job, void *opaque)
+{
+    job_drop_uses(opaque);
+}
+
+static const BlockJobDriver commit_driver = {
+    .type = "commit",
+    .run = commit_run,
+    .finalize = commit_finalize,
+    .clean = chain_job_clean,
+};
+
+static const BlockJobDriver stream_driver = {
+    .type = "stream",
+    .run = stream_run,
+    .finalize = stream_finalize,
+    .clean = chain_job_clean,
+};
+
+/* ---- commands ---- */
+
+/* The node @node (by node name) or @file (a backing file name) of @bs's chain. */
+static BlockDriverState *chain_node(BlockDriverState *bs, const char *node,
+                                    const char *file, GError **errp)
+{
+    BlockDriverState *n;
+
+    if (node) {
+        n = bdrv_find_node(node);
+        if (!n) {
+            error_setg(errp, "Cannot find device='' nor node-name='%s'", node);
+        }
+        return n;
+    }
+    n = bdrv_find_backing_image(bs, file);
+    if (!n) {
+        error_setg(errp, "Can't find '%s' in the backing chain", file);
+    }
+    return n;
+}
+
+static bool in_chain(BlockDriverState *top, BlockDriverState *bs)
+{
+    for (BlockDriverState *l = top; l; l = bdrv_backing_child(l)) {
+        if (l == bs) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static const char *job_id_arg(JsonObject *args, BlockDriverState *device, GError **errp)
+{
+    const char *id = opts_peek_str(args, "job-id");
+
+    if (!id) {
+        error_setg(errp, "An explicit job ID is required for this node");
+    }
+    return id;
+}
+
+static bool speed_arg(JsonObject *args, int64_t *speed, GError **errp)
+{
+    *speed = json_object_has_member(args, "speed") ?
+             json_object_get_int_member(args, "speed") : 0;
+    if (*speed < 0) {
+        error_setg(errp, "Parameter 'speed' expects a non-negative value");
+        return false;
+    }
+    return true;
+}
+
+static bool start_chain_job(ChainJob *cj, const BlockJobDriver *drv, const char *id,
+                            JsonObject *args, GError **errp)
+{
+    bool ok;
+    int64_t speed;
+
+    cj->uses = g_ptr_array_new();
+    cj->backing_file = g_strdup(opts_peek_str(args, "backing-file"));
+    cj->job = block_job_create(id, drv, cj, chain_job_free,
+                               opts_get_bool(args, "auto-finalize", true, NULL),
+                               opts_get_bool(args, "auto-dismiss", true, NULL), errp);
+    if (!cj->job) {
+        chain_job_free(cj);
+        return false;
+    }
+    chain_jobs = g_list_prepend(chain_jobs, cj);
+    ok = speed_arg(args, &speed, errp);
+    if (ok) {
+        g_autofree char *desc = g_strdup_printf("%s job '%s'", drv->type, id);
+        uint64_t inter_perm = cj->stream ? BLK_PERM_CONSISTENT_READ : 0;
+        uint64_t inter_shared = cj->stream ?
+            BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED :
+            BLK_PERM_WRITE | BLK_PERM_WRITE_UNCHANGED | BLK_PERM_RESIZE;
+        BlockDriverState *from = cj->stream ? bdrv_backing_child(cj->device) :
+                                 bdrv_backing_child(cj->top);
+
+        job_set_speed(cj->job, speed);
+        ok = job_use(cj, cj->device, desc, "main node", 0, BLK_PERM_ALL, errp);
+        if (ok && !cj->stream && cj->top != cj->device) {
+            ok = job_use(cj, cj->top, QSD_EXPORT_USER, "root",
+                         BLK_PERM_CONSISTENT_READ, BLK_PERM_ALL, errp);
+        }
+        for (BlockDriverState *l = from; ok && l && l != cj->base;
+             l = bdrv_backing_child(l)) {
+            ok = job_use(cj, l, desc, "intermediate node", inter_perm, inter_shared,
+                         errp);
+        }
+        if (ok && !cj->stream) {
+            ok = job_use(cj, cj->base, QSD_EXPORT_USER, "root",
+                         BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE | BLK_PERM_RESIZE,
+                         cj->active ? BLK_PERM_ALL :
+                         BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED, errp);
+        }
+    }
+    if (!ok) {
+        job_drop_uses(cj);
+        block_job_abandon(cj->job);
+        chain_job_free(cj);
+        return false;
+    }
+    block_job_run(cj->job);
+    return true;
+}
+
+/* Make @bs's backing child @target writable, opening it again if needed. */
+static bool make_writable(BlockDriverState *parent, BlockDriverState **target,
+                          GError **errp)
+{
+    if (!bdrv_is_read_only(*target)) {
+        return true;
+    }
+    if (!parent || bdrv_reopen_backing_rw(parent, errp) < 0) {
+        if (errp && !*errp) {
+            error_setg(errp, "Block node is read-only");
+        }
+        return false;
+    }
+    *target = bdrv_backing_child(parent);
+    return true;
+}
+
+JsonNode *qmp_block_commit(JsonObject *args, Monitor *mon, GError **errp)
+{
+    const char *device = opts_peek_str(args, "device");
+    const char *base_node = opts_peek_str(args, "base-node");
+    const char *base_file = opts_peek_str(args, "base");
+    const char *top_node = opts_peek_str(args, "top-node");
+    const char *top_file = opts_peek_str(args, "top");
+    BlockDriverState *bs = bdrv_find_node(device), *top, *base;
+    const char *id;
+    ChainJob *cj;
+
+    if (!bs) {
+        g_set_error(errp, QMP_ERROR_DEVICE_NOT_FOUND, 0, "Device '%s' not found", device);
+        return NULL;
+    }
+    if (node_has_parent(bs) || chain_job_on(bs)) {
+        error_setg(errp, "Need a root block node");
+        return NULL;
+    }
+    if (base_node && base_file) {
+        error_setg(errp, "'base' and 'base-node' cannot be specified at the same time");
+        return NULL;
+    }
+    if (top_node && top_file) {
+        error_setg(errp, "'top' and 'top-node' cannot be specified at the same time");
+        return NULL;
+    }
+    top = top_node || top_file ? chain_node(bs, top_node, top_file, errp) : bs;
+    if (!top) {
+        return NULL;
+    }
+    if (!in_chain(bs, top)) {
+        error_setg(errp, "'%s' is not in this backing file chain",
+                   top_node ? top_node : top_file);
+        return NULL;
+    }
+    if (base_node || base_file) {
+        base = chain_node(bs, base_node, base_file, errp);
+        if (!base) {
+            return NULL;
+        }
+    } else {
+        base = top;
+        while (bdrv_backing_child(base)) {
+            base = bdrv_backing_child(base);
+        }
+    }
+    if (base == top) {
+        error_setg(errp, "cannot commit an image into itself");
+        return NULL;
+    }
+    if (!in_chain(top, base)) {
+        error_setg(errp, "'%s' is not in this backing file chain",
+                   base_node ? base_node : base_file ? base_file :
+                   bdrv_get_node_name(base));
+        return NULL;
+    }
+    id = job_id_arg(args, bs, errp);
+    if (!id) {
+        return NULL;
+    }
+    /* the base is written, and the top's overlay gets a new backing file name */
+    if (!make_writable(overlay_of(top, base), &base, errp)) {
+        return NULL;
+    }
+    if (top != bs) {
+        BlockDriverState *overlay = overlay_of(bs, top);
+        if (overlay != bs && !make_writable(overlay_of(bs, overlay), &overlay, errp)) {
+            return NULL;
+        }
+    }
+    cj = g_new0(ChainJob, 1);
+    cj->device = bs;
+    cj->top = top;
+    cj->base = base;
+    cj->active = top == bs;
+    return start_chain_job(cj, &commit_driver, id, args, errp) ?
+           qjson_empty_object() : NULL;
+}
+
+JsonNode *qmp_block_stream(JsonObject *args, Monitor *mon, GError **errp)
+{
+    const char *device = opts_peek_str(args, "device");
+    const char *base_node = opts_peek_str(args, "base-node");
+    const char *base_file = opts_peek_str(args, "base");
+    const char *bottom = opts_peek_str(args, "bottom");
+    BlockDriverState *bs = bdrv_find_node(device), *base = NULL;
+    ChainJob *cj, *busy;
+    const char *id;
+
+    if (!bs) {
+        error_setg(errp, "Cannot find device='%s' nor node-name='%s'", device, device);
+        return NULL;
+    }
+    if (base_node && base_file) {
+        error_setg(errp, "'base' and 'base-node' cannot be specified at the same time");
+        return NULL;
+    }
+    if (bottom && (base_node || base_file)) {
+        error_setg(errp, "'bottom' and 'base-node' cannot be specified at the same time");
+        return NULL;
+    }
+    if (base_node || base_file) {
+        base = chain_node(bs, base_node, base_file, errp);
+        if (!base) {
+            return NULL;
+        }
+        if (base == bs || !in_chain(bs, base)) {
+            error_setg(errp, "Node '%s' is not a backing image of '%s'",
+                       bdrv_get_node_name(base), device);
+            return NULL;
+        }
+    } else if (bottom) {
+        BlockDriverState *b = bdrv_find_node(bottom);
+        if (!b || b == bs || !in_chain(bs, b)) {
+            error_setg(errp, "Node '%s' is not a backing image of '%s'", bottom, device);
+            return NULL;
+        }
+        base = bdrv_backing_child(b);
+    }
+    busy = chain_job_on(bs);
+    if (busy) {
+        error_setg(errp, "Node '%s' is busy: block device is in use by block job: %s",
+                   device, busy->stream ? "stream" : "commit");
+        return NULL;
+    }
+    if (bdrv_is_read_only(bs)) {
+        error_setg(errp, "Block node is read-only");
+        return NULL;
+    }
+    id = job_id_arg(args, bs, errp);
+    if (!id) {
+        return NULL;
+    }
+    cj = g_new0(ChainJob, 1);
+    cj->stream = true;
+    cj->device = bs;
+    cj->top = bs;
+    cj->base = base;
+    return start_chain_job(cj, &stream_driver, id, args, errp) ?
+           qjson_empty_object() : NULL;
+}
