@@ -543,8 +543,11 @@ static bool start_chain_job(ChainJob *cj, const BlockJobDriver *drv, const char 
                          errp);
         }
         if (ok && !cj->stream) {
+            /* resize only when the base must grow to the top's size */
+            bool grow = bdrv_getlength(cj->base) < bdrv_getlength(cj->top);
             ok = job_use(cj, cj->base, QSD_EXPORT_USER, "root",
-                         BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE | BLK_PERM_RESIZE,
+                         BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE |
+                         (grow ? BLK_PERM_RESIZE : 0),
                          cj->active ? BLK_PERM_ALL :
                          BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED, errp);
         }

@@ -52,6 +52,12 @@ void qsd_blockdev_close_all(void);
 /* ---- jobs (job.c) ---- */
 /* Is any job's worker thread still running? */
 bool job_any_running(void);
+/*
+ * Is a block job ending (cancelled, or completing) whose worker has not reported
+ * yet? The monitor holds further commands back meanwhile: QEMU runs a job to its
+ * end before the next command once it is told to stop.
+ */
+bool job_settling(void);
 /* Cancel every block job and wait for it to end (quit, signals). */
 void job_cancel_all_sync(void);
 

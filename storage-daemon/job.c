@@ -466,6 +466,20 @@ static void block_job_cancel(Job *job, bool force)
     }
 }
 
+bool job_settling(void)
+{
+    bool settling = false;
+
+    g_mutex_lock(&job_mutex);
+    for (GList *l = jobs; l && !settling; l = l->next) {
+        Job *job = l->data;
+        settling = job->drv && job->thread &&
+                   (job->cancelled || job->soft_cancel || job->complete_requested);
+    }
+    g_mutex_unlock(&job_mutex);
+    return settling;
+}
+
 void job_cancel_all_sync(void)
 {
     GList *copy = g_list_copy(jobs);

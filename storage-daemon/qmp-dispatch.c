@@ -171,7 +171,7 @@ QmpDispatchResult qmp_dispatch(Monitor *mon, JsonNode *req, GError *perr,
         *reply = qmp_error_reply(err, id);
         return QMP_DISPATCH_REPLY;
     }
-    if ((cmd->flags & QCO_BLOCK) && !block_lock_try()) {
+    if (job_settling() || ((cmd->flags & QCO_BLOCK) && !block_lock_try())) {
         return QMP_DISPATCH_RETRY;
     }
     ret = cmd->fn(args, mon, &err);
