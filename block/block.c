@@ -823,6 +823,7 @@ static BlockDriverState *bdrv_new(const BlockDriver *drv)
 static void bdrv_free(BlockDriverState *bs)
 {
     bdrv_aio_node_free(bs);
+    bdrv_track_stop(bs);
     if (bs->perm_users) {
         g_ptr_array_unref(bs->perm_users);
     }

@@ -211,6 +211,18 @@ static void debug_event_self(BlockDriverState *bs, BlkdebugEvent event)
     }
 }
 
+/* Note a change of [offset, offset+bytes) for bdrv_track_take (an active commit). */
+static void track_write(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    if (!bs->track_bits || bytes <= 0) {
+        return;
+    }
+    for (int64_t i = offset / bs->track_gran;
+         i < bs->track_chunks && i * bs->track_gran < offset + bytes; i++) {
+        bs->track_bits[i / 8] |= 1 << (i % 8);
+    }
+}
+
 static int finish_write(BlockDriverState *bs, int ret, int flags)
 {
     debug_event_self(bs, BLKDBG_PWRITEV_DONE);
@@ -237,7 +249,7 @@ int bdrv_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void 
                bs->drv->pwrite(bs, offset, 0, buf, flags) : 0;
     }
     debug_event_self(bs, BLKDBG_PWRITEV);
-    bs->write_gen++;
+    track_write(bs, offset, bytes);
     if (!request_aligned(bs, offset, bytes, buf)) {
         ret = bounce_write(bs, offset, bytes, buf, flags & ~BDRV_REQ_FUA);
     } else {
@@ -289,7 +301,7 @@ int bdrv_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes, int 
         return 0;
     }
     debug_event_self(bs, BLKDBG_PWRITEV_ZERO);
-    bs->write_gen++;
+    track_write(bs, offset, bytes);
     ret = -ENOTSUP;
     if (bs->drv->pwrite_zeroes) {
         ret = bs->drv->pwrite_zeroes(bs, offset, bytes, flags & ~BDRV_REQ_FUA);
@@ -314,7 +326,7 @@ static int do_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, bool
     if (bytes == 0 || !bs->drv->pdiscard || (!always && !(bs->open_flags & BDRV_O_UNMAP))) {
         return 0;
     }
-    bs->write_gen++;
+    track_write(bs, offset, bytes);
     return bs->drv->pdiscard(bs, offset, bytes);
 }
 
@@ -611,9 +623,40 @@ int bdrv_block_status_above(BlockDriverState *bs, int64_t offset, int64_t bytes,
     return ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO | BDRV_BLOCK_ALLOCATED);
 }
 
-uint64_t bdrv_get_write_gen(BlockDriverState *bs)
+void bdrv_track_writes(BlockDriverState *bs, int64_t granularity)
 {
-    return bs->write_gen;
+    int64_t len = bdrv_getlength(bs);
+
+    bdrv_track_stop(bs);
+    bs->track_gran = granularity;
+    bs->track_chunks = len > 0 ? DIV_ROUND_UP(len, granularity) : 0;
+    bs->track_bits = g_malloc0(bs->track_chunks / 8 + 1);
+}
+
+void bdrv_track_stop(BlockDriverState *bs)
+{
+    g_free(bs->track_bits);
+    bs->track_bits = NULL;
+    bs->track_chunks = 0;
+}
+
+bool bdrv_track_take(BlockDriverState *bs, int64_t *offset, int64_t *bytes)
+{
+    int64_t i = 0, j;
+
+    while (bs->track_bits && i < bs->track_chunks &&
+           !(bs->track_bits[i / 8] & (1 << (i % 8)))) {
+        i++;
+    }
+    if (!bs->track_bits || i >= bs->track_chunks) {
+        return false;
+    }
+    for (j = i; j < bs->track_chunks && (bs->track_bits[j / 8] & (1 << (j % 8))); j++) {
+        bs->track_bits[j / 8] &= ~(1 << (j % 8));
+    }
+    *offset = i * bs->track_gran;
+    *bytes = (j - i) * bs->track_gran;
+    return true;
 }
 
 int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes, int64_t *pnum)

@@ -11,7 +11,8 @@
 #include "job.h"
 #include "qmp-commands.h"
 
-#define COPY_CHUNK (1 << 20)
+#define COPY_CHUNK (512 * 1024)  /* QEMU's commit and stream buffer size */
+#define TRACK_GRANULARITY 65536     /* QEMU's mirror: the default granularity */
 
 static const char *const on_error_values[] = {
     "report", "ignore", "enospc", "stop", "auto", NULL,
@@ -249,17 +250,6 @@ static int flush_locked(BlockDriverState *bs, GError **errp)
     return ret;
 }
 
-/* Sum of the write counters of the nodes from @top down to @base (exclusive). */
-static uint64_t chain_write_gen(BlockDriverState *top, BlockDriverState *base)
-{
-    uint64_t gen = 0;
-
-    for (BlockDriverState *l = top; l && l != base; l = bdrv_backing_child(l)) {
-        gen += bdrv_get_write_gen(l);
-    }
-    return gen;
-}
-
 static int stream_run(Job *job, void *opaque, GError **errp)
 {
     ChainJob *cj = opaque;
@@ -321,8 +311,8 @@ static int stream_run(Job *job, void *opaque, GError **errp)
 static int commit_run(Job *job, void *opaque, GError **errp)
 {
     ChainJob *cj = opaque;
-    int64_t len, base_len, total = 0;
-    uint64_t gen;
+    int64_t len, base_len, total = 0, off, n;
+    g_autofree uint8_t *buf = NULL;
     int ret;
 
     block_lock();
@@ -349,7 +339,9 @@ static int commit_run(Job *job, void *opaque, GError **errp)
 
     /* active: the allocated ranges are the work; then wait in "ready" */
     block_lock();
-    gen = chain_write_gen(cj->top, cj->base);
+    /* the device's users keep writing to the top: what they change is copied
+     * again before the pivot */
+    bdrv_track_writes(cj->top, TRACK_GRANULARITY);
     ret = copy_pass(job, cj->top, cj->top, cj->base, NULL, len, true, false, true,
                     &total, errp);
     block_unlock();
@@ -370,10 +362,16 @@ static int commit_run(Job *job, void *opaque, GError **errp)
         return ret;     /* cancelled, or ends without pivot */
     }
     /* what was written since goes too, with the users held off until the pivot */
+    buf = g_malloc(COPY_CHUNK);
     block_lock();
-    if (chain_write_gen(cj->top, cj->base) != gen) {
-        ret = copy_pass(job, cj->top, cj->top, cj->base, cj->base, len, false, false,
-                        true, NULL, errp);
+    while (ret >= 0 && bdrv_track_take(cj->top, &off, &n)) {
+        n = MIN(n, len - off);
+        job_progress_grow(job, n);
+        for (int64_t done = 0; ret >= 0 && done < n; done += COPY_CHUNK) {
+            ret = copy_range(cj->top, cj->base, off + done, MIN(COPY_CHUNK, n - done),
+                             buf);
+        }
+        job_progress_add(job, n);
     }
     ret = ret < 0 ? ret : bdrv_flush(cj->base);
     block_unlock();
@@ -435,7 +433,12 @@ static bool commit_finalize(Job *job, void *opaque, bool completed, GError **err
 
 static void chain_job_clean(Job *job, void *opaque)
 {
-    job_drop_uses(opaque);
+    ChainJob *cj = opaque;
+
+    if (cj->active) {
+        bdrv_track_stop(cj->top);
+    }
+    job_drop_uses(cj);
 }
 
 static const BlockJobDriver commit_driver = {
@@ -599,11 +602,11 @@ JsonNode *qmp_block_commit(JsonObject *args, Monitor *mon, GError **errp)
         return NULL;
     }
     if (base_node && base_file) {
-        error_setg(errp, "'base' and 'base-node' cannot be specified at the same time");
+        error_setg(errp, "'base-node' and 'base' are mutually exclusive");
         return NULL;
     }
     if (top_node && top_file) {
-        error_setg(errp, "'top' and 'top-node' cannot be specified at the same time");
+        error_setg(errp, "'top-node' and 'top' are mutually exclusive");
         return NULL;
     }
     top = top_node || top_file ? chain_node(bs, top_node, top_file, errp) : bs;

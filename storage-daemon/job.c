@@ -269,6 +269,13 @@ void job_progress_add(Job *job, int64_t done)
     g_mutex_unlock(&job_mutex);
 }
 
+void job_progress_grow(Job *job, int64_t more)
+{
+    g_mutex_lock(&job_mutex);
+    job->progress_total += more;
+    g_mutex_unlock(&job_mutex);
+}
+
 void job_rate_limit(Job *job, int64_t bytes)
 {
     gint64 deadline;
@@ -492,6 +499,11 @@ void job_cancel_all_sync(void)
             continue;
         }
         job->refcnt++;
+        if (job->status == JOB_STATUS_READY) {
+            /* QEMU's shutdown drains the graph first: a ready job pauses a moment */
+            job_set_status(job, JOB_STATUS_STANDBY);
+            job_set_status(job, JOB_STATUS_READY);
+        }
         block_job_cancel(job, true);
         if (job->thread) {
             block_job_worker_done(job);

@@ -62,6 +62,8 @@ bool job_is_cancelled(Job *job);
 void job_pause_point(Job *job);
 void job_progress_set_total(Job *job, int64_t total);
 void job_progress_add(Job *job, int64_t done);
+/* More work turned up (writes to an active commit's top): the total grows. */
+void job_progress_grow(Job *job, int64_t more);
 /* After @bytes were copied: sleep as the job's speed asks (woken by cancel). */
 void job_rate_limit(Job *job, int64_t bytes);
 /*

@@ -256,9 +256,14 @@ int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
  */
 int bdrv_block_status_above(BlockDriverState *bs, int64_t offset, int64_t bytes,
                             int64_t *pnum);
-/* A counter of the writes, zero writes and discards made through @bs itself: an
- * active commit's last pass is needed only when it moved. */
-uint64_t bdrv_get_write_gen(BlockDriverState *bs);
+/*
+ * Record which ranges (of @granularity bytes) writes, zero writes and discards
+ * through @bs itself change from now on (an active commit's dirty ranges);
+ * bdrv_track_take() hands out and clears the first dirty run, false when none.
+ */
+void bdrv_track_writes(BlockDriverState *bs, int64_t granularity);
+void bdrv_track_stop(BlockDriverState *bs);
+bool bdrv_track_take(BlockDriverState *bs, int64_t *offset, int64_t *bytes);
 /* Is the range allocated in this layer (not just the backing chain)? 1/0/-errno. */
 int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes, int64_t *pnum);
 

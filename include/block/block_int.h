@@ -284,8 +284,9 @@ struct BlockDriverState {
      * they get what this node's users need and share */
     GPtrArray *filtered_slots;
 
-    /* counts requests that changed what the node reads (bdrv_get_write_gen) */
-    uint64_t write_gen;
+    /* bdrv_track_writes(): one bit per @track_gran bytes written since */
+    uint8_t *track_bits;
+    int64_t track_gran, track_chunks;
 
     /* requests in flight on this node (block/aio.c), created with the first one */
     struct BdrvAioQueue *aio;
