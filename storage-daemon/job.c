@@ -48,6 +48,7 @@ struct Job {
     bool complete_requested;
     int pause_count;
     int64_t speed;
+    bool sleeping;              /* the worker waits (rate limit, pause, ready) */
 };
 
 static GList *jobs;             /* newest first, as query-jobs lists them */
@@ -249,9 +250,11 @@ bool job_is_cancelled(Job *job)
 void job_pause_point(Job *job)
 {
     g_mutex_lock(&job_mutex);
+    job->sleeping = true;
     while (job->pause_count > 0 && !job->cancelled) {
         g_cond_wait(&job_cond, &job_mutex);
     }
+    job->sleeping = false;
     g_mutex_unlock(&job_mutex);
 }
 
@@ -286,9 +289,11 @@ void job_rate_limit(Job *job, int64_t bytes)
                    (gint64)MIN((double)bytes * G_USEC_PER_SEC / job->speed,
                                (double)G_MAXINT64 / 4);
         /* until the deadline, a cancel, or speed 0 (block-job-set-speed) */
+        job->sleeping = true;
         while (!job->cancelled && job->speed > 0 &&
                g_cond_wait_until(&job_cond, &job_mutex, deadline)) {
         }
+        job->sleeping = false;
     }
     g_mutex_unlock(&job_mutex);
 }
@@ -332,9 +337,11 @@ int job_ready_wait(Job *job)
     job->refcnt++;      /* for the callback; the main loop owns the count */
     g_idle_add(job_ready_idle, job);
     g_mutex_lock(&job_mutex);
+    job->sleeping = true;
     while (!job->cancelled && !job->soft_cancel && !job->complete_requested) {
         g_cond_wait(&job_cond, &job_mutex);
     }
+    job->sleeping = false;
     ret = job->cancelled ? -ECANCELED : job->complete_requested ? 1 : 0;
     g_mutex_unlock(&job_mutex);
     return ret;
@@ -634,7 +641,7 @@ JsonNode *qmp_query_block_jobs(JsonObject *args, Monitor *mon, GError **errp)
         json_object_set_string_member(o, "device", job->id);
         json_object_set_boolean_member(o, "auto-dismiss", job->auto_dismiss);
         json_object_set_boolean_member(o, "busy", job->status == JOB_STATUS_RUNNING &&
-                                       job->pause_count == 0);
+                                       job->pause_count == 0 && !job->sleeping);
         json_object_set_int_member(o, "len", job->progress_total);
         json_object_set_int_member(o, "offset", job->progress_current);
         json_object_set_string_member(o, "status", job_status_str[job->status]);
