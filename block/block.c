@@ -464,6 +464,9 @@ typedef struct BdrvPermUser {
     char *child;                /* the child's name: "backing", "root"... */
     BlockDriverState *parent;   /* the parent node, for a node's child */
     const void *group;          /* the job the user belongs to, or NULL */
+    /* an active commit put a filter between this user and the node: what it
+     * needs no longer reaches the node's backing file (QEMU's commit_top) */
+    const void *behind;
 } BdrvPermUser;
 
 static void perm_user_free(gpointer p)
@@ -498,18 +501,6 @@ static void perm_cumulative(BlockDriverState *bs, uint64_t *perm, uint64_t *shar
     }
 }
 
-/* Does @bs have a user belonging to @group? */
-static bool perm_node_in_group(BlockDriverState *bs, const void *group)
-{
-    for (guint i = 0; group && bs && bs->perm_users && i < bs->perm_users->len; i++) {
-        BdrvPermUser *u = bs->perm_users->pdata[i];
-        if (u->group == group) {
-            return true;
-        }
-    }
-    return false;
-}
-
 static char *perm_names(uint64_t perm)
 {
     static const char *const names[] = {
@@ -528,8 +519,8 @@ static char *perm_names(uint64_t perm)
 /*
  * Users of one process that conflict: one needs what the other does not share.
  * Only users with a description take part (a tool's own open is alone on its
- * node), and a node's child is not held against a job that uses that node too
- * (the job works on the chain it is part of). Newest users first, as QEMU's.
+ * node), and two children of nodes are not held against each other (the graph
+ * was accepted when it was opened). Newest users first, as QEMU's.
  */
 static int perm_check_conflicts(BlockDriverState *bs, GError **errp)
 {
@@ -543,8 +534,6 @@ static int perm_check_conflicts(BlockDriverState *bs, GError **errp)
             g_autofree char *names = NULL;
 
             if (a == b || !clash || !a->desc || !b->desc || (a->parent && b->parent) ||
-                (a->parent && !b->parent && perm_node_in_group(a->parent, b->group)) ||
-                (b->parent && !a->parent && perm_node_in_group(b->parent, a->group)) ||
                 (a->group && a->group == b->group)) {
                 continue;
             }
@@ -578,7 +567,9 @@ static int perm_refresh_backing(BlockDriverState *bs, GError **errp)
     }
     for (guint i = 0; bs->perm_users && i < bs->perm_users->len; i++) {
         BdrvPermUser *p = bs->perm_users->pdata[i];
-        perm |= p->perm;
+        if (!p->behind) {
+            perm |= p->perm;
+        }
         if (p->desc) {
             shared &= p->shared;
         }
@@ -681,6 +672,19 @@ int bdrv_perm_attach_user(BlockDriverState *bs, const void *owner, const char *d
                           uint64_t shared, GError **errp)
 {
     return perm_attach(bs, owner, desc, child, NULL, group, perm, shared, errp);
+}
+
+void bdrv_perm_put_behind(BlockDriverState *bs, const void *group, bool behind)
+{
+    for (guint i = 0; bs->perm_users && i < bs->perm_users->len; i++) {
+        BdrvPermUser *u = bs->perm_users->pdata[i];
+        if (behind && u->desc && !u->parent && !u->group && !u->behind) {
+            u->behind = group;
+        } else if (!behind && u->behind == group) {
+            u->behind = NULL;
+        }
+    }
+    perm_refresh(bs, NULL);
 }
 
 void bdrv_perm_detach(BlockDriverState *bs, const void *owner)

@@ -120,6 +120,9 @@ static bool job_use(ChainJob *cj, BlockDriverState *bs, const char *desc,
 
 static void job_drop_uses(ChainJob *cj)
 {
+    if (cj->active) {
+        bdrv_perm_put_behind(cj->device, cj->job, false);
+    }
     for (guint i = cj->uses->len; i > 0; i--) {
         JobUse *u = cj->uses->pdata[i - 1];
         bdrv_perm_detach(u->bs, u);
@@ -535,6 +538,9 @@ static bool start_chain_job(ChainJob *cj, const BlockJobDriver *drv, const char 
                                  bdrv_backing_child(cj->top);
 
         job_set_speed(cj->job, speed);
+        if (cj->active) {
+            bdrv_perm_put_behind(cj->device, cj->job, true);
+        }
         ok = job_use(cj, cj->device, desc, "main node", 0, BLK_PERM_ALL, errp);
         if (ok && !cj->stream && cj->top != cj->device) {
             ok = job_use(cj, cj->top, QSD_EXPORT_USER, "root",

@@ -71,6 +71,12 @@ int bdrv_perm_attach(BlockDriverState *bs, const void *owner, uint64_t perm,
 int bdrv_perm_attach_user(BlockDriverState *bs, const void *owner, const char *desc,
                           const char *child, const void *group, uint64_t perm,
                           uint64_t shared, GError **errp);
+/*
+ * An active commit of @bs (job @group) stands between the node and its present
+ * users (exports): from now on (@behind) what they need no longer reaches @bs's
+ * backing file, as behind QEMU's commit filter; !@behind undoes it.
+ */
+void bdrv_perm_put_behind(BlockDriverState *bs, const void *group, bool behind);
 /* Drop @owner's use of @bs (if any): its locks follow. */
 void bdrv_perm_detach(BlockDriverState *bs, const void *owner);
 
