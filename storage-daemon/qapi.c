@@ -258,6 +258,12 @@ static bool convert_scalar(JsonObject *obj, const QArg *a, const char *full,
 
     switch (a->type) {
     case QT_BOOL:
+        /* QEMU's keyval booleans: on/yes/true/y and off/no/false/n */
+        if (!strcmp(s, "yes") || !strcmp(s, "true") || !strcmp(s, "y")) {
+            s = "on";
+        } else if (!strcmp(s, "no") || !strcmp(s, "false") || !strcmp(s, "n")) {
+            s = "off";
+        }
         if (qemu_parse_onoff(s, &b) < 0) {
             error_setg(errp, "Parameter '%s' expects 'on' or 'off'", full);
             return false;
