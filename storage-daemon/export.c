@@ -372,11 +372,12 @@ static bool export_add_fuse(JsonObject *opts, BlockDriverState *bs, GError **err
         return false;
     }
     exp = g_new0(NbdExport, 1);
-    /* read (and write, and resize: truncate, growable) */
+    /* read (and write, and resize: truncate, growable); others may do anything,
+     * another FUSE export of the node too (QEMU's iotest 237 has two) */
     if (bdrv_perm_attach_user(bs, exp, QSD_EXPORT_USER, "root", NULL,
                               BLK_PERM_CONSISTENT_READ |
                               (writable ? BLK_PERM_WRITE | BLK_PERM_RESIZE : 0),
-                              BLK_PERM_ALL & ~BLK_PERM_RESIZE, errp) < 0) {
+                              BLK_PERM_ALL, errp) < 0) {
         g_free(exp);
         return false;
     }
