@@ -1,7 +1,7 @@
 /*
- * The NBD server, served from the GLib main loop over UNIX and TCP sockets: the
- * fixed newstyle handshake (EXPORT_NAME, ABORT, LIST, INFO, GO, STRUCTURED_REPLY,
- * LIST/SET_META_CONTEXT, STARTTLS: nbd-tls.c runs the TLS session) and the
+ * The NBD server, served from the GLib main loop over UNIX and TCP sockets:
+ * connections (accepting, buffering, the client flags; the options are
+ * nbd-negotiate.c's, the TLS session nbd-tls.c's) and the
  * transmission phase (READ with
  * structured replies that skip holes, WRITE, FLUSH, TRIM, CACHE, WRITE_ZEROES,
  * BLOCK_STATUS with one chunk per selected context, DISC), with the meta contexts
@@ -22,11 +22,9 @@
  * client that breaks the protocol is disconnected; the server goes on serving
  * the others.
  */
-#include "nbd.h"
-#include "nbd-outq.h"
+#include "nbd-server-int.h"
 #include "block/aio.h"
 #include <glib-unix.h>
-#include "nbd-tls.h"
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <netdb.h>
@@ -36,38 +34,6 @@
 #define MAX_OPTION_LEN  NBD_MAX_BUFFER_SIZE
 #define RETRY_MS        10
 #define MAX_IN_FLIGHT   64      /* requests of one client in the request layer */
-
-typedef enum NbdClientState {
-    NC_CLIENT_FLAGS,
-    NC_OPTIONS,
-    NC_TRANSMISSION,
-} NbdClientState;
-
-typedef struct NbdClient {
-    int fd;
-    guint in_watch, out_watch, retry_timer;
-    GByteArray *in;
-    guint in_pos;           /* bytes of in already consumed */
-    NbdOutQueue outq;       /* replies not sent yet */
-    GByteArray *out;        /* outq's tail: replies are built here */
-    NbdClientState state;
-    bool no_zeroes;
-    bool structured;
-    /* SET_META_CONTEXT's selection, indexed by context id, for meta_exp */
-    bool *meta;
-    unsigned n_meta;
-    NbdExport *meta_exp;    /* compared only, never followed */
-    bool closing;           /* close once the output is flushed */
-    NbdExport *exp;
-    int in_flight;          /* requests whose reply is not written yet */
-    uint64_t in_flight_bytes;   /* of those, the bytes reads will reply */
-    bool dead;              /* closed; freed when in_flight drops to 0 */
-    bool kicked;            /* in server.kicks */
-    /* STARTTLS: acked (the session starts once the ack is sent), then TLS */
-    bool tls_starting, tls_handshaking;
-    NbdTlsSession *tls;
-    char *read_error;       /* why the last read failed (TLS), NULL: EOF */
-} NbdClient;
 
 /* A part of a READ's reply: a hole, or data read into the request's buffer. */
 typedef struct NbdExtent {
@@ -108,16 +74,6 @@ static struct {
 
 #define COMPACT_AT (4 * MiB)
 
-static guint in_avail(NbdClient *c)
-{
-    return c->in->len - c->in_pos;
-}
-
-static size_t out_pending(NbdClient *c)
-{
-    return nbd_outq_pending(&c->outq);
-}
-
 static void client_close(NbdClient *c);
 static void client_free(NbdClient *c);
 static void client_update_watches(NbdClient *c);
@@ -127,12 +83,8 @@ static ssize_t client_tls_send(void *opaque, const uint8_t *buf, size_t len);
 static void client_tls_start(NbdClient *c);
 static void client_tls_handshake(NbdClient *c);
 
-/*
- * Hang up on a client that broke the protocol, saying why on stderr in QEMU's
- * words (the handshake and transmission phases word it differently).
- */
-static void client_fail(NbdClient *c, const char *fmt, ...) G_GNUC_PRINTF_CHECK(2, 3);
-static void client_fail(NbdClient *c, const char *fmt, ...)
+/* see nbd-server-int.h */
+void nbd_client_fail(NbdClient *c, const char *fmt, ...)
 {
     va_list ap;
     g_autofree char *msg = NULL;
@@ -150,47 +102,6 @@ static void client_fail(NbdClient *c, const char *fmt, ...)
 
 #define EOF_MSG "Unexpected end-of-file before all data were read"
 
-/* ---- byte order helpers ---- */
-
-static void put16(GByteArray *b, uint16_t v)
-{
-    v = GUINT16_TO_BE(v);
-    g_byte_array_append(b, (guint8 *)&v, 2);
-}
-
-static void put32(GByteArray *b, uint32_t v)
-{
-    v = GUINT32_TO_BE(v);
-    g_byte_array_append(b, (guint8 *)&v, 4);
-}
-
-static void put64(GByteArray *b, uint64_t v)
-{
-    v = GUINT64_TO_BE(v);
-    g_byte_array_append(b, (guint8 *)&v, 8);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return GUINT16_FROM_BE(v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return GUINT32_FROM_BE(v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return GUINT64_FROM_BE(v);
-}
-
 /* ---- output ---- */
 
 static gboolean client_writable(GIOChannel *ch, GIOCondition cond, gpointer opaque);
@@ -202,11 +113,11 @@ static void client_flush(NbdClient *c)
         client_close(c);
         return;
     }
-    if (out_pending(c) == 0 && c->closing && c->in_flight == 0) {
+    if (nbd_out_pending(c) == 0 && c->closing && c->in_flight == 0) {
         client_close(c);
         return;
     }
-    if (out_pending(c) == 0 && c->tls_starting) {
+    if (nbd_out_pending(c) == 0 && c->tls_starting) {
         client_tls_start(c);
         return;
     }
@@ -227,372 +138,6 @@ static gboolean client_writable(GIOChannel *ch, GIOCondition cond, gpointer opaq
         client_process(c);
     }
     return G_SOURCE_REMOVE;
-}
-
-/* ---- option replies ---- */
-
-static void send_rep(NbdClient *c, uint32_t opt, uint32_t type, const void *data,
-                     uint32_t len)
-{
-    put64(c->out, NBD_REP_MAGIC);
-    put32(c->out, opt);
-    put32(c->out, type);
-    put32(c->out, len);
-    if (len) {
-        g_byte_array_append(c->out, data, len);
-    }
-}
-
-static void send_rep_err(NbdClient *c, uint32_t opt, uint32_t type, const char *fmt,
-                         ...) G_GNUC_PRINTF_CHECK(4, 5);
-static void send_rep_err(NbdClient *c, uint32_t opt, uint32_t type, const char *fmt, ...)
-{
-    va_list ap;
-    g_autofree char *msg = NULL;
-
-    va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    send_rep(c, opt, type, msg, strlen(msg));
-}
-
-static uint16_t export_flags(NbdClient *c, NbdExport *exp)
-{
-    /* every connection shares the node and its cache: multi-conn is safe */
-    uint16_t flags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA |
-                     NBD_FLAG_SEND_CACHE | NBD_FLAG_CAN_MULTI_CONN;
-
-    if (!exp->multi_conn) {
-        flags &= ~NBD_FLAG_CAN_MULTI_CONN;
-    }
-    if (exp->writable) {
-        flags |= NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES |
-                 NBD_FLAG_SEND_FAST_ZERO;
-    } else {
-        flags |= NBD_FLAG_READ_ONLY;
-    }
-    if (c->structured) {
-        flags |= NBD_FLAG_SEND_DF;
-    }
-    return flags;
-}
-
-static void client_attach(NbdClient *c, NbdExport *exp)
-{
-    if (c->meta_exp != exp) {
-        /* the contexts were selected for another export's name */
-        g_clear_pointer(&c->meta, g_free);
-        c->n_meta = 0;
-    }
-    c->exp = exp;
-    exp->clients++;
-    c->state = NC_TRANSMISSION;
-}
-
-static NbdExport *find_live_export(const char *name)
-{
-    NbdExport *exp = nbd_export_find(name);
-
-    return exp && !exp->shutting_down ? exp : NULL;
-}
-
-/* NBD_OPT_EXPORT_NAME: no way to report errors but hanging up. */
-static void opt_export_name(NbdClient *c, const uint8_t *data, uint32_t len)
-{
-    g_autofree char *name = g_strndup((const char *)data, len);
-    NbdExport *exp = find_live_export(name);
-    static const uint8_t zeroes[124];
-    int64_t size;
-
-    if (!exp || (size = bdrv_getlength(exp->bs)) < 0) {
-        c->closing = true;
-        return;
-    }
-    put64(c->out, size);
-    put16(c->out, export_flags(c, exp));
-    if (!c->no_zeroes) {
-        g_byte_array_append(c->out, zeroes, sizeof(zeroes));
-    }
-    client_attach(c, exp);
-}
-
-/* NBD_OPT_INFO and NBD_OPT_GO */
-static void opt_info(NbdClient *c, uint32_t opt, const uint8_t *data, uint32_t len)
-{
-    uint32_t namelen;
-    uint16_t nreq;
-    bool want_name = false, want_desc = false;
-    g_autofree char *name = NULL;
-    g_autoptr(GByteArray) b = g_byte_array_new();
-    NbdExport *exp;
-    int64_t size;
-
-    if (len < 6 || (namelen = get32(data)) > len - 6 ||
-        (nreq = get16(data + 4 + namelen), 6 + namelen + 2 * (uint64_t)nreq != len)) {
-        send_rep_err(c, opt, NBD_REP_ERR_INVALID, "Invalid request length");
-        return;
-    }
-    name = g_strndup((const char *)data + 4, namelen);
-    for (uint16_t i = 0; i < nreq; i++) {
-        uint16_t type = get16(data + 6 + namelen + 2 * i);
-        want_name |= type == NBD_INFO_NAME;
-        want_desc |= type == NBD_INFO_DESCRIPTION;
-    }
-    exp = find_live_export(name);
-    if (!exp) {
-        send_rep_err(c, opt, NBD_REP_ERR_UNKNOWN, "export '%s' not present", name);
-        return;
-    }
-    size = bdrv_getlength(exp->bs);
-    if (size < 0) {
-        send_rep_err(c, opt, NBD_REP_ERR_UNKNOWN, "export '%s' has no size", name);
-        return;
-    }
-    if (want_name) {
-        put16(b, NBD_INFO_NAME);
-        g_byte_array_append(b, (const guint8 *)exp->name, strlen(exp->name));
-        send_rep(c, opt, NBD_REP_INFO, b->data, b->len);
-        g_byte_array_set_size(b, 0);
-    }
-    if (want_desc && exp->description) {
-        put16(b, NBD_INFO_DESCRIPTION);
-        g_byte_array_append(b, (const guint8 *)exp->description,
-                            strlen(exp->description));
-        send_rep(c, opt, NBD_REP_INFO, b->data, b->len);
-        g_byte_array_set_size(b, 0);
-    }
-    /* any alignment works (the block layer bounces); 4k is efficient */
-    put16(b, NBD_INFO_BLOCK_SIZE);
-    put32(b, 1);
-    put32(b, 4096);
-    put32(b, NBD_MAX_BUFFER_SIZE);
-    send_rep(c, opt, NBD_REP_INFO, b->data, b->len);
-    g_byte_array_set_size(b, 0);
-    put16(b, NBD_INFO_EXPORT);
-    put64(b, size);
-    put16(b, export_flags(c, exp));
-    send_rep(c, opt, NBD_REP_INFO, b->data, b->len);
-    send_rep(c, opt, NBD_REP_ACK, NULL, 0);
-    if (opt == NBD_OPT_GO) {
-        client_attach(c, exp);
-    }
-}
-
-/*
- * The contexts an export offers, by id: base:allocation, qemu:allocation-depth
- * (if offered), then one per bitmap in the export's order.
- */
-static unsigned meta_count(NbdExport *exp)
-{
-    return NBD_META_ID_DIRTY_BITMAP + exp->nb_bitmaps;
-}
-
-static char *meta_name(NbdExport *exp, unsigned id)
-{
-    switch (id) {
-    case NBD_META_ID_BASE_ALLOCATION:
-        return g_strdup("base:allocation");
-    case NBD_META_ID_ALLOCATION_DEPTH:
-        return exp->alloc_depth ? g_strdup("qemu:allocation-depth") : NULL;
-    default:
-        return id < meta_count(exp) ?
-            g_strdup_printf("qemu:dirty-bitmap:%s",
-                            exp->bitmaps[id - NBD_META_ID_DIRTY_BITMAP].name) : NULL;
-    }
-}
-
-typedef enum MetaMatch { MATCH_NONE, MATCH_PREFIX, MATCH_EXACT } MetaMatch;
-
-/* Does query @q (LIST may use the "base:", "qemu:", "qemu:dirty-bitmap:" prefixes)
- * select context @name? */
-static MetaMatch meta_matches(const char *q, uint32_t qlen, const char *name,
-                              bool list)
-{
-    if (qlen == strlen(name) && !memcmp(q, name, qlen)) {
-        return MATCH_EXACT;
-    }
-    if (!list) {
-        return MATCH_NONE;
-    }
-    if ((qlen == 5 && !memcmp(q, "base:", 5)) || (qlen == 5 && !memcmp(q, "qemu:", 5))) {
-        return !strncmp(name, q, 5) ? MATCH_PREFIX : MATCH_NONE;
-    }
-    return qlen == 18 && !memcmp(q, "qemu:dirty-bitmap:", 18) &&
-           g_str_has_prefix(name, "qemu:dirty-bitmap:") ? MATCH_PREFIX : MATCH_NONE;
-}
-
-/* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT */
-static void opt_meta_context(NbdClient *c, uint32_t opt, const uint8_t *data,
-                             uint32_t len)
-{
-    bool list = opt == NBD_OPT_LIST_META_CONTEXT;
-    uint32_t namelen, nq, pos;
-    g_autofree char *name = NULL;
-    g_autofree bool *match = NULL;
-    unsigned n = 0;
-    NbdExport *exp;
-
-    if (!c->structured) {
-        send_rep_err(c, opt, NBD_REP_ERR_INVALID,
-                     "request option '%s' when structured reply is not negotiated",
-                     opt == NBD_OPT_SET_META_CONTEXT ? "NBD_OPT_SET_META_CONTEXT" :
-                     "NBD_OPT_LIST_META_CONTEXT");
-        return;
-    }
-    if (len < 8 || (namelen = get32(data)) > len - 8) {
-        send_rep_err(c, opt, NBD_REP_ERR_INVALID, "Invalid request length");
-        return;
-    }
-    name = g_strndup((const char *)data + 4, namelen);
-    nq = get32(data + 4 + namelen);
-    pos = 8 + namelen;
-    exp = find_live_export(name);
-    if (exp) {
-        n = meta_count(exp);
-        match = g_new0(bool, n);
-    }
-    for (uint32_t i = 0; i < nq; i++) {
-        uint32_t qlen;
-        const char *q;
-
-        if (len - pos < 4 || (qlen = get32(data + pos)) > len - pos - 4) {
-            send_rep_err(c, opt, NBD_REP_ERR_INVALID, "Invalid request length");
-            return;
-        }
-        q = (const char *)data + pos + 4;
-        for (unsigned id = 0; id < n; id++) {
-            g_autofree char *m = meta_name(exp, id);
-            MetaMatch mm = m ? meta_matches(q, qlen, m, list) : MATCH_NONE;
-
-            if (mm != MATCH_NONE) {
-                match[id] = true;
-            }
-            if (mm == MATCH_EXACT) {
-                break;      /* a name exported twice is selected once, first id */
-            }
-        }
-        pos += 4 + qlen;
-    }
-    if (pos != len) {
-        send_rep_err(c, opt, NBD_REP_ERR_INVALID, "Invalid request length");
-        return;
-    }
-    if (!exp) {
-        send_rep_err(c, opt, NBD_REP_ERR_UNKNOWN, "export '%s' not present", name);
-        return;
-    }
-    for (unsigned id = 0; id < n; id++) {
-        g_autofree char *m = meta_name(exp, id);
-        g_autoptr(GByteArray) b = g_byte_array_new();
-
-        if (list && nq == 0) {
-            match[id] = m != NULL;
-        }
-        if (!m || !match[id]) {
-            continue;
-        }
-        /* as QEMU: LIST names the contexts without an id */
-        put32(b, list ? 0 : id);
-        g_byte_array_append(b, (const guint8 *)m, strlen(m));
-        send_rep(c, opt, NBD_REP_META_CONTEXT, b->data, b->len);
-    }
-    if (!list) {
-        g_free(c->meta);
-        c->meta = g_steal_pointer(&match);
-        c->n_meta = n;
-        c->meta_exp = exp;
-    }
-    send_rep(c, opt, NBD_REP_ACK, NULL, 0);
-}
-
-static void opt_list(NbdClient *c, uint32_t len)
-{
-    if (len) {
-        send_rep_err(c, NBD_OPT_LIST, NBD_REP_ERR_INVALID, "Invalid request length");
-        return;
-    }
-    /* oldest first */
-    for (GList *l = g_list_last(nbd_export_list()); l; l = l->prev) {
-        NbdExport *exp = l->data;
-        g_autoptr(GByteArray) b = g_byte_array_new();
-
-        if (exp->shutting_down || exp->fuse) {
-            continue;
-        }
-        put32(b, strlen(exp->name));
-        g_byte_array_append(b, (const guint8 *)exp->name, strlen(exp->name));
-        if (exp->description) {
-            g_byte_array_append(b, (const guint8 *)exp->description,
-                                strlen(exp->description));
-        }
-        send_rep(c, NBD_OPT_LIST, NBD_REP_SERVER, b->data, b->len);
-    }
-    send_rep(c, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
-}
-
-static void handle_option(NbdClient *c, uint32_t opt, const uint8_t *data, uint32_t len)
-{
-    if (nbd_tls_server_enabled() && !c->tls && opt != NBD_OPT_STARTTLS) {
-        /* as QEMU: EXPORT_NAME cannot be refused, ABORT gets no ack */
-        if (opt == NBD_OPT_EXPORT_NAME) {
-            client_fail(c, "Option 0x%" PRIx32 " not permitted before TLS", opt);
-            return;
-        }
-        send_rep_err(c, opt, NBD_REP_ERR_TLS_REQD,
-                     "Option 0x%" PRIx32 " not permitted before TLS", opt);
-        if (opt == NBD_OPT_ABORT) {
-            c->closing = true;
-        }
-        return;
-    }
-    switch (opt) {
-    case NBD_OPT_EXPORT_NAME:
-        opt_export_name(c, data, len);
-        break;
-    case NBD_OPT_ABORT:
-        send_rep(c, opt, NBD_REP_ACK, NULL, 0);
-        c->closing = true;
-        break;
-    case NBD_OPT_LIST:
-        opt_list(c, len);
-        break;
-    case NBD_OPT_STARTTLS:
-        if (!nbd_tls_server_enabled()) {
-            send_rep_err(c, opt, NBD_REP_ERR_POLICY, "TLS not configured");
-        } else if (len) {
-            send_rep_err(c, opt, NBD_REP_ERR_INVALID,
-                         "option 'starttls' has unexpected length");
-            client_fail(c, "option 'starttls' has unexpected length");
-        } else if (c->tls) {
-            send_rep_err(c, opt, NBD_REP_ERR_INVALID, "TLS already enabled");
-        } else {
-            send_rep(c, opt, NBD_REP_ACK, NULL, 0);
-            c->tls_starting = true;     /* once the ack is out */
-        }
-        break;
-    case NBD_OPT_INFO:
-    case NBD_OPT_GO:
-        opt_info(c, opt, data, len);
-        break;
-    case NBD_OPT_STRUCTURED_REPLY:
-        if (len) {
-            send_rep_err(c, opt, NBD_REP_ERR_INVALID, "Invalid request length");
-        } else if (c->structured) {
-            send_rep_err(c, opt, NBD_REP_ERR_INVALID,
-                         "structured reply already negotiated");
-        } else {
-            c->structured = true;
-            send_rep(c, opt, NBD_REP_ACK, NULL, 0);
-        }
-        break;
-    case NBD_OPT_LIST_META_CONTEXT:
-    case NBD_OPT_SET_META_CONTEXT:
-        opt_meta_context(c, opt, data, len);
-        break;
-    default:
-        send_rep_err(c, opt, NBD_REP_ERR_UNSUP, "Unsupported option %" PRIu32, opt);
-        break;
-    }
 }
 
 /* ---- transmission replies ---- */
@@ -985,7 +530,7 @@ static int block_status_chunk(NbdClient *c, uint64_t handle, unsigned id, uint64
 /* The contexts selected for this connection's export. */
 static unsigned meta_selected(NbdClient *c)
 {
-    unsigned n = MIN(c->n_meta, meta_count(c->exp)), count = 0;
+    unsigned n = MIN(c->n_meta, nbd_meta_count(c->exp)), count = 0;
 
     for (unsigned id = 0; id < n; id++) {
         count += c->meta[id];
@@ -997,7 +542,7 @@ static unsigned meta_selected(NbdClient *c)
 static void block_status_reply(NbdClient *c, uint64_t handle, uint64_t off,
                                uint32_t len, bool req_one)
 {
-    unsigned n = MIN(c->n_meta, meta_count(c->exp));
+    unsigned n = MIN(c->n_meta, nbd_meta_count(c->exp));
     unsigned left = meta_selected(c);
     guint at = c->out->len;
 
@@ -1108,7 +653,7 @@ static void handle_request(NbdClient *c, uint16_t flags, uint16_t type, uint64_t
 static size_t process_one(NbdClient *c)
 {
     const uint8_t *p = c->in->data + c->in_pos;
-    size_t avail = in_avail(c);
+    size_t avail = nbd_in_avail(c);
 
     switch (c->state) {
     case NC_CLIENT_FLAGS: {
@@ -1118,7 +663,7 @@ static size_t process_one(NbdClient *c)
         }
         flags = get32(p);
         if (flags & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
-            client_fail(c, "Unknown client flags 0x%" PRIx32 " received", flags);
+            nbd_client_fail(c, "Unknown client flags 0x%" PRIx32 " received", flags);
             return avail;
         }
         c->no_zeroes = flags & NBD_FLAG_C_NO_ZEROES;
@@ -1133,18 +678,18 @@ static size_t process_one(NbdClient *c)
         opt = get32(p + 8);
         len = get32(p + 12);
         if (get64(p) != NBD_OPTS_MAGIC) {
-            client_fail(c, "Bad magic received");
+            nbd_client_fail(c, "Bad magic received");
             return avail;
         }
         if (len > MAX_OPTION_LEN) {
-            client_fail(c, "len (%" PRIu32 " ) is larger than max len (%u)", len,
+            nbd_client_fail(c, "len (%" PRIu32 " ) is larger than max len (%u)", len,
                         (unsigned)MAX_OPTION_LEN);
             return avail;
         }
         if (avail < 16 + (size_t)len) {
             return 0;
         }
-        handle_option(c, opt, p + 16, len);
+        nbd_handle_option(c, opt, p + 16, len);
         return 16 + len;
     }
     case NC_TRANSMISSION: {
@@ -1157,11 +702,11 @@ static size_t process_one(NbdClient *c)
         type = get16(p + 6);
         len = get32(p + 24);
         if (get32(p) != NBD_REQUEST_MAGIC) {
-            client_fail(c, "Request handling failed in intermediate state");
+            nbd_client_fail(c, "Request handling failed in intermediate state");
             return avail;
         }
         if (type == NBD_CMD_WRITE && len > NBD_MAX_BUFFER_SIZE) {
-            client_fail(c, "len (%" PRIu32 ") is larger than max len (%u)", len,
+            nbd_client_fail(c, "len (%" PRIu32 ") is larger than max len (%u)", len,
                         (unsigned)NBD_MAX_BUFFER_SIZE);
             return avail;
         }
@@ -1194,14 +739,14 @@ static bool client_has_complete_message(NbdClient *c)
     size_t need = c->state == NC_CLIENT_FLAGS ? 4 :
                   c->state == NC_OPTIONS ? 16 : NBD_REQUEST_SIZE;
 
-    return in_avail(c) >= need;
+    return nbd_in_avail(c) >= need;
 }
 
 /* Room for another request: not too many in flight, replies not piling up. */
 static bool client_has_room(NbdClient *c)
 {
     return c->in_flight < MAX_IN_FLIGHT &&
-           out_pending(c) + c->in_flight_bytes < OUTBUF_HIGH;
+           nbd_out_pending(c) + c->in_flight_bytes < OUTBUF_HIGH;
 }
 
 static void client_process(NbdClient *c)
@@ -1222,9 +767,9 @@ static void client_process(NbdClient *c)
         if (!used) {
             break;
         }
-        c->in_pos += MIN(used, in_avail(c));
+        c->in_pos += MIN(used, nbd_in_avail(c));
     }
-    if (in_avail(c) == 0) {
+    if (nbd_in_avail(c) == 0) {
         g_byte_array_set_size(c->in, 0);
         c->in_pos = 0;
     } else if (c->in_pos >= COMPACT_AT) {
@@ -1260,20 +805,20 @@ static void client_eof(NbdClient *c)
     }
     switch (c->state) {
     case NC_CLIENT_FLAGS:
-        client_fail(c, "Failed to read client flags: %s", why);
+        nbd_client_fail(c, "Failed to read client flags: %s", why);
         break;
     case NC_OPTIONS:
-        if (in_avail(c) < 8) {
-            client_fail(c, "Failed to read opts magic: %s", why);
+        if (nbd_in_avail(c) < 8) {
+            nbd_client_fail(c, "Failed to read opts magic: %s", why);
         } else {
-            client_fail(c, "Failed to read option: %s", why);
+            nbd_client_fail(c, "Failed to read option: %s", why);
         }
         break;
     case NC_TRANSMISSION:
-        if (in_avail(c) >= NBD_REQUEST_SIZE) {
-            client_fail(c, "Failed to read CMD_WRITE data: %s", why);
-        } else if (in_avail(c) > 0) {
-            client_fail(c, "Failed to read request: %s", why);
+        if (nbd_in_avail(c) >= NBD_REQUEST_SIZE) {
+            nbd_client_fail(c, "Failed to read CMD_WRITE data: %s", why);
+        } else if (nbd_in_avail(c) > 0) {
+            nbd_client_fail(c, "Failed to read request: %s", why);
         }
         break;
     }
@@ -1330,11 +875,11 @@ static void client_tls_start(NbdClient *c)
     g_autoptr(GError) err = NULL;
 
     c->tls_starting = false;
-    c->tls = nbd_tls_session_new(c->fd, c->in->data + c->in_pos, in_avail(c), &err);
+    c->tls = nbd_tls_session_new(c->fd, c->in->data + c->in_pos, nbd_in_avail(c), &err);
     g_byte_array_set_size(c->in, 0);
     c->in_pos = 0;
     if (!c->tls) {
-        client_fail(c, "%s", err->message);
+        nbd_client_fail(c, "%s", err->message);
         client_close(c);
         return;
     }
@@ -1349,7 +894,7 @@ static void client_tls_handshake(NbdClient *c)
     int ret = nbd_tls_session_handshake(c->tls, &err);
 
     if (ret < 0) {
-        client_fail(c, "%s", err->message);
+        nbd_client_fail(c, "%s", err->message);
         client_close(c);
         return;
     }
@@ -1392,7 +937,7 @@ static gboolean client_readable(GIOChannel *ch, GIOCondition cond, gpointer opaq
 static void client_update_watches(NbdClient *c)
 {
     bool want_read = !c->closing && !c->retry_timer && client_has_room(c);
-    bool want_write = out_pending(c) > 0;
+    bool want_write = nbd_out_pending(c) > 0;
     GIOChannel *ch = NULL;
 
     if (c->tls_handshaking) {
