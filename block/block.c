@@ -8,6 +8,7 @@
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
 #include "block/block_int.h"
+#include "block/dirty-bitmap.h"
 #include "block/aio.h"
 #include <libgen.h>
 
@@ -828,6 +829,7 @@ static void bdrv_free(BlockDriverState *bs)
 {
     bdrv_aio_node_free(bs);
     bdrv_track_stop(bs);
+    bdrv_dirty_bitmaps_release_all(bs);
     if (bs->perm_users) {
         g_ptr_array_unref(bs->perm_users);
     }

@@ -6,6 +6,7 @@
  */
 #include "qemu/osdep.h"
 #include "block/block_int.h"
+#include "block/dirty-bitmap.h"
 
 #define BOUNCE_MEM_ALIGN 4096
 #define ZERO_CHUNK (1 * MiB)
@@ -255,6 +256,7 @@ int bdrv_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void 
     } else {
         ret = bs->drv->pwrite(bs, offset, bytes, buf, flags & ~BDRV_REQ_FUA);
     }
+    bdrv_dirty_bitmaps_mark(bs, offset, bytes);
     return finish_write(bs, ret, flags);
 }
 
@@ -309,6 +311,7 @@ int bdrv_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes, int 
     if (ret == -ENOTSUP && !(flags & BDRV_REQ_NO_FALLBACK)) {
         ret = bdrv_pwrite_zero_buffer(bs, offset, bytes);
     }
+    bdrv_dirty_bitmaps_mark(bs, offset, bytes);
     return finish_write(bs, ret, flags);
 }
 
@@ -327,7 +330,9 @@ static int do_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, bool
         return 0;
     }
     track_write(bs, offset, bytes);
-    return bs->drv->pdiscard(bs, offset, bytes);
+    ret = bs->drv->pdiscard(bs, offset, bytes);
+    bdrv_dirty_bitmaps_mark(bs, offset, bytes);
+    return ret;
 }
 
 int bdrv_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
@@ -449,6 +454,8 @@ static int bdrv_truncate_over_backing(BlockDriverState *bs, int64_t offset, bool
 int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact, PreallocMode prealloc,
                   int flags, GError **errp)
 {
+    int ret;
+
     if (offset < 0) {
         error_setg(errp, "Image size cannot be negative");
         return -EINVAL;
@@ -466,7 +473,9 @@ int bdrv_truncate(BlockDriverState *bs, int64_t offset, bool exact, PreallocMode
         error_setg(errp, "Image format driver does not support resize");
         return -ENOTSUP;
     }
-    return bdrv_truncate_over_backing(bs, offset, exact, prealloc, flags, errp);
+    ret = bdrv_truncate_over_backing(bs, offset, exact, prealloc, flags, errp);
+    bdrv_dirty_bitmaps_resize(bs);
+    return ret;
 }
 
 int64_t bdrv_getlength(BlockDriverState *bs)
@@ -763,6 +772,11 @@ int bdrv_snapshot_list(BlockDriverState *bs, GPtrArray *out)
 int bdrv_dirty_bitmap_status(BlockDriverState *bs, const char *name, int64_t offset,
                              int64_t bytes, int64_t *pnum)
 {
+    int ret = bdrv_dirty_bitmap_mem_status(bs, name, offset, bytes, pnum);
+
+    if (ret != -ENOENT) {
+        return ret;
+    }
     while (bs && !bs->drv->bitmap_status && bs->drv->is_filter) {
         bs = bs->file;
     }
@@ -804,9 +818,24 @@ bool bdrv_supports_persistent_bitmaps(BlockDriverState *bs)
            bs->drv->supports_persistent_bitmaps(bs);
 }
 
-JsonArray *bdrv_query_dirty_bitmaps(BlockDriverState *bs)
+JsonArray *bdrv_query_dirty_bitmaps_driver(BlockDriverState *bs)
 {
     return bs->drv->query_bitmaps ? bs->drv->query_bitmaps(bs) : NULL;
+}
+
+JsonArray *bdrv_query_dirty_bitmaps(BlockDriverState *bs)
+{
+    return bdrv_dirty_bitmaps_query(bs, bdrv_query_dirty_bitmaps_driver(bs));
+}
+
+int bdrv_bitmap_set_dirty(BlockDriverState *bs, const char *name, int64_t offset,
+                          int64_t bytes, GError **errp)
+{
+    if (!bs->drv->bitmap_set_dirty) {
+        error_setg(errp, "Dirty bitmap '%s' not found", name);
+        return -ENOENT;
+    }
+    return bs->drv->bitmap_set_dirty(bs, name, offset, bytes, errp);
 }
 
 int bdrv_snapshot_goto(BlockDriverState *bs, const char *name, GError **errp)

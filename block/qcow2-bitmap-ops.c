@@ -318,6 +318,33 @@ int qcow2_bitmap_op(BlockDriverState *bs, BdrvBitmapOp op, const char *name,
     return -EINVAL;
 }
 
+int qcow2_bitmap_set_dirty(BlockDriverState *bs, const char *name, int64_t offset,
+                           int64_t bytes, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    Qcow2Bitmap *bm;
+    int ret;
+
+    if (s->read_only) {
+        error_setg(errp, "Image is read-only");
+        return -EACCES;
+    }
+    ret = qcow2_bitmaps_begin_changes(bs);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not load the bitmaps");
+        return ret;
+    }
+    bm = find_usable(bs, name, errp);
+    if (!bm) {
+        return -EINVAL;
+    }
+    ret = qcow2_bitmap_set_range(bs, bm, offset, bytes);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not merge into bitmap '%s'", name);
+    }
+    return ret;
+}
+
 /* Dirty bytes of a bitmap: set bits times the granularity, as QEMU counts. */
 static uint64_t dirty_count(BlockDriverState *bs, Qcow2Bitmap *bm)
 {

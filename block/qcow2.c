@@ -1199,6 +1199,7 @@ BlockDriver bdrv_qcow2 = {
     .snapshot_delete = qcow2_snapshot_delete,
     .snapshot_load_tmp = qcow2_snapshot_load_tmp,
     .bitmap_op = qcow2_bitmap_op,
+    .bitmap_set_dirty = qcow2_bitmap_set_dirty,
     .bitmaps_store = qcow2_bitmaps_store,
     .query_bitmaps = qcow2_bitmaps_query,
     .supports_persistent_bitmaps = qcow2_supports_persistent_bitmaps,

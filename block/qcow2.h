@@ -685,6 +685,8 @@ bool qcow2_supports_persistent_bitmaps(BlockDriverState *bs);
 int qcow2_bitmap_op(BlockDriverState *bs, BdrvBitmapOp op, const char *name,
                     uint64_t granularity, BlockDriverState *src, const char *src_name,
                     GError **errp);
+int qcow2_bitmap_set_dirty(BlockDriverState *bs, const char *name, int64_t offset,
+                           int64_t bytes, GError **errp);
 
 /* qcow2-backing.c: BlockDriver.change_backing_file and make_empty */
 int qcow2_change_backing_file(BlockDriverState *bs, const char *backing_file,

@@ -99,6 +99,16 @@ static bool check_one(JsonNode *n, const QArg *a, const char *full, GError **err
             return false;
         }
         return type_error(errp, full, "integer");
+    case QT_UINT32:
+        if (!holds(n, G_TYPE_INT64)) {
+            error_setg(errp, "Parameter '%s' expects uint64", full);
+            return false;
+        }
+        if (json_node_get_int(n) < 0 || json_node_get_int(n) > UINT32_MAX) {
+            error_setg(errp, "Parameter '%s' expects uint32_t", full);
+            return false;
+        }
+        return true;
     case QT_BOOL:
         return holds(n, G_TYPE_BOOLEAN) || type_error(errp, full, "boolean");
     case QT_NUMBER:

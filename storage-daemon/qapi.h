@@ -15,6 +15,7 @@ typedef enum QType {
     QT_STR,
     QT_INT,         /* any integer */
     QT_SIZE,        /* a non-negative integer (uint64) */
+    QT_UINT32,      /* an integer 0..UINT32_MAX */
     QT_BOOL,
     QT_NUMBER,      /* integer or float */
     QT_ENUM,        /* a string from .values */

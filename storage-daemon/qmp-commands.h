@@ -71,6 +71,18 @@ extern const QArg qapi_block_export_options;
 extern const QArg qapi_block_export_del_args[];
 extern const QArg qapi_nbd_server_start_args[];
 
+/* bitmap-cmds.c */
+QMP_HANDLER(qmp_block_dirty_bitmap_add);
+QMP_HANDLER(qmp_block_dirty_bitmap_remove);
+QMP_HANDLER(qmp_block_dirty_bitmap_clear);
+QMP_HANDLER(qmp_block_dirty_bitmap_enable);
+QMP_HANDLER(qmp_block_dirty_bitmap_disable);
+QMP_HANDLER(qmp_block_dirty_bitmap_merge);
+QMP_HANDLER(qmp_x_debug_block_dirty_bitmap_sha256);
+extern const QArg qapi_block_dirty_bitmap_add_args[];
+extern const QArg qapi_block_dirty_bitmap_args[];
+extern const QArg qapi_block_dirty_bitmap_merge_args[];
+
 /* object-cmds.c */
 QMP_HANDLER(qmp_object_add);
 QMP_HANDLER(qmp_object_del);

@@ -230,6 +230,9 @@ struct BlockDriver {
     JsonArray *(*query_bitmaps)(BlockDriverState *bs);
     /* can this node hold persistent bitmaps (qcow2: v3)? NULL: no */
     bool (*supports_persistent_bitmaps)(BlockDriverState *bs);
+    /* mark [offset, offset+bytes) dirty in persistent bitmap @name (QMP merge) */
+    int (*bitmap_set_dirty)(BlockDriverState *bs, const char *name, int64_t offset,
+                            int64_t bytes, GError **errp);
     /* dirty (1) or clean (0) are the first *pnum bytes of the range in bitmap @name */
     int (*bitmap_status)(BlockDriverState *bs, const char *name, int64_t offset,
                          int64_t bytes, int64_t *pnum);
@@ -288,9 +291,20 @@ struct BlockDriverState {
     uint8_t *track_bits;
     int64_t track_gran, track_chunks;
 
+    /* in-memory dirty bitmaps and the order of QMP's persistent ones, oldest
+     * first (block/dirty-bitmap.c) */
+    GPtrArray *dirty_bitmaps;
+
     /* requests in flight on this node (block/aio.c), created with the first one */
     struct BdrvAioQueue *aio;
 };
+
+/* The driver's own persistent bitmaps (bdrv_query_dirty_bitmaps without the
+ * in-memory ones); NULL when it has none. */
+JsonArray *bdrv_query_dirty_bitmaps_driver(BlockDriverState *bs);
+/* Mark a range dirty in the driver's persistent bitmap @name. */
+int bdrv_bitmap_set_dirty(BlockDriverState *bs, const char *name, int64_t offset,
+                          int64_t bytes, GError **errp);
 
 /* Driver table (block.c) */
 extern BlockDriver bdrv_file;
