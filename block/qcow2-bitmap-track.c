@@ -711,7 +711,8 @@ static int rewrite_directory(BlockDriverState *bs, const uint64_t *tables, GErro
         count++;
         off += len;
     }
-    for (guint k = 0; k < s->bitmaps->len; k++) {
+    /* new ones after them, newest first (QEMU appends its in-memory list) */
+    for (guint k = s->bitmaps->len; k-- > 0;) {
         Qcow2Bitmap *bm = s->bitmaps->pdata[k];
         if (!bm->e->dir_offset && !bm->removed) {
             emit_entry(out, bm, tables[k]);

@@ -743,7 +743,8 @@ static int copy_one_bitmap(ConvertState *s, JsonObject *bm)
  * granularity, enabled or not, bits) into the target. QEMU goes through them
  * newest first and stops at the first that cannot be created or filled; the
  * ones before it are kept. We find that one first, then create the others
- * oldest first so that the target lists them in the source's order.
+ * newest first, as QEMU does: the target stores new bitmaps newest first, so
+ * its directory lists them in the source's order.
  */
 static int convert_copy_bitmaps(ConvertState *s, bool skip_broken)
 {
@@ -769,7 +770,7 @@ static int convert_copy_bitmaps(ConvertState *s, bool skip_broken)
             break;
         }
     }
-    for (guint i = fail; i-- > 0 && ret == 0;) {
+    for (guint i = 0; i < fail && ret == 0; i++) {
         JsonObject *bm = json_array_get_object_element(list, i);
 
         if (!json_object_get_boolean_member_with_default(bm, "inconsistent", false)) {
