@@ -23,6 +23,9 @@ typedef struct BdrvDirtyBitmap {
     bool persistent;
     bool has_recording;
     bool recording;
+    /* persistent, loaded with the image (not added by QMP): listed in the
+     * driver's order, after those QMP added */
+    bool loaded;
     /* persistent=true asked for on a read-only node: kept in memory, shown
      * persistent, and lost at close (QEMU's warning) */
     bool lost;
@@ -302,8 +305,8 @@ int bdrv_dirty_bitmap_set_recording(BlockDriverState *bs, const char *name,
             bm = g_new0(BdrvDirtyBitmap, 1);
             bm->name = g_strdup(name);
             bm->persistent = true;
-            /* loaded with the image: older than any QMP added */
-            g_ptr_array_insert(bitmaps_of(bs), 0, bm);
+            bm->loaded = true;
+            g_ptr_array_add(bitmaps_of(bs), bm);
         }
         bm->has_recording = true;
         bm->recording = recording;
@@ -550,13 +553,16 @@ JsonArray *bdrv_dirty_bitmaps_query(BlockDriverState *bs, JsonArray *persistent)
                 if (bm->has_recording) {
                     json_object_set_boolean_member(o, "recording", bm->recording);
                 }
-                json_array_add_object_element(arr, json_object_ref(o));
-                used[k] = true;
+                if (!bm->loaded) {
+                    json_array_add_object_element(arr, json_object_ref(o));
+                    used[k] = true;
+                }
                 break;
             }
         }
     }
     g_mutex_unlock(&dbm_lock);
+    /* then those loaded with the image, in the driver's order */
     for (guint k = 0; k < np; k++) {
         if (!used[k]) {
             json_array_add_object_element(arr, json_object_ref(
