@@ -68,8 +68,8 @@ static bool lookup_bitmap(BlockDriverState *bs, const char *name, unsigned flags
         return false;
     }
     if ((flags & CHECK_INCONSISTENT) && d->inconsistent) {
-        error_setg(errp, "Bitmap '%s' is inconsistent and cannot be used\n"
-                   "Try block-dirty-bitmap-remove to delete this bitmap from disk", name);
+        /* QMP shows no hint ("Try block-dirty-bitmap-remove ...") */
+        error_setg(errp, "Bitmap '%s' is inconsistent and cannot be used", name);
         return false;
     }
     return true;
