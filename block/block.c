@@ -30,6 +30,9 @@ static BlockDriver *const block_drivers[] = {
     &bdrv_preallocate,
     &bdrv_throttle,
     &bdrv_nbd_stub,
+#ifdef CONFIG_SSH
+    &bdrv_ssh_stub,
+#endif
 };
 
 /* Options every node takes, whatever its driver. */
@@ -374,10 +377,20 @@ BlockDriverState *bdrv_find_backing_image(BlockDriverState *bs, const char *name
 
 /* ---- opening ---- */
 
+bool bdrv_is_generic_opt(const char *key)
+{
+    return g_strv_contains(generic_opts, key);
+}
+
 static int check_unknown_opts(BlockDriverState *bs, JsonObject *opts, GError **errp)
 {
-    GList *members = json_object_get_members(opts), *l;
+    GList *members, *l;
     int ret = 0;
+
+    if (bs->drv->checks_own_opts) {
+        return 0;
+    }
+    members = json_object_get_members(opts);
 
     for (l = members; l; l = l->next) {
         const char *key = l->data;

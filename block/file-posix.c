@@ -668,6 +668,24 @@ BlockDriverState *bdrv_create_file_open(const char *filename, uint64_t perm,
         }
         return bs;
     }
+    if (proto->create_opts && proto->parse_filename != raw_parse_filename) {
+        /* a protocol that makes its own files (ssh): an empty one, then opened;
+         * like QEMU, a failed creation leaves it there */
+        g_autoptr(JsonObject) c = json_object_new();
+
+        *created = false;
+        json_object_set_int_member(c, "size", 0);
+        if (proto->create_opts(filename, c, errp) < 0) {
+            return NULL;
+        }
+        bs = bdrv_open(filename, o, BDRV_O_RDWR | BDRV_O_PROTOCOL | BDRV_O_NO_USER,
+                       errp);
+        if (bs && bdrv_perm_attach(bs, bs, perm, shared, errp) < 0) {
+            bdrv_unref(bs);
+            bs = NULL;
+        }
+        return bs;
+    }
     if (proto->parse_filename != raw_parse_filename) {
         error_setg(errp, "Protocol driver '%s' does not support image creation",
                    proto->format_name);
@@ -727,6 +745,15 @@ int bdrv_create_file_fill(BlockDriverState *bs, uint64_t size, PreallocMode prea
             error_setg_errno(errp, -ret, "Could not write to the new image");
         }
         return ret;
+    }
+    if (bs->drv->create_opts && bs->drv->parse_filename != raw_parse_filename) {
+        /* made empty by bdrv_create_file_open(): it only grows */
+        if (prealloc != PREALLOC_MODE_OFF) {
+            error_setg(errp, "Unsupported preallocation mode '%s'",
+                       PreallocMode_str[prealloc]);
+            return -ENOTSUP;
+        }
+        return size ? bdrv_truncate(bs, size, false, prealloc, 0, errp) : 0;
     }
     if (bs->drv->open != raw_open) {
         error_setg(errp, "Not a file node");

@@ -1,8 +1,10 @@
 /*
  * Block drivers built as loadable modules, as QEMU's Debian packages build
  * some of theirs: a driver whose library is large (libnbd brings libxml2 and
- * ICU, about 2 MiB of every process's memory) is a stub in the driver table
- * and loads from block-NAME.so the first time an image needs it. Modules are
+ * ICU, about 2 MiB of every process's memory; libssh brings OpenSSL's libcrypto)
+ * is a stub in the driver table
+ * and loads from block-NAME.so (block-nbd.so, block-ssh.so) the first time an
+ * image needs it. Modules are
  * looked for in $QEMU_MODULE_DIR, next to the running executable, then in the
  * installed module folder.
  */
@@ -20,6 +22,14 @@ BlockDriver bdrv_nbd_stub = {
     .protocol_aliases = nbd_protocol_aliases,
     .module = "nbd",
 };
+
+#ifdef CONFIG_SSH
+BlockDriver bdrv_ssh_stub = {
+    .format_name = "ssh",
+    .protocol_name = "ssh",
+    .module = "ssh",
+};
+#endif
 
 static GMutex module_lock;
 

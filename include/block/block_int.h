@@ -104,6 +104,9 @@ struct BlockDriver {
     bool thread_safe;
     /* option keys open() takes besides the generic ones; NULL-terminated */
     const char *const *runtime_opts;
+    /* open() rejects unknown keys itself, as QEMU's QAPI-typed drivers (ssh) do:
+     * "Parameter 'x' is unexpected", after the checks for missing ones */
+    bool checks_own_opts;
     /*
      * Options that change what the node shows (QEMU's "strong" options): a node
      * given one cannot be named by a plain filename, so its name becomes a json:
@@ -317,6 +320,10 @@ extern BlockDriver bdrv_crypto_luks;
 extern BlockDriver bdrv_bochs;
 /* stands in for "nbd" (the block-nbd module) until bdrv_module_resolve() */
 extern BlockDriver bdrv_nbd_stub;
+#ifdef CONFIG_SSH
+/* and "ssh" (the block-ssh module) */
+extern BlockDriver bdrv_ssh_stub;
+#endif
 /* The driver itself for a module's stub (loaded at the first call), else @drv. */
 BlockDriver *bdrv_module_resolve(BlockDriver *drv, GError **errp);
 extern BlockDriver bdrv_null_co;
@@ -352,6 +359,9 @@ JsonNode *bdrv_full_options_node(BlockDriverState *bs);
 BlockDriverState *bdrv_open_child(BlockDriverState *parent, JsonObject *parent_opts,
                                   const char *child_name, const char *filename,
                                   bool allow_format, int flags, GError **errp);
+
+/* Is @key an option every node takes (driver, node-name, read-only, cache...)? */
+bool bdrv_is_generic_opt(const char *key);
 
 /* Option helpers for driver open(): fetch and validate known options. */
 const char *bdrv_get_creation_opt(JsonObject *opts, const char *name);
