@@ -10,7 +10,9 @@
 
 /* ---- schemas ---- */
 
-static const char *const create_driver_values[] = { "file", "luks", "qcow2", "raw", NULL };
+static const char *const create_driver_values[] = {
+    "file", "luks", "qcow2", "raw", "ssh", NULL,
+};
 static const char *const prealloc_values[] = { "off", "metadata", "falloc", "full", NULL };
 static const char *const qcow2_version_values[] = { "v2", "v3", NULL };
 static const char *const compression_values[] = { "zlib", "zstd", NULL };
@@ -73,11 +75,19 @@ static const QArg create_luks_members[] = {
     QARG_END,
 };
 
+/* ssh: the location (server, path, user, host-key-check) the driver checks */
+static const QArg create_ssh_members[] = {
+    { "location", QT_OBJECT_ANY, false, NULL, NULL, NULL },
+    { "size", QT_SIZE, false, NULL, NULL, NULL },
+    QARG_END,
+};
+
 static const QVariant create_variants[] = {
     { "file", create_file_members },
     { "luks", create_luks_members },
     { "qcow2", create_qcow2_members },
     { "raw", NULL },
+    { "ssh", create_ssh_members },
     { NULL, NULL },
 };
 
