@@ -164,9 +164,10 @@ static int raw_fmt_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     return bdrv_truncate(bs->file, offset + s->offset, exact, prealloc, flags, errp);
 }
 
+/* the file's (none over ssh, nbd or null: qemu-io's info then shows only the format) */
 static int raw_fmt_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 {
-    return 0;
+    return bdrv_get_info(bs->file, bdi);
 }
 
 static const CreateOptDesc raw_create_opts_desc[] = {
