@@ -60,7 +60,12 @@ static BlockDriver *load(const BlockDriver *stub, GError **errp)
     g_autofree char *sym = g_strdup_printf("bdrv_%s", stub->module);
     g_autofree char *exe = g_file_read_link("/proc/self/exe", NULL);
     g_autofree char *exe_dir = exe ? g_path_get_dirname(exe) : NULL;
-    const char *dirs[] = { g_getenv("QEMU_MODULE_DIR"), exe_dir, CONFIG_MODULE_DIR };
+    /* the build tree's modules, for the daemon built in build/storage-daemon/ */
+    g_autofree char *build_dir =
+        exe_dir && g_str_has_suffix(exe_dir, "/storage-daemon") ?
+        g_path_get_dirname(exe_dir) : NULL;
+    const char *dirs[] = { g_getenv("QEMU_MODULE_DIR"), exe_dir, build_dir,
+                           CONFIG_MODULE_DIR };
     GError *last = NULL;
     gpointer drv = NULL;
 
