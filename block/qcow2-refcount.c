@@ -160,10 +160,12 @@ static int64_t refblock_offset(BlockDriverState *bs, int64_t cluster_index)
         return 0;
     }
     off = s->refcount_table[ti] & REFT_OFFSET_MASK;
-    if (off > (uint64_t)INT64_MAX >> 1) {
-        /* no refcount block lives that far: the table entry is damaged */
-        qcow2_signal_corruption(bs, true, -1, -1, "Refblock offset %#" PRIx64
-                                " out of range (reftable index: %#" PRIx64 ")", off, ti);
+    if (off > (uint64_t)(BDRV_MAX_LENGTH - s->cluster_size)) {
+        /*
+         * No file can hold a block there: the read fails with EIO, as QEMU's
+         * does (it is not marked corrupt). A block that could exist but lies
+         * past the end of the file reads as zeroes, as QEMU's does.
+         */
         return -EIO;
     }
     if (off && offset_into_cluster(s, off)) {

@@ -454,6 +454,12 @@ def reftable_on_l1(img):
     img.h['refcount_table_offset'] = 3 * CS
 
 
+@case('refcount table at offset 0: the header read as the table (QEMU 060)')
+def reftable_on_header(img):
+    img.h['refcount_table_offset'] = 0
+    img.put64(3 * CS, 0)                    # no L2 table: the first write allocates
+
+
 @case('refcount table entry pointing at the header')
 def reftable_e_header(img):
     img.put64(1 * CS, 0x200)
