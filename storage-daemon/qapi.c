@@ -167,6 +167,43 @@ static bool check_one(JsonNode *n, const QArg *a, const char *full, GError **err
         }
         return type_error(errp, a->name,
                           a->type == QT_REF ? "BlockdevRef" : "BlockdevRefOrNull");
+    case QT_UNION_LIST: {
+        JsonArray *arr;
+        if (!JSON_NODE_HOLDS_ARRAY(n)) {
+            return type_error(errp, full, "array");
+        }
+        arr = json_node_get_array(n);
+        for (guint i = 0; i < json_array_get_length(arr); i++) {
+            g_autofree char *elem = g_strdup_printf("%s[%u]", full, i);
+            QArg u = *a;
+            u.type = QT_UNION;
+            if (!check_one(json_array_get_element(arr, i), &u, elem, errp)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    case QT_ALT_LIST: {
+        JsonArray *arr;
+        if (!JSON_NODE_HOLDS_ARRAY(n)) {
+            return type_error(errp, full, "array");
+        }
+        arr = json_node_get_array(n);
+        for (guint i = 0; i < json_array_get_length(arr); i++) {
+            JsonNode *e = json_array_get_element(arr, i);
+            g_autofree char *elem = g_strdup_printf("%s[%u]", full, i);
+
+            if (JSON_NODE_HOLDS_OBJECT(e)) {
+                if (!qapi_check(json_node_get_object(e), a->members, elem, errp)) {
+                    return false;
+                }
+            } else if (!holds(e, G_TYPE_STRING)) {
+                /* sic: QEMU names list elements 'null' here */
+                return type_error(errp, "null", a->values[0]);
+            }
+        }
+        return true;
+    }
     case QT_OBJECT_ANY:
         return JSON_NODE_HOLDS_OBJECT(n) || type_error(errp, full, "object");
     case QT_ANY:

@@ -66,6 +66,7 @@ const QmpCommand qmp_commands[] = {
       qapi_block_dirty_bitmap_merge_args, NULL, QCO_BLOCK },
     { "x-debug-block-dirty-bitmap-sha256", qmp_x_debug_block_dirty_bitmap_sha256,
       qapi_block_dirty_bitmap_args, NULL, QCO_BLOCK },
+    { "transaction", qmp_transaction, qapi_transaction_args, NULL, QCO_BLOCK },
     { "object-add", qmp_object_add, NULL, &qapi_object_add_options, 0 },
     { "object-del", qmp_object_del, qapi_object_del_args, NULL, 0 },
     { NULL, NULL, NULL, NULL, 0 },

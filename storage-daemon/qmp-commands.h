@@ -83,6 +83,10 @@ extern const QArg qapi_block_dirty_bitmap_add_args[];
 extern const QArg qapi_block_dirty_bitmap_args[];
 extern const QArg qapi_block_dirty_bitmap_merge_args[];
 
+/* transaction.c */
+QMP_HANDLER(qmp_transaction);
+extern const QArg qapi_transaction_args[];
+
 /* object-cmds.c */
 QMP_HANDLER(qmp_object_add);
 QMP_HANDLER(qmp_object_del);
