@@ -351,7 +351,9 @@ static void req_done(void *opaque, int ret)
     NbdReq *r = opaque;
 
     r->ret = ret;
-    if (ret == 0 && r->type == NBD_CMD_TRIM && (r->flags & NBD_CMD_FLAG_FUA)) {
+    /* a closed client has let go of its export: nobody waits for the flush */
+    if (ret == 0 && r->type == NBD_CMD_TRIM && (r->flags & NBD_CMD_FLAG_FUA) &&
+        !r->c->dead) {
         bdrv_aio_submit(r->c->exp->bs, BDRV_AIO_FLUSH, 0, 0, NULL, 0,
                         flush_after_trim_done, r);
         return;
