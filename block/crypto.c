@@ -178,8 +178,8 @@ static int luks_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
         int64_t n = MIN(bytes - done, LUKS_BOUNCE);
         g_autoptr(GError) err = NULL;
 
-        memcpy(bounce, (const uint8_t *)buf + done, n);
-        if (qcrypto_block_encrypt(s->block, offset + done, bounce, n, &err) < 0) {
+        if (qcrypto_block_encrypt_to(s->block, offset + done, (const uint8_t *)buf + done,
+                                     bounce, n, &err) < 0) {
             ret = -EIO;
             break;
         }

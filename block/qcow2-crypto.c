@@ -144,8 +144,9 @@ int qcow2_crypto_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
 
 /* ---- data ---- */
 
-static int qcow2_crypt(BlockDriverState *bs, uint64_t host, uint64_t guest, uint8_t *buf,
-                 size_t len, bool encrypt)
+/* @src into @dst (the same buffer to work in place) */
+static int qcow2_crypt(BlockDriverState *bs, uint64_t host, uint64_t guest,
+                       const uint8_t *src, uint8_t *dst, size_t len, bool encrypt)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t off = s->crypt_physical_offset ? host : guest;
@@ -154,23 +155,24 @@ static int qcow2_crypt(BlockDriverState *bs, uint64_t host, uint64_t guest, uint
     if (!s->crypto || !qcrypto_block_has_cipher(s->crypto)) {
         return -EIO;
     }
-    if ((encrypt ? qcrypto_block_encrypt(s->crypto, off, buf, len, &err)
-                 : qcrypto_block_decrypt(s->crypto, off, buf, len, &err)) < 0) {
+    g_assert(encrypt || src == dst);
+    if ((encrypt ? qcrypto_block_encrypt_to(s->crypto, off, src, dst, len, &err)
+                 : qcrypto_block_decrypt(s->crypto, off, dst, len, &err)) < 0) {
         return -EIO;
     }
     return 0;
 }
 
 int qcow2_crypto_encrypt(BlockDriverState *bs, uint64_t host, uint64_t guest,
-                         uint8_t *buf, size_t len)
+                         const uint8_t *src, uint8_t *dst, size_t len)
 {
-    return qcow2_crypt(bs, host, guest, buf, len, true);
+    return qcow2_crypt(bs, host, guest, src, dst, len, true);
 }
 
 int qcow2_crypto_decrypt(BlockDriverState *bs, uint64_t host, uint64_t guest,
                          uint8_t *buf, size_t len)
 {
-    return qcow2_crypt(bs, host, guest, buf, len, false);
+    return qcow2_crypt(bs, host, guest, buf, buf, len, false);
 }
 
 /* ---- create ---- */

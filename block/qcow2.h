@@ -580,9 +580,12 @@ int qcow2_crypto_create(BlockDriverState *bs, const QCryptoBlockCreateOptions *o
 int qcow2_crypto_amend(BlockDriverState *bs, JsonObject *enc, bool force, GError **errp);
 /* The "encrypt" member of qcow2's format-specific info, or NULL. */
 JsonObject *qcow2_crypto_info(BlockDriverState *bs);
-/* En/decrypt data of guest @guest at host @host in place (aligned to 512). */
+/*
+ * Encrypt data of guest @guest at host @host from @src into @dst (@src left as
+ * it is), or decrypt it in place; aligned to 512.
+ */
 int qcow2_crypto_encrypt(BlockDriverState *bs, uint64_t host, uint64_t guest,
-                         uint8_t *buf, size_t len);
+                         const uint8_t *src, uint8_t *dst, size_t len);
 int qcow2_crypto_decrypt(BlockDriverState *bs, uint64_t host, uint64_t guest,
                          uint8_t *buf, size_t len);
 /* Bytes of LUKS header a new image with these options holds (measure), 0 for

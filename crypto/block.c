@@ -279,15 +279,19 @@ int qcrypto_block_init_cipher(QCryptoBlock *block, QCryptoCipherAlgorithm alg,
     return 0;
 }
 
-/* Sectors [first, first + n) of @buf (numbered from @sector) with one context. */
+/*
+ * Sectors [first, first + n) of @src (numbered from @sector) into @dst (may be
+ * @src) with one context.
+ */
 static int crypt_sectors(QCryptoBlock *block, QCryptoCipher *cipher, QCryptoIVGen *ivgen,
-                         uint64_t sector, uint8_t *buf, size_t n, bool encrypt,
-                         GError **errp)
+                         uint64_t sector, const uint8_t *src, uint8_t *dst, size_t n,
+                         bool encrypt, GError **errp)
 {
     uint8_t iv[16];
 
     for (size_t i = 0; i < n; i++, sector++) {
-        uint8_t *p = buf + i * QCRYPTO_BLOCK_SECTOR_SIZE;
+        const uint8_t *in = src + i * QCRYPTO_BLOCK_SECTOR_SIZE;
+        uint8_t *out = dst + i * QCRYPTO_BLOCK_SECTOR_SIZE;
         int ret;
 
         if (block->niv &&
@@ -296,8 +300,8 @@ static int crypt_sectors(QCryptoBlock *block, QCryptoCipher *cipher, QCryptoIVGe
             return -1;
         }
         ret = encrypt ?
-            qcrypto_cipher_encrypt(cipher, p, p, QCRYPTO_BLOCK_SECTOR_SIZE, errp) :
-            qcrypto_cipher_decrypt(cipher, p, p, QCRYPTO_BLOCK_SECTOR_SIZE, errp);
+            qcrypto_cipher_encrypt(cipher, in, out, QCRYPTO_BLOCK_SECTOR_SIZE, errp) :
+            qcrypto_cipher_decrypt(cipher, in, out, QCRYPTO_BLOCK_SECTOR_SIZE, errp);
         if (ret < 0) {
             return -1;
         }
@@ -321,7 +325,8 @@ typedef struct CryptJob {
     QCryptoCipher *cipher;
     QCryptoIVGen *ivgen;
     uint64_t sector;
-    uint8_t *buf;
+    const uint8_t *src;
+    uint8_t *dst;
     size_t n;
     bool encrypt;
     int ret;
@@ -330,7 +335,7 @@ typedef struct CryptJob {
 
 static void crypt_job_run(CryptJob *j)
 {
-    j->ret = crypt_sectors(j->block, j->cipher, j->ivgen, j->sector, j->buf, j->n,
+    j->ret = crypt_sectors(j->block, j->cipher, j->ivgen, j->sector, j->src, j->dst, j->n,
                            j->encrypt, NULL);
 }
 
@@ -373,8 +378,8 @@ static GThreadPool *crypt_pool(void)
 /* requests from this size on are split over the cores */
 #define PARALLEL_MIN (256 * KiB)
 
-static int block_crypt(QCryptoBlock *block, uint64_t offset, uint8_t *buf, size_t len,
-                       bool encrypt, GError **errp)
+static int block_crypt(QCryptoBlock *block, uint64_t offset, const uint8_t *src,
+                       uint8_t *dst, size_t len, bool encrypt, GError **errp)
 {
     uint64_t sector = offset / QCRYPTO_BLOCK_SECTOR_SIZE;
     size_t nsec = len / QCRYPTO_BLOCK_SECTOR_SIZE, per;
@@ -406,7 +411,7 @@ static int block_crypt(QCryptoBlock *block, uint64_t offset, uint8_t *buf, size_
         }
     }
     if (nthreads == 1) {
-        return crypt_sectors(block, block->cipher, block->ivgen, sector, buf, nsec,
+        return crypt_sectors(block, block->cipher, block->ivgen, sector, src, dst, nsec,
                              encrypt, errp);
     }
     per = DIV_ROUND_UP(nsec, nthreads);
@@ -419,7 +424,8 @@ static int block_crypt(QCryptoBlock *block, uint64_t offset, uint8_t *buf, size_
             .cipher = t ? block->extra_cipher[t] : block->cipher,
             .ivgen = t ? block->extra_ivgen[t] : block->ivgen,
             .sector = sector + first,
-            .buf = buf + first * QCRYPTO_BLOCK_SECTOR_SIZE,
+            .src = src + first * QCRYPTO_BLOCK_SECTOR_SIZE,
+            .dst = dst + first * QCRYPTO_BLOCK_SECTOR_SIZE,
             .n = MIN(per, nsec - first),
             .encrypt = encrypt,
             .batch = &batch,
@@ -451,13 +457,19 @@ static int block_crypt(QCryptoBlock *block, uint64_t offset, uint8_t *buf, size_
 int qcrypto_block_encrypt(QCryptoBlock *block, uint64_t offset, uint8_t *buf,
                           size_t len, GError **errp)
 {
-    return block_crypt(block, offset, buf, len, true, errp);
+    return block_crypt(block, offset, buf, buf, len, true, errp);
+}
+
+int qcrypto_block_encrypt_to(QCryptoBlock *block, uint64_t offset, const uint8_t *src,
+                             uint8_t *dst, size_t len, GError **errp)
+{
+    return block_crypt(block, offset, src, dst, len, true, errp);
 }
 
 int qcrypto_block_decrypt(QCryptoBlock *block, uint64_t offset, uint8_t *buf,
                           size_t len, GError **errp)
 {
-    return block_crypt(block, offset, buf, len, false, errp);
+    return block_crypt(block, offset, buf, buf, len, false, errp);
 }
 
 void qcrypto_block_free(QCryptoBlock *block)

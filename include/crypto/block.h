@@ -111,6 +111,9 @@ int qcrypto_block_encrypt(QCryptoBlock *block, uint64_t offset, uint8_t *buf,
                           size_t len, GError **errp);
 int qcrypto_block_decrypt(QCryptoBlock *block, uint64_t offset, uint8_t *buf,
                           size_t len, GError **errp);
+/* Encrypt @src into @dst (the caller's data stays as it is: no copy first). */
+int qcrypto_block_encrypt_to(QCryptoBlock *block, uint64_t offset, const uint8_t *src,
+                             uint8_t *dst, size_t len, GError **errp);
 void qcrypto_block_free(QCryptoBlock *block);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QCryptoBlock, qcrypto_block_free)
 
