@@ -1,0 +1,717 @@
+/*
+ * blockdev-backup: a block job that copies a source node to an existing target
+ * node of the same size as the source was when the job started. sync=full copies
+ * everything, top what the source's top layer holds, incremental/bitmap the
+ * clusters a dirty bitmap marks, none nothing up front. A before-write notifier
+ * on the source copies the old data of a cluster not copied yet before any
+ * write changes it (copy-before-write), so the target ends up as the source was
+ * at the start; sync=none does only that, until cancelled (fleecing). At the
+ * end the bitmap follows bitmap-mode, QEMU's semantics. Argument checks in
+ * QEMU 7.2's order, with its messages.
+ */
+#include "job.h"
+#include "qmp-commands.h"
+#include "block/dirty-bitmap.h"
+
+#define BACKUP_CLUSTER 65536        /* QEMU's backup cluster size (at least) */
+#define COPY_CHUNK (1024 * 1024)    /* at most this much per step */
+
+enum { SYNC_TOP, SYNC_FULL, SYNC_NONE, SYNC_INCREMENTAL, SYNC_BITMAP };
+static const char *const sync_values[] = {
+    "top", "full", "none", "incremental", "bitmap", NULL,
+};
+enum { MODE_ON_SUCCESS, MODE_NEVER, MODE_ALWAYS };
+static const char *const bitmap_mode_values[] = {
+    "on-success", "never", "always", NULL,
+};
+static const char *const on_error_values[] = {
+    "report", "ignore", "enospc", "stop", "auto", NULL,
+};
+
+static const QArg x_perf_members[] = {
+    { "use-copy-range", QT_BOOL, true, NULL, NULL, NULL },
+    { "max-workers", QT_INT, true, NULL, NULL, NULL },
+    { "max-chunk", QT_INT, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+/* QEMU's BlockdevBackup: BackupCommon's members, then target */
+const QArg qapi_blockdev_backup_args[] = {
+    { "job-id", QT_STR, true, NULL, NULL, NULL },
+    { "device", QT_STR, false, NULL, NULL, NULL },
+    { "sync", QT_ENUM, false, sync_values, NULL, NULL },
+    { "speed", QT_INT, true, NULL, NULL, NULL },
+    { "bitmap", QT_STR, true, NULL, NULL, NULL },
+    { "bitmap-mode", QT_ENUM, true, bitmap_mode_values, NULL, NULL },
+    { "compress", QT_BOOL, true, NULL, NULL, NULL },
+    { "on-source-error", QT_ENUM, true, on_error_values, NULL, NULL },
+    { "on-target-error", QT_ENUM, true, on_error_values, NULL, NULL },
+    { "auto-finalize", QT_BOOL, true, NULL, NULL, NULL },
+    { "auto-dismiss", QT_BOOL, true, NULL, NULL, NULL },
+    { "filter-node-name", QT_STR, true, NULL, NULL, NULL },
+    { "x-perf", QT_STRUCT, true, NULL, x_perf_members, NULL },
+    { "target", QT_STR, false, NULL, NULL, NULL },
+    QARG_END,
+};
+
+typedef struct BackupJob {
+    Job *job;
+    BlockDriverState *src, *target;
+    int sync;
+    char *bitmap;               /* the sync bitmap of src, or NULL */
+    int bitmap_mode;
+    bool compress;
+    bool succeeded;             /* finalized: the bitmap follows success */
+    int64_t len;
+    int64_t cluster;
+    /*
+     * Under lock: the clusters still to copy (by the worker, or by the
+     * before-write notifier), and what was written to src since the start
+     * (at the sync bitmap's granularity; NULL without a recording bitmap).
+     */
+    GMutex lock;
+    BdrvBitmapBits *to_copy;
+    BdrvBitmapBits *new_writes;
+    bool hooked;
+    char *filter_name;          /* filter-node-name, or a made-up "#blockNNN" */
+    int src_use, target_use;    /* their addresses own the permissions */
+} BackupJob;
+
+static GList *backup_jobs;      /* BackupJob* from start to clean */
+
+static int enum_index(const char *const *values, const char *v)
+{
+    for (int i = 0; values[i]; i++) {
+        if (!strcmp(values[i], v)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* ---- bits ---- */
+
+static BdrvBitmapBits *bits_new(uint64_t granularity, int64_t size)
+{
+    BdrvBitmapBits *b = g_new0(BdrvBitmapBits, 1);
+
+    b->granularity = granularity;
+    b->size = size;
+    b->nb_bits = size > 0 ? DIV_ROUND_UP(size, granularity) : 0;
+    b->words = g_new0(uint64_t, b->nb_bits / 64 + 1);
+    return b;
+}
+
+static bool bit_get(const BdrvBitmapBits *b, uint64_t i)
+{
+    return b->words[i / 64] & (1ULL << (i % 64));
+}
+
+static void bit_put(BdrvBitmapBits *b, uint64_t i, bool on)
+{
+    if (on) {
+        b->words[i / 64] |= 1ULL << (i % 64);
+    } else {
+        b->words[i / 64] &= ~(1ULL << (i % 64));
+    }
+}
+
+static void bits_set_range(BdrvBitmapBits *b, int64_t offset, int64_t bytes)
+{
+    for (uint64_t i = offset / b->granularity;
+         i < b->nb_bits && (int64_t)(i * b->granularity) < offset + bytes; i++) {
+        bit_put(b, i, true);
+    }
+}
+
+static int64_t bits_count_bytes(const BdrvBitmapBits *b)
+{
+    int64_t n = 0;
+
+    for (uint64_t i = 0; i < b->nb_bits; i++) {
+        if (bit_get(b, i)) {
+            n += MIN((int64_t)b->granularity, b->size - (int64_t)(i * b->granularity));
+        }
+    }
+    return n;
+}
+
+/* ---- copying ---- */
+
+static bool buffer_is_zero(const uint8_t *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Block layer locked: copy [offset, offset+bytes) of src to the target. */
+static int copy_out(BackupJob *b, int64_t offset, int64_t bytes)
+{
+    g_autofree uint8_t *buf = NULL;
+    int64_t pnum;
+    int ret;
+
+    if (b->sync == SYNC_TOP) {
+        ret = bdrv_is_allocated(b->src, offset, bytes, &pnum);
+        if (ret < 0) {
+            return ret;
+        }
+        if (!ret) {
+            return pnum >= bytes ? 0 : copy_out(b, offset + pnum, bytes - pnum);
+        }
+        if (pnum < bytes) {
+            ret = copy_out(b, offset, pnum);
+            return ret < 0 ? ret : copy_out(b, offset + pnum, bytes - pnum);
+        }
+    }
+    ret = bdrv_block_status_above(b->src, offset, bytes, &pnum);
+    if (ret >= 0 && (ret & BDRV_BLOCK_ZERO) && pnum >= bytes) {
+        return bdrv_pwrite_zeroes(b->target, offset, bytes, 0);
+    }
+    buf = g_malloc(bytes);
+    ret = bdrv_pread(b->src, offset, bytes, buf, 0);
+    if (ret < 0) {
+        return ret;
+    }
+    if (buffer_is_zero(buf, bytes)) {
+        return bdrv_pwrite_zeroes(b->target, offset, bytes, 0);
+    }
+    if (b->compress) {
+        for (int64_t done = 0; done < bytes; done += b->cluster) {
+            ret = bdrv_pwrite(b->target, offset + done, MIN(b->cluster, bytes - done),
+                              buf + done, BDRV_REQ_WRITE_COMPRESSED);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        return 0;
+    }
+    return bdrv_pwrite(b->target, offset, bytes, buf, 0);
+}
+
+/* Block layer locked, b->lock held: copy the clusters [first, end) and clear them. */
+static int copy_clusters(BackupJob *b, uint64_t first, uint64_t end)
+{
+    int64_t offset = first * b->cluster;
+    int64_t bytes = MIN((int64_t)(end * b->cluster), b->len) - offset;
+    int ret = copy_out(b, offset, bytes);
+
+    if (ret < 0) {
+        return ret;
+    }
+    for (uint64_t i = first; i < end; i++) {
+        bit_put(b->to_copy, i, false);
+    }
+    job_progress_add(b->job, bytes);
+    return 0;
+}
+
+/* The before-write notifier on src: save what is about to change. */
+static int backup_before_write(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                               void *opaque)
+{
+    BackupJob *b = opaque;
+    int ret = 0;
+
+    g_mutex_lock(&b->lock);
+    for (uint64_t i = offset / b->cluster;
+         ret >= 0 && i < b->to_copy->nb_bits && (int64_t)(i * b->cluster) < offset + bytes;
+         i++) {
+        if (bit_get(b->to_copy, i)) {
+            ret = copy_clusters(b, i, i + 1);
+        }
+    }
+    if (ret >= 0 && b->new_writes) {
+        bits_set_range(b->new_writes, offset, bytes);
+    }
+    g_mutex_unlock(&b->lock);
+    return ret;
+}
+
+static int backup_run(Job *job, void *opaque, GError **errp)
+{
+    BackupJob *b = opaque;
+    uint64_t next = 0;
+    int ret = 0;
+
+    /* sync=none: the notifier alone copies */
+    while (b->sync != SYNC_NONE) {
+        uint64_t first, end;
+        int64_t bytes;
+
+        job_pause_point(job);
+        if (job_is_cancelled(job)) {
+            return -ECANCELED;
+        }
+        block_lock();
+        g_mutex_lock(&b->lock);
+        first = next;
+        while (first < b->to_copy->nb_bits && !bit_get(b->to_copy, first)) {
+            first++;
+        }
+        end = first;
+        while (end < b->to_copy->nb_bits && bit_get(b->to_copy, end) &&
+               (end - first) * b->cluster < COPY_CHUNK) {
+            end++;
+        }
+        bytes = first < end ? MIN((int64_t)(end * b->cluster), b->len) -
+                              (int64_t)(first * b->cluster) : 0;
+        if (bytes) {
+            ret = copy_clusters(b, first, end);
+        }
+        g_mutex_unlock(&b->lock);
+        block_unlock();
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not copy data");
+            return ret;
+        }
+        if (!bytes) {
+            break;
+        }
+        job_rate_limit(job, bytes);
+        next = end;
+    }
+    block_lock();
+    ret = bdrv_flush(b->target);
+    block_unlock();
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not flush the target");
+        return ret;
+    }
+    if (b->sync == SYNC_NONE) {
+        /* copy-before-write is the job: it runs until cancelled */
+        job_wait_cancelled(job);
+        return -ECANCELED;
+    }
+    return 0;
+}
+
+/* ---- the end ---- */
+
+static bool backup_finalize(Job *job, void *opaque, bool completed, GError **errp)
+{
+    BackupJob *b = opaque;
+
+    b->succeeded = true;
+    return true;
+}
+
+/* Main loop, block layer locked: the bitmap as bitmap-mode says. */
+static void backup_sync_bitmap(BackupJob *b)
+{
+    g_autoptr(BdrvBitmapBits) bits = NULL;
+    g_autoptr(GError) err = NULL;
+
+    if (!b->bitmap) {
+        return;
+    }
+    if (b->succeeded && b->bitmap_mode != MODE_NEVER) {
+        /* what was copied is clean: only the writes since the start stay */
+        bits = bdrv_dirty_bitmap_get_bits(b->src, b->bitmap, &err);
+        if (bits) {
+            memset(bits->words, 0, (bits->nb_bits / 64 + 1) * sizeof(uint64_t));
+            if (b->new_writes) {
+                bdrv_bitmap_bits_or(bits, b->new_writes);
+            }
+        }
+    } else if (!b->succeeded && b->bitmap_mode == MODE_ALWAYS) {
+        /* what was not copied, and the writes since the start */
+        bits = bdrv_dirty_bitmap_get_bits(b->src, b->bitmap, &err);
+        if (bits) {
+            memset(bits->words, 0, (bits->nb_bits / 64 + 1) * sizeof(uint64_t));
+            bdrv_bitmap_bits_or(bits, b->to_copy);
+            if (b->new_writes) {
+                bdrv_bitmap_bits_or(bits, b->new_writes);
+            }
+        }
+    }
+    /* otherwise the bitmap stays as it is: its bits and the writes since */
+    if (bits && bdrv_dirty_bitmap_set_bits(b->src, b->bitmap, bits, &err) < 0) {
+        bits = NULL;
+    }
+    if (err) {
+        error_report("backup: bitmap '%s': %s", b->bitmap, err->message);
+    }
+}
+
+static void backup_clean(Job *job, void *opaque)
+{
+    BackupJob *b = opaque;
+
+    if (b->hooked) {
+        bdrv_remove_before_write(b->src, backup_before_write, b);
+        b->hooked = false;
+    }
+    backup_sync_bitmap(b);
+    bdrv_perm_detach(b->src, &b->src_use);
+    bdrv_perm_detach(b->target, &b->target_use);
+    backup_jobs = g_list_remove(backup_jobs, b);
+}
+
+static void backup_free(gpointer p)
+{
+    BackupJob *b = p;
+
+    bdrv_bitmap_bits_free(b->to_copy);
+    bdrv_bitmap_bits_free(b->new_writes);
+    if (b->src) {
+        bdrv_unref(b->src);
+    }
+    if (b->target) {
+        bdrv_unref(b->target);
+    }
+    g_free(b->bitmap);
+    g_free(b->filter_name);
+    g_mutex_clear(&b->lock);
+    g_free(b);
+}
+
+static const BlockJobDriver backup_driver = {
+    .type = "backup",
+    .run = backup_run,
+    .finalize = backup_finalize,
+    .clean = backup_clean,
+};
+
+/* ---- for the other modules ---- */
+
+bool qsd_backup_uses_bitmap(BlockDriverState *bs, const char *name)
+{
+    for (GList *l = backup_jobs; l; l = l->next) {
+        BackupJob *b = l->data;
+
+        if (b->src == bs && b->bitmap && !strcmp(b->bitmap, name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Is @bs the target of a backup job (QEMU's op blocker on it)? */
+static bool backup_target_busy(BlockDriverState *bs, GError **errp)
+{
+    for (GList *l = backup_jobs; l; l = l->next) {
+        if (((BackupJob *)l->data)->target == bs) {
+            error_setg(errp, "Node '%s' is busy: block device is in use by block job: "
+                       "backup", bdrv_get_node_name(bs));
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Is @bs the source of a backup job? QEMU's copy-before-write filter on it then
+ * keeps others from writing to it: a target cannot be such a node.
+ */
+static bool backup_source_conflict(BlockDriverState *bs, const char *filter,
+                                   GError **errp)
+{
+    for (GList *l = backup_jobs; l; l = l->next) {
+        BackupJob *b = l->data;
+
+        if (b->src == bs) {
+            error_setg(errp, "Could not create node: Permission conflict on node '%s': "
+                       "permissions 'write' are both required by node '%s' (uses node "
+                       "'%s' as 'target' child) and unshared by node '%s' (uses node "
+                       "'%s' as 'file' child).", bdrv_get_node_name(bs), filter,
+                       bdrv_get_node_name(bs), b->filter_name, bdrv_get_node_name(bs));
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- the command ---- */
+
+static BlockDriverState *find_node(const char *name, GError **errp)
+{
+    BlockDriverState *bs = bdrv_find_node(name);
+
+    if (!bs) {
+        error_setg(errp, "Cannot find device='%s' nor node-name='%s'", name, name);
+    }
+    return bs;
+}
+
+/* The checks of the sync bitmap, in QEMU's order; @sync may become bitmap. */
+static bool check_bitmap(JsonObject *args, BlockDriverState *bs, int *sync,
+                         int *mode, GError **errp)
+{
+    const char *bitmap = opts_peek_str(args, "bitmap");
+    const char *mode_str = opts_peek_str(args, "bitmap-mode");
+    BdrvDirtyBitmapDesc d;
+
+    if ((*sync == SYNC_INCREMENTAL || *sync == SYNC_BITMAP) && !bitmap) {
+        error_setg(errp, "must provide a valid bitmap name for '%s' sync mode",
+                   sync_values[*sync]);
+        return false;
+    }
+    if (!bitmap) {
+        if (mode_str) {
+            error_setg(errp, "Cannot specify bitmap sync mode without a bitmap");
+            return false;
+        }
+        return true;
+    }
+    if (!bdrv_dirty_bitmap_describe(bs, bitmap, &d)) {
+        error_setg(errp, "Bitmap '%s' could not be found", bitmap);
+        return false;
+    }
+    if (!mode_str) {
+        error_setg(errp, "Bitmap sync mode must be given when providing a bitmap");
+        return false;
+    }
+    *mode = enum_index(bitmap_mode_values, mode_str);
+    if (*sync == SYNC_INCREMENTAL) {
+        if (*mode != MODE_ON_SUCCESS) {
+            error_setg(errp, "Bitmap sync mode must be '%s' when using sync mode '%s'",
+                       "on-success", "incremental");
+            return false;
+        }
+        *sync = SYNC_BITMAP;
+    }
+    if (qsd_export_uses_bitmap(bs, bitmap)) {   /* exports' and backups' */
+        error_setg(errp, "Bitmap '%s' is currently in use by another operation and "
+                   "cannot be used", bitmap);
+        return false;
+    }
+    if (d.inconsistent) {
+        error_setg(errp, "Bitmap '%s' is inconsistent and cannot be used", bitmap);
+        return false;
+    }
+    if (*sync == SYNC_NONE) {
+        error_setg(errp, "sync mode '%s' does not produce meaningful bitmap outputs",
+                   "none");
+        return false;
+    }
+    if (*mode == MODE_NEVER && (*sync == SYNC_FULL || *sync == SYNC_TOP)) {
+        error_setg(errp, "Bitmap sync mode '%s' has no meaningful effect when combined "
+                   "with sync mode '%s'", "never", sync_values[*sync]);
+        return false;
+    }
+    return true;
+}
+
+/* x-perf.max-workers (before the sizes) or .max-chunk (after the filter). */
+static bool check_x_perf(JsonObject *args, int64_t cluster, bool chunk, GError **errp)
+{
+    JsonObject *perf = json_object_has_member(args, "x-perf") ?
+                       json_object_get_object_member(args, "x-perf") : NULL;
+
+    if (!perf) {
+        return true;
+    }
+    if (!chunk && json_object_has_member(perf, "max-workers")) {
+        int64_t w = json_object_get_int_member(perf, "max-workers");
+        if (w < 1 || w > INT_MAX) {
+            error_setg(errp, "max-workers must be between 1 and %d", INT_MAX);
+            return false;
+        }
+    }
+    if (chunk && json_object_has_member(perf, "max-chunk")) {
+        int64_t c = json_object_get_int_member(perf, "max-chunk");
+        if (c && c < cluster) {
+            error_setg(errp, "Required max-chunk (%" PRId64 ") is less than backup "
+                       "cluster size (%" PRId64 ")", c, cluster);
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * The target's checks (QEMU's filter insertion), in QEMU's order. The filter's
+ * name goes to *@filter_name.
+ */
+static bool check_target(JsonObject *args, BlockDriverState *target,
+                         char **filter_name, GError **errp)
+{
+    static unsigned filter_count;
+    const char *filter = opts_peek_str(args, "filter-node-name");
+
+    if (filter && bdrv_find_node(filter)) {
+        error_setg(errp, "Could not create node: Duplicate nodes with node-name='%s'",
+                   filter);
+        return false;
+    }
+    *filter_name = filter ? g_strdup(filter) :
+                   g_strdup_printf("#block%03u", 100 + filter_count++ % 900);
+    if (bdrv_is_read_only(target)) {
+        error_setg(errp, "Could not create node: Block node is read-only");
+    } else {
+        backup_source_conflict(target, *filter_name, errp);
+    }
+    if (errp && *errp) {
+        g_clear_pointer(filter_name, g_free);
+        return false;
+    }
+    return true;
+}
+
+static int64_t backup_cluster_size(BlockDriverState *target)
+{
+    BlockDriverInfo bdi;
+
+    if (bdrv_get_info(target, &bdi) == 0 && bdi.cluster_size > BACKUP_CLUSTER) {
+        return bdi.cluster_size;
+    }
+    return BACKUP_CLUSTER;
+}
+
+/* Everything checked and set up: the job, not started yet; NULL with errp set. */
+static BackupJob *backup_prepare(JsonObject *args, GError **errp)
+{
+    const char *device = opts_peek_str(args, "device");
+    const char *id = opts_peek_str(args, "job-id");
+    BlockDriverState *src, *target;
+    int sync = enum_index(sync_values, opts_peek_str(args, "sync"));
+    int mode = MODE_ON_SUCCESS;
+    bool compress = opts_get_bool(args, "compress", false, NULL);
+    int64_t len, speed, cluster;
+    char *filter_name = NULL;
+    BackupJob *b;
+
+    src = find_node(device, errp);
+    target = src ? find_node(opts_peek_str(args, "target"), errp) : NULL;
+    if (!target || !check_bitmap(args, src, &sync, &mode, errp)) {
+        return NULL;
+    }
+    if (src == target) {
+        error_setg(errp, "Source and target cannot be the same");
+        return NULL;
+    }
+    if (compress && !bdrv_supports_compressed_writes(bdrv_get_format_name(target))) {
+        /* QEMU names the target's device, which a node has not */
+        error_setg(errp, "Compression is not supported for this drive ");
+        return NULL;
+    }
+    if (backup_target_busy(src, errp) || backup_target_busy(target, errp)) {
+        return NULL;
+    }
+    if (!check_x_perf(args, 0, false, errp)) {
+        return NULL;
+    }
+    len = bdrv_getlength(src);
+    if (len < 0) {
+        error_setg_errno(errp, -len, "Unable to get length for '%s'", device);
+        return NULL;
+    }
+    if (len != bdrv_getlength(target)) {
+        error_setg(errp, "Source and target image have different sizes");
+        return NULL;
+    }
+    cluster = backup_cluster_size(target);
+    if (!check_target(args, target, &filter_name, errp)) {
+        return NULL;
+    }
+    if (!check_x_perf(args, cluster, true, errp)) {
+        g_free(filter_name);
+        return NULL;
+    }
+
+    b = g_new0(BackupJob, 1);
+    g_mutex_init(&b->lock);
+    b->sync = sync;
+    b->bitmap_mode = mode;
+    b->compress = compress;
+    b->len = len;
+    b->cluster = cluster;
+    b->bitmap = g_strdup(opts_peek_str(args, "bitmap"));
+    b->filter_name = filter_name;
+    b->job = block_job_create(id ? id : "", &backup_driver, b, backup_free,
+                              opts_get_bool(args, "auto-finalize", true, NULL),
+                              opts_get_bool(args, "auto-dismiss", true, NULL), errp);
+    if (!b->job) {
+        backup_free(b);
+        return NULL;
+    }
+    speed = json_object_has_member(args, "speed") ?
+            json_object_get_int_member(args, "speed") : 0;
+    if (speed < 0) {
+        error_setg(errp, "Parameter 'speed' expects a non-negative value");
+        block_job_abandon(b->job);
+        backup_free(b);
+        return NULL;
+    }
+    job_set_speed(b->job, speed);
+    {
+        g_autofree char *desc = g_strdup_printf("backup job '%s'", id);
+
+        if (bdrv_perm_attach_user(src, &b->src_use, desc, "source", b->job,
+                                  BLK_PERM_CONSISTENT_READ,
+                                  BLK_PERM_ALL & ~BLK_PERM_RESIZE, errp) < 0) {
+            block_job_abandon(b->job);
+            backup_free(b);
+            return NULL;
+        }
+        if (bdrv_perm_attach_user(target, &b->target_use, desc, "target", b->job,
+                                  BLK_PERM_WRITE,
+                                  BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED,
+                                  errp) < 0) {
+            bdrv_perm_detach(src, &b->src_use);
+            block_job_abandon(b->job);
+            backup_free(b);
+            return NULL;
+        }
+    }
+    bdrv_ref(src);
+    b->src = src;
+    bdrv_ref(target);
+    b->target = target;
+    return b;
+}
+
+/* Set up what to copy and the copy-before-write notifier, and run the job. */
+static bool backup_start(BackupJob *b, GError **errp)
+{
+    BdrvDirtyBitmapDesc d;
+
+    b->to_copy = bits_new(b->cluster, b->len);
+    if (b->sync == SYNC_FULL || b->sync == SYNC_TOP) {
+        bits_set_range(b->to_copy, 0, b->len);
+    } else if (b->sync == SYNC_BITMAP) {
+        g_autoptr(BdrvBitmapBits) bits = bdrv_dirty_bitmap_get_bits(b->src, b->bitmap,
+                                                                    errp);
+        if (!bits) {
+            return false;
+        }
+        bdrv_bitmap_bits_or(b->to_copy, bits);
+    } else {
+        /* sync=none: only what writes would change is copied */
+        bits_set_range(b->to_copy, 0, b->len);
+    }
+    if (b->bitmap && bdrv_dirty_bitmap_describe(b->src, b->bitmap, &d) && d.recording) {
+        b->new_writes = bits_new(d.granularity, d.size);
+    }
+    job_progress_set_total(b->job, b->sync == SYNC_BITMAP ?
+                           bits_count_bytes(b->to_copy) : b->len);
+    bdrv_add_before_write(b->src, backup_before_write, b);
+    b->hooked = true;
+    backup_jobs = g_list_prepend(backup_jobs, b);
+    block_job_run(b->job);
+    /* QEMU drains the source while it puts its filter on top */
+    job_drained(b->job);
+    return true;
+}
+
+JsonNode *qmp_blockdev_backup(JsonObject *args, Monitor *mon, GError **errp)
+{
+    BackupJob *b = backup_prepare(args, errp);
+
+    if (!b) {
+        return NULL;
+    }
+    if (!backup_start(b, errp)) {
+        bdrv_perm_detach(b->src, &b->src_use);
+        bdrv_perm_detach(b->target, &b->target_use);
+        block_job_abandon(b->job);
+        backup_free(b);
+        return NULL;
+    }
+    return qjson_empty_object();
+}
