@@ -462,11 +462,12 @@ static bool check_bitmap(JsonObject *args, BlockDriverState *bs, int *sync,
         error_setg(errp, "Bitmap '%s' could not be found", bitmap);
         return false;
     }
-    if (!mode_str) {
+    if (!mode_str && *sync != SYNC_INCREMENTAL) {
         error_setg(errp, "Bitmap sync mode must be given when providing a bitmap");
         return false;
     }
-    *mode = enum_index(bitmap_mode_values, mode_str);
+    /* incremental is bitmap with on-success, which it need not name */
+    *mode = mode_str ? enum_index(bitmap_mode_values, mode_str) : MODE_ON_SUCCESS;
     if (*sync == SYNC_INCREMENTAL) {
         if (*mode != MODE_ON_SUCCESS) {
             error_setg(errp, "Bitmap sync mode must be '%s' when using sync mode '%s'",
