@@ -667,14 +667,48 @@ static BackupJob *backup_prepare(JsonObject *args, GError **errp)
     return b;
 }
 
+/*
+ * sync=top: the clusters the source's top layer holds something of (all of
+ * them without a backing file, as QEMU counts).
+ */
+static bool top_clusters(BackupJob *b, GError **errp)
+{
+    if (!bdrv_backing_child(b->src)) {
+        bits_set_range(b->to_copy, 0, b->len);
+        return true;
+    }
+    for (int64_t off = 0; off < b->len; ) {
+        int64_t pnum = 0;
+        int ret = bdrv_is_allocated(b->src, off, b->len - off, &pnum);
+
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not read the allocation of '%s'",
+                             bdrv_get_node_name(b->src));
+            return false;
+        }
+        if (pnum <= 0) {
+            pnum = MIN(b->cluster, b->len - off);
+        }
+        if (ret) {
+            bits_set_range(b->to_copy, off, pnum);
+        }
+        off += pnum;
+    }
+    return true;
+}
+
 /* Set up what to copy and the copy-before-write notifier, and run the job. */
 static bool backup_start(BackupJob *b, GError **errp)
 {
     BdrvDirtyBitmapDesc d;
 
     b->to_copy = bits_new(b->cluster, b->len);
-    if (b->sync == SYNC_FULL || b->sync == SYNC_TOP) {
+    if (b->sync == SYNC_FULL) {
         bits_set_range(b->to_copy, 0, b->len);
+    } else if (b->sync == SYNC_TOP) {
+        if (!top_clusters(b, errp)) {
+            return false;
+        }
     } else if (b->sync == SYNC_BITMAP) {
         g_autoptr(BdrvBitmapBits) bits = bdrv_dirty_bitmap_get_bits(b->src, b->bitmap,
                                                                     errp);
@@ -689,7 +723,7 @@ static bool backup_start(BackupJob *b, GError **errp)
     if (b->bitmap && bdrv_dirty_bitmap_describe(b->src, b->bitmap, &d) && d.recording) {
         b->new_writes = bits_new(d.granularity, d.size);
     }
-    job_progress_set_total(b->job, b->sync == SYNC_BITMAP ?
+    job_progress_set_total(b->job, b->sync == SYNC_BITMAP || b->sync == SYNC_TOP ?
                            bits_count_bytes(b->to_copy) : b->len);
     bdrv_add_before_write(b->src, backup_before_write, b);
     b->hooked = true;
