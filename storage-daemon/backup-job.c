@@ -7,10 +7,12 @@
  * write changes it (copy-before-write), so the target ends up as the source was
  * at the start; sync=none does only that, until cancelled (fleecing). At the
  * end the bitmap follows bitmap-mode, QEMU's semantics. Argument checks in
- * QEMU 7.2's order, with its messages.
+ * QEMU 7.2's order, with its messages. Also the transaction action, whose job
+ * starts when the transaction commits.
  */
 #include "job.h"
 #include "qmp-commands.h"
+#include "transaction.h"
 #include "block/dirty-bitmap.h"
 
 #define BACKUP_CLUSTER 65536        /* QEMU's backup cluster size (at least) */
@@ -697,8 +699,11 @@ static bool top_clusters(BackupJob *b, GError **errp)
     return true;
 }
 
-/* Set up what to copy and the copy-before-write notifier, and run the job. */
-static bool backup_start(BackupJob *b, GError **errp)
+/*
+ * Set up what to copy and the copy-before-write notifier: from now on the
+ * target gets the source as it is now. The job does not run yet.
+ */
+static bool backup_setup(BackupJob *b, GError **errp)
 {
     BdrvDirtyBitmapDesc d;
 
@@ -728,10 +733,31 @@ static bool backup_start(BackupJob *b, GError **errp)
     bdrv_add_before_write(b->src, backup_before_write, b);
     b->hooked = true;
     backup_jobs = g_list_prepend(backup_jobs, b);
+    return true;
+}
+
+static void backup_go(BackupJob *b)
+{
     block_job_run(b->job);
     /* QEMU drains the source while it puts its filter on top */
     job_drained(b->job);
-    return true;
+}
+
+/* Undo backup_prepare() and backup_setup() of a job that never ran. */
+static void backup_unwind(BackupJob *b, bool created_events)
+{
+    if (b->hooked) {
+        bdrv_remove_before_write(b->src, backup_before_write, b);
+    }
+    backup_jobs = g_list_remove(backup_jobs, b);
+    bdrv_perm_detach(b->src, &b->src_use);
+    bdrv_perm_detach(b->target, &b->target_use);
+    if (created_events) {
+        block_job_discard(b->job);
+    } else {
+        block_job_abandon(b->job);
+    }
+    backup_free(b);
 }
 
 JsonNode *qmp_blockdev_backup(JsonObject *args, Monitor *mon, GError **errp)
@@ -741,12 +767,37 @@ JsonNode *qmp_blockdev_backup(JsonObject *args, Monitor *mon, GError **errp)
     if (!b) {
         return NULL;
     }
-    if (!backup_start(b, errp)) {
-        bdrv_perm_detach(b->src, &b->src_use);
-        bdrv_perm_detach(b->target, &b->target_use);
-        block_job_abandon(b->job);
-        backup_free(b);
+    if (!backup_setup(b, errp)) {
+        backup_unwind(b, false);
         return NULL;
     }
+    backup_go(b);
     return qjson_empty_object();
+}
+
+/* ---- the transaction action: the job starts when the transaction commits ---- */
+
+static void tx_backup_commit(void *data)
+{
+    backup_go(data);
+}
+
+static void tx_backup_abort(void *data)
+{
+    backup_unwind(data, true);
+}
+
+bool qsd_backup_action(JsonObject *args, QsdTransaction *tx, GError **errp)
+{
+    BackupJob *b = backup_prepare(args, errp);
+
+    if (!b) {
+        return false;
+    }
+    if (!backup_setup(b, errp)) {
+        backup_unwind(b, true);
+        return false;
+    }
+    qsd_tx_add(tx, tx_backup_commit, tx_backup_abort, b, NULL);
+    return true;
 }

@@ -229,6 +229,13 @@ void block_job_abandon(Job *job)
     job_unref(job);
 }
 
+void block_job_discard(Job *job)
+{
+    job_set_status(job, JOB_STATUS_ABORTING);
+    job_set_status(job, JOB_STATUS_CONCLUDED);
+    block_job_abandon(job);
+}
+
 void job_drained(Job *job)
 {
     if (job->status == JOB_STATUS_RUNNING) {

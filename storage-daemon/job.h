@@ -53,6 +53,8 @@ Job *block_job_create(const char *id, const BlockJobDriver *drv, void *opaque,
 void block_job_run(Job *job);
 /* Setting the job up failed after block_job_create(): emits "null", frees it. */
 void block_job_abandon(Job *job);
+/* A created job's transaction failed: aborting, concluded, null; frees it. */
+void block_job_discard(Job *job);
 const char *job_get_id(Job *job);
 /* The graph around a running job changed: QEMU drains it (paused, running). */
 void job_drained(Job *job);
