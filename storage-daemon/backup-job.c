@@ -13,6 +13,7 @@
 #include "job.h"
 #include "qmp-commands.h"
 #include "transaction.h"
+#include "block/aio.h"
 #include "block/dirty-bitmap.h"
 
 #define BACKUP_CLUSTER 65536        /* QEMU's backup cluster size (at least) */
@@ -224,7 +225,14 @@ static int backup_before_write(BlockDriverState *bs, int64_t offset, int64_t byt
          ret >= 0 && i < b->to_copy->nb_bits && (int64_t)(i * b->cluster) < offset + bytes;
          i++) {
         if (bit_get(b->to_copy, i)) {
+            /*
+             * This runs in the source's request (maybe in a request worker):
+             * requests on the target (an export of it) may be in flight, so
+             * hold the target's I/O lock as they do
+             */
+            bdrv_aio_node_lock(b->target);
             ret = copy_clusters(b, i, i + 1);
+            bdrv_aio_node_unlock(b->target);
         }
     }
     if (ret >= 0 && b->new_writes) {
@@ -652,9 +660,12 @@ static BackupJob *backup_prepare(JsonObject *args, GError **errp)
             backup_free(b);
             return NULL;
         }
+        /*
+         * others may write too, as QEMU's target allows: a fleecing target
+         * whose backing file is the source (which an export writes) needs it
+         */
         if (bdrv_perm_attach_user(target, &b->target_use, desc, "target", b->job,
-                                  BLK_PERM_WRITE,
-                                  BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED,
+                                  BLK_PERM_WRITE, BLK_PERM_ALL & ~BLK_PERM_RESIZE,
                                   errp) < 0) {
             bdrv_perm_detach(src, &b->src_use);
             block_job_abandon(b->job);
