@@ -127,6 +127,12 @@ static void bits_set_range(BdrvBitmapBits *b, int64_t offset, int64_t bytes)
     }
 }
 
+/* Clear every bit (of a copy made by the block layer: exactly its words). */
+static void bits_clear(BdrvBitmapBits *b)
+{
+    memset(b->words, 0, DIV_ROUND_UP(b->nb_bits, 64) * sizeof(uint64_t));
+}
+
 static int64_t bits_count_bytes(const BdrvBitmapBits *b)
 {
     int64_t n = 0;
@@ -162,6 +168,9 @@ static int copy_out(BackupJob *b, int64_t offset, int64_t bytes)
         ret = bdrv_is_allocated(b->src, offset, bytes, &pnum);
         if (ret < 0) {
             return ret;
+        }
+        if (pnum <= 0 || pnum > bytes) {
+            pnum = bytes;
         }
         if (!ret) {
             return pnum >= bytes ? 0 : copy_out(b, offset + pnum, bytes - pnum);
@@ -323,7 +332,7 @@ static void backup_sync_bitmap(BackupJob *b)
         /* what was copied is clean: only the writes since the start stay */
         bits = bdrv_dirty_bitmap_get_bits(b->src, b->bitmap, &err);
         if (bits) {
-            memset(bits->words, 0, (bits->nb_bits / 64 + 1) * sizeof(uint64_t));
+            bits_clear(bits);
             if (b->new_writes) {
                 bdrv_bitmap_bits_or(bits, b->new_writes);
             }
@@ -332,7 +341,7 @@ static void backup_sync_bitmap(BackupJob *b)
         /* what was not copied, and the writes since the start */
         bits = bdrv_dirty_bitmap_get_bits(b->src, b->bitmap, &err);
         if (bits) {
-            memset(bits->words, 0, (bits->nb_bits / 64 + 1) * sizeof(uint64_t));
+            bits_clear(bits);
             bdrv_bitmap_bits_or(bits, b->to_copy);
             if (b->new_writes) {
                 bdrv_bitmap_bits_or(bits, b->new_writes);
