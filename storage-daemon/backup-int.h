@@ -50,8 +50,6 @@ void backup_go(BackupJob *b);
 /* Undo a job that never ran: @created_events: aborting, concluded, null (a
  * failed transaction), else only null; frees @b. */
 void backup_unwind(BackupJob *b, bool created_events);
-/* Is @bs the target of a backup job ("Node 'x' is busy: ...")? */
-bool backup_target_busy(BlockDriverState *bs, GError **errp);
 /* Is @bs the source of a backup job, so no target (QEMU's conflict message)? */
 bool backup_source_conflict(BlockDriverState *bs, const char *filter, GError **errp);
 

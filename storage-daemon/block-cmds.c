@@ -234,6 +234,9 @@ JsonNode *qmp_blockdev_del(JsonObject *args, Monitor *mon, GError **errp)
         error_setg(errp, "Node %s is not owned by the monitor", name);
         return NULL;
     }
+    if (backup_target_busy(bs, errp)) {
+        return NULL;
+    }
     if (qsd_export_uses_node(bs)) {
         error_setg(errp, "Node %s is in use", name);
         return NULL;

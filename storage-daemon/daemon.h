@@ -64,6 +64,8 @@ void job_cancel_all_sync(void);
 /* ---- backup jobs (backup-job.c) ---- */
 /* Is bitmap @name of @bs the sync bitmap of a backup job? */
 bool qsd_backup_uses_bitmap(BlockDriverState *bs, const char *name);
+/* Is @bs a backup job's target ("Node 'x' is busy: ...", QEMU's op blocker)? */
+bool backup_target_busy(BlockDriverState *bs, GError **errp);
 
 /* ---- NBD server and exports (export.c) ---- */
 /* How conflict messages name an export's use of its node (QEMU's BlockBackend). */

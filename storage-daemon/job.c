@@ -532,10 +532,13 @@ void job_cancel_all_sync(void)
             continue;
         }
         job->refcnt++;
+        /* QEMU's shutdown drains the graph first: a job pauses a moment */
         if (job->status == JOB_STATUS_READY) {
-            /* QEMU's shutdown drains the graph first: a ready job pauses a moment */
             job_set_status(job, JOB_STATUS_STANDBY);
             job_set_status(job, JOB_STATUS_READY);
+        } else if (job->status == JOB_STATUS_RUNNING) {
+            job_set_status(job, JOB_STATUS_PAUSED);
+            job_set_status(job, JOB_STATUS_RUNNING);
         }
         block_job_cancel(job, true);
         if (job->thread) {
