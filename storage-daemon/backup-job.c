@@ -334,6 +334,18 @@ bool qsd_backup_uses_bitmap(BlockDriverState *bs, const char *name)
     return false;
 }
 
+bool qsd_backup_uses_node(BlockDriverState *bs)
+{
+    for (GList *l = backup_jobs; l; l = l->next) {
+        BackupJob *b = l->data;
+
+        if (b->src == bs || b->target == bs) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Is @bs the target of a backup job (QEMU's op blocker on it)? */
 bool backup_target_busy(BlockDriverState *bs, GError **errp)
 {

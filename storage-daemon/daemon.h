@@ -66,6 +66,8 @@ void job_cancel_all_sync(void);
 bool qsd_backup_uses_bitmap(BlockDriverState *bs, const char *name);
 /* Is @bs a backup job's target ("Node 'x' is busy: ...", QEMU's op blocker)? */
 bool backup_target_busy(BlockDriverState *bs, GError **errp);
+/* Is @bs the source or the target of a backup job? */
+bool qsd_backup_uses_node(BlockDriverState *bs);
 
 /* ---- NBD server and exports (export.c) ---- */
 /* How conflict messages name an export's use of its node (QEMU's BlockBackend). */
