@@ -346,6 +346,33 @@ bool qsd_backup_uses_node(BlockDriverState *bs)
     return false;
 }
 
+bool qsd_backup_blocks_resize(BlockDriverState *bs, GError **errp)
+{
+    const char *name = bdrv_get_node_name(bs);
+
+    for (GList *l = backup_jobs; l; l = l->next) {
+        BackupJob *b = l->data;
+
+        if (b->target == bs) {
+            /* QEMU names the device, which a node has not */
+            error_setg(errp, "Device '(null)' is in use");
+            return true;
+        }
+    }
+    for (GList *l = backup_jobs; l; l = l->next) {
+        BackupJob *b = l->data;
+
+        if (b->src == bs) {
+            error_setg(errp, "Permission conflict on node '%s': permissions 'resize' "
+                       "are both required by an unnamed block device (uses node '%s' "
+                       "as 'root' child) and unshared by node '%s' (uses node '%s' as "
+                       "'file' child).", name, name, b->filter_name, name);
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Is @bs the target of a backup job (QEMU's op blocker on it)? */
 bool backup_target_busy(BlockDriverState *bs, GError **errp)
 {

@@ -415,6 +415,9 @@ JsonNode *qmp_block_resize(JsonObject *args, Monitor *mon, GError **errp)
         error_setg(errp, "Parameter 'size' expects a >0 size");
         return NULL;
     }
+    if (qsd_backup_blocks_resize(bs, errp)) {
+        return NULL;
+    }
     if (size % BDRV_SECTOR_SIZE) {
         error_setg(errp, "The new size must be a multiple of %d", (int)BDRV_SECTOR_SIZE);
         return NULL;

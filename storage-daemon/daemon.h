@@ -68,6 +68,12 @@ bool qsd_backup_uses_bitmap(BlockDriverState *bs, const char *name);
 bool backup_target_busy(BlockDriverState *bs, GError **errp);
 /* Is @bs the source or the target of a backup job? */
 bool qsd_backup_uses_node(BlockDriverState *bs);
+/*
+ * May @bs not be resized because of a backup job? QEMU's words: its target
+ * "Device '(null)' is in use", its source a permission conflict with the
+ * job's filter.
+ */
+bool qsd_backup_blocks_resize(BlockDriverState *bs, GError **errp);
 
 /* ---- NBD server and exports (export.c) ---- */
 /* How conflict messages name an export's use of its node (QEMU's BlockBackend). */
