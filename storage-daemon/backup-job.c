@@ -273,8 +273,9 @@ static void backup_sync_bitmap(BackupJob *b)
         }
     }
     /* otherwise the bitmap stays as it is: its bits and the writes since */
-    if (bits && bdrv_dirty_bitmap_set_bits(b->src, b->bitmap, bits, &err) < 0) {
-        bits = NULL;
+    /* set_bits only adds to a persistent bitmap: clear it first */
+    if (bits && bdrv_dirty_bitmap_clear(b->src, b->bitmap, &err) == 0) {
+        bdrv_dirty_bitmap_set_bits(b->src, b->bitmap, bits, &err);
     }
     if (err) {
         error_report("backup: bitmap '%s': %s", b->bitmap, err->message);
