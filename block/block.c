@@ -843,6 +843,9 @@ static void bdrv_free(BlockDriverState *bs)
     bdrv_aio_node_free(bs);
     bdrv_track_stop(bs);
     bdrv_dirty_bitmaps_release_all(bs);
+    if (bs->before_write) {
+        g_ptr_array_unref(bs->before_write);
+    }
     if (bs->perm_users) {
         g_ptr_array_unref(bs->perm_users);
     }

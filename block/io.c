@@ -1,8 +1,9 @@
 /*
  * Generic I/O: what every driver would otherwise repeat. Range checks, read-only
  * checks, alignment and bounce buffers for O_DIRECT, FUA as write+flush, fallbacks
- * for drivers that leave a callback NULL, flush propagation to children, and block
- * status resolution down to the protocol layer.
+ * for drivers that leave a callback NULL, flush propagation to children, block
+ * status resolution down to the protocol layer, and the hooks around writes
+ * (before-write notifiers, the write tracking of an active commit).
  */
 #include "qemu/osdep.h"
 #include "block/block_int.h"
@@ -224,6 +225,57 @@ static void track_write(BlockDriverState *bs, int64_t offset, int64_t bytes)
     }
 }
 
+typedef struct BdrvBeforeWrite {
+    BdrvBeforeWriteFunc fn;
+    void *opaque;
+} BdrvBeforeWrite;
+
+/* Run @bs's before-write notifiers for a change of [offset, offset+bytes). */
+static int before_write(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    if (!bs->before_write || bytes <= 0) {
+        return 0;
+    }
+    for (guint i = 0; i < bs->before_write->len; i++) {
+        BdrvBeforeWrite *n = bs->before_write->pdata[i];
+        int ret = n->fn(bs, offset, bytes, n->opaque);
+
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+void bdrv_add_before_write(BlockDriverState *bs, BdrvBeforeWriteFunc fn, void *opaque)
+{
+    BdrvBeforeWrite *n = g_new0(BdrvBeforeWrite, 1);
+
+    n->fn = fn;
+    n->opaque = opaque;
+    if (!bs->before_write) {
+        bs->before_write = g_ptr_array_new_with_free_func(g_free);
+    }
+    g_ptr_array_add(bs->before_write, n);
+}
+
+void bdrv_remove_before_write(BlockDriverState *bs, BdrvBeforeWriteFunc fn,
+                              void *opaque)
+{
+    for (guint i = 0; bs->before_write && i < bs->before_write->len; i++) {
+        BdrvBeforeWrite *n = bs->before_write->pdata[i];
+
+        if (n->fn == fn && n->opaque == opaque) {
+            g_ptr_array_remove_index(bs->before_write, i);
+            break;
+        }
+    }
+    if (bs->before_write && bs->before_write->len == 0) {
+        g_ptr_array_unref(bs->before_write);
+        bs->before_write = NULL;
+    }
+}
+
 static int finish_write(BlockDriverState *bs, int ret, int flags)
 {
     debug_event_self(bs, BLKDBG_PWRITEV_DONE);
@@ -248,6 +300,10 @@ int bdrv_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void 
         /* an empty compressed write asks the driver whether it can compress */
         return (flags & BDRV_REQ_WRITE_COMPRESSED) ?
                bs->drv->pwrite(bs, offset, 0, buf, flags) : 0;
+    }
+    ret = before_write(bs, offset, bytes);
+    if (ret < 0) {
+        return ret;
     }
     debug_event_self(bs, BLKDBG_PWRITEV);
     track_write(bs, offset, bytes);
@@ -302,6 +358,10 @@ int bdrv_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes, int 
     if (bytes == 0) {
         return 0;
     }
+    ret = before_write(bs, offset, bytes);
+    if (ret < 0) {
+        return ret;
+    }
     debug_event_self(bs, BLKDBG_PWRITEV_ZERO);
     track_write(bs, offset, bytes);
     ret = -ENOTSUP;
@@ -328,6 +388,10 @@ static int do_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, bool
     /* discard=ignore (blockdev-add's default): the request succeeds, nothing changes */
     if (bytes == 0 || !bs->drv->pdiscard || (!always && !(bs->open_flags & BDRV_O_UNMAP))) {
         return 0;
+    }
+    ret = before_write(bs, offset, bytes);
+    if (ret < 0) {
+        return ret;
     }
     track_write(bs, offset, bytes);
     ret = bs->drv->pdiscard(bs, offset, bytes);

@@ -234,6 +234,9 @@ JsonNode *qmp_blockdev_del(JsonObject *args, Monitor *mon, GError **errp)
         error_setg(errp, "Node %s is not owned by the monitor", name);
         return NULL;
     }
+    if (backup_target_busy(bs, errp)) {
+        return NULL;
+    }
     if (qsd_export_uses_node(bs)) {
         error_setg(errp, "Node %s is in use", name);
         return NULL;
@@ -410,6 +413,9 @@ JsonNode *qmp_block_resize(JsonObject *args, Monitor *mon, GError **errp)
     }
     if (size < 0) {
         error_setg(errp, "Parameter 'size' expects a >0 size");
+        return NULL;
+    }
+    if (qsd_backup_blocks_resize(bs, errp)) {
         return NULL;
     }
     if (size % BDRV_SECTOR_SIZE) {

@@ -603,7 +603,8 @@ JsonNode *qmp_block_commit(JsonObject *args, Monitor *mon, GError **errp)
         g_set_error(errp, QMP_ERROR_DEVICE_NOT_FOUND, 0, "Device '%s' not found", device);
         return NULL;
     }
-    if (node_has_parent(bs) || chain_job_on(bs)) {
+    /* a backup's source has QEMU's filter above it, its target the job */
+    if (node_has_parent(bs) || chain_job_on(bs) || qsd_backup_uses_node(bs)) {
         error_setg(errp, "Need a root block node");
         return NULL;
     }
@@ -707,6 +708,9 @@ JsonNode *qmp_block_stream(JsonObject *args, Monitor *mon, GError **errp)
             return NULL;
         }
         base = bdrv_backing_child(b);
+    }
+    if (backup_target_busy(bs, errp)) {
+        return NULL;
     }
     busy = chain_job_on(bs);
     if (busy) {

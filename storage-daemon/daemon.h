@@ -61,6 +61,20 @@ bool job_settling(void);
 /* Cancel every block job and wait for it to end (quit, signals). */
 void job_cancel_all_sync(void);
 
+/* ---- backup jobs (backup-job.c) ---- */
+/* Is bitmap @name of @bs the sync bitmap of a backup job? */
+bool qsd_backup_uses_bitmap(BlockDriverState *bs, const char *name);
+/* Is @bs a backup job's target ("Node 'x' is busy: ...", QEMU's op blocker)? */
+bool backup_target_busy(BlockDriverState *bs, GError **errp);
+/* Is @bs the source or the target of a backup job? */
+bool qsd_backup_uses_node(BlockDriverState *bs);
+/*
+ * May @bs not be resized because of a backup job? QEMU's words: its target
+ * "Device '(null)' is in use", its source a permission conflict with the
+ * job's filter.
+ */
+bool qsd_backup_blocks_resize(BlockDriverState *bs, GError **errp);
+
 /* ---- NBD server and exports (export.c) ---- */
 /* How conflict messages name an export's use of its node (QEMU's BlockBackend). */
 #define QSD_EXPORT_USER "an unnamed block device"
@@ -72,7 +86,10 @@ bool qsd_nbd_server_start(JsonObject *addr, const char *tls_creds,
 bool qsd_export_add(JsonObject *opts, GError **errp);
 /* Is @bs used by an export? */
 bool qsd_export_uses_node(BlockDriverState *bs);
-/* Does an export offer bitmap @name of @bs (which makes it busy, as QEMU's)? */
+/*
+ * Is bitmap @name of @bs busy, as QEMU's: offered by an export, or the sync
+ * bitmap of a backup job?
+ */
 bool qsd_export_uses_bitmap(BlockDriverState *bs, const char *name);
 void qsd_export_close_all(void);
 

@@ -181,7 +181,7 @@ bool qsd_export_uses_bitmap(BlockDriverState *bs, const char *name)
             }
         }
     }
-    return false;
+    return qsd_backup_uses_bitmap(bs, name);
 }
 
 static void export_free_bitmaps(NbdExport *exp)

@@ -229,6 +229,21 @@ void block_job_abandon(Job *job)
     job_unref(job);
 }
 
+void block_job_discard(Job *job)
+{
+    job_set_status(job, JOB_STATUS_ABORTING);
+    job_set_status(job, JOB_STATUS_CONCLUDED);
+    block_job_abandon(job);
+}
+
+void job_drained(Job *job)
+{
+    if (job->status == JOB_STATUS_RUNNING) {
+        job_set_status(job, JOB_STATUS_PAUSED);
+        job_set_status(job, JOB_STATUS_RUNNING);
+    }
+}
+
 void job_set_speed(Job *job, int64_t speed)
 {
     g_mutex_lock(&job_mutex);
@@ -295,6 +310,17 @@ void job_rate_limit(Job *job, int64_t bytes)
         }
         job->sleeping = false;
     }
+    g_mutex_unlock(&job_mutex);
+}
+
+void job_wait_cancelled(Job *job)
+{
+    g_mutex_lock(&job_mutex);
+    job->sleeping = true;
+    while (!job->cancelled && !job->soft_cancel) {
+        g_cond_wait(&job_cond, &job_mutex);
+    }
+    job->sleeping = false;
     g_mutex_unlock(&job_mutex);
 }
 
@@ -506,10 +532,13 @@ void job_cancel_all_sync(void)
             continue;
         }
         job->refcnt++;
+        /* QEMU's shutdown drains the graph first: a job pauses a moment */
         if (job->status == JOB_STATUS_READY) {
-            /* QEMU's shutdown drains the graph first: a ready job pauses a moment */
             job_set_status(job, JOB_STATUS_STANDBY);
             job_set_status(job, JOB_STATUS_READY);
+        } else if (job->status == JOB_STATUS_RUNNING) {
+            job_set_status(job, JOB_STATUS_PAUSED);
+            job_set_status(job, JOB_STATUS_RUNNING);
         }
         block_job_cancel(job, true);
         if (job->thread) {

@@ -53,7 +53,11 @@ Job *block_job_create(const char *id, const BlockJobDriver *drv, void *opaque,
 void block_job_run(Job *job);
 /* Setting the job up failed after block_job_create(): emits "null", frees it. */
 void block_job_abandon(Job *job);
+/* A created job's transaction failed: aborting, concluded, null; frees it. */
+void block_job_discard(Job *job);
 const char *job_get_id(Job *job);
+/* The graph around a running job changed: QEMU drains it (paused, running). */
+void job_drained(Job *job);
 void job_set_speed(Job *job, int64_t speed);
 
 /* ---- for the worker ---- */
@@ -72,6 +76,9 @@ void job_rate_limit(Job *job, int64_t bytes);
  * without pivot, as QEMU's mirror does) or job-cancel (-ECANCELED).
  */
 int job_ready_wait(Job *job);
+
+/* Wait until the job is cancelled (a job whose work is done by others). */
+void job_wait_cancelled(Job *job);
 
 /* Cancel every job and wait for them (quit, signals): the events come first. */
 void job_cancel_all_sync(void);

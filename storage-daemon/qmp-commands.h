@@ -53,6 +53,9 @@ QMP_HANDLER(qmp_block_stream);
 extern const QArg qapi_block_commit_args[];
 extern const QArg qapi_block_stream_args[];
 
+/* backup-job.c */
+QMP_HANDLER(qmp_blockdev_backup);
+extern const QArg qapi_blockdev_backup_args[];
 /* create.c */
 QMP_HANDLER(qmp_blockdev_create);
 QMP_HANDLER(qmp_x_blockdev_amend);

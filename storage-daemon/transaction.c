@@ -3,8 +3,9 @@
  * union on "type" whose variants wrap their arguments in "data"), checked
  * whole before anything runs, as QEMU's visitor does; then each action runs,
  * and on the first failure the ones before it are undone in reverse order.
- * Actions: the dirty bitmap commands and "abort". QEMU's other actions (backup
- * and snapshot ones) are refused by name: the daemon has no such command yet.
+ * Actions: the dirty bitmap commands, blockdev-backup and "abort". QEMU's other
+ * actions (snapshots, drive-backup) are refused by name: the daemon has no such
+ * command yet.
  */
 #include "transaction.h"
 #include "qmp-commands.h"
@@ -80,8 +81,7 @@ static const QVariant action_variants[] = {
     { "block-dirty-bitmap-enable", WRAP(qapi_block_dirty_bitmap_args) },
     { "block-dirty-bitmap-disable", WRAP(qapi_block_dirty_bitmap_args) },
     { "block-dirty-bitmap-merge", WRAP(qapi_block_dirty_bitmap_merge_args) },
-    { "blockdev-backup",
-      (const QArg[]) { { "data", QT_OBJECT_ANY, false, NULL, NULL, NULL }, QARG_END } },
+    { "blockdev-backup", WRAP(qapi_blockdev_backup_args) },
     { "blockdev-snapshot",
       (const QArg[]) { { "data", QT_OBJECT_ANY, false, NULL, NULL, NULL }, QARG_END } },
     { "blockdev-snapshot-internal-sync",
@@ -115,8 +115,8 @@ static bool run_action(QsdTransaction *tx, const char *type, JsonObject *data,
         error_setg(errp, "Transaction aborted using Abort action");
         return false;
     }
-    if (grouped) {
-        /* only the backup actions could take part in a grouped completion */
+    if (grouped && strcmp(type, "blockdev-backup")) {
+        /* only the backup actions take part in a grouped completion */
         error_setg(errp, "Action '%s' does not support Transaction property "
                    "completion-mode = grouped", type);
         return false;
@@ -133,6 +133,8 @@ static bool run_action(QsdTransaction *tx, const char *type, JsonObject *data,
         return qsd_bitmap_set_recording(data, false, tx, errp);
     } else if (!strcmp(type, "block-dirty-bitmap-merge")) {
         return qsd_bitmap_merge(data, tx, errp);
+    } else if (!strcmp(type, "blockdev-backup")) {
+        return qsd_backup_action(data, tx, errp);
     }
     error_setg(errp, "Transaction action '%s' is not supported by this daemon", type);
     return false;

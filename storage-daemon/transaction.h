@@ -28,5 +28,7 @@ bool qsd_bitmap_clear(JsonObject *args, QsdTransaction *tx, GError **errp);
 bool qsd_bitmap_set_recording(JsonObject *args, bool recording, QsdTransaction *tx,
                               GError **errp);
 bool qsd_bitmap_merge(JsonObject *args, QsdTransaction *tx, GError **errp);
+/* The blockdev-backup action (backup-job.c): the job runs when @tx commits. */
+bool qsd_backup_action(JsonObject *args, QsdTransaction *tx, GError **errp);
 
 #endif

@@ -270,6 +270,17 @@ int bdrv_block_status_above(BlockDriverState *bs, int64_t offset, int64_t bytes,
 void bdrv_track_writes(BlockDriverState *bs, int64_t granularity);
 void bdrv_track_stop(BlockDriverState *bs);
 bool bdrv_track_take(BlockDriverState *bs, int64_t *offset, int64_t *bytes);
+/*
+ * Before-write notifiers: @fn runs before every write, zero write and discard
+ * of [offset, offset+bytes) that reaches @bs through the generic request paths,
+ * before the data changes (a backup's copy-before-write). A negative return
+ * fails the request with that error, and the data stays as it was.
+ */
+typedef int (*BdrvBeforeWriteFunc)(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                   void *opaque);
+void bdrv_add_before_write(BlockDriverState *bs, BdrvBeforeWriteFunc fn, void *opaque);
+void bdrv_remove_before_write(BlockDriverState *bs, BdrvBeforeWriteFunc fn,
+                              void *opaque);
 /* Is the range allocated in this layer (not just the backing chain)? 1/0/-errno. */
 int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes, int64_t *pnum);
 

@@ -290,6 +290,9 @@ struct BlockDriverState {
      * they get what this node's users need and share */
     GPtrArray *filtered_slots;
 
+    /* bdrv_add_before_write(): BdrvBeforeWrite*, NULL while there are none */
+    GPtrArray *before_write;
+
     /* bdrv_track_writes(): one bit per @track_gran bytes written since */
     uint8_t *track_bits;
     int64_t track_gran, track_chunks;

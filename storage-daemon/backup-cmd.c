@@ -1,0 +1,341 @@
+/*
+ * The blockdev-backup command and transaction action: QEMU 7.2's argument
+ * schema (BlockdevBackup) and its checks in its order, with its messages
+ * (compared with Debian's daemon), then the job (backup-job.c) is created and
+ * run; in a transaction it runs only when the transaction commits.
+ */
+#include "backup-int.h"
+#include "qmp-commands.h"
+#include "transaction.h"
+
+static const char *const sync_values[] = {
+    "top", "full", "none", "incremental", "bitmap", NULL,
+};
+static const char *const bitmap_mode_values[] = {
+    "on-success", "never", "always", NULL,
+};
+static const char *const on_error_values[] = {
+    "report", "ignore", "enospc", "stop", "auto", NULL,
+};
+
+static const QArg x_perf_members[] = {
+    { "use-copy-range", QT_BOOL, true, NULL, NULL, NULL },
+    { "max-workers", QT_INT, true, NULL, NULL, NULL },
+    { "max-chunk", QT_INT, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+/* QEMU's BlockdevBackup: BackupCommon's members, then target */
+const QArg qapi_blockdev_backup_args[] = {
+    { "job-id", QT_STR, true, NULL, NULL, NULL },
+    { "device", QT_STR, false, NULL, NULL, NULL },
+    { "sync", QT_ENUM, false, sync_values, NULL, NULL },
+    { "speed", QT_INT, true, NULL, NULL, NULL },
+    { "bitmap", QT_STR, true, NULL, NULL, NULL },
+    { "bitmap-mode", QT_ENUM, true, bitmap_mode_values, NULL, NULL },
+    { "compress", QT_BOOL, true, NULL, NULL, NULL },
+    { "on-source-error", QT_ENUM, true, on_error_values, NULL, NULL },
+    { "on-target-error", QT_ENUM, true, on_error_values, NULL, NULL },
+    { "auto-finalize", QT_BOOL, true, NULL, NULL, NULL },
+    { "auto-dismiss", QT_BOOL, true, NULL, NULL, NULL },
+    { "filter-node-name", QT_STR, true, NULL, NULL, NULL },
+    { "x-perf", QT_STRUCT, true, NULL, x_perf_members, NULL },
+    { "target", QT_STR, false, NULL, NULL, NULL },
+    QARG_END,
+};
+
+static int enum_index(const char *const *values, const char *v)
+{
+    for (int i = 0; values[i]; i++) {
+        if (!strcmp(values[i], v)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* ---- the command ---- */
+
+static BlockDriverState *find_node(const char *name, GError **errp)
+{
+    BlockDriverState *bs = bdrv_find_node(name);
+
+    if (!bs) {
+        error_setg(errp, "Cannot find device='%s' nor node-name='%s'", name, name);
+    }
+    return bs;
+}
+
+/* The checks of the sync bitmap, in QEMU's order; @sync may become bitmap. */
+static bool check_bitmap(JsonObject *args, BlockDriverState *bs, int *sync,
+                         int *mode, GError **errp)
+{
+    const char *bitmap = opts_peek_str(args, "bitmap");
+    const char *mode_str = opts_peek_str(args, "bitmap-mode");
+    BdrvDirtyBitmapDesc d;
+
+    if ((*sync == SYNC_INCREMENTAL || *sync == SYNC_BITMAP) && !bitmap) {
+        error_setg(errp, "must provide a valid bitmap name for '%s' sync mode",
+                   sync_values[*sync]);
+        return false;
+    }
+    if (!bitmap) {
+        if (mode_str) {
+            error_setg(errp, "Cannot specify bitmap sync mode without a bitmap");
+            return false;
+        }
+        return true;
+    }
+    if (!bdrv_dirty_bitmap_describe(bs, bitmap, &d)) {
+        error_setg(errp, "Bitmap '%s' could not be found", bitmap);
+        return false;
+    }
+    if (!mode_str && *sync != SYNC_INCREMENTAL) {
+        error_setg(errp, "Bitmap sync mode must be given when providing a bitmap");
+        return false;
+    }
+    /* incremental is bitmap with on-success, which it need not name */
+    *mode = mode_str ? enum_index(bitmap_mode_values, mode_str) : MODE_ON_SUCCESS;
+    if (*sync == SYNC_INCREMENTAL) {
+        if (*mode != MODE_ON_SUCCESS) {
+            error_setg(errp, "Bitmap sync mode must be '%s' when using sync mode '%s'",
+                       "on-success", "incremental");
+            return false;
+        }
+        *sync = SYNC_BITMAP;
+    }
+    if (qsd_export_uses_bitmap(bs, bitmap)) {   /* exports' and backups' */
+        error_setg(errp, "Bitmap '%s' is currently in use by another operation and "
+                   "cannot be used", bitmap);
+        return false;
+    }
+    if (d.inconsistent) {
+        error_setg(errp, "Bitmap '%s' is inconsistent and cannot be used", bitmap);
+        return false;
+    }
+    if (*sync == SYNC_NONE) {
+        error_setg(errp, "sync mode '%s' does not produce meaningful bitmap outputs",
+                   "none");
+        return false;
+    }
+    if (*mode == MODE_NEVER && (*sync == SYNC_FULL || *sync == SYNC_TOP)) {
+        error_setg(errp, "Bitmap sync mode '%s' has no meaningful effect when combined "
+                   "with sync mode '%s'", "never", sync_values[*sync]);
+        return false;
+    }
+    return true;
+}
+
+/* x-perf.max-workers (before the sizes) or .max-chunk (after the filter). */
+static bool check_x_perf(JsonObject *args, int64_t cluster, bool chunk, GError **errp)
+{
+    JsonObject *perf = json_object_has_member(args, "x-perf") ?
+                       json_object_get_object_member(args, "x-perf") : NULL;
+
+    if (!perf) {
+        return true;
+    }
+    if (!chunk && json_object_has_member(perf, "max-workers")) {
+        int64_t w = json_object_get_int_member(perf, "max-workers");
+        if (w < 1 || w > INT_MAX) {
+            error_setg(errp, "max-workers must be between 1 and %d", INT_MAX);
+            return false;
+        }
+    }
+    if (chunk && json_object_has_member(perf, "max-chunk")) {
+        int64_t c = json_object_get_int_member(perf, "max-chunk");
+        if (c && c < cluster) {
+            error_setg(errp, "Required max-chunk (%" PRId64 ") is less than backup "
+                       "cluster size (%" PRId64 ")", c, cluster);
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * The target's checks (QEMU's filter insertion), in QEMU's order. The filter's
+ * name goes to *@filter_name.
+ */
+static bool check_target(JsonObject *args, BlockDriverState *target,
+                         char **filter_name, GError **errp)
+{
+    static unsigned filter_count;
+    const char *filter = opts_peek_str(args, "filter-node-name");
+
+    if (filter && bdrv_find_node(filter)) {
+        error_setg(errp, "Could not create node: Duplicate nodes with node-name='%s'",
+                   filter);
+        return false;
+    }
+    *filter_name = filter ? g_strdup(filter) :
+                   g_strdup_printf("#block%03u", 100 + filter_count++ % 900);
+    if (bdrv_is_read_only(target)) {
+        error_setg(errp, "Could not create node: Block node is read-only");
+    } else {
+        backup_source_conflict(target, *filter_name, errp);
+    }
+    if (errp && *errp) {
+        g_clear_pointer(filter_name, g_free);
+        return false;
+    }
+    return true;
+}
+
+static int64_t backup_cluster_size(BlockDriverState *target)
+{
+    BlockDriverInfo bdi;
+
+    if (bdrv_get_info(target, &bdi) == 0 && bdi.cluster_size > BACKUP_CLUSTER) {
+        return bdi.cluster_size;
+    }
+    return BACKUP_CLUSTER;
+}
+
+/* Everything checked and set up: the job, not started yet; NULL with errp set. */
+static BackupJob *backup_prepare(JsonObject *args, GError **errp)
+{
+    const char *device = opts_peek_str(args, "device");
+    const char *id = opts_peek_str(args, "job-id");
+    BlockDriverState *src, *target;
+    int sync = enum_index(sync_values, opts_peek_str(args, "sync"));
+    int mode = MODE_ON_SUCCESS;
+    bool compress = opts_get_bool(args, "compress", false, NULL);
+    int64_t len, speed, cluster;
+    char *filter_name = NULL;
+    BackupJob *b;
+
+    src = find_node(device, errp);
+    target = src ? find_node(opts_peek_str(args, "target"), errp) : NULL;
+    if (!target || !check_bitmap(args, src, &sync, &mode, errp)) {
+        return NULL;
+    }
+    if (src == target) {
+        error_setg(errp, "Source and target cannot be the same");
+        return NULL;
+    }
+    if (compress && !bdrv_supports_compressed_writes(bdrv_get_format_name(target))) {
+        /* QEMU names the target's device, which a node has not */
+        error_setg(errp, "Compression is not supported for this drive ");
+        return NULL;
+    }
+    if (backup_target_busy(src, errp) || backup_target_busy(target, errp)) {
+        return NULL;
+    }
+    if (!check_x_perf(args, 0, false, errp)) {
+        return NULL;
+    }
+    len = bdrv_getlength(src);
+    if (len < 0) {
+        error_setg_errno(errp, -len, "Unable to get length for '%s'", device);
+        return NULL;
+    }
+    if (len != bdrv_getlength(target)) {
+        error_setg(errp, "Source and target image have different sizes");
+        return NULL;
+    }
+    cluster = backup_cluster_size(target);
+    if (!check_target(args, target, &filter_name, errp)) {
+        return NULL;
+    }
+    if (!check_x_perf(args, cluster, true, errp)) {
+        g_free(filter_name);
+        return NULL;
+    }
+
+    b = g_new0(BackupJob, 1);
+    g_mutex_init(&b->lock);
+    b->sync = sync;
+    b->bitmap_mode = mode;
+    b->compress = compress;
+    b->len = len;
+    b->cluster = cluster;
+    b->bitmap = g_strdup(opts_peek_str(args, "bitmap"));
+    b->filter_name = filter_name;
+    b->job = block_job_create(id ? id : "", &backup_driver, b, backup_free,
+                              opts_get_bool(args, "auto-finalize", true, NULL),
+                              opts_get_bool(args, "auto-dismiss", true, NULL), errp);
+    if (!b->job) {
+        backup_free(b);
+        return NULL;
+    }
+    speed = json_object_has_member(args, "speed") ?
+            json_object_get_int_member(args, "speed") : 0;
+    if (speed < 0) {
+        error_setg(errp, "Parameter 'speed' expects a non-negative value");
+        block_job_abandon(b->job);
+        backup_free(b);
+        return NULL;
+    }
+    job_set_speed(b->job, speed);
+    {
+        g_autofree char *desc = g_strdup_printf("backup job '%s'", id);
+
+        if (bdrv_perm_attach_user(src, &b->src_use, desc, "source", b->job,
+                                  BLK_PERM_CONSISTENT_READ,
+                                  BLK_PERM_ALL & ~BLK_PERM_RESIZE, errp) < 0) {
+            block_job_abandon(b->job);
+            backup_free(b);
+            return NULL;
+        }
+        /*
+         * others may write too, as QEMU's target allows: a fleecing target
+         * whose backing file is the source (which an export writes) needs it
+         */
+        if (bdrv_perm_attach_user(target, &b->target_use, desc, "target", b->job,
+                                  BLK_PERM_WRITE, BLK_PERM_ALL & ~BLK_PERM_RESIZE,
+                                  errp) < 0) {
+            bdrv_perm_detach(src, &b->src_use);
+            block_job_abandon(b->job);
+            backup_free(b);
+            return NULL;
+        }
+    }
+    bdrv_ref(src);
+    b->src = src;
+    bdrv_ref(target);
+    b->target = target;
+    return b;
+}
+
+JsonNode *qmp_blockdev_backup(JsonObject *args, Monitor *mon, GError **errp)
+{
+    BackupJob *b = backup_prepare(args, errp);
+
+    if (!b) {
+        return NULL;
+    }
+    if (!backup_setup(b, errp)) {
+        backup_unwind(b, false);
+        return NULL;
+    }
+    backup_go(b);
+    return qjson_empty_object();
+}
+
+/* ---- the transaction action: the job starts when the transaction commits ---- */
+
+static void tx_backup_commit(void *data)
+{
+    backup_go(data);
+}
+
+static void tx_backup_abort(void *data)
+{
+    backup_unwind(data, true);
+}
+
+bool qsd_backup_action(JsonObject *args, QsdTransaction *tx, GError **errp)
+{
+    BackupJob *b = backup_prepare(args, errp);
+
+    if (!b) {
+        return false;
+    }
+    if (!backup_setup(b, errp)) {
+        backup_unwind(b, true);
+        return false;
+    }
+    qsd_tx_add(tx, tx_backup_commit, tx_backup_abort, b, NULL);
+    return true;
+}
