@@ -83,6 +83,27 @@ static bool check_declared(JsonObject *obj, const QArg *list, const char *prefix
 static bool check_leftovers(JsonObject *obj, const QArg *base, const QArg *variant,
                             const char *prefix, GError **errp);
 
+static bool check_one(JsonNode *n, const QArg *a, const char *full, GError **errp);
+
+/* An array whose elements are each checked as @elem, named "full[i]". */
+static bool check_list(JsonNode *n, const QArg *elem, const char *full, GError **errp)
+{
+    JsonArray *arr;
+
+    if (!JSON_NODE_HOLDS_ARRAY(n)) {
+        return type_error(errp, full, "array");
+    }
+    arr = json_node_get_array(n);
+    for (guint i = 0; i < json_array_get_length(arr); i++) {
+        g_autofree char *name = g_strdup_printf("%s[%u]", full, i);
+
+        if (!check_one(json_array_get_element(arr, i), elem, name, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool check_one(JsonNode *n, const QArg *a, const char *full, GError **errp)
 {
     switch (a->type) {
@@ -117,21 +138,10 @@ static bool check_one(JsonNode *n, const QArg *a, const char *full, GError **err
     case QT_ENUM:
         return check_enum(n, a, full, errp);
     case QT_ENUM_LIST: {
-        JsonArray *arr;
-        if (!JSON_NODE_HOLDS_ARRAY(n)) {
-            return type_error(errp, full, "array");
-        }
-        arr = json_node_get_array(n);
-        for (guint i = 0; i < json_array_get_length(arr); i++) {
-            g_autofree char *elem = g_strdup_printf("%s[%u]", full, i);
-            QArg e = *a;
-            /* QEMU names list elements 'null' in enum errors */
-            e.name = "null";
-            if (!check_enum(json_array_get_element(arr, i), &e, elem, errp)) {
-                return false;
-            }
-        }
-        return true;
+        QArg e = *a;
+        e.type = QT_ENUM;
+        e.name = "null";        /* QEMU names list elements 'null' in enum errors */
+        return check_list(n, &e, full, errp);
     }
     case QT_STRUCT:
         if (!JSON_NODE_HOLDS_OBJECT(n)) {
@@ -167,43 +177,18 @@ static bool check_one(JsonNode *n, const QArg *a, const char *full, GError **err
         }
         return type_error(errp, a->name,
                           a->type == QT_REF ? "BlockdevRef" : "BlockdevRefOrNull");
-    case QT_UNION_LIST: {
-        JsonArray *arr;
-        if (!JSON_NODE_HOLDS_ARRAY(n)) {
-            return type_error(errp, full, "array");
-        }
-        arr = json_node_get_array(n);
-        for (guint i = 0; i < json_array_get_length(arr); i++) {
-            g_autofree char *elem = g_strdup_printf("%s[%u]", full, i);
-            QArg u = *a;
-            u.type = QT_UNION;
-            if (!check_one(json_array_get_element(arr, i), &u, elem, errp)) {
-                return false;
-            }
-        }
-        return true;
-    }
+    case QT_UNION_LIST:
     case QT_ALT_LIST: {
-        JsonArray *arr;
-        if (!JSON_NODE_HOLDS_ARRAY(n)) {
-            return type_error(errp, full, "array");
-        }
-        arr = json_node_get_array(n);
-        for (guint i = 0; i < json_array_get_length(arr); i++) {
-            JsonNode *e = json_array_get_element(arr, i);
-            g_autofree char *elem = g_strdup_printf("%s[%u]", full, i);
-
-            if (JSON_NODE_HOLDS_OBJECT(e)) {
-                if (!qapi_check(json_node_get_object(e), a->members, elem, errp)) {
-                    return false;
-                }
-            } else if (!holds(e, G_TYPE_STRING)) {
-                /* sic: QEMU names list elements 'null' here */
-                return type_error(errp, "null", a->values[0]);
-            }
-        }
-        return true;
+        QArg e = *a;
+        e.type = a->type == QT_UNION_LIST ? QT_UNION : QT_ALT;
+        return check_list(n, &e, full, errp);
     }
+    case QT_ALT:
+        if (JSON_NODE_HOLDS_OBJECT(n)) {
+            return qapi_check(json_node_get_object(n), a->members, full, errp);
+        }
+        /* sic: QEMU names the element 'null' here */
+        return holds(n, G_TYPE_STRING) || type_error(errp, "null", a->values[0]);
     case QT_OBJECT_ANY:
         return JSON_NODE_HOLDS_OBJECT(n) || type_error(errp, full, "object");
     case QT_ANY:

@@ -27,8 +27,9 @@ typedef enum QType {
     QT_REF_OR_NULL, /* the same, or null */
     QT_UNION_LIST,  /* an array of QT_UNION objects (.members, .variants);
                        elements are named "name[i]" in errors */
-    QT_ALT_LIST,    /* an array whose elements are strings or objects checked
-                       as .members; .values[0] names the alternate type */
+    QT_ALT,         /* a string, or an object checked as .members; .values[0]
+                       names the alternate type */
+    QT_ALT_LIST,    /* an array of QT_ALT */
     QT_ANY,         /* anything (checked by the command) */
     QT_OBJECT_ANY,  /* any object */
 } QType;
