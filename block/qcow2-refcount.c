@@ -1282,7 +1282,9 @@ void qcow2_free_any_cluster(BlockDriverState *bs, uint64_t l2_entry, int nb_clus
 
 static bool ranges_overlap(int64_t a, int64_t alen, int64_t b, int64_t blen)
 {
-    return a < b + blen && b < a + alen;
+    /* in unsigned arithmetic: a hostile image's offsets may sit near INT64_MAX */
+    return (uint64_t)a < (uint64_t)b + (uint64_t)blen &&
+           (uint64_t)b < (uint64_t)a + (uint64_t)alen;
 }
 
 int qcow2_check_metadata_overlap(BlockDriverState *bs, int ign, int64_t offset,
