@@ -370,6 +370,9 @@ static int check_l1(CheckState *cs, uint64_t l1_offset, uint32_t l1_size, bool a
     return 0;
 }
 
+/* Clusters (bytes of cs->ref) that a repair may grow the check's table to. */
+#define CHECK_GROW_BUDGET ((int64_t)256 << 20)
+
 /*
  * A refcount block past the end of the file, with FIX_ERRORS: the file grows to
  * hold it (QEMU's repair; the new area reads as zeroes, an empty block). 0 when
@@ -384,6 +387,16 @@ static int grow_file_to_refblock(CheckState *cs, uint64_t off)
 
     if (off > (uint64_t)INT64_MAX - s->cluster_size) {
         return -EINVAL;
+    }
+    /*
+     * The check counts one byte per cluster of the file. A refblock terabytes
+     * past the end (a hostile or garbled entry) would need gigabytes for that,
+     * so past a budget the check ends as QEMU's does when that allocation
+     * fails (ENOMEM), but before the file has grown, not after.
+     */
+    if ((int64_t)size_to_clusters(s, off + s->cluster_size) >
+        MAX(CHECK_GROW_BUDGET, cs->nb_clusters + CHECK_GROW_BUDGET / 256)) {
+        return -ENOMEM;
     }
     ret = bdrv_truncate(cs->bs->file, off + s->cluster_size, false, PREALLOC_MODE_OFF,
                         0, &err);
