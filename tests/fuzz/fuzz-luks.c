@@ -12,7 +12,7 @@
 #include "qemu/osdep.h"
 #include "block/block.h"
 #include "qemu/objects.h"
-#include <sys/mman.h>
+#include "fuzz-memfd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -107,16 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 16 * MiB) {
         return 0;
     }
-    if (image_fd < 0) {
-        image_fd = memfd_create("fuzz-luks", MFD_CLOEXEC);
-        if (image_fd < 0) {
-            abort();
-        }
-    }
-    if (ftruncate(image_fd, 0) < 0 ||
-        (size && pwrite(image_fd, data, size, 0) != (ssize_t)size)) {
-        abort();
-    }
+    fuzz_memfd_fill(&image_fd, "fuzz-luks", data, size);
     img = g_strdup_printf("/proc/self/fd/%d", image_fd);
     secret = g_strconcat(prefix, "key-secret", NULL);
     for (int pass = 0; pass < 2; pass++) {

@@ -11,7 +11,7 @@
  */
 #include "qemu/osdep.h"
 #include "block/block.h"
-#include <sys/mman.h>
+#include "fuzz-memfd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -54,16 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 16 * MiB) {
         return 0;
     }
-    if (image_fd < 0) {
-        image_fd = memfd_create("fuzz-image", MFD_CLOEXEC);
-        if (image_fd < 0) {
-            abort();
-        }
-    }
-    if (ftruncate(image_fd, 0) < 0 ||
-        (size && pwrite(image_fd, data, size, 0) != (ssize_t)size)) {
-        abort();
-    }
+    fuzz_memfd_fill(&image_fd, "fuzz-image", data, size);
     img = g_strdup_printf("/proc/self/fd/%d", image_fd);
     opts_set_str_path(opts, "file.driver", "file");
     opts_set_str_path(opts, "file.filename", img);

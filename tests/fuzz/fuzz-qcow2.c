@@ -8,7 +8,7 @@
  */
 #include "qemu/osdep.h"
 #include "block/block.h"
-#include <sys/mman.h>
+#include "fuzz-memfd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -16,19 +16,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define IO_LEN 4096
 
 static int image_fd = -1, data_fd = -1;
-
-static void reset_fd(int *fd, const char *name, const uint8_t *data, size_t size)
-{
-    if (*fd < 0) {
-        *fd = memfd_create(name, MFD_CLOEXEC);
-        if (*fd < 0) {
-            abort();
-        }
-    }
-    if (ftruncate(*fd, 0) < 0 || (size && pwrite(*fd, data, size, 0) != (ssize_t)size)) {
-        abort();
-    }
-}
 
 /* Does the header ask for an external data file (incompatible bit 2, v3)? */
 static bool wants_data_file(const uint8_t *data, size_t size)
@@ -85,14 +72,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 16 * MiB) {
         return 0;
     }
-    reset_fd(&image_fd, "fuzz-image", data, size);
+    fuzz_memfd_fill(&image_fd, "fuzz-image", data, size);
     img = g_strdup_printf("/proc/self/fd/%d", image_fd);
     opts_set_str(opts, "driver", "qcow2");
     opts_set_str_path(opts, "file.driver", "file");
     opts_set_str_path(opts, "file.filename", img);
     opts_set_str_path(opts, "file.locking", "off");
     if (wants_data_file(data, size)) {
-        reset_fd(&data_fd, "fuzz-data", NULL, 0);
+        fuzz_memfd_fill(&data_fd, "fuzz-data", NULL, 0);
         df = g_strdup_printf("/proc/self/fd/%d", data_fd);
         opts_set_str_path(opts, "data-file.driver", "file");
         opts_set_str_path(opts, "data-file.filename", df);
