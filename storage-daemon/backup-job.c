@@ -71,17 +71,12 @@ static int64_t bits_count_bytes(const BdrvBitmapBits *b)
 
 /* ---- copying ---- */
 
-static bool buffer_is_zero(const uint8_t *buf, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if (buf[i]) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* Block layer locked: copy [offset, offset+bytes) of src to the target. */
+/*
+ * Block layer locked: copy [offset, offset+bytes) of src to the target. What the
+ * source's block status calls zero is written as zeroes; everything else as
+ * data, zero bytes too, as QEMU's backup does (it only detects zeroes when the
+ * target node asks for it with detect-zeroes).
+ */
 static int copy_out(BackupJob *b, int64_t offset, int64_t bytes)
 {
     g_autofree uint8_t *buf = NULL;
@@ -112,9 +107,6 @@ static int copy_out(BackupJob *b, int64_t offset, int64_t bytes)
     ret = bdrv_pread(b->src, offset, bytes, buf, 0);
     if (ret < 0) {
         return ret;
-    }
-    if (buffer_is_zero(buf, bytes)) {
-        return bdrv_pwrite_zeroes(b->target, offset, bytes, 0);
     }
     if (b->compress) {
         for (int64_t done = 0; done < bytes; done += b->cluster) {
