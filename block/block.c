@@ -701,6 +701,18 @@ void bdrv_perm_put_behind(BlockDriverState *bs, const void *group, bool behind)
     perm_refresh(bs, NULL);
 }
 
+bool bdrv_perm_group_above(BlockDriverState *bs, const void *group)
+{
+    for (guint i = 0; bs->perm_users && i < bs->perm_users->len; i++) {
+        BdrvPermUser *u = bs->perm_users->pdata[i];
+        if (u->group == group ||
+            (u->parent && u->parent != bs && bdrv_perm_group_above(u->parent, group))) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void bdrv_perm_detach(BlockDriverState *bs, const void *owner)
 {
     BdrvPermUser *u = perm_user_find(bs, owner);

@@ -10,6 +10,7 @@
 #include "nbd.h"
 #include "nbd-tls.h"
 #include "qmp-commands.h"
+#include "job.h"
 #ifdef CONFIG_FUSE
 #include "fuse-export.h"
 #endif
@@ -510,6 +511,10 @@ JsonNode *qmp_block_export_del(JsonObject *args, Monitor *mon, GError **errp)
     if (exp->clients && !(mode && !strcmp(mode, "hard"))) {
         error_setg(errp, "export '%s' still in use", id);
         return NULL;
+    }
+    /* QEMU drains the export's node twice as it lets go of it */
+    for (int i = 0; i < 2; i++) {
+        jobs_drain_end(jobs_drain_begin(exp->bs));
     }
     exp->shutting_down = true;
     nbd_server_drop_clients(exp);

@@ -244,6 +244,36 @@ void job_drained(Job *job)
     }
 }
 
+GList *jobs_drain_begin(BlockDriverState *bs)
+{
+    GList *paused = NULL;
+
+    for (GList *l = jobs; l; l = l->next) {
+        Job *job = l->data;
+
+        if (job->drv && job->status == JOB_STATUS_RUNNING &&
+            (!bs || bdrv_perm_group_above(bs, job))) {
+            job_set_status(job, JOB_STATUS_PAUSED);
+            job->refcnt++;
+            paused = g_list_prepend(paused, job);
+        }
+    }
+    return g_list_reverse(paused);
+}
+
+void jobs_drain_end(GList *paused)
+{
+    for (GList *l = paused; l; l = l->next) {
+        Job *job = l->data;
+
+        if (job->status == JOB_STATUS_PAUSED) {
+            job_set_status(job, JOB_STATUS_RUNNING);
+        }
+        job_unref(job);
+    }
+    g_list_free(paused);
+}
+
 void job_set_speed(Job *job, int64_t speed)
 {
     g_mutex_lock(&job_mutex);

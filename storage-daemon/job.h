@@ -58,6 +58,16 @@ void block_job_discard(Job *job);
 const char *job_get_id(Job *job);
 /* The graph around a running job changed: QEMU drains it (paused, running). */
 void job_drained(Job *job);
+/*
+ * QEMU drains nodes around some commands (every transaction drains them all;
+ * block-export-del the export's node), and each running block job that uses a
+ * drained node, or a node above it, pauses for the while: "paused" now and
+ * "running" at jobs_drain_end(). @bs NULL: every running block job. The jobs
+ * only show the states; their work goes on.
+ */
+GList *jobs_drain_begin(BlockDriverState *bs);
+void jobs_drain_end(GList *paused);
+
 void job_set_speed(Job *job, int64_t speed);
 
 /* ---- for the worker ---- */

@@ -9,6 +9,7 @@
  */
 #include "transaction.h"
 #include "qmp-commands.h"
+#include "job.h"
 
 typedef struct TxEntry {
     QsdTxFn commit, abort;
@@ -175,6 +176,7 @@ JsonNode *qmp_transaction(JsonObject *args, Monitor *mon, GError **errp)
     QsdTransaction tx;
     JsonArray *arr;
     bool ok = true;
+    GList *drained = jobs_drain_begin(NULL);    /* QEMU drains all nodes */
 
     arr = json_object_get_array_member(args, "actions");
     tx.entries = g_array_new(FALSE, FALSE, sizeof(TxEntry));
@@ -187,5 +189,6 @@ JsonNode *qmp_transaction(JsonObject *args, Monitor *mon, GError **errp)
                         !strcmp(mode, "grouped"), errp);
     }
     tx_finish(&tx, ok);
+    jobs_drain_end(drained);
     return ok ? qjson_empty_object() : NULL;
 }

@@ -77,6 +77,11 @@ int bdrv_perm_attach_user(BlockDriverState *bs, const void *owner, const char *d
  * backing file, as behind QEMU's commit filter; !@behind undoes it.
  */
 void bdrv_perm_put_behind(BlockDriverState *bs, const void *group, bool behind);
+/*
+ * Whether job @group uses @bs or a node above it (a parent, its parent...):
+ * draining @bs reaches such a job in QEMU, which pauses it for the while.
+ */
+bool bdrv_perm_group_above(BlockDriverState *bs, const void *group);
 /* Drop @owner's use of @bs (if any): its locks follow. */
 void bdrv_perm_detach(BlockDriverState *bs, const void *owner);
 
