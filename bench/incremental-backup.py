@@ -1,0 +1,154 @@
+#!/usr/bin/python3
+"""The incremental-backup workload of bench/run, one process per step.
+
+    incremental-backup.py dirty QMP NBD STRIDE LEN      (setup, untimed)
+    incremental-backup.py backup QMP NBD FLEECE DEST    (timed)
+    incremental-backup.py ref RAW DEST STRIDE LEN       (the reference, timed)
+
+dirty: on a daemon serving node "disk", adds the persistent bitmap "inc",
+exports the disk writable as "guest" and writes LEN bytes every STRIDE bytes
+through it (the guest's writes: 5% of the disk for STRIDE = 20 x LEN).
+backup: one pull-mode incremental backup, as docs/incremental-backup.md does
+it: blockdev-add of the fleece overlay FLEECE (made beforehand, backed by the
+disk's image), one transaction (freeze "inc" into "frozen", clear "inc",
+blockdev-backup sync=none into the fleece), export of the fleece with
+"frozen", a libnbd copy of its dirty extents into DEST, then block-export-del,
+job-cancel, blockdev-del and block-dirty-bitmap-remove. Prints the bytes
+copied. ref: the same extents copied from the raw disk with pread/pwrite,
+what dd of only the dirty bytes would do, in one process.
+Needs python3-libnbd (the Debian package installs it for /usr/bin/python3).
+"""
+import json
+import os
+import socket
+import sys
+
+
+class Qmp:
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX)
+        self.s.connect(path)
+        self.f = self.s.makefile('rw')
+        self.events = []
+        self.read()                                     # greeting
+        self.cmd('qmp_capabilities')
+
+    def read(self):
+        line = self.f.readline()
+        if not line:
+            sys.exit('QMP: connection closed')
+        return json.loads(line)
+
+    def cmd(self, command, **args):
+        self.f.write(json.dumps({'execute': command, 'arguments': args}) + '\n')
+        self.f.flush()
+        while True:
+            r = self.read()
+            if 'event' in r:
+                self.events.append(r)
+                continue
+            if 'error' in r:
+                sys.exit('QMP %s: %s' % (command, r['error']['desc']))
+            return r['return']
+
+    def wait_job(self, job, status):
+        while True:
+            for e in self.events:
+                d = e.get('data', {})
+                if e['event'] == 'JOB_STATUS_CHANGE' and d.get('id') == job and \
+                        d.get('status') == status:
+                    self.events = []
+                    return
+            self.events = []
+            r = self.read()
+            if 'event' in r:
+                self.events.append(r)
+
+
+def extents(stride, length, size):
+    return [(off, min(length, size - off)) for off in range(0, size, stride)]
+
+
+def dirty(qmp_path, nbd_path, stride, length):
+    import nbd
+    q = Qmp(qmp_path)
+    q.cmd('block-dirty-bitmap-add', node='disk', name='inc', persistent=True)
+    q.cmd('block-export-add', type='nbd', id='guest', **{'node-name': 'disk'},
+          writable=True)
+    h = nbd.NBD()
+    h.connect_uri('nbd+unix:///disk?socket=%s' % nbd_path)
+    buf = b'\xa5' * length
+    for off, n in extents(stride, length, h.get_size()):
+        h.pwrite(buf[:n], off)
+    h.flush()
+    h.shutdown()
+
+
+def backup(qmp_path, nbd_path, fleece, dest):
+    import nbd
+    q = Qmp(qmp_path)
+    q.cmd('blockdev-add', driver='qcow2', **{'node-name': 'fleece'},
+          file={'driver': 'file', 'filename': fleece}, backing='disk')
+    q.cmd('transaction', actions=[
+        {'type': 'block-dirty-bitmap-add',
+         'data': {'node': 'disk', 'name': 'frozen', 'disabled': True}},
+        {'type': 'block-dirty-bitmap-merge',
+         'data': {'node': 'disk', 'target': 'frozen', 'bitmaps': ['inc']}},
+        {'type': 'block-dirty-bitmap-clear', 'data': {'node': 'disk', 'name': 'inc'}},
+        {'type': 'blockdev-backup',
+         'data': {'job-id': 'fl', 'device': 'disk', 'target': 'fleece', 'sync': 'none'}}])
+    q.cmd('block-export-add', type='nbd', id='fleece', **{'node-name': 'fleece'},
+          bitmaps=['frozen'])
+    ctx = 'qemu:dirty-bitmap:frozen'
+    h = nbd.NBD()
+    h.add_meta_context(ctx)
+    h.connect_uri('nbd+unix:///fleece?socket=%s' % nbd_path)
+    size = h.get_size()
+    fd = os.open(dest, os.O_WRONLY)
+    off = copied = 0
+    while off < size:
+        found = []
+
+        def cb(meta, start, entries, err):
+            if meta == ctx:
+                found.extend(zip(entries[0::2], entries[1::2]))
+            return 0
+        h.block_status(min(size - off, 1 << 30), off, cb)
+        for length, flags in found:
+            length = min(length, size - off)
+            if flags & 1:
+                os.pwrite(fd, h.pread(length, off), off)
+                copied += length
+            off += length
+    os.fsync(fd)
+    os.close(fd)
+    h.shutdown()
+    q.cmd('block-export-del', id='fleece')
+    q.cmd('job-cancel', id='fl')
+    q.wait_job('fl', 'null')
+    q.cmd('blockdev-del', **{'node-name': 'fleece'})
+    q.cmd('block-dirty-bitmap-remove', node='disk', name='frozen')
+    print('%d bytes copied' % copied)
+
+
+def ref(raw, dest, stride, length):
+    src = os.open(raw, os.O_RDONLY)
+    fd = os.open(dest, os.O_WRONLY)
+    copied = 0
+    for off, n in extents(stride, length, os.fstat(src).st_size):
+        os.pwrite(fd, os.pread(src, n, off), off)
+        copied += n
+    os.fsync(fd)
+    print('%d bytes copied' % copied)
+
+
+if __name__ == '__main__':
+    mode, a = sys.argv[1], sys.argv[2:]
+    if mode == 'dirty':
+        dirty(a[0], a[1], int(a[2]), int(a[3]))
+    elif mode == 'backup':
+        backup(a[0], a[1], a[2], a[3])
+    elif mode == 'ref':
+        ref(a[0], a[1], int(a[2]), int(a[3]))
+    else:
+        sys.exit(__doc__)
