@@ -176,16 +176,20 @@ static bool buffer_is_zero(const uint8_t *buf, size_t len)
     return true;
 }
 
-/* Copy what @from reads at [offset, offset+bytes) into @to. */
+/*
+ * Copy what @from reads at [offset, offset+bytes) into @to. @detect_zeroes:
+ * a buffer of zero bytes is written as a zero write, as QEMU's stream does
+ * (its copy-on-read); QEMU's commit writes such data as data.
+ */
 static int copy_range(BlockDriverState *from, BlockDriverState *to, int64_t offset,
-                      int64_t bytes, uint8_t *buf)
+                      int64_t bytes, uint8_t *buf, bool detect_zeroes)
 {
     int ret = bdrv_pread(from, offset, bytes, buf, 0);
 
     if (ret < 0) {
         return ret;
     }
-    if (buffer_is_zero(buf, bytes)) {
+    if (detect_zeroes && buffer_is_zero(buf, bytes)) {
         return bdrv_pwrite_zeroes(to, offset, bytes, 0);
     }
     return bdrv_pwrite(to, offset, bytes, buf, 0);
@@ -217,7 +221,7 @@ static int copy_pass(Job *job, BlockDriverState *from, BlockDriverState *top,
         }
         r = allocated_above(top, base, off, n, &n);
         if (r > 0 && !count) {
-            r = copy_range(from, to, off, n, buf);
+            r = copy_range(from, to, off, n, buf, false);
             r = r < 0 ? r : 1;
         }
         if (!locked) {
@@ -287,7 +291,7 @@ static int stream_run(Job *job, void *opaque, GError **errp)
             if (r == 0) {
                 r = allocated_above(below, cj->base, off, n, &n);
                 if (r > 0) {
-                    r = copy_range(cj->device, cj->device, off, n, buf);
+                    r = copy_range(cj->device, cj->device, off, n, buf, true);
                     r = r < 0 ? r : 1;
                 }
             } else if (r > 0) {
@@ -372,7 +376,7 @@ static int commit_run(Job *job, void *opaque, GError **errp)
         job_progress_grow(job, n);
         for (int64_t done = 0; ret >= 0 && done < n; done += COPY_CHUNK) {
             ret = copy_range(cj->top, cj->base, off + done, MIN(COPY_CHUNK, n - done),
-                             buf);
+                             buf, false);
         }
         job_progress_add(job, n);
     }
