@@ -51,6 +51,31 @@ const QArg qapi_block_stream_args[] = {
     QARG_END,
 };
 
+static const char *const mirror_sync_values[] = {
+    "top", "full", "none", "incremental", "bitmap", NULL,
+};
+static const char *const copy_mode_values[] = { "background", "write-blocking", NULL };
+
+const QArg qapi_blockdev_mirror_args[] = {
+    { "job-id", QT_STR, true, NULL, NULL, NULL },
+    { "device", QT_STR, false, NULL, NULL, NULL },
+    { "target", QT_STR, false, NULL, NULL, NULL },
+    { "replaces", QT_STR, true, NULL, NULL, NULL },
+    { "sync", QT_ENUM, false, mirror_sync_values, NULL, NULL },
+    { "speed", QT_INT, true, NULL, NULL, NULL },
+    { "granularity", QT_INT, true, NULL, NULL, NULL },
+    { "buf-size", QT_INT, true, NULL, NULL, NULL },
+    { "on-source-error", QT_ENUM, true, on_error_values, NULL, NULL },
+    { "on-target-error", QT_ENUM, true, on_error_values, NULL, NULL },
+    { "filter-node-name", QT_STR, true, NULL, NULL, NULL },
+    { "copy-mode", QT_ENUM, true, copy_mode_values, NULL, NULL },
+    { "auto-finalize", QT_BOOL, true, NULL, NULL, NULL },
+    { "auto-dismiss", QT_BOOL, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+typedef enum { MIRROR_NO, MIRROR_FULL, MIRROR_TOP, MIRROR_NONE } MirrorSync;
+
 /* One node a job uses; its address owns the permissions taken on the node. */
 typedef struct JobUse {
     BlockDriverState *bs;
@@ -59,7 +84,8 @@ typedef struct JobUse {
 typedef struct ChainJob {
     Job *job;
     bool stream;
-    bool active;                /* commit of the device's active layer */
+    bool active;                /* commit of the device's active layer, or a mirror */
+    MirrorSync mirror;          /* blockdev-mirror (base: its target), or MIRROR_NO */
     BlockDriverState *device;   /* the job's main node */
     BlockDriverState *top;      /* commit: the top-most committed node */
     BlockDriverState *base;     /* commit target; stream: the new backing (or NULL) */
@@ -84,6 +110,23 @@ static ChainJob *chain_job_on(BlockDriverState *bs)
     for (GList *l = chain_jobs; l; l = l->next) {
         ChainJob *cj = l->data;
         if (cj->device == bs) {
+            return cj;
+        }
+    }
+    return NULL;
+}
+
+static const char *chain_job_type(ChainJob *cj)
+{
+    return cj->stream ? "stream" : cj->mirror ? "mirror" : "commit";
+}
+
+/* The mirror job whose target @bs is, if any. */
+static ChainJob *mirror_job_into(BlockDriverState *bs)
+{
+    for (GList *l = chain_jobs; l; l = l->next) {
+        ChainJob *cj = l->data;
+        if (cj->mirror && cj->base == bs) {
             return cj;
         }
     }
@@ -244,6 +287,58 @@ static int copy_pass(Job *job, BlockDriverState *from, BlockDriverState *top,
     return 0;
 }
 
+/*
+ * blockdev-mirror's pass over [0, len) of the source (cj->top) into the target
+ * (cj->base): sync full every range, sync top those the source's own layer
+ * holds; what block status calls zero is written as zeroes, the rest as data,
+ * zero bytes included. @count (block layer locked by the caller): only add the
+ * size of those ranges into *@total.
+ */
+static int mirror_pass(Job *job, ChainJob *cj, int64_t len, bool count, int64_t *total,
+                       GError **errp)
+{
+    g_autofree uint8_t *buf = count ? NULL : g_malloc(COPY_CHUNK);
+
+    for (int64_t off = 0; off < len; ) {
+        int64_t n = MIN(COPY_CHUNK, len - off);
+        int r = 1;
+
+        if (!count) {
+            job_pause_point(job);
+            if (job_is_cancelled(job)) {
+                return -ECANCELED;
+            }
+            block_lock();
+        }
+        if (cj->mirror == MIRROR_TOP) {
+            r = bdrv_is_allocated(cj->top, off, n, &n);
+        }
+        if (r > 0 && !count) {
+            int64_t st = bdrv_block_status_above(cj->top, off, n, &n);
+
+            r = st < 0 ? st : (st & BDRV_BLOCK_ZERO) ?
+                bdrv_pwrite_zeroes(cj->base, off, n, 0) :
+                copy_range(cj->top, cj->base, off, n, buf, false);
+            r = r < 0 ? r : 1;
+        }
+        if (!count) {
+            block_unlock();
+        }
+        if (r < 0) {
+            error_setg_errno(errp, -r, "Could not copy data");
+            return r;
+        }
+        if (count) {
+            *total += r ? n : 0;
+        } else if (r) {
+            job_progress_add(job, n);
+            job_rate_limit(job, n);
+        }
+        off += n;
+    }
+    return 0;
+}
+
 static int flush_locked(BlockDriverState *bs, GError **errp)
 {
     int ret;
@@ -326,7 +421,10 @@ static int commit_run(Job *job, void *opaque, GError **errp)
     len = bdrv_getlength(cj->top);
     base_len = bdrv_getlength(cj->base);
     ret = len < 0 ? len : base_len < 0 ? base_len : 0;
-    if (ret == 0 && base_len < len) {
+    if (ret == 0 && cj->mirror && base_len != len) {
+        error_setg(errp, "Source and target image have different sizes");
+        ret = -EINVAL;
+    } else if (ret == 0 && base_len < len) {
         /* the base grows to the top's size, as QEMU's commit does */
         ret = bdrv_truncate(cj->base, len, false, PREALLOC_MODE_OFF, 0, errp);
     }
@@ -349,15 +447,27 @@ static int commit_run(Job *job, void *opaque, GError **errp)
     /* the device's users keep writing to the top: what they change is copied
      * again before the pivot */
     bdrv_track_writes(cj->top, TRACK_GRANULARITY);
-    ret = copy_pass(job, cj->top, cj->top, cj->base, NULL, len, true, false, true,
-                    &total, errp);
+    if (cj->mirror == MIRROR_NONE) {
+        ret = 0;
+    } else if (cj->mirror) {
+        ret = mirror_pass(job, cj, len, true, &total, errp);
+    } else {
+        ret = copy_pass(job, cj->top, cj->top, cj->base, NULL, len, true, false, true,
+                        &total, errp);
+    }
     block_unlock();
     if (ret < 0) {
         return ret;
     }
     job_progress_set_total(job, total);
-    ret = copy_pass(job, cj->top, cj->top, cj->base, cj->base, len, false, false,
-                    false, NULL, errp);
+    if (cj->mirror == MIRROR_NONE) {
+        ret = 0;
+    } else if (cj->mirror) {
+        ret = mirror_pass(job, cj, len, false, NULL, errp);
+    } else {
+        ret = copy_pass(job, cj->top, cj->top, cj->base, cj->base, len, false, false,
+                        false, NULL, errp);
+    }
     if (ret == 0) {
         ret = flush_locked(cj->base, errp);
     }
@@ -430,6 +540,16 @@ static bool commit_finalize(Job *job, void *opaque, bool completed, GError **err
 
     if (cj->active) {
         if (completed) {
+            if (cj->mirror) {
+                /* the job's own use of its target, which shares no writing,
+                 * goes first: the exports take the target over */
+                for (guint i = 0; i < cj->uses->len; i++) {
+                    JobUse *u = cj->uses->pdata[i];
+                    if (u->bs == cj->base) {
+                        bdrv_perm_detach(u->bs, u);
+                    }
+                }
+            }
             qsd_export_replace_node(cj->top, cj->base);
         }
         return true;
@@ -450,6 +570,13 @@ static void chain_job_clean(Job *job, void *opaque)
 
 static const BlockJobDriver commit_driver = {
     .type = "commit",
+    .run = commit_run,
+    .finalize = commit_finalize,
+    .clean = chain_job_clean,
+};
+
+static const BlockJobDriver mirror_driver = {
+    .type = "mirror",
     .run = commit_run,
     .finalize = commit_finalize,
     .clean = chain_job_clean,
@@ -550,12 +677,17 @@ static bool start_chain_job(ChainJob *cj, const BlockJobDriver *drv, const char 
             ok = job_use(cj, cj->top, QSD_EXPORT_USER, "root",
                          BLK_PERM_CONSISTENT_READ, BLK_PERM_ALL, errp);
         }
-        for (BlockDriverState *l = from; ok && l && l != cj->base;
+        for (BlockDriverState *l = from; ok && !cj->mirror && l && l != cj->base;
              l = bdrv_backing_child(l)) {
             ok = job_use(cj, l, desc, "intermediate node", inter_perm, inter_shared,
                          errp);
         }
-        if (ok && !cj->stream) {
+        if (ok && cj->mirror) {
+            ok = job_use(cj, cj->base, QSD_EXPORT_USER, "root",
+                         BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE,
+                         BLK_PERM_ALL & ~(BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE |
+                                          BLK_PERM_RESIZE), errp);
+        } else if (ok && !cj->stream) {
             /* resize only when the base must grow to the top's size */
             bool grow = bdrv_getlength(cj->base) < bdrv_getlength(cj->top);
             ok = job_use(cj, cj->base, QSD_EXPORT_USER, "root",
@@ -719,7 +851,7 @@ JsonNode *qmp_block_stream(JsonObject *args, Monitor *mon, GError **errp)
     busy = chain_job_on(bs);
     if (busy) {
         error_setg(errp, "Node '%s' is busy: block device is in use by block job: %s",
-                   device, busy->stream ? "stream" : "commit");
+                   device, chain_job_type(busy));
         return NULL;
     }
     if (bdrv_is_read_only(bs)) {
@@ -736,5 +868,103 @@ JsonNode *qmp_block_stream(JsonObject *args, Monitor *mon, GError **errp)
     cj->top = bs;
     cj->base = base;
     return start_chain_job(cj, &stream_driver, id, args, errp) ?
+           qjson_empty_object() : NULL;
+}
+
+/*
+ * A node using @bs as its backing file, the one QEMU names ("node is used as
+ * backing hd of 'x'": the newest such node, its op blocker being checked first).
+ */
+static BlockDriverState *backing_parent(BlockDriverState *bs)
+{
+    BlockDriverState *found = NULL;
+
+    for (BlockDriverState *n = bdrv_next_node(NULL); n; n = bdrv_next_node(n)) {
+        if (bdrv_backing_child(n) == bs) {
+            found = n;
+        }
+    }
+    return found;
+}
+
+JsonNode *qmp_blockdev_mirror(JsonObject *args, Monitor *mon, GError **errp)
+{
+    const char *device = opts_peek_str(args, "device");
+    const char *target_name = opts_peek_str(args, "target");
+    const char *sync = opts_peek_str(args, "sync");
+    const char *replaces = opts_peek_str(args, "replaces");
+    const char *id = opts_peek_str(args, "job-id");
+    BlockDriverState *bs = bdrv_find_node(device), *target, *parent;
+    ChainJob *cj, *busy;
+
+    if (!bs) {
+        error_setg(errp, "Cannot find device='%s' nor node-name='%s'", device, device);
+        return NULL;
+    }
+    target = bdrv_find_node(target_name);
+    if (!target) {
+        error_setg(errp, "Cannot find device='%s' nor node-name='%s'", target_name,
+                   target_name);
+        return NULL;
+    }
+    if (bs == target) {
+        error_setg(errp, "Can't mirror node into itself");
+        return NULL;
+    }
+    /* QEMU's mirror filter goes on top of the source: it must be a root */
+    if (node_has_parent(bs) || chain_job_on(bs) || mirror_job_into(bs) ||
+        qsd_backup_uses_node(bs)) {
+        error_setg(errp, "Need a root block node");
+        return NULL;
+    }
+    parent = backing_parent(target);
+    if (parent) {
+        error_setg(errp, "Node '%s' is busy: node is used as backing hd of '%s'",
+                   target_name, bdrv_get_node_name(parent));
+        return NULL;
+    }
+    busy = chain_job_on(target) ? chain_job_on(target) : mirror_job_into(target);
+    if (busy) {
+        error_setg(errp, "Node '%s' is busy: block device is in use by block job: %s",
+                   target_name, chain_job_type(busy));
+        return NULL;
+    }
+    if (backup_target_busy(target, errp)) {
+        return NULL;
+    }
+    if (!strcmp(sync, "incremental") || !strcmp(sync, "bitmap")) {
+        error_setg(errp, "Sync mode '%s' not supported", sync);
+        return NULL;
+    }
+    if (json_object_has_member(args, "granularity")) {
+        int64_t g = json_object_get_int_member(args, "granularity");
+        if (g < 512 || g > 64 * MiB) {
+            error_setg(errp, "Parameter 'granularity' expects a value in range "
+                       "[512B, 64MB]");
+            return NULL;
+        }
+        if (g & (g - 1)) {
+            error_setg(errp, "Parameter 'granularity' expects a power of 2");
+            return NULL;
+        }
+    }
+    if (json_object_has_member(args, "buf-size") &&
+        json_object_get_int_member(args, "buf-size") < 0) {
+        error_setg(errp, "Invalid parameter 'buf-size'");
+        return NULL;
+    }
+    if (replaces && !bdrv_find_node(replaces)) {
+        error_setg(errp, "Failed to find node with node-name='%s'", replaces);
+        return NULL;
+    }
+    cj = g_new0(ChainJob, 1);
+    cj->device = bs;
+    cj->top = bs;
+    cj->base = target;
+    cj->active = true;
+    cj->mirror = !strcmp(sync, "full") ? MIRROR_FULL :
+                 !strcmp(sync, "top") ? MIRROR_TOP : MIRROR_NONE;
+    /* without a job-id, QEMU names the job after the device: "" for a node */
+    return start_chain_job(cj, &mirror_driver, id ? id : "", args, errp) ?
            qjson_empty_object() : NULL;
 }

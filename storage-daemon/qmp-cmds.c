@@ -35,6 +35,8 @@ const QmpCommand qmp_commands[] = {
     { "job-complete", qmp_job_complete, qapi_job_id_args, NULL, 0 },
     { "block-commit", qmp_block_commit, qapi_block_commit_args, NULL, QCO_BLOCK },
     { "block-stream", qmp_block_stream, qapi_block_stream_args, NULL, QCO_BLOCK },
+    { "blockdev-mirror", qmp_blockdev_mirror, qapi_blockdev_mirror_args, NULL,
+      QCO_BLOCK },
     { "blockdev-backup", qmp_blockdev_backup, qapi_blockdev_backup_args, NULL,
       QCO_BLOCK },
     { "query-block-jobs", qmp_query_block_jobs, NULL, NULL, 0 },

@@ -49,8 +49,10 @@ extern const QArg qapi_block_job_set_speed_args[];
 
 /* block-jobs.c */
 QMP_HANDLER(qmp_block_commit);
+QMP_HANDLER(qmp_blockdev_mirror);
 QMP_HANDLER(qmp_block_stream);
 extern const QArg qapi_block_commit_args[];
+extern const QArg qapi_blockdev_mirror_args[];
 extern const QArg qapi_block_stream_args[];
 
 /* backup-job.c */
