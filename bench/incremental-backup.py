@@ -23,6 +23,10 @@ import os
 import socket
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                'tests', 'qemu-iotests'))
+from nbd_copy_dirty import copy_dirty  # noqa: E402  (the iotests' libnbd client)
+
 
 class Qmp:
     def __init__(self, path):
@@ -103,23 +107,8 @@ def backup(qmp_path, nbd_path, fleece, dest):
     h = nbd.NBD()
     h.add_meta_context(ctx)
     h.connect_uri('nbd+unix:///fleece?socket=%s' % nbd_path)
-    size = h.get_size()
     fd = os.open(dest, os.O_WRONLY)
-    off = copied = 0
-    while off < size:
-        found = []
-
-        def cb(meta, start, entries, err):
-            if meta == ctx:
-                found.extend(zip(entries[0::2], entries[1::2]))
-            return 0
-        h.block_status(min(size - off, 1 << 30), off, cb)
-        for length, flags in found:
-            length = min(length, size - off)
-            if flags & 1:
-                os.pwrite(fd, h.pread(length, off), off)
-                copied += length
-            off += length
+    copied = copy_dirty(h, ctx, fd)
     os.fsync(fd)
     os.close(fd)
     h.shutdown()
