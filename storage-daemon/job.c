@@ -733,13 +733,6 @@ JsonNode *qmp_job_dismiss(JsonObject *args, Monitor *mon, GError **errp)
     return job ? job_dismiss(job) : NULL;
 }
 
-JsonNode *qmp_block_job_dismiss(JsonObject *args, Monitor *mon, GError **errp)
-{
-    Job *job = job_for_verb(args, "dismiss", dismiss_states, errp);
-
-    return job ? job_dismiss(job) : NULL;
-}
-
 JsonNode *qmp_job_cancel(JsonObject *args, Monitor *mon, GError **errp)
 {
     Job *job = job_for_verb(args, "cancel", cancel_states, errp);

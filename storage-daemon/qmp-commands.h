@@ -41,7 +41,6 @@ QMP_HANDLER(qmp_block_job_pause);
 QMP_HANDLER(qmp_block_job_resume);
 QMP_HANDLER(qmp_block_job_set_speed);
 QMP_HANDLER(qmp_block_job_finalize);
-QMP_HANDLER(qmp_block_job_dismiss);
 extern const QArg qapi_job_id_args[];
 extern const QArg qapi_block_job_device_args[];
 extern const QArg qapi_block_job_cancel_args[];
