@@ -629,11 +629,12 @@ static Job *job_for_verb(JsonObject *args, const char *verb, const JobStatus *al
     return job_verb_allowed(job, verb, allowed, errp) ? job : NULL;
 }
 
-/* The block job named by "device" (block-job-* commands). */
-static Job *block_job_for_verb(JsonObject *args, const char *verb,
-                               const JobStatus *allowed, GError **errp)
+/* The block job named by @key ("device"; "id" for dismiss and finalize) of the
+ * block-job-* commands, which do not find other jobs. */
+static Job *block_job_by(JsonObject *args, const char *key, const char *verb,
+                         const JobStatus *allowed, GError **errp)
 {
-    const char *id = opts_peek_str(args, "device");
+    const char *id = opts_peek_str(args, key);
     Job *job = job_find(id);
 
     if (!job || !job->drv) {
@@ -733,6 +734,13 @@ JsonNode *qmp_job_dismiss(JsonObject *args, Monitor *mon, GError **errp)
     return job ? job_dismiss(job) : NULL;
 }
 
+JsonNode *qmp_block_job_dismiss(JsonObject *args, Monitor *mon, GError **errp)
+{
+    Job *job = block_job_by(args, "id", "dismiss", dismiss_states, errp);
+
+    return job ? job_dismiss(job) : NULL;
+}
+
 JsonNode *qmp_job_cancel(JsonObject *args, Monitor *mon, GError **errp)
 {
     Job *job = job_for_verb(args, "cancel", cancel_states, errp);
@@ -754,7 +762,7 @@ JsonNode *qmp_job_cancel(JsonObject *args, Monitor *mon, GError **errp)
 
 JsonNode *qmp_block_job_cancel(JsonObject *args, Monitor *mon, GError **errp)
 {
-    Job *job = block_job_for_verb(args, "cancel", cancel_states, errp);
+    Job *job = block_job_by(args, "device", "cancel", cancel_states, errp);
 
     if (!job) {
         return NULL;
@@ -783,7 +791,7 @@ JsonNode *qmp_job_finalize(JsonObject *args, Monitor *mon, GError **errp)
 
 JsonNode *qmp_block_job_finalize(JsonObject *args, Monitor *mon, GError **errp)
 {
-    Job *job = job_for_verb(args, "finalize", finalize_states, errp);
+    Job *job = block_job_by(args, "id", "finalize", finalize_states, errp);
 
     return job ? job_do_finalize(job) : NULL;
 }
@@ -838,7 +846,7 @@ JsonNode *qmp_job_pause(JsonObject *args, Monitor *mon, GError **errp)
 
 JsonNode *qmp_block_job_pause(JsonObject *args, Monitor *mon, GError **errp)
 {
-    Job *job = block_job_for_verb(args, "pause", pause_states, errp);
+    Job *job = block_job_by(args, "device", "pause", pause_states, errp);
 
     return job ? job_do_pause(job) : NULL;
 }
@@ -852,7 +860,7 @@ JsonNode *qmp_job_resume(JsonObject *args, Monitor *mon, GError **errp)
 
 JsonNode *qmp_block_job_resume(JsonObject *args, Monitor *mon, GError **errp)
 {
-    Job *job = block_job_for_verb(args, "resume", pause_states, errp);
+    Job *job = block_job_by(args, "device", "resume", pause_states, errp);
 
     return job ? job_do_resume(job, errp) : NULL;
 }
@@ -866,14 +874,14 @@ JsonNode *qmp_job_complete(JsonObject *args, Monitor *mon, GError **errp)
 
 JsonNode *qmp_block_job_complete(JsonObject *args, Monitor *mon, GError **errp)
 {
-    Job *job = block_job_for_verb(args, "complete", complete_states, errp);
+    Job *job = block_job_by(args, "device", "complete", complete_states, errp);
 
     return job ? job_do_complete(job) : NULL;
 }
 
 JsonNode *qmp_block_job_set_speed(JsonObject *args, Monitor *mon, GError **errp)
 {
-    Job *job = block_job_for_verb(args, "set-speed", pause_states, errp);
+    Job *job = block_job_by(args, "device", "set-speed", pause_states, errp);
     int64_t speed = json_object_get_int_member(args, "speed");
 
     if (!job) {

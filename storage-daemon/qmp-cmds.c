@@ -48,7 +48,7 @@ const QmpCommand qmp_commands[] = {
     { "block-job-set-speed", qmp_block_job_set_speed, qapi_block_job_set_speed_args,
       NULL, 0 },
     { "block-job-finalize", qmp_block_job_finalize, qapi_job_id_args, NULL, 0 },
-    { "block-job-dismiss", qmp_job_dismiss, qapi_job_id_args, NULL, 0 },
+    { "block-job-dismiss", qmp_block_job_dismiss, qapi_job_id_args, NULL, 0 },
     { "nbd-server-start", qmp_nbd_server_start, qapi_nbd_server_start_args, NULL, 0 },
     { "nbd-server-stop", qmp_nbd_server_stop, NULL, NULL, QCO_BLOCK },
     { "block-export-add", qmp_block_export_add, NULL, &qapi_block_export_options,

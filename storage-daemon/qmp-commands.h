@@ -29,6 +29,7 @@ extern const QArg qapi_block_resize_args[];
 /* job.c */
 QMP_HANDLER(qmp_query_jobs);
 QMP_HANDLER(qmp_job_dismiss);
+QMP_HANDLER(qmp_block_job_dismiss);
 QMP_HANDLER(qmp_job_cancel);
 QMP_HANDLER(qmp_job_finalize);
 QMP_HANDLER(qmp_job_pause);
