@@ -219,7 +219,8 @@ static BackupJob *backup_prepare(JsonObject *args, GError **errp)
         error_setg(errp, "Compression is not supported for this drive ");
         return NULL;
     }
-    if (backup_target_busy(src, errp) || backup_target_busy(target, errp)) {
+    if (backup_target_busy(src, errp) || backup_target_busy(target, errp) ||
+        qsd_block_job_busy(src, errp) || qsd_block_job_busy(target, errp)) {
         return NULL;
     }
     if (!check_x_perf(args, 0, false, errp)) {

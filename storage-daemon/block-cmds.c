@@ -234,7 +234,7 @@ JsonNode *qmp_blockdev_del(JsonObject *args, Monitor *mon, GError **errp)
         error_setg(errp, "Node %s is not owned by the monitor", name);
         return NULL;
     }
-    if (backup_target_busy(bs, errp)) {
+    if (backup_target_busy(bs, errp) || qsd_block_job_blocks_del(bs, errp)) {
         return NULL;
     }
     if (qsd_export_uses_node(bs)) {
@@ -415,7 +415,7 @@ JsonNode *qmp_block_resize(JsonObject *args, Monitor *mon, GError **errp)
         error_setg(errp, "Parameter 'size' expects a >0 size");
         return NULL;
     }
-    if (qsd_backup_blocks_resize(bs, errp)) {
+    if (qsd_backup_blocks_resize(bs, errp) || qsd_block_job_blocks_resize(bs, errp)) {
         return NULL;
     }
     if (size % BDRV_SECTOR_SIZE) {

@@ -133,6 +133,53 @@ static ChainJob *mirror_job_into(BlockDriverState *bs)
     return NULL;
 }
 
+/* The commit, stream or mirror job using @bs (any node it took), if any. */
+static ChainJob *chain_job_using(BlockDriverState *bs)
+{
+    for (GList *l = chain_jobs; l; l = l->next) {
+        ChainJob *cj = l->data;
+        for (guint i = 0; i < cj->uses->len; i++) {
+            if (((JobUse *)cj->uses->pdata[i])->bs == bs) {
+                return cj;
+            }
+        }
+    }
+    return NULL;
+}
+
+bool qsd_block_job_busy(BlockDriverState *bs, GError **errp)
+{
+    ChainJob *cj = chain_job_using(bs);
+
+    if (cj) {
+        error_setg(errp, "Node '%s' is busy: block device is in use by block job: %s",
+                   bdrv_get_node_name(bs), chain_job_type(cj));
+    }
+    return cj;
+}
+
+bool qsd_block_job_blocks_resize(BlockDriverState *bs, GError **errp)
+{
+    if (chain_job_using(bs)) {
+        error_setg(errp, "Device '(null)' is in use");
+        return true;
+    }
+    return false;
+}
+
+bool qsd_block_job_blocks_del(BlockDriverState *bs, GError **errp)
+{
+    ChainJob *cj = chain_job_using(bs);
+
+    if (cj && cj->device == bs) {
+        return qsd_block_job_busy(bs, errp);
+    }
+    if (cj) {
+        error_setg(errp, "Node %s is in use", bdrv_get_node_name(bs));
+    }
+    return cj;
+}
+
 /* Does another node use @bs as a child (then it is no root)? */
 static bool node_has_parent(BlockDriverState *bs)
 {
@@ -895,7 +942,7 @@ JsonNode *qmp_blockdev_mirror(JsonObject *args, Monitor *mon, GError **errp)
     const char *replaces = opts_peek_str(args, "replaces");
     const char *id = opts_peek_str(args, "job-id");
     BlockDriverState *bs = bdrv_find_node(device), *target, *parent;
-    ChainJob *cj, *busy;
+    ChainJob *cj;
 
     if (!bs) {
         error_setg(errp, "Cannot find device='%s' nor node-name='%s'", device, device);
@@ -917,16 +964,13 @@ JsonNode *qmp_blockdev_mirror(JsonObject *args, Monitor *mon, GError **errp)
         error_setg(errp, "Need a root block node");
         return NULL;
     }
+    if (qsd_block_job_busy(target, errp)) {
+        return NULL;
+    }
     parent = backing_parent(target);
     if (parent) {
         error_setg(errp, "Node '%s' is busy: node is used as backing hd of '%s'",
                    target_name, bdrv_get_node_name(parent));
-        return NULL;
-    }
-    busy = chain_job_on(target) ? chain_job_on(target) : mirror_job_into(target);
-    if (busy) {
-        error_setg(errp, "Node '%s' is busy: block device is in use by block job: %s",
-                   target_name, chain_job_type(busy));
         return NULL;
     }
     if (backup_target_busy(target, errp)) {

@@ -75,6 +75,17 @@ bool qsd_backup_uses_node(BlockDriverState *bs);
  */
 bool qsd_backup_blocks_resize(BlockDriverState *bs, GError **errp);
 
+/* ---- commit, stream and mirror jobs (block-jobs.c) ---- */
+/*
+ * Is @bs a node a commit, stream or mirror job took? Then it is busy for other
+ * jobs ("Node 'x' is busy: block device is in use by block job: commit"), may
+ * not be resized ("Device '(null)' is in use"), and blockdev-del finds the
+ * job's main node busy, any other "in use": QEMU's words for each.
+ */
+bool qsd_block_job_busy(BlockDriverState *bs, GError **errp);
+bool qsd_block_job_blocks_resize(BlockDriverState *bs, GError **errp);
+bool qsd_block_job_blocks_del(BlockDriverState *bs, GError **errp);
+
 /* ---- NBD server and exports (export.c) ---- */
 /* How conflict messages name an export's use of its node (QEMU's BlockBackend). */
 #define QSD_EXPORT_USER "an unnamed block device"
