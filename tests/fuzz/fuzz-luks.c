@@ -104,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         user_object_add_cmdline("secret,id=fz,data=fuzz", &help, NULL);
         init = true;
     }
-    if (size > 16 * MiB) {
+    if (size > 16 * MiB || fuzz_qcow2_l1_too_big(data, size)) {
         return 0;
     }
     fuzz_memfd_fill(&image_fd, "fuzz-luks", data, size);

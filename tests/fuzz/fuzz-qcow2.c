@@ -69,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g_autofree char *img = NULL, *df = NULL;
     BlockDriverState *bs;
 
-    if (size > 16 * MiB) {
+    if (size > 16 * MiB || fuzz_qcow2_l1_too_big(data, size)) {
         return 0;
     }
     fuzz_memfd_fill(&image_fd, "fuzz-image", data, size);
