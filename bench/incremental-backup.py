@@ -108,7 +108,7 @@ def backup(qmp_path, nbd_path, fleece, dest):
     h.add_meta_context(ctx)
     h.connect_uri('nbd+unix:///fleece?socket=%s' % nbd_path)
     fd = os.open(dest, os.O_WRONLY)
-    copied = copy_dirty(h, ctx, fd)
+    copied = sum(n for _, n in copy_dirty(h, ctx, fd))
     os.fsync(fd)
     os.close(fd)
     h.shutdown()
