@@ -68,19 +68,6 @@ int img_resize(int argc, char **argv);
 int img_snapshot(int argc, char **argv);
 
 /* ---- create (create.c), shared with convert ---- */
-typedef struct ImgCreateParams {
-    const char *filename;
-    const char *fmt;
-    const char *base_filename;   /* -b */
-    const char *base_fmt;        /* -F */
-    const char *options;         /* -o list, may be NULL */
-    int64_t size;                /* -1: from the options or the backing file */
-    bool unsafe;                 /* -u: do not open the backing file */
-    bool quiet;                  /* no "Formatting" line */
-} ImgCreateParams;
-
-/* Create an image as qemu-img create does; errors without the file name prefix. */
-int img_create_image(const ImgCreateParams *p, GError **errp);
 /* -o help: the format's options, merged with the protocol's given a file name. */
 int img_print_create_opts_help(const char *filename, const char *fmt);
 

@@ -397,6 +397,27 @@ int bdrv_create_check_protocol(const char *filename, GError **errp);
  * "size" included). Prints nothing. Errors in QEMU's words.
  */
 int bdrv_create(const char *fmt, const char *filename, JsonObject *opts, GError **errp);
+
+/* What to create (bdrv_img_create): qemu-img create's arguments. */
+typedef struct BdrvImgCreateParams {
+    const char *filename;
+    const char *fmt;
+    const char *base_filename;   /* -b */
+    const char *base_fmt;        /* -F */
+    int64_t size;                /* -1: from the options or the backing file */
+    bool unsafe;                 /* -u: do not open the backing file */
+    bool quiet;                  /* no "Formatting" line */
+    const char *options;         /* -o list, may be NULL */
+    /* turns @options into creation options, after the format checks */
+    JsonObject *(*parse_options)(const char *options, GError **errp);
+} BdrvImgCreateParams;
+
+/*
+ * Create an image as qemu-img create does, printing "Formatting '...', ..."
+ * unless quiet. 0 or -errno, errp set (without the file name prefix qemu-img
+ * adds).
+ */
+int bdrv_img_create(const BdrvImgCreateParams *p, GError **errp);
 /*
  * Creation options (block/create-opts.c). A format's list is merged with that of
  * the protocol its files are created on ("file"): the format's entries first.
