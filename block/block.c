@@ -1219,6 +1219,63 @@ int bdrv_set_backing(BlockDriverState *bs, BlockDriverState *backing, GError **e
         bdrv_unref(old);
     }
     bs->backing_overridden = backing_differs(bs);
+    bdrv_refresh_filenames_above(bs);
+    return 0;
+}
+
+void bdrv_refresh_filenames_above(BlockDriverState *bs)
+{
+    bdrv_refresh_filename(bs);
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *n = l->data;
+
+        if (n != bs && (n->file == bs || n->backing == bs || n->data_file == bs)) {
+            if (n->backing == bs) {
+                /* a backing file whose name changed no longer is the header's */
+                n->backing_overridden = backing_differs(n);
+            }
+            bdrv_refresh_filenames_above(n);
+        }
+    }
+}
+
+int bdrv_replace_in_parents(BlockDriverState *from, BlockDriverState *to, GError **errp)
+{
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *n = l->data;
+        BlockDriverState **slots[2] = { &n->file, &n->data_file };
+
+        if (n == to || n->drv->own_children) {
+            continue;
+        }
+        for (int i = 0; i < 2; i++) {
+            BlockDriverState **slot = slots[i];
+            BdrvChildRole role = slot == &n->data_file ? BDRV_CHILD_DATA :
+                                 n->drv->is_filter ? BDRV_CHILD_FILTERED :
+                                 BDRV_CHILD_STORAGE;
+
+            /* an internal data file is the file itself: one use, the file's */
+            if (*slot != from || (i == 1 && n->data_file == n->file)) {
+                continue;
+            }
+            bdrv_ref(to);
+            *slot = to;
+            if (i == 0 && n->data_file == from) {
+                n->data_file = to;
+            }
+            if (bdrv_attach_child_perm(n, to, slot, role, errp) < 0) {
+                *slot = from;
+                if (i == 0 && n->data_file == to) {
+                    n->data_file = from;
+                }
+                bdrv_unref(to);
+                return -EPERM;
+            }
+            bdrv_perm_detach(from, slot);
+            bdrv_unref(from);
+            bdrv_refresh_filenames_above(n);
+        }
+    }
     return 0;
 }
 

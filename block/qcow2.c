@@ -1047,6 +1047,52 @@ static void qcow2_release(BlockDriverState *bs)
     }
 }
 
+/*
+ * The node turns read-only in place (the old top of an external snapshot), or
+ * back: as at close, the persistent bitmaps are stored (in_use cleared) and
+ * the dirty bit goes; back to read-write, the bitmaps are loaded and flagged
+ * in_use again, as by a read-write open. A bitmap that cannot be stored stays
+ * in_use on disk: inconsistent, never silently wrong.
+ */
+static int qcow2_set_read_only(BlockDriverState *bs, bool ro, GError **errp)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret = 0;
+
+    qcow2_lock(bs);
+    if (!ro) {
+        s->read_only = false;
+        if (s->has_bitmaps_ext) {
+            /* a failure shows at the first change, as after an open */
+            qcow2_bitmaps_begin_changes(bs);
+        }
+        goto out;
+    }
+    if (s->signaled_corruption) {
+        s->read_only = true;
+        goto out;
+    }
+    if (qcow2_bitmaps_store(bs, errp) < 0) {
+        ret = -EIO;
+        goto out;
+    }
+    ret = qcow2_cache_flush(bs, s->l2_table_cache);
+    if (ret == 0) {
+        ret = qcow2_cache_flush(bs, s->refcount_block_cache);
+    }
+    if (ret == 0 && s->header_dirty_set) {
+        ret = qcow2_mark_clean(bs);
+    }
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not write the image's metadata");
+        goto out;
+    }
+    s->read_only = true;
+out:
+    qcow2_unlock(bs);
+    return ret;
+}
+
 static void qcow2_close(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1206,4 +1252,5 @@ BlockDriver bdrv_qcow2 = {
     .bitmap_status = qcow2_bitmap_status,
     .change_backing_file = qcow2_change_backing_file,
     .make_empty = qcow2_make_empty,
+    .set_read_only = qcow2_set_read_only,
 };

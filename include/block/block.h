@@ -306,11 +306,35 @@ int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
  */
 int bdrv_set_backing(BlockDriverState *bs, BlockDriverState *backing, GError **errp);
 /*
+ * Every node using @from as its file or data file uses @to instead (@to itself
+ * excepted): an external snapshot of a node that is some format's file, as
+ * QEMU's bdrv_append() moves all parents. 0, or -EPERM with errp set when a
+ * parent's needs conflict on @to (the parents moved before it stay moved).
+ */
+int bdrv_replace_in_parents(BlockDriverState *from, BlockDriverState *to, GError **errp);
+/* @bs's name, and those of the nodes above it, after its children changed. */
+void bdrv_refresh_filenames_above(BlockDriverState *bs);
+/*
  * Make @bs's backing child writable (a commit into it): a read-only backing file
  * the image's header named is opened again read-write in its place (a new
  * automatic node name). "Block node is read-only" for one given by the user.
  */
 int bdrv_reopen_backing_rw(BlockDriverState *bs, GError **errp);
+/*
+ * Turn @bs read-only in place, keeping the node (its name, its parents): what
+ * it caches is written down (qcow2 stores its persistent bitmaps and clears
+ * its dirty bit), its automatically named file children follow, and its use
+ * of the others no longer asks to write, so their locks let others write
+ * (the old top of an external snapshot, as QEMU's). No-op if already so.
+ */
+int bdrv_make_read_only(BlockDriverState *bs, GError **errp);
+/*
+ * Undo bdrv_make_read_only(): @bs read-write again, in place (a commit into
+ * it). "Block node is read-only" for a node opened read-only.
+ */
+int bdrv_make_writable_again(BlockDriverState *bs, GError **errp);
+/* Was @bs turned read-only by bdrv_make_read_only() (and not back since)? */
+bool bdrv_is_read_only_in_place(BlockDriverState *bs);
 /*
  * Make the image empty: nothing allocated, its backing file shows through
  * everywhere (qemu-img commit, after the data went into the backing file).

@@ -244,6 +244,13 @@ struct BlockDriver {
                                const char *backing_fmt);
     /* bdrv_make_empty: deallocate everything; NULL: the format cannot */
     int (*make_empty)(BlockDriverState *bs);
+    /*
+     * The node turns read-only (@ro) in place, or read-write again after that
+     * (block/read-only.c): write down what a read-write open keeps in memory or
+     * flags on disk (qcow2: its persistent bitmaps, the dirty bit), or take it
+     * up again. The generic layer has flushed the node. NULL: nothing to do.
+     */
+    int (*set_read_only)(BlockDriverState *bs, bool ro, GError **errp);
     /* blkdebug: an event happened on this node */
     void (*debug_event)(BlockDriverState *bs, BlkdebugEvent event);
     /* blkdebug breakpoints (qemu-io's break, remove_break, resume, wait_break) */
@@ -303,6 +310,10 @@ struct BlockDriverState {
 
     /* requests in flight on this node (block/aio.c), created with the first one */
     struct BdrvAioQueue *aio;
+
+    /* opened read-write and turned read-only in place (bdrv_make_read_only):
+     * its files are still open for writing, so it can turn back */
+    bool ro_in_place;
 };
 
 /* The driver's own persistent bitmaps (bdrv_query_dirty_bitmaps without the
