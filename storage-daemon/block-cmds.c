@@ -190,6 +190,23 @@ const QArg qapi_block_resize_args[] = {
 
 /* ---- blockdev-add / blockdev-del ---- */
 
+/*
+ * A node using @bs as its backing file, the one QEMU names ("node is used as
+ * backing hd of 'x'": the newest such node, its op blocker being checked first).
+ */
+BlockDriverState *qsd_backing_parent(BlockDriverState *bs)
+{
+    BlockDriverState *found = NULL;
+
+    for (BlockDriverState *n = bdrv_next_node(NULL); n; n = bdrv_next_node(n)) {
+        if (bdrv_backing_child(n) == bs) {
+            found = n;
+        }
+    }
+    return found;
+}
+
+
 bool qsd_blockdev_add(JsonObject *opts, GError **errp)
 {
     GError *local = NULL;
@@ -230,15 +247,21 @@ JsonNode *qmp_blockdev_del(JsonObject *args, Monitor *mon, GError **errp)
         error_setg(errp, "Failed to find node with node-name='%s'", name);
         return NULL;
     }
-    if (!g_list_find(owned_nodes, bs)) {
-        error_setg(errp, "Node %s is not owned by the monitor", name);
+    /* QEMU's order: in use by an export, busy (op blockers), not owned */
+    if (qsd_export_uses_node(bs)) {
+        error_setg(errp, "Node %s is in use", name);
         return NULL;
     }
     if (backup_target_busy(bs, errp) || qsd_block_job_blocks_del(bs, errp)) {
         return NULL;
     }
-    if (qsd_export_uses_node(bs)) {
-        error_setg(errp, "Node %s is in use", name);
+    if (qsd_backing_parent(bs)) {
+        error_setg(errp, "Node '%s' is busy: node is used as backing hd of '%s'", name,
+                   bdrv_get_node_name(qsd_backing_parent(bs)));
+        return NULL;
+    }
+    if (!g_list_find(owned_nodes, bs)) {
+        error_setg(errp, "Node %s is not owned by the monitor", name);
         return NULL;
     }
     if (bdrv_get_refcnt(bs) > 1) {
@@ -416,6 +439,11 @@ JsonNode *qmp_block_resize(JsonObject *args, Monitor *mon, GError **errp)
         return NULL;
     }
     if (qsd_backup_blocks_resize(bs, errp) || qsd_block_job_blocks_resize(bs, errp)) {
+        return NULL;
+    }
+    if (qsd_backing_parent(bs)) {
+        /* QEMU's op blocker on a backing file, in block_resize's words */
+        error_setg(errp, "Device '%s' is in use", device ? device : "(null)");
         return NULL;
     }
     if (size % BDRV_SECTOR_SIZE) {

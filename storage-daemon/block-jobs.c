@@ -91,9 +91,24 @@ typedef struct ChainJob {
     BlockDriverState *base;     /* commit target; stream: the new backing (or NULL) */
     char *backing_file;         /* the backing file name to record, or NULL */
     GPtrArray *uses;            /* JobUse* */
+    /* nodes an external snapshot had made read-only, writable for the job:
+     * read-only again at its end, unless the active commit pivoted onto it */
+    GPtrArray *reopened;
+    bool pivoted;
 } ChainJob;
 
 static GList *chain_jobs;       /* ChainJob* running on some nodes */
+
+/* Turn the nodes of @reopened read-only again (and free the list). */
+static void restore_read_only(GPtrArray *reopened)
+{
+    for (guint i = 0; reopened && i < reopened->len; i++) {
+        bdrv_make_read_only(reopened->pdata[i], NULL);
+    }
+    if (reopened) {
+        g_ptr_array_free(reopened, TRUE);
+    }
+}
 
 static void chain_job_free(gpointer p)
 {
@@ -101,6 +116,7 @@ static void chain_job_free(gpointer p)
 
     g_free(cj->backing_file);
     g_ptr_array_unref(cj->uses);
+    restore_read_only(cj->reopened);    /* a job that never ran */
     g_free(cj);
 }
 
@@ -598,6 +614,7 @@ static bool commit_finalize(Job *job, void *opaque, bool completed, GError **err
                 }
             }
             qsd_export_replace_node(cj->top, cj->base);
+            cj->pivoted = true;
         }
         return true;
     }
@@ -613,6 +630,11 @@ static void chain_job_clean(Job *job, void *opaque)
         bdrv_track_stop(cj->top);
     }
     job_drop_uses(cj);
+    if (cj->pivoted && cj->reopened) {
+        /* the new active layer stays writable */
+        g_ptr_array_remove(cj->reopened, cj->base);
+    }
+    restore_read_only(g_steal_pointer(&cj->reopened));
 }
 
 static const BlockJobDriver commit_driver = {
@@ -754,11 +776,21 @@ static bool start_chain_job(ChainJob *cj, const BlockJobDriver *drv, const char 
     return true;
 }
 
-/* Make @bs's backing child @target writable, opening it again if needed. */
+/*
+ * Make @bs's backing child @target writable: in place if an external snapshot
+ * made it read-only (added to @reopened), else by opening it again.
+ */
 static bool make_writable(BlockDriverState *parent, BlockDriverState **target,
-                          GError **errp)
+                          GPtrArray *reopened, GError **errp)
 {
     if (!bdrv_is_read_only(*target)) {
+        return true;
+    }
+    if (bdrv_is_read_only_in_place(*target)) {
+        if (bdrv_make_writable_again(*target, errp) < 0) {
+            return false;
+        }
+        g_ptr_array_add(reopened, *target);
         return true;
     }
     if (!parent || bdrv_reopen_backing_rw(parent, errp) < 0) {
@@ -779,6 +811,7 @@ JsonNode *qmp_block_commit(JsonObject *args, Monitor *mon, GError **errp)
     const char *top_node = opts_peek_str(args, "top-node");
     const char *top_file = opts_peek_str(args, "top");
     BlockDriverState *bs = bdrv_find_node(device), *top, *base;
+    GPtrArray *reopened;
     const char *id;
     ChainJob *cj;
 
@@ -834,16 +867,21 @@ JsonNode *qmp_block_commit(JsonObject *args, Monitor *mon, GError **errp)
         return NULL;
     }
     /* the base is written, and the top's overlay gets a new backing file name */
-    if (!make_writable(overlay_of(top, base), &base, errp)) {
+    reopened = g_ptr_array_new();
+    if (!make_writable(overlay_of(top, base), &base, reopened, errp)) {
+        restore_read_only(reopened);
         return NULL;
     }
     if (top != bs) {
         BlockDriverState *overlay = overlay_of(bs, top);
-        if (overlay != bs && !make_writable(overlay_of(bs, overlay), &overlay, errp)) {
+        if (overlay != bs &&
+            !make_writable(overlay_of(bs, overlay), &overlay, reopened, errp)) {
+            restore_read_only(reopened);
             return NULL;
         }
     }
     cj = g_new0(ChainJob, 1);
+    cj->reopened = reopened;
     cj->device = bs;
     cj->top = top;
     cj->base = base;
@@ -918,22 +956,6 @@ JsonNode *qmp_block_stream(JsonObject *args, Monitor *mon, GError **errp)
            qjson_empty_object() : NULL;
 }
 
-/*
- * A node using @bs as its backing file, the one QEMU names ("node is used as
- * backing hd of 'x'": the newest such node, its op blocker being checked first).
- */
-static BlockDriverState *backing_parent(BlockDriverState *bs)
-{
-    BlockDriverState *found = NULL;
-
-    for (BlockDriverState *n = bdrv_next_node(NULL); n; n = bdrv_next_node(n)) {
-        if (bdrv_backing_child(n) == bs) {
-            found = n;
-        }
-    }
-    return found;
-}
-
 JsonNode *qmp_blockdev_mirror(JsonObject *args, Monitor *mon, GError **errp)
 {
     const char *device = opts_peek_str(args, "device");
@@ -967,7 +989,7 @@ JsonNode *qmp_blockdev_mirror(JsonObject *args, Monitor *mon, GError **errp)
     if (qsd_block_job_busy(target, errp)) {
         return NULL;
     }
-    parent = backing_parent(target);
+    parent = qsd_backing_parent(target);
     if (parent) {
         error_setg(errp, "Node '%s' is busy: node is used as backing hd of '%s'",
                    target_name, bdrv_get_node_name(parent));

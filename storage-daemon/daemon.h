@@ -48,6 +48,11 @@ bool qsd_quit_requested(void);
 bool qsd_blockdev_add(JsonObject *opts, GError **errp);
 /* Close every monitor-owned node (at exit). */
 void qsd_blockdev_close_all(void);
+/*
+ * A node using @bs as its backing file, the one QEMU names ("Node 'x' is busy:
+ * node is used as backing hd of 'y'", its op blocker): NULL when none.
+ */
+BlockDriverState *qsd_backing_parent(BlockDriverState *bs);
 
 /* ---- jobs (job.c) ---- */
 /* Is any job's worker thread still running? */

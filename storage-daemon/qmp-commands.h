@@ -47,6 +47,12 @@ extern const QArg qapi_block_job_device_args[];
 extern const QArg qapi_block_job_cancel_args[];
 extern const QArg qapi_block_job_set_speed_args[];
 
+/* snapshot-cmds.c */
+QMP_HANDLER(qmp_blockdev_snapshot_sync);
+QMP_HANDLER(qmp_blockdev_snapshot);
+extern const QArg qapi_blockdev_snapshot_sync_args[];
+extern const QArg qapi_blockdev_snapshot_args[];
+
 /* block-jobs.c */
 QMP_HANDLER(qmp_block_commit);
 QMP_HANDLER(qmp_blockdev_mirror);

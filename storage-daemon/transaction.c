@@ -3,9 +3,10 @@
  * union on "type" whose variants wrap their arguments in "data"), checked
  * whole before anything runs, as QEMU's visitor does; then each action runs,
  * and on the first failure the ones before it are undone in reverse order.
- * Actions: the dirty bitmap commands, blockdev-backup and "abort". QEMU's other
- * actions (snapshots, drive-backup) are refused by name: the daemon has no such
- * command yet.
+ * Actions: the dirty bitmap commands, blockdev-backup, blockdev-snapshot,
+ * blockdev-snapshot-sync and "abort". QEMU's other actions (internal snapshots,
+ * drive-backup) are refused by name: the daemon has no such command yet. The
+ * snapshot commands run as a transaction of one action, as in QEMU.
  */
 #include "transaction.h"
 #include "qmp-commands.h"
@@ -83,12 +84,10 @@ static const QVariant action_variants[] = {
     { "block-dirty-bitmap-disable", WRAP(qapi_block_dirty_bitmap_args) },
     { "block-dirty-bitmap-merge", WRAP(qapi_block_dirty_bitmap_merge_args) },
     { "blockdev-backup", WRAP(qapi_blockdev_backup_args) },
-    { "blockdev-snapshot",
-      (const QArg[]) { { "data", QT_OBJECT_ANY, false, NULL, NULL, NULL }, QARG_END } },
+    { "blockdev-snapshot", WRAP(qapi_blockdev_snapshot_args) },
     { "blockdev-snapshot-internal-sync",
       (const QArg[]) { { "data", QT_OBJECT_ANY, false, NULL, NULL, NULL }, QARG_END } },
-    { "blockdev-snapshot-sync",
-      (const QArg[]) { { "data", QT_OBJECT_ANY, false, NULL, NULL, NULL }, QARG_END } },
+    { "blockdev-snapshot-sync", WRAP(qapi_blockdev_snapshot_sync_args) },
     { "drive-backup",
       (const QArg[]) { { "data", QT_OBJECT_ANY, false, NULL, NULL, NULL }, QARG_END } },
     { NULL, NULL },
@@ -136,6 +135,10 @@ static bool run_action(QsdTransaction *tx, const char *type, JsonObject *data,
         return qsd_bitmap_merge(data, tx, errp);
     } else if (!strcmp(type, "blockdev-backup")) {
         return qsd_backup_action(data, tx, errp);
+    } else if (!strcmp(type, "blockdev-snapshot-sync")) {
+        return qsd_snapshot_sync(data, tx, errp);
+    } else if (!strcmp(type, "blockdev-snapshot")) {
+        return qsd_snapshot(data, tx, errp);
     }
     error_setg(errp, "Transaction action '%s' is not supported by this daemon", type);
     return false;
@@ -167,28 +170,45 @@ static void tx_finish(QsdTransaction *tx, bool ok)
     g_array_free(tx->removals, TRUE);
 }
 
-JsonNode *qmp_transaction(JsonObject *args, Monitor *mon, GError **errp)
+/* Run the actions of @arr (all or nothing), with every job paused meanwhile:
+ * QEMU drains all nodes around a transaction. */
+static bool run_actions(JsonArray *arr, bool grouped, GError **errp)
 {
-    JsonObject *props = json_object_has_member(args, "properties") ?
-        json_object_get_object_member(args, "properties") : NULL;
-    const char *mode = props && json_object_has_member(props, "completion-mode") ?
-        json_object_get_string_member(props, "completion-mode") : "individual";
     QsdTransaction tx;
-    JsonArray *arr;
     bool ok = true;
-    GList *drained = jobs_drain_begin(NULL);    /* QEMU drains all nodes */
+    GList *drained = jobs_drain_begin(NULL);
 
-    arr = json_object_get_array_member(args, "actions");
     tx.entries = g_array_new(FALSE, FALSE, sizeof(TxEntry));
     tx.removals = g_array_new(FALSE, FALSE, sizeof(TxRemoval));
     for (guint i = 0; ok && i < json_array_get_length(arr); i++) {
         JsonObject *a = json_array_get_object_element(arr, i);
 
         ok = run_action(&tx, json_object_get_string_member(a, "type"),
-                        json_object_get_object_member(a, "data"),
-                        !strcmp(mode, "grouped"), errp);
+                        json_object_get_object_member(a, "data"), grouped, errp);
     }
     tx_finish(&tx, ok);
     jobs_drain_end(drained);
-    return ok ? qjson_empty_object() : NULL;
+    return ok;
+}
+
+JsonNode *qsd_transaction_run_one(const char *type, JsonObject *args, GError **errp)
+{
+    g_autoptr(JsonArray) arr = json_array_new();
+    JsonObject *a = json_object_new();
+
+    json_object_set_string_member(a, "type", type);
+    json_object_set_object_member(a, "data", json_object_ref(args));
+    json_array_add_object_element(arr, a);
+    return run_actions(arr, false, errp) ? qjson_empty_object() : NULL;
+}
+
+JsonNode *qmp_transaction(JsonObject *args, Monitor *mon, GError **errp)
+{
+    JsonObject *props = json_object_has_member(args, "properties") ?
+        json_object_get_object_member(args, "properties") : NULL;
+    const char *mode = props && json_object_has_member(props, "completion-mode") ?
+        json_object_get_string_member(props, "completion-mode") : "individual";
+
+    return run_actions(json_object_get_array_member(args, "actions"),
+                       !strcmp(mode, "grouped"), errp) ? qjson_empty_object() : NULL;
 }

@@ -30,5 +30,11 @@ bool qsd_bitmap_set_recording(JsonObject *args, bool recording, QsdTransaction *
 bool qsd_bitmap_merge(JsonObject *args, QsdTransaction *tx, GError **errp);
 /* The blockdev-backup action (backup-job.c): the job runs when @tx commits. */
 bool qsd_backup_action(JsonObject *args, QsdTransaction *tx, GError **errp);
+/* The external snapshot actions (snapshot-cmds.c). */
+bool qsd_snapshot_sync(JsonObject *args, QsdTransaction *tx, GError **errp);
+bool qsd_snapshot(JsonObject *args, QsdTransaction *tx, GError **errp);
+/* A command that QEMU runs as a transaction of one action @type (with its
+ * drains): the reply, or NULL with errp set. */
+JsonNode *qsd_transaction_run_one(const char *type, JsonObject *args, GError **errp);
 
 #endif
