@@ -100,6 +100,14 @@ static int copy_out(BackupJob *b, int64_t offset, int64_t bytes)
         }
     }
     ret = bdrv_block_status_above(b->src, offset, bytes, &pnum);
+    if (ret >= 0 && pnum > 0 && pnum < bytes && bytes > b->cluster) {
+        /* one extent at a time, in whole clusters, as QEMU's block-copy:
+         * what reads as zero is written as zero, not as (compressed) data */
+        int64_t split = MAX(QEMU_ALIGN_DOWN(pnum, b->cluster), b->cluster);
+
+        ret = copy_out(b, offset, split);
+        return ret < 0 ? ret : copy_out(b, offset + split, bytes - split);
+    }
     if (ret >= 0 && (ret & BDRV_BLOCK_ZERO) && pnum >= bytes) {
         return bdrv_pwrite_zeroes(b->target, offset, bytes, 0);
     }
