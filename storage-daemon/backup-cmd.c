@@ -1,5 +1,6 @@
 /*
- * The blockdev-backup command and transaction action: QEMU 7.2's argument
+ * The blockdev-backup and drive-backup commands and transaction actions
+ * (drive-backup creates its target image first): QEMU 7.2's argument
  * schema (BlockdevBackup) and its checks in its order, with its messages
  * (compared with Debian's daemon), then the job (backup-job.c) is created and
  * run; in a transaction it runs only when the transaction commits.
@@ -25,22 +26,37 @@ static const QArg x_perf_members[] = {
     QARG_END,
 };
 
-/* QEMU's BlockdevBackup: BackupCommon's members, then target */
+/* QEMU's BackupCommon, the members both backup commands start with */
+#define BACKUP_COMMON_ARGS \
+    { "job-id", QT_STR, true, NULL, NULL, NULL }, \
+    { "device", QT_STR, false, NULL, NULL, NULL }, \
+    { "sync", QT_ENUM, false, sync_values, NULL, NULL }, \
+    { "speed", QT_INT, true, NULL, NULL, NULL }, \
+    { "bitmap", QT_STR, true, NULL, NULL, NULL }, \
+    { "bitmap-mode", QT_ENUM, true, bitmap_mode_values, NULL, NULL }, \
+    { "compress", QT_BOOL, true, NULL, NULL, NULL }, \
+    { "on-source-error", QT_ENUM, true, on_error_values, NULL, NULL }, \
+    { "on-target-error", QT_ENUM, true, on_error_values, NULL, NULL }, \
+    { "auto-finalize", QT_BOOL, true, NULL, NULL, NULL }, \
+    { "auto-dismiss", QT_BOOL, true, NULL, NULL, NULL }, \
+    { "filter-node-name", QT_STR, true, NULL, NULL, NULL }, \
+    { "x-perf", QT_STRUCT, true, NULL, x_perf_members, NULL }
+
+/* QEMU's BlockdevBackup: BackupCommon's members, then the target node */
 const QArg qapi_blockdev_backup_args[] = {
-    { "job-id", QT_STR, true, NULL, NULL, NULL },
-    { "device", QT_STR, false, NULL, NULL, NULL },
-    { "sync", QT_ENUM, false, sync_values, NULL, NULL },
-    { "speed", QT_INT, true, NULL, NULL, NULL },
-    { "bitmap", QT_STR, true, NULL, NULL, NULL },
-    { "bitmap-mode", QT_ENUM, true, bitmap_mode_values, NULL, NULL },
-    { "compress", QT_BOOL, true, NULL, NULL, NULL },
-    { "on-source-error", QT_ENUM, true, on_error_values, NULL, NULL },
-    { "on-target-error", QT_ENUM, true, on_error_values, NULL, NULL },
-    { "auto-finalize", QT_BOOL, true, NULL, NULL, NULL },
-    { "auto-dismiss", QT_BOOL, true, NULL, NULL, NULL },
-    { "filter-node-name", QT_STR, true, NULL, NULL, NULL },
-    { "x-perf", QT_STRUCT, true, NULL, x_perf_members, NULL },
+    BACKUP_COMMON_ARGS,
     { "target", QT_STR, false, NULL, NULL, NULL },
+    QARG_END,
+};
+
+static const char *const new_image_mode_values[] = { "existing", "absolute-paths", NULL };
+
+/* QEMU's DriveBackup: the target is an image file, created unless it exists */
+const QArg qapi_drive_backup_args[] = {
+    BACKUP_COMMON_ARGS,
+    { "target", QT_STR, false, NULL, NULL, NULL },
+    { "format", QT_STR, true, NULL, NULL, NULL },
+    { "mode", QT_ENUM, true, new_image_mode_values, NULL, NULL },
     QARG_END,
 };
 
@@ -339,4 +355,122 @@ bool qsd_backup_action(JsonObject *args, QsdTransaction *tx, GError **errp)
     }
     qsd_tx_add(tx, tx_backup_commit, tx_backup_abort, b, NULL);
     return true;
+}
+
+/* ---- drive-backup: the same, into an image file it creates (or opens) ---- */
+
+/*
+ * Create (unless mode=existing) and open drive-backup's target as QEMU does:
+ * in the source's format by default, its size; sync=top puts the source's
+ * backing file under it, sync=none the source itself (the target's reads of
+ * what was not copied fall through to it). A new node with an automatic name.
+ */
+static BlockDriverState *drive_backup_target(JsonObject *args, BlockDriverState *src,
+                                             GError **errp)
+{
+    const char *file = opts_peek_str(args, "target");
+    const char *mode = opts_peek_str(args, "mode");
+    const char *fmt = opts_peek_str(args, "format");
+    const char *sync = opts_peek_str(args, "sync");
+    bool existing = mode && !strcmp(mode, "existing");
+    BlockDriverState *source = NULL, *target;
+    g_autoptr(JsonObject) opts = json_object_new();
+    int flags = (bdrv_get_flags(src) & (BDRV_O_CACHE_MASK | BDRV_O_UNMAP)) |
+                BDRV_O_RDWR | BDRV_O_NO_USER;
+
+    if (!fmt && !existing) {
+        fmt = bdrv_get_format_name(src);
+    }
+    if (!strcmp(sync, "top")) {
+        source = bdrv_backing_child(src);
+    } else if (!strcmp(sync, "none")) {
+        source = src;
+        flags |= BDRV_O_NO_BACKING;
+    }
+    if (!existing) {
+        int64_t size = bdrv_getlength(src);
+        BdrvImgCreateParams p = {
+            .filename = file, .fmt = fmt, .size = size, .unsafe = true,
+            .base_filename = source ? bdrv_get_filename(source) : NULL,
+            .base_fmt = source ? bdrv_get_format_name(source) : NULL,
+        };
+
+        if (size < 0) {
+            error_setg_errno(errp, -size, "Could not get image size");
+            return NULL;
+        }
+        if (bdrv_img_create(&p, errp) < 0) {
+            return NULL;
+        }
+    }
+    if (fmt) {
+        opts_set_str(opts, "driver", fmt);
+    }
+    target = bdrv_open(file, opts, flags, errp);
+    if (target && !strcmp(sync, "none") && bdrv_set_backing(target, src, errp) < 0) {
+        bdrv_unref(target);
+        return NULL;
+    }
+    return target;
+}
+
+/* The blockdev-backup arguments for drive-backup's @args into @target. */
+static JsonObject *backup_args_for(JsonObject *args, BlockDriverState *target)
+{
+    JsonObject *b = json_object_new();
+    g_autoptr(GList) members = json_object_get_members(args);
+
+    for (GList *m = members; m; m = m->next) {
+        if (strcmp(m->data, "format") && strcmp(m->data, "mode")) {
+            json_object_set_member(b, m->data,
+                                   json_node_copy(json_object_get_member(args, m->data)));
+        }
+    }
+    opts_set_str(b, "target", bdrv_get_node_name(target));
+    return b;
+}
+
+/* drive-backup, as a command (@tx NULL) or a transaction action. */
+static bool drive_backup(JsonObject *args, QsdTransaction *tx, GError **errp)
+{
+    BlockDriverState *src = find_node(opts_peek_str(args, "device"), errp);
+    g_autoptr(JsonObject) bargs = NULL;
+    BlockDriverState *target;
+    BackupJob *b = NULL;
+
+    if (!src) {
+        return false;
+    }
+    target = drive_backup_target(args, src, errp);
+    if (!target) {
+        return false;
+    }
+    bargs = backup_args_for(args, target);
+    if (tx) {
+        bool ok = qsd_backup_action(bargs, tx, errp);
+
+        bdrv_unref(target);     /* the job holds it, or it goes */
+        return ok;
+    }
+    b = backup_prepare(bargs, errp);
+    bdrv_unref(target);
+    if (!b) {
+        return false;
+    }
+    if (!backup_setup(b, errp)) {
+        backup_unwind(b, false);
+        return false;
+    }
+    backup_go(b);
+    return true;
+}
+
+JsonNode *qmp_drive_backup(JsonObject *args, Monitor *mon, GError **errp)
+{
+    return drive_backup(args, NULL, errp) ? qjson_empty_object() : NULL;
+}
+
+bool qsd_drive_backup_action(JsonObject *args, QsdTransaction *tx, GError **errp)
+{
+    return drive_backup(args, tx, errp);
 }

@@ -39,6 +39,7 @@ const QmpCommand qmp_commands[] = {
       QCO_BLOCK },
     { "blockdev-backup", qmp_blockdev_backup, qapi_blockdev_backup_args, NULL,
       QCO_BLOCK },
+    { "drive-backup", qmp_drive_backup, qapi_drive_backup_args, NULL, QCO_BLOCK },
     { "query-block-jobs", qmp_query_block_jobs, NULL, NULL, 0 },
     { "block-job-cancel", qmp_block_job_cancel, qapi_block_job_cancel_args, NULL, 0 },
     { "block-job-complete", qmp_block_job_complete, qapi_block_job_device_args, NULL,

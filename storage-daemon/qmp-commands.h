@@ -63,7 +63,9 @@ extern const QArg qapi_block_stream_args[];
 
 /* backup-job.c */
 QMP_HANDLER(qmp_blockdev_backup);
+QMP_HANDLER(qmp_drive_backup);
 extern const QArg qapi_blockdev_backup_args[];
+extern const QArg qapi_drive_backup_args[];
 /* create.c */
 QMP_HANDLER(qmp_blockdev_create);
 QMP_HANDLER(qmp_x_blockdev_amend);

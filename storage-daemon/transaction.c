@@ -3,9 +3,9 @@
  * union on "type" whose variants wrap their arguments in "data"), checked
  * whole before anything runs, as QEMU's visitor does; then each action runs,
  * and on the first failure the ones before it are undone in reverse order.
- * Actions: the dirty bitmap commands, blockdev-backup, blockdev-snapshot,
- * blockdev-snapshot-sync and "abort". QEMU's other actions (internal snapshots,
- * drive-backup) are refused by name: the daemon has no such command yet. The
+ * Actions: the dirty bitmap commands, blockdev-backup, drive-backup,
+ * blockdev-snapshot, blockdev-snapshot-sync and "abort". QEMU's other action
+ * (internal snapshots) is refused by name: the daemon has no such command yet. The
  * snapshot commands run as a transaction of one action, as in QEMU.
  */
 #include "transaction.h"
@@ -88,8 +88,7 @@ static const QVariant action_variants[] = {
     { "blockdev-snapshot-internal-sync",
       (const QArg[]) { { "data", QT_OBJECT_ANY, false, NULL, NULL, NULL }, QARG_END } },
     { "blockdev-snapshot-sync", WRAP(qapi_blockdev_snapshot_sync_args) },
-    { "drive-backup",
-      (const QArg[]) { { "data", QT_OBJECT_ANY, false, NULL, NULL, NULL }, QARG_END } },
+    { "drive-backup", WRAP(qapi_drive_backup_args) },
     { NULL, NULL },
 };
 
@@ -115,7 +114,7 @@ static bool run_action(QsdTransaction *tx, const char *type, JsonObject *data,
         error_setg(errp, "Transaction aborted using Abort action");
         return false;
     }
-    if (grouped && strcmp(type, "blockdev-backup")) {
+    if (grouped && strcmp(type, "blockdev-backup") && strcmp(type, "drive-backup")) {
         /* only the backup actions take part in a grouped completion */
         error_setg(errp, "Action '%s' does not support Transaction property "
                    "completion-mode = grouped", type);
@@ -135,6 +134,8 @@ static bool run_action(QsdTransaction *tx, const char *type, JsonObject *data,
         return qsd_bitmap_merge(data, tx, errp);
     } else if (!strcmp(type, "blockdev-backup")) {
         return qsd_backup_action(data, tx, errp);
+    } else if (!strcmp(type, "drive-backup")) {
+        return qsd_drive_backup_action(data, tx, errp);
     } else if (!strcmp(type, "blockdev-snapshot-sync")) {
         return qsd_snapshot_sync(data, tx, errp);
     } else if (!strcmp(type, "blockdev-snapshot")) {

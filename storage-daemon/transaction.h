@@ -30,6 +30,8 @@ bool qsd_bitmap_set_recording(JsonObject *args, bool recording, QsdTransaction *
 bool qsd_bitmap_merge(JsonObject *args, QsdTransaction *tx, GError **errp);
 /* The blockdev-backup action (backup-job.c): the job runs when @tx commits. */
 bool qsd_backup_action(JsonObject *args, QsdTransaction *tx, GError **errp);
+/* The drive-backup action (backup-cmd.c): creates its target, then the same. */
+bool qsd_drive_backup_action(JsonObject *args, QsdTransaction *tx, GError **errp);
 /* The external snapshot actions (snapshot-cmds.c). */
 bool qsd_snapshot_sync(JsonObject *args, QsdTransaction *tx, GError **errp);
 bool qsd_snapshot(JsonObject *args, QsdTransaction *tx, GError **errp);
