@@ -95,6 +95,13 @@ typedef struct ChainJob {
      * read-only again at its end, unless the active commit pivoted onto it */
     GPtrArray *reopened;
     bool pivoted;
+    /* drive-mirror's target was opened without its backing file: the one it
+     * gets at the pivot (the source's backing file, or the source) */
+    bool pivot_backing_set;
+    BlockDriverState *pivot_backing;
+    /* the target is new and reads as zeroes (drive-mirror): only what the
+     * source's chain allocates is copied, as QEMU's mirror without zero_target */
+    bool target_zeroed;
 } ChainJob;
 
 static GList *chain_jobs;       /* ChainJob* running on some nodes */
@@ -375,6 +382,8 @@ static int mirror_pass(Job *job, ChainJob *cj, int64_t len, bool count, int64_t 
         }
         if (cj->mirror == MIRROR_TOP) {
             r = bdrv_is_allocated(cj->top, off, n, &n);
+        } else if (cj->target_zeroed) {
+            r = allocated_above(cj->top, NULL, off, n, &n);
         }
         if (r > 0 && !count) {
             int64_t st = bdrv_block_status_above(cj->top, off, n, &n);
@@ -612,6 +621,10 @@ static bool commit_finalize(Job *job, void *opaque, bool completed, GError **err
                         bdrv_perm_detach(u->bs, u);
                     }
                 }
+            }
+            if (cj->pivot_backing_set &&
+                bdrv_set_backing(cj->base, cj->pivot_backing, errp) < 0) {
+                return false;
             }
             qsd_export_replace_node(cj->top, cj->base);
             cj->pivoted = true;
@@ -956,7 +969,20 @@ JsonNode *qmp_block_stream(JsonObject *args, Monitor *mon, GError **errp)
            qjson_empty_object() : NULL;
 }
 
-JsonNode *qmp_blockdev_mirror(JsonObject *args, Monitor *mon, GError **errp)
+bool qsd_mirror_source_ok(BlockDriverState *bs, GError **errp)
+{
+    /* QEMU's mirror filter goes on top of the source: it must be a root */
+    if (node_has_parent(bs) || chain_job_on(bs) || mirror_job_into(bs) ||
+        qsd_backup_uses_node(bs)) {
+        error_setg(errp, "Need a root block node");
+        return false;
+    }
+    return true;
+}
+
+/* blockdev-mirror, and drive-mirror once its target is open (@drive). */
+static bool mirror_start(JsonObject *args, bool drive, BlockDriverState *pivot_backing,
+                         bool target_new, GError **errp)
 {
     const char *device = opts_peek_str(args, "device");
     const char *target_name = opts_peek_str(args, "target");
@@ -968,60 +994,57 @@ JsonNode *qmp_blockdev_mirror(JsonObject *args, Monitor *mon, GError **errp)
 
     if (!bs) {
         error_setg(errp, "Cannot find device='%s' nor node-name='%s'", device, device);
-        return NULL;
+        return false;
     }
     target = bdrv_find_node(target_name);
     if (!target) {
         error_setg(errp, "Cannot find device='%s' nor node-name='%s'", target_name,
                    target_name);
-        return NULL;
+        return false;
     }
     if (bs == target) {
         error_setg(errp, "Can't mirror node into itself");
-        return NULL;
+        return false;
     }
-    /* QEMU's mirror filter goes on top of the source: it must be a root */
-    if (node_has_parent(bs) || chain_job_on(bs) || mirror_job_into(bs) ||
-        qsd_backup_uses_node(bs)) {
-        error_setg(errp, "Need a root block node");
-        return NULL;
+    if (!qsd_mirror_source_ok(bs, errp)) {
+        return false;
     }
     if (qsd_block_job_busy(target, errp)) {
-        return NULL;
+        return false;
     }
     parent = qsd_backing_parent(target);
     if (parent) {
         error_setg(errp, "Node '%s' is busy: node is used as backing hd of '%s'",
                    target_name, bdrv_get_node_name(parent));
-        return NULL;
+        return false;
     }
     if (backup_target_busy(target, errp)) {
-        return NULL;
+        return false;
     }
     if (!strcmp(sync, "incremental") || !strcmp(sync, "bitmap")) {
         error_setg(errp, "Sync mode '%s' not supported", sync);
-        return NULL;
+        return false;
     }
     if (json_object_has_member(args, "granularity")) {
         int64_t g = json_object_get_int_member(args, "granularity");
         if (g < 512 || g > 64 * MiB) {
             error_setg(errp, "Parameter 'granularity' expects a value in range "
                        "[512B, 64MB]");
-            return NULL;
+            return false;
         }
         if (g & (g - 1)) {
             error_setg(errp, "Parameter 'granularity' expects a power of 2");
-            return NULL;
+            return false;
         }
     }
     if (json_object_has_member(args, "buf-size") &&
         json_object_get_int_member(args, "buf-size") < 0) {
         error_setg(errp, "Invalid parameter 'buf-size'");
-        return NULL;
+        return false;
     }
     if (replaces && !bdrv_find_node(replaces)) {
         error_setg(errp, "Failed to find node with node-name='%s'", replaces);
-        return NULL;
+        return false;
     }
     cj = g_new0(ChainJob, 1);
     cj->device = bs;
@@ -1030,7 +1053,20 @@ JsonNode *qmp_blockdev_mirror(JsonObject *args, Monitor *mon, GError **errp)
     cj->active = true;
     cj->mirror = !strcmp(sync, "full") ? MIRROR_FULL :
                  !strcmp(sync, "top") ? MIRROR_TOP : MIRROR_NONE;
+    cj->pivot_backing_set = drive && cj->mirror != MIRROR_FULL;
+    cj->target_zeroed = drive && target_new;
+    cj->pivot_backing = pivot_backing;
     /* without a job-id, QEMU names the job after the device: "" for a node */
-    return start_chain_job(cj, &mirror_driver, id ? id : "", args, errp) ?
-           qjson_empty_object() : NULL;
+    return start_chain_job(cj, &mirror_driver, id ? id : "", args, errp);
+}
+
+JsonNode *qmp_blockdev_mirror(JsonObject *args, Monitor *mon, GError **errp)
+{
+    return mirror_start(args, false, NULL, false, errp) ? qjson_empty_object() : NULL;
+}
+
+bool qsd_drive_mirror_start(JsonObject *args, BlockDriverState *pivot_backing,
+                            bool target_new, GError **errp)
+{
+    return mirror_start(args, true, pivot_backing, target_new, errp);
 }

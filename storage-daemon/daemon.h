@@ -90,6 +90,16 @@ bool qsd_backup_blocks_resize(BlockDriverState *bs, GError **errp);
 bool qsd_block_job_busy(BlockDriverState *bs, GError **errp);
 bool qsd_block_job_blocks_resize(BlockDriverState *bs, GError **errp);
 bool qsd_block_job_blocks_del(BlockDriverState *bs, GError **errp);
+/* May @bs be a mirror's source ("Need a root block node", QEMU's words)? */
+bool qsd_mirror_source_ok(BlockDriverState *bs, GError **errp);
+/*
+ * blockdev-mirror's job for drive-mirror, whose target (named in @args) was
+ * opened without its backing file: it gets @pivot_backing at the pivot
+ * (sync=top, none); a @target_new (created, reading as zeroes) gets only what
+ * the source's chain allocates. false with errp set.
+ */
+bool qsd_drive_mirror_start(JsonObject *args, BlockDriverState *pivot_backing,
+                            bool target_new, GError **errp);
 
 /* ---- NBD server and exports (export.c) ---- */
 /* How conflict messages name an export's use of its node (QEMU's BlockBackend). */

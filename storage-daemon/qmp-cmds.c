@@ -37,6 +37,7 @@ const QmpCommand qmp_commands[] = {
     { "block-stream", qmp_block_stream, qapi_block_stream_args, NULL, QCO_BLOCK },
     { "blockdev-mirror", qmp_blockdev_mirror, qapi_blockdev_mirror_args, NULL,
       QCO_BLOCK },
+    { "drive-mirror", qmp_drive_mirror, qapi_drive_mirror_args, NULL, QCO_BLOCK },
     { "blockdev-backup", qmp_blockdev_backup, qapi_blockdev_backup_args, NULL,
       QCO_BLOCK },
     { "drive-backup", qmp_drive_backup, qapi_drive_backup_args, NULL, QCO_BLOCK },

@@ -47,6 +47,10 @@ extern const QArg qapi_block_job_device_args[];
 extern const QArg qapi_block_job_cancel_args[];
 extern const QArg qapi_block_job_set_speed_args[];
 
+/* drive-mirror.c */
+QMP_HANDLER(qmp_drive_mirror);
+extern const QArg qapi_drive_mirror_args[];
+
 /* snapshot-cmds.c */
 QMP_HANDLER(qmp_blockdev_snapshot_sync);
 QMP_HANDLER(qmp_blockdev_snapshot);
