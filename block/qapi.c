@@ -175,8 +175,9 @@ void bdrv_snapshot_dump(JsonObject *sn)
     if (icount != -1) {
         snprintf(icount_buf, sizeof(icount_buf), "%" PRId64, icount);
     }
-    /* the fields are separated by at least one space when they overflow */
-    printf("%-9s %-16s %8s %19s %12s %10s\n", id, name, vm_size, date_buf, clock_buf,
+    /* the ID and tag keep a space when they overflow; the date, VM clock and
+     * icount columns do not (a VM clock past 99999 hours touches the date) */
+    printf("%-9s %-16s %8s%20s%13s%11s\n", id, name, vm_size, date_buf, clock_buf,
            icount_buf);
 }
 
