@@ -294,7 +294,7 @@ int bdrv_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes, const void 
         return ret;
     }
     if (!(bs->open_flags & BDRV_O_RDWR)) {
-        return -EACCES;
+        return -EPERM;      /* QEMU's errno for a write to a read-only node */
     }
     if (bytes == 0) {
         /* an empty compressed write asks the driver whether it can compress */
@@ -353,7 +353,7 @@ int bdrv_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes, int 
         return ret;
     }
     if (!(bs->open_flags & BDRV_O_RDWR)) {
-        return -EACCES;
+        return -EPERM;
     }
     if (bytes == 0) {
         return 0;
@@ -383,7 +383,7 @@ static int do_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes, bool
         return ret;
     }
     if (!(bs->open_flags & BDRV_O_RDWR)) {
-        return -EACCES;
+        return -EPERM;
     }
     /* discard=ignore (blockdev-add's default): the request succeeds, nothing changes */
     if (bytes == 0 || !bs->drv->pdiscard || (!always && !(bs->open_flags & BDRV_O_UNMAP))) {
