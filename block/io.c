@@ -825,7 +825,20 @@ bool bdrv_is_dirty(BlockDriverState *bs)
 
 int bdrv_snapshot_create(BlockDriverState *bs, const char *name)
 {
-    return bs->drv->snapshot_create ? bs->drv->snapshot_create(bs, name) : -ENOTSUP;
+    /* qemu-img records no VM clock and no instruction count: 0, as QEMU's */
+    return bdrv_snapshot_create_vm(bs, name, 0, 0);
+}
+
+int bdrv_snapshot_create_vm(BlockDriverState *bs, const char *name, int64_t vm_clock_nsec,
+                            int64_t icount)
+{
+    return bs->drv->snapshot_create ?
+           bs->drv->snapshot_create(bs, name, vm_clock_nsec, icount) : -ENOTSUP;
+}
+
+bool bdrv_supports_snapshots(BlockDriverState *bs)
+{
+    return bs->drv->snapshot_create != NULL;
 }
 
 int bdrv_snapshot_list(BlockDriverState *bs, GPtrArray *out)

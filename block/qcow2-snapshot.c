@@ -763,7 +763,8 @@ static Qcow2SnapshotInfo *find_snapshot(GPtrArray *list, const char *name, bool 
     return NULL;
 }
 
-int qcow2_snapshot_create(BlockDriverState *bs, const char *name)
+int qcow2_snapshot_create(BlockDriverState *bs, const char *name, int64_t vm_clock_nsec,
+                          int64_t icount)
 {
     BDRVQcow2State *s = bs->opaque;
     g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(qcow2_snapshot_info_free);
@@ -796,7 +797,8 @@ int qcow2_snapshot_create(BlockDriverState *bs, const char *name)
     sn->date_sec = now / G_USEC_PER_SEC;
     sn->date_nsec = (now % G_USEC_PER_SEC) * 1000;
     sn->disk_size = s->size;
-    sn->icount = 0;         /* qemu-img records no instruction count: 0, as QEMU */
+    sn->vm_clock_nsec = vm_clock_nsec;
+    sn->icount = icount;
     sn->l1_size = s->l1_size;
     g_ptr_array_add(list, sn);
 

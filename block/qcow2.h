@@ -748,7 +748,8 @@ int qcow2_check_rewrite_snapshots(BlockDriverState *bs, Qcow2SnapshotCheck *sc);
 /* amend compat=1.1: give every entry the extra data v3 needs. */
 int qcow2_snapshots_upgrade(BlockDriverState *bs, GError **errp);
 /* New snapshot @name of the active state; 0 or -errno (QEMU's codes). */
-int qcow2_snapshot_create(BlockDriverState *bs, const char *name);
+int qcow2_snapshot_create(BlockDriverState *bs, const char *name, int64_t vm_clock_nsec,
+                          int64_t icount);
 /* Revert to the snapshot with ID (else name) @name. */
 int qcow2_snapshot_goto(BlockDriverState *bs, const char *name, GError **errp);
 /* Delete the snapshot with name (else ID) @name. */

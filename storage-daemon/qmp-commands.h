@@ -51,6 +51,19 @@ extern const QArg qapi_block_job_set_speed_args[];
 QMP_HANDLER(qmp_drive_mirror);
 extern const QArg qapi_drive_mirror_args[];
 
+/* nbd-legacy-cmds.c */
+QMP_HANDLER(qmp_nbd_server_add);
+QMP_HANDLER(qmp_nbd_server_remove);
+QMP_HANDLER(qmp_query_block);
+extern const QArg qapi_nbd_server_add_args[];
+extern const QArg qapi_nbd_server_remove_args[];
+
+/* internal-snapshot-cmds.c */
+QMP_HANDLER(qmp_blockdev_snapshot_internal_sync);
+QMP_HANDLER(qmp_blockdev_snapshot_delete_internal_sync);
+extern const QArg qapi_blockdev_snapshot_internal_args[];
+extern const QArg qapi_blockdev_snapshot_delete_internal_args[];
+
 /* snapshot-cmds.c */
 QMP_HANDLER(qmp_blockdev_snapshot_sync);
 QMP_HANDLER(qmp_blockdev_snapshot);

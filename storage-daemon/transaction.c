@@ -3,9 +3,9 @@
  * union on "type" whose variants wrap their arguments in "data"), checked
  * whole before anything runs, as QEMU's visitor does; then each action runs,
  * and on the first failure the ones before it are undone in reverse order.
- * Actions: the dirty bitmap commands, blockdev-backup, drive-backup,
- * blockdev-snapshot, blockdev-snapshot-sync and "abort". QEMU's other action
- * (internal snapshots) is refused by name: the daemon has no such command yet. The
+ * Actions: all of QEMU 7.2's: the dirty bitmap commands, blockdev-backup,
+ * drive-backup, blockdev-snapshot, blockdev-snapshot-sync,
+ * blockdev-snapshot-internal-sync and "abort". The
  * snapshot commands run as a transaction of one action, as in QEMU.
  */
 #include "transaction.h"
@@ -85,8 +85,7 @@ static const QVariant action_variants[] = {
     { "block-dirty-bitmap-merge", WRAP(qapi_block_dirty_bitmap_merge_args) },
     { "blockdev-backup", WRAP(qapi_blockdev_backup_args) },
     { "blockdev-snapshot", WRAP(qapi_blockdev_snapshot_args) },
-    { "blockdev-snapshot-internal-sync",
-      (const QArg[]) { { "data", QT_OBJECT_ANY, false, NULL, NULL, NULL }, QARG_END } },
+    { "blockdev-snapshot-internal-sync", WRAP(qapi_blockdev_snapshot_internal_args) },
     { "blockdev-snapshot-sync", WRAP(qapi_blockdev_snapshot_sync_args) },
     { "drive-backup", WRAP(qapi_drive_backup_args) },
     { NULL, NULL },
@@ -140,6 +139,8 @@ static bool run_action(QsdTransaction *tx, const char *type, JsonObject *data,
         return qsd_snapshot_sync(data, tx, errp);
     } else if (!strcmp(type, "blockdev-snapshot")) {
         return qsd_snapshot(data, tx, errp);
+    } else if (!strcmp(type, "blockdev-snapshot-internal-sync")) {
+        return qsd_snapshot_internal(data, tx, errp);
     }
     error_setg(errp, "Transaction action '%s' is not supported by this daemon", type);
     return false;

@@ -35,6 +35,8 @@ bool qsd_drive_backup_action(JsonObject *args, QsdTransaction *tx, GError **errp
 /* The external snapshot actions (snapshot-cmds.c). */
 bool qsd_snapshot_sync(JsonObject *args, QsdTransaction *tx, GError **errp);
 bool qsd_snapshot(JsonObject *args, QsdTransaction *tx, GError **errp);
+/* The internal snapshot action (internal-snapshot-cmds.c): an abort deletes it. */
+bool qsd_snapshot_internal(JsonObject *args, QsdTransaction *tx, GError **errp);
 /* A command that QEMU runs as a transaction of one action @type (with its
  * drains): the reply, or NULL with errp set. */
 JsonNode *qsd_transaction_run_one(const char *type, JsonObject *args, GError **errp);

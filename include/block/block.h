@@ -368,6 +368,12 @@ bool bdrv_is_dirty(BlockDriverState *bs);
 
 /* ---- snapshots (internal) ---- */
 int bdrv_snapshot_create(BlockDriverState *bs, const char *name);
+/* The same with the VM clock and instruction count (-1: none) to record, as a
+ * running QEMU records them (the daemon's blockdev-snapshot-internal-sync). */
+int bdrv_snapshot_create_vm(BlockDriverState *bs, const char *name, int64_t vm_clock_nsec,
+                            int64_t icount);
+/* Can the node's format keep internal snapshots at all? */
+bool bdrv_supports_snapshots(BlockDriverState *bs);
 /* Number of snapshots; fills a GPtrArray of JsonObject per snapshot if non-NULL. */
 int bdrv_snapshot_list(BlockDriverState *bs, GPtrArray *out);
 /* Revert the image to / delete the snapshot with this ID or name. 0 or -errno with

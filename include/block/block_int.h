@@ -214,7 +214,9 @@ struct BlockDriver {
     int (*check)(BlockDriverState *bs, BdrvCheckResult *res, int fix);
     JsonNode *(*get_specific_info)(BlockDriverState *bs, GError **errp);
     bool (*is_dirty)(BlockDriverState *bs);
-    int (*snapshot_create)(BlockDriverState *bs, const char *name);
+    /* an internal snapshot; @vm_clock_nsec and @icount recorded in its entry */
+    int (*snapshot_create)(BlockDriverState *bs, const char *name, int64_t vm_clock_nsec,
+                           int64_t icount);
     int (*snapshot_list)(BlockDriverState *bs, GPtrArray *out);
     /* apply / delete the snapshot whose ID or name is @name; NULL: unsupported */
     int (*snapshot_goto)(BlockDriverState *bs, const char *name, GError **errp);
