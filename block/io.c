@@ -233,6 +233,9 @@ typedef struct BdrvBeforeWrite {
 /* Run @bs's before-write notifiers for a change of [offset, offset+bytes). */
 static int before_write(BlockDriverState *bs, int64_t offset, int64_t bytes)
 {
+    if (bytes > 0) {
+        bdrv_write_threshold_check(bs, offset, bytes);
+    }
     if (!bs->before_write || bytes <= 0) {
         return 0;
     }

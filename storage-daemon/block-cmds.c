@@ -1,7 +1,8 @@
 /*
  * Block node commands: blockdev-add and --blockdev (with the BlockdevOptions
  * schema they are checked against), blockdev-del, query-named-block-nodes (the
- * BlockDeviceInfo fields libvirt reads, in QEMU's member order) and block_resize.
+ * BlockDeviceInfo fields libvirt reads, in QEMU's member order), block_resize
+ * and block-set-write-threshold (with its BLOCK_WRITE_THRESHOLD event).
  * Keeps the list of nodes the monitor owns (those blockdev-add opened).
  */
 #include "daemon.h"
@@ -178,6 +179,12 @@ const QArg qapi_blockdev_del_args[] = {
 
 const QArg qapi_query_named_block_nodes_args[] = {
     { "flat", QT_BOOL, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+const QArg qapi_block_set_write_threshold_args[] = {
+    { "node-name", QT_STR, false, NULL, NULL, NULL },
+    { "write-threshold", QT_UINT64, false, NULL, NULL, NULL },
     QARG_END,
 };
 
@@ -364,7 +371,8 @@ static JsonObject *block_device_info(BlockDriverState *bs, bool flat, GError **e
     json_object_set_string_member(info, "drv", bdrv_get_format_name(bs));
     json_object_set_int_member(info, "iops", 0);
     json_object_set_int_member(info, "bps_wr", 0);
-    json_object_set_int_member(info, "write_threshold", 0);
+    json_object_set_int_member(info, "write_threshold",
+                               (int64_t)bdrv_write_threshold_get(bs));
     {
         JsonArray *bitmaps = bdrv_query_dirty_bitmaps(bs);
         for (guint i = 0; bitmaps && i < json_array_get_length(bitmaps); i++) {
@@ -457,4 +465,52 @@ JsonNode *qmp_block_resize(JsonObject *args, Monitor *mon, GError **errp)
     ret = bdrv_truncate(bs, size, false, PREALLOC_MODE_OFF, 0, errp);
     bdrv_perm_detach(bs, &resize_user);
     return ret < 0 ? NULL : qjson_empty_object();
+}
+
+/* ---- block-set-write-threshold ---- */
+
+typedef struct ThresholdEvent {
+    char *node_name;
+    uint64_t threshold, exceeded;
+} ThresholdEvent;
+
+/* Main loop: the event, in QEMU's member order. */
+static gboolean threshold_event(gpointer p)
+{
+    ThresholdEvent *e = p;
+    JsonObject *data = json_object_new();
+
+    json_object_set_string_member(data, "node-name", e->node_name);
+    json_object_set_int_member(data, "write-threshold", (int64_t)e->threshold);
+    json_object_set_int_member(data, "amount-exceeded", (int64_t)e->exceeded);
+    qsd_emit_event("BLOCK_WRITE_THRESHOLD", data);
+    g_free(e->node_name);
+    g_free(e);
+    return G_SOURCE_REMOVE;
+}
+
+/* Any thread (the request's): the event goes out from the main loop. */
+static void threshold_crossed(const char *node_name, uint64_t threshold, uint64_t exceeded)
+{
+    ThresholdEvent *e = g_new0(ThresholdEvent, 1);
+
+    e->node_name = g_strdup(node_name);
+    e->threshold = threshold;
+    e->exceeded = exceeded;
+    g_idle_add(threshold_event, e);
+}
+
+JsonNode *qmp_block_set_write_threshold(JsonObject *args, Monitor *mon, GError **errp)
+{
+    const char *node = opts_peek_str(args, "node-name");
+    BlockDriverState *bs = bdrv_find_node(node);
+
+    if (!bs) {
+        error_setg(errp, "Device '%s' not found", node);
+        return NULL;
+    }
+    bdrv_write_threshold_set_notify(threshold_crossed);
+    bdrv_write_threshold_set(bs, (uint64_t)json_object_get_int_member(args,
+                                                                      "write-threshold"));
+    return qjson_empty_object();
 }

@@ -120,6 +120,12 @@ static bool check_one(JsonNode *n, const QArg *a, const char *full, GError **err
             return false;
         }
         return type_error(errp, full, "integer");
+    case QT_UINT64:
+        if (!holds(n, G_TYPE_INT64)) {
+            error_setg(errp, "Parameter '%s' expects uint64", full);
+            return false;
+        }
+        return true;
     case QT_UINT32:
         if (!holds(n, G_TYPE_INT64)) {
             error_setg(errp, "Parameter '%s' expects uint64", full);

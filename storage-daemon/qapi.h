@@ -16,6 +16,8 @@ typedef enum QType {
     QT_INT,         /* any integer */
     QT_SIZE,        /* a non-negative integer (uint64) */
     QT_UINT32,      /* an integer 0..UINT32_MAX */
+    QT_UINT64,      /* QAPI's uint64: any integer (negative ones wrap), else
+                       "Parameter 'x' expects uint64" */
     QT_BOOL,
     QT_NUMBER,      /* integer or float */
     QT_ENUM,        /* a string from .values */

@@ -22,6 +22,8 @@ const QmpCommand qmp_commands[] = {
     { "query-named-block-nodes", qmp_query_named_block_nodes,
       qapi_query_named_block_nodes_args, NULL, QCO_BLOCK },
     { "block_resize", qmp_block_resize, qapi_block_resize_args, NULL, QCO_BLOCK },
+    { "block-set-write-threshold", qmp_block_set_write_threshold,
+      qapi_block_set_write_threshold_args, NULL, QCO_BLOCK },
     { "blockdev-create", qmp_blockdev_create, qapi_blockdev_create_args, NULL, 0 },
     { "x-blockdev-amend", qmp_x_blockdev_amend, qapi_x_blockdev_amend_args, NULL,
       QCO_BLOCK },

@@ -21,6 +21,8 @@ QMP_HANDLER(qmp_blockdev_add);
 QMP_HANDLER(qmp_blockdev_del);
 QMP_HANDLER(qmp_query_named_block_nodes);
 QMP_HANDLER(qmp_block_resize);
+QMP_HANDLER(qmp_block_set_write_threshold);
+extern const QArg qapi_block_set_write_threshold_args[];
 extern const QArg qapi_blockdev_options;     /* the BlockdevOptions union */
 extern const QArg qapi_blockdev_del_args[];
 extern const QArg qapi_query_named_block_nodes_args[];

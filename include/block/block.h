@@ -286,6 +286,17 @@ typedef int (*BdrvBeforeWriteFunc)(BlockDriverState *bs, int64_t offset, int64_t
 void bdrv_add_before_write(BlockDriverState *bs, BdrvBeforeWriteFunc fn, void *opaque);
 void bdrv_remove_before_write(BlockDriverState *bs, BdrvBeforeWriteFunc fn,
                               void *opaque);
+/*
+ * Write thresholds (block/write-threshold.c): the first write, zero write or
+ * discard reaching past @threshold (0: none) clears it and calls the notify
+ * function (from whatever thread ran the request) with the node's name, the
+ * threshold and by how much the request went past it.
+ */
+typedef void (*BdrvWriteThresholdFunc)(const char *node_name, uint64_t threshold,
+                                       uint64_t exceeded);
+void bdrv_write_threshold_set_notify(BdrvWriteThresholdFunc fn);
+void bdrv_write_threshold_set(BlockDriverState *bs, uint64_t threshold);
+uint64_t bdrv_write_threshold_get(BlockDriverState *bs);
 /* Is the range allocated in this layer (not just the backing chain)? 1/0/-errno. */
 int bdrv_is_allocated(BlockDriverState *bs, int64_t offset, int64_t bytes, int64_t *pnum);
 

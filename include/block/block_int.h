@@ -313,6 +313,9 @@ struct BlockDriverState {
     /* requests in flight on this node (block/aio.c), created with the first one */
     struct BdrvAioQueue *aio;
 
+    /* block-set-write-threshold's offset (0: none); block/write-threshold.c */
+    uint64_t write_threshold;
+
     /* opened read-write and turned read-only in place (bdrv_make_read_only):
      * its files are still open for writing, so it can turn back */
     bool ro_in_place;
@@ -324,6 +327,9 @@ JsonArray *bdrv_query_dirty_bitmaps_driver(BlockDriverState *bs);
 /* Mark a range dirty in the driver's persistent bitmap @name. */
 int bdrv_bitmap_set_dirty(BlockDriverState *bs, const char *name, int64_t offset,
                           int64_t bytes, GError **errp);
+
+/* A write of [offset, offset+bytes) reached @bs: report a crossed threshold. */
+void bdrv_write_threshold_check(BlockDriverState *bs, int64_t offset, int64_t bytes);
 
 /* Driver table (block.c) */
 extern BlockDriver bdrv_file;
