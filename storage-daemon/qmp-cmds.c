@@ -82,6 +82,8 @@ const QmpCommand qmp_commands[] = {
       qapi_blockdev_snapshot_sync_args, NULL, QCO_BLOCK },
     { "blockdev-snapshot", qmp_blockdev_snapshot, qapi_blockdev_snapshot_args, NULL,
       QCO_BLOCK },
+    { "change-backing-file", qmp_change_backing_file, qapi_change_backing_file_args, NULL,
+      QCO_BLOCK },
     { "blockdev-snapshot-internal-sync", qmp_blockdev_snapshot_internal_sync,
       qapi_blockdev_snapshot_internal_args, NULL, QCO_BLOCK },
     { "blockdev-snapshot-delete-internal-sync", qmp_blockdev_snapshot_delete_internal_sync,

@@ -69,6 +69,8 @@ extern const QArg qapi_blockdev_snapshot_delete_internal_args[];
 /* snapshot-cmds.c */
 QMP_HANDLER(qmp_blockdev_snapshot_sync);
 QMP_HANDLER(qmp_blockdev_snapshot);
+QMP_HANDLER(qmp_change_backing_file);
+extern const QArg qapi_change_backing_file_args[];
 extern const QArg qapi_blockdev_snapshot_sync_args[];
 extern const QArg qapi_blockdev_snapshot_args[];
 

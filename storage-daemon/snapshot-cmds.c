@@ -9,6 +9,8 @@
  * (block/read-only.c); an abort puts everything back. An overlay that
  * blockdev-snapshot-sync opened is held only by what uses it: with no export
  * on the node, it is closed again right away, as in QEMU's daemon.
+ * Also change-backing-file, which rewrites the backing file name in the header
+ * of an image of a chain (after a snapshot, say), the graph left as it is.
  */
 #include "daemon.h"
 #include "qmp-commands.h"
@@ -23,6 +25,13 @@ const QArg qapi_blockdev_snapshot_sync_args[] = {
     { "snapshot-node-name", QT_STR, true, NULL, NULL, NULL },
     { "format", QT_STR, true, NULL, NULL, NULL },
     { "mode", QT_ENUM, true, new_image_mode_values, NULL, NULL },
+    QARG_END,
+};
+
+const QArg qapi_change_backing_file_args[] = {
+    { "device", QT_STR, false, NULL, NULL, NULL },
+    { "image-node-name", QT_STR, false, NULL, NULL, NULL },
+    { "backing-file", QT_STR, false, NULL, NULL, NULL },
     QARG_END,
 };
 
@@ -256,4 +265,73 @@ JsonNode *qmp_blockdev_snapshot_sync(JsonObject *args, Monitor *mon, GError **er
 JsonNode *qmp_blockdev_snapshot(JsonObject *args, Monitor *mon, GError **errp)
 {
     return qsd_transaction_run_one("blockdev-snapshot", args, errp);
+}
+
+/* ---- change-backing-file ---- */
+
+/* Is @image in the backing chain of @top (itself included)? */
+static bool in_chain_of(BlockDriverState *top, BlockDriverState *image)
+{
+    for (BlockDriverState *l = top; l; l = bdrv_backing_child(l)) {
+        if (l == image) {
+            return true;
+        }
+    }
+    return false;
+}
+
+JsonNode *qmp_change_backing_file(JsonObject *args, Monitor *mon, GError **errp)
+{
+    const char *device = opts_peek_str(args, "device");
+    const char *image_name = opts_peek_str(args, "image-node-name");
+    const char *file = opts_peek_str(args, "backing-file");
+    BlockDriverState *bs = bdrv_find_node(device), *image, *backing;
+    bool reopened = false;
+    int ret;
+
+    if (!bs) {
+        error_setg(errp, "Cannot find device='%s' nor node-name='%s'", device, device);
+        return NULL;
+    }
+    if (qsd_backing_parent(bs) || used_as_file(bs)) {
+        error_setg(errp, "Need a root block node");
+        return NULL;
+    }
+    image = bdrv_find_node(image_name);
+    if (!image) {
+        error_setg(errp, "Cannot find device='' nor node-name='%s'", image_name);
+        return NULL;
+    }
+    backing = bdrv_backing_child(image);
+    if (!backing) {
+        error_setg(errp, "not allowing backing file change on an image without a "
+                   "backing file");
+        return NULL;
+    }
+    if (!in_chain_of(bs, image)) {
+        error_setg(errp, "image file not in chain");
+        return NULL;
+    }
+    if (qsd_block_job_busy(image, errp)) {
+        return NULL;
+    }
+    /* a node a snapshot made read-only is written for the while, as QEMU's
+     * reopens it read-write */
+    if (bdrv_is_read_only_in_place(image)) {
+        if (bdrv_make_writable_again(image, errp) < 0) {
+            return NULL;
+        }
+        reopened = true;
+    }
+    ret = bdrv_change_backing_file(image, file, bdrv_get_format_name(backing));
+    if (reopened) {
+        bdrv_make_read_only(image, NULL);
+    }
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not change backing file to '%s'", file);
+        return NULL;
+    }
+    /* the header no longer names the backing node: its json: name shows it */
+    bdrv_refresh_filenames_above(backing);
+    return qjson_empty_object();
 }
