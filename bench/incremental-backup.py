@@ -18,55 +18,14 @@ copied. ref: the same extents copied from the raw disk with pread/pwrite,
 what dd of only the dirty bytes would do, in one process.
 Needs python3-libnbd (the Debian package installs it for /usr/bin/python3).
 """
-import json
 import os
-import socket
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 'tests', 'qemu-iotests'))
 from nbd_copy_dirty import copy_dirty  # noqa: E402  (the iotests' libnbd client)
-
-
-class Qmp:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX)
-        self.s.connect(path)
-        self.f = self.s.makefile('rw')
-        self.events = []
-        self.read()                                     # greeting
-        self.cmd('qmp_capabilities')
-
-    def read(self):
-        line = self.f.readline()
-        if not line:
-            sys.exit('QMP: connection closed')
-        return json.loads(line)
-
-    def cmd(self, command, **args):
-        self.f.write(json.dumps({'execute': command, 'arguments': args}) + '\n')
-        self.f.flush()
-        while True:
-            r = self.read()
-            if 'event' in r:
-                self.events.append(r)
-                continue
-            if 'error' in r:
-                sys.exit('QMP %s: %s' % (command, r['error']['desc']))
-            return r['return']
-
-    def wait_job(self, job, status):
-        while True:
-            for e in self.events:
-                d = e.get('data', {})
-                if e['event'] == 'JOB_STATUS_CHANGE' and d.get('id') == job and \
-                        d.get('status') == status:
-                    self.events = []
-                    return
-            self.events = []
-            r = self.read()
-            if 'event' in r:
-                self.events.append(r)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qmp import Qmp  # noqa: E402
 
 
 def extents(stride, length, size):
