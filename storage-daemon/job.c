@@ -251,9 +251,12 @@ GList *jobs_drain_begin(BlockDriverState *bs)
     for (GList *l = jobs; l; l = l->next) {
         Job *job = l->data;
 
-        if (job->drv && job->status == JOB_STATUS_RUNNING &&
+        if (job->drv && (job->status == JOB_STATUS_RUNNING ||
+                         job->status == JOB_STATUS_READY) &&
             (!bs || bdrv_perm_group_above(bs, job))) {
-            job_set_status(job, JOB_STATUS_PAUSED);
+            /* a ready job pauses as standby, as QEMU's */
+            job_set_status(job, job->status == JOB_STATUS_READY ? JOB_STATUS_STANDBY
+                                                                : JOB_STATUS_PAUSED);
             job->refcnt++;
             paused = g_list_prepend(paused, job);
         }
@@ -268,6 +271,8 @@ void jobs_drain_end(GList *paused)
 
         if (job->status == JOB_STATUS_PAUSED) {
             job_set_status(job, JOB_STATUS_RUNNING);
+        } else if (job->status == JOB_STATUS_STANDBY) {
+            job_set_status(job, JOB_STATUS_READY);
         }
         job_unref(job);
     }

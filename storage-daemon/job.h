@@ -62,8 +62,9 @@ void job_drained(Job *job);
  * QEMU drains nodes around some commands (every transaction drains them all;
  * block-export-del the export's node), and each running block job that uses a
  * drained node, or a node above it, pauses for the while: "paused" now and
- * "running" at jobs_drain_end(). @bs NULL: every running block job. The jobs
- * only show the states; their work goes on.
+ * "running" at jobs_drain_end() ("standby" and "ready" for a ready job). @bs
+ * NULL: every running or ready block job. The jobs only show the states;
+ * their work goes on.
  */
 GList *jobs_drain_begin(BlockDriverState *bs);
 void jobs_drain_end(GList *paused);
