@@ -9,14 +9,8 @@
 #include "qmp-commands.h"
 #include "transaction.h"
 
-static const char *const sync_values[] = {
-    "top", "full", "none", "incremental", "bitmap", NULL,
-};
 static const char *const bitmap_mode_values[] = {
     "on-success", "never", "always", NULL,
-};
-static const char *const on_error_values[] = {
-    "report", "ignore", "enospc", "stop", "auto", NULL,
 };
 
 static const QArg x_perf_members[] = {
@@ -30,13 +24,13 @@ static const QArg x_perf_members[] = {
 #define BACKUP_COMMON_ARGS \
     { "job-id", QT_STR, true, NULL, NULL, NULL }, \
     { "device", QT_STR, false, NULL, NULL, NULL }, \
-    { "sync", QT_ENUM, false, sync_values, NULL, NULL }, \
+    { "sync", QT_ENUM, false, qapi_mirror_sync_mode, NULL, NULL }, \
     { "speed", QT_INT, true, NULL, NULL, NULL }, \
     { "bitmap", QT_STR, true, NULL, NULL, NULL }, \
     { "bitmap-mode", QT_ENUM, true, bitmap_mode_values, NULL, NULL }, \
     { "compress", QT_BOOL, true, NULL, NULL, NULL }, \
-    { "on-source-error", QT_ENUM, true, on_error_values, NULL, NULL }, \
-    { "on-target-error", QT_ENUM, true, on_error_values, NULL, NULL }, \
+    { "on-source-error", QT_ENUM, true, qapi_blockdev_on_error, NULL, NULL }, \
+    { "on-target-error", QT_ENUM, true, qapi_blockdev_on_error, NULL, NULL }, \
     { "auto-finalize", QT_BOOL, true, NULL, NULL, NULL }, \
     { "auto-dismiss", QT_BOOL, true, NULL, NULL, NULL }, \
     { "filter-node-name", QT_STR, true, NULL, NULL, NULL }, \
@@ -49,14 +43,12 @@ const QArg qapi_blockdev_backup_args[] = {
     QARG_END,
 };
 
-static const char *const new_image_mode_values[] = { "existing", "absolute-paths", NULL };
-
 /* QEMU's DriveBackup: the target is an image file, created unless it exists */
 const QArg qapi_drive_backup_args[] = {
     BACKUP_COMMON_ARGS,
     { "target", QT_STR, false, NULL, NULL, NULL },
     { "format", QT_STR, true, NULL, NULL, NULL },
-    { "mode", QT_ENUM, true, new_image_mode_values, NULL, NULL },
+    { "mode", QT_ENUM, true, qapi_new_image_mode, NULL, NULL },
     QARG_END,
 };
 
@@ -92,7 +84,7 @@ static bool check_bitmap(JsonObject *args, BlockDriverState *bs, int *sync,
 
     if ((*sync == SYNC_INCREMENTAL || *sync == SYNC_BITMAP) && !bitmap) {
         error_setg(errp, "must provide a valid bitmap name for '%s' sync mode",
-                   sync_values[*sync]);
+                   qapi_mirror_sync_mode[*sync]);
         return false;
     }
     if (!bitmap) {
@@ -136,7 +128,7 @@ static bool check_bitmap(JsonObject *args, BlockDriverState *bs, int *sync,
     }
     if (*mode == MODE_NEVER && (*sync == SYNC_FULL || *sync == SYNC_TOP)) {
         error_setg(errp, "Bitmap sync mode '%s' has no meaningful effect when combined "
-                   "with sync mode '%s'", "never", sync_values[*sync]);
+                   "with sync mode '%s'", "never", qapi_mirror_sync_mode[*sync]);
         return false;
     }
     return true;
@@ -214,7 +206,7 @@ static BackupJob *backup_prepare(JsonObject *args, GError **errp)
     const char *device = opts_peek_str(args, "device");
     const char *id = opts_peek_str(args, "job-id");
     BlockDriverState *src, *target;
-    int sync = enum_index(sync_values, opts_peek_str(args, "sync"));
+    int sync = enum_index(qapi_mirror_sync_mode, opts_peek_str(args, "sync"));
     int mode = MODE_ON_SUCCESS;
     bool compress = opts_get_bool(args, "compress", false, NULL);
     int64_t len, speed, cluster;

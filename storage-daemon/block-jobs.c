@@ -14,10 +14,6 @@
 #define COPY_CHUNK (512 * 1024)  /* QEMU's commit and stream buffer size */
 #define TRACK_GRANULARITY 65536     /* QEMU's mirror: the default granularity */
 
-static const char *const on_error_values[] = {
-    "report", "ignore", "enospc", "stop", "auto", NULL,
-};
-
 const QArg qapi_block_commit_args[] = {
     { "job-id", QT_STR, true, NULL, NULL, NULL },
     { "device", QT_STR, false, NULL, NULL, NULL },
@@ -28,7 +24,7 @@ const QArg qapi_block_commit_args[] = {
     { "backing-file", QT_STR, true, NULL, NULL, NULL },
     { "backing-mask-protocol", QT_BOOL, true, NULL, NULL, NULL },
     { "speed", QT_INT, true, NULL, NULL, NULL },
-    { "on-error", QT_ENUM, true, on_error_values, NULL, NULL },
+    { "on-error", QT_ENUM, true, qapi_blockdev_on_error, NULL, NULL },
     { "filter-node-name", QT_STR, true, NULL, NULL, NULL },
     { "auto-finalize", QT_BOOL, true, NULL, NULL, NULL },
     { "auto-dismiss", QT_BOOL, true, NULL, NULL, NULL },
@@ -44,31 +40,26 @@ const QArg qapi_block_stream_args[] = {
     { "backing-mask-protocol", QT_BOOL, true, NULL, NULL, NULL },
     { "bottom", QT_STR, true, NULL, NULL, NULL },
     { "speed", QT_INT, true, NULL, NULL, NULL },
-    { "on-error", QT_ENUM, true, on_error_values, NULL, NULL },
+    { "on-error", QT_ENUM, true, qapi_blockdev_on_error, NULL, NULL },
     { "filter-node-name", QT_STR, true, NULL, NULL, NULL },
     { "auto-finalize", QT_BOOL, true, NULL, NULL, NULL },
     { "auto-dismiss", QT_BOOL, true, NULL, NULL, NULL },
     QARG_END,
 };
 
-static const char *const mirror_sync_values[] = {
-    "top", "full", "none", "incremental", "bitmap", NULL,
-};
-static const char *const copy_mode_values[] = { "background", "write-blocking", NULL };
-
 const QArg qapi_blockdev_mirror_args[] = {
     { "job-id", QT_STR, true, NULL, NULL, NULL },
     { "device", QT_STR, false, NULL, NULL, NULL },
     { "target", QT_STR, false, NULL, NULL, NULL },
     { "replaces", QT_STR, true, NULL, NULL, NULL },
-    { "sync", QT_ENUM, false, mirror_sync_values, NULL, NULL },
+    { "sync", QT_ENUM, false, qapi_mirror_sync_mode, NULL, NULL },
     { "speed", QT_INT, true, NULL, NULL, NULL },
     { "granularity", QT_INT, true, NULL, NULL, NULL },
     { "buf-size", QT_INT, true, NULL, NULL, NULL },
-    { "on-source-error", QT_ENUM, true, on_error_values, NULL, NULL },
-    { "on-target-error", QT_ENUM, true, on_error_values, NULL, NULL },
+    { "on-source-error", QT_ENUM, true, qapi_blockdev_on_error, NULL, NULL },
+    { "on-target-error", QT_ENUM, true, qapi_blockdev_on_error, NULL, NULL },
     { "filter-node-name", QT_STR, true, NULL, NULL, NULL },
-    { "copy-mode", QT_ENUM, true, copy_mode_values, NULL, NULL },
+    { "copy-mode", QT_ENUM, true, qapi_mirror_copy_mode, NULL, NULL },
     { "auto-finalize", QT_BOOL, true, NULL, NULL, NULL },
     { "auto-dismiss", QT_BOOL, true, NULL, NULL, NULL },
     QARG_END,

@@ -10,15 +10,6 @@
 #include "daemon.h"
 #include "qmp-commands.h"
 
-static const char *const mirror_sync_values[] = {
-    "top", "full", "none", "incremental", "bitmap", NULL,
-};
-static const char *const new_image_mode_values[] = { "existing", "absolute-paths", NULL };
-static const char *const on_error_values[] = {
-    "report", "ignore", "enospc", "stop", "auto", NULL,
-};
-static const char *const copy_mode_values[] = { "background", "write-blocking", NULL };
-
 const QArg qapi_drive_mirror_args[] = {
     { "job-id", QT_STR, true, NULL, NULL, NULL },
     { "device", QT_STR, false, NULL, NULL, NULL },
@@ -26,15 +17,15 @@ const QArg qapi_drive_mirror_args[] = {
     { "format", QT_STR, true, NULL, NULL, NULL },
     { "node-name", QT_STR, true, NULL, NULL, NULL },
     { "replaces", QT_STR, true, NULL, NULL, NULL },
-    { "sync", QT_ENUM, false, mirror_sync_values, NULL, NULL },
-    { "mode", QT_ENUM, true, new_image_mode_values, NULL, NULL },
+    { "sync", QT_ENUM, false, qapi_mirror_sync_mode, NULL, NULL },
+    { "mode", QT_ENUM, true, qapi_new_image_mode, NULL, NULL },
     { "speed", QT_INT, true, NULL, NULL, NULL },
     { "granularity", QT_UINT32, true, NULL, NULL, NULL },
     { "buf-size", QT_INT, true, NULL, NULL, NULL },
-    { "on-source-error", QT_ENUM, true, on_error_values, NULL, NULL },
-    { "on-target-error", QT_ENUM, true, on_error_values, NULL, NULL },
+    { "on-source-error", QT_ENUM, true, qapi_blockdev_on_error, NULL, NULL },
+    { "on-target-error", QT_ENUM, true, qapi_blockdev_on_error, NULL, NULL },
     { "unmap", QT_BOOL, true, NULL, NULL, NULL },
-    { "copy-mode", QT_ENUM, true, copy_mode_values, NULL, NULL },
+    { "copy-mode", QT_ENUM, true, qapi_mirror_copy_mode, NULL, NULL },
     { "auto-finalize", QT_BOOL, true, NULL, NULL, NULL },
     { "auto-dismiss", QT_BOOL, true, NULL, NULL, NULL },
     QARG_END,

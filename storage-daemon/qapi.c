@@ -367,3 +367,12 @@ bool qapi_keyval_typed(JsonObject *obj, const QArg *u, GError **errp)
     return u->type == QT_UNION ? convert_union(obj, u, NULL, errp) :
            convert_members(obj, u->members, NULL, errp);
 }
+
+const char *const qapi_mirror_sync_mode[] = {
+    "top", "full", "none", "incremental", "bitmap", NULL,
+};
+const char *const qapi_blockdev_on_error[] = {
+    "report", "ignore", "enospc", "stop", "auto", NULL,
+};
+const char *const qapi_new_image_mode[] = { "existing", "absolute-paths", NULL };
+const char *const qapi_mirror_copy_mode[] = { "background", "write-blocking", NULL };

@@ -81,4 +81,10 @@ const char *qmp_error_class(const GError *err);
 JsonNode *qjson_empty_object(void);
 JsonNode *qjson_object_node(JsonObject *obj);   /* takes the reference */
 
+/* QAPI enums several commands share: QEMU 7.2's values, in its order */
+extern const char *const qapi_mirror_sync_mode[];   /* MirrorSyncMode */
+extern const char *const qapi_blockdev_on_error[];  /* BlockdevOnError */
+extern const char *const qapi_new_image_mode[];     /* NewImageMode */
+extern const char *const qapi_mirror_copy_mode[];   /* MirrorCopyMode */
+
 #endif

@@ -16,15 +16,13 @@
 #include "qmp-commands.h"
 #include "transaction.h"
 
-static const char *const new_image_mode_values[] = { "existing", "absolute-paths", NULL };
-
 const QArg qapi_blockdev_snapshot_sync_args[] = {
     { "device", QT_STR, true, NULL, NULL, NULL },
     { "node-name", QT_STR, true, NULL, NULL, NULL },
     { "snapshot-file", QT_STR, false, NULL, NULL, NULL },
     { "snapshot-node-name", QT_STR, true, NULL, NULL, NULL },
     { "format", QT_STR, true, NULL, NULL, NULL },
-    { "mode", QT_ENUM, true, new_image_mode_values, NULL, NULL },
+    { "mode", QT_ENUM, true, qapi_new_image_mode, NULL, NULL },
     QARG_END,
 };
 
