@@ -25,6 +25,8 @@ static BlockDriver *const block_drivers[] = {
     &bdrv_null_aio,
     &bdrv_blkverify,
     &bdrv_copy_on_read,
+    &bdrv_copy_before_write,
+    &bdrv_snapshot_access,
     &bdrv_compress,
     &bdrv_quorum,
     &bdrv_preallocate,

@@ -147,8 +147,8 @@ void bdrv_refresh_filename(BlockDriverState *bs)
                                    bdrv_full_options_node(bs->backing) :
                                    json_node_new(JSON_NODE_NULL));
         }
-        if (bs->drv->is_format && !strong && !bs->backing_overridden &&
-            bs->file->exact_filename) {
+        if ((bs->drv->is_format || bs->drv->named_by_file) && !strong &&
+            !bs->backing_overridden && bs->file->exact_filename) {
             exact = g_strdup(bs->file->exact_filename);
         }
     }

@@ -13,9 +13,9 @@ static GList *owned_nodes;      /* BlockDriverState* opened by blockdev-add */
 /* ---- the BlockdevOptions schema ---- */
 
 static const char *const driver_values[] = {
-    "blkdebug", "blkverify", "bochs", "compress", "copy-on-read", "file", "host_cdrom",
-    "host_device", "luks", "null-aio", "null-co", "preallocate", "qcow2", "quorum",
-    "raw", "throttle", NULL,
+    "blkdebug", "blkverify", "bochs", "compress", "copy-before-write", "copy-on-read",
+    "file", "host_cdrom", "host_device", "luks", "null-aio", "null-co", "preallocate",
+    "qcow2", "quorum", "raw", "snapshot-access", "throttle", NULL,
 };
 static const char *const read_pattern_values[] = { "quorum", "fifo", NULL };
 static const char *const discard_values[] = { "ignore", "unmap", NULL };
@@ -42,7 +42,7 @@ static const QArg blockdev_base[] = {
 };
 
 /* Inline child options ({"file": {...}}) are checked as BlockdevOptions too. */
-static const QVariant blockdev_variants[17];
+static const QVariant blockdev_variants[19];
 
 static const QArg file_members[] = {
     { "filename", QT_STR, false, NULL, NULL, NULL },
@@ -148,11 +148,30 @@ static const QArg quorum_members[] = {
     QARG_END,
 };
 
-static const QVariant blockdev_variants[17] = {
+static const QArg bitmap_ref_members[] = {
+    { "node", QT_STR, false, NULL, NULL, NULL },
+    { "name", QT_STR, false, NULL, NULL, NULL },
+    QARG_END,
+};
+static const char *const on_cbw_error_values[] = {
+    "break-guest-write", "break-snapshot", NULL,
+};
+
+static const QArg cbw_members[] = {
+    { "file", QT_REF, false, NULL, blockdev_base, blockdev_variants },
+    { "target", QT_REF, false, NULL, blockdev_base, blockdev_variants },
+    { "bitmap", QT_STRUCT, true, NULL, bitmap_ref_members, NULL },
+    { "on-cbw-error", QT_ENUM, true, on_cbw_error_values, NULL, NULL },
+    { "cbw-timeout", QT_UINT32, true, NULL, NULL, NULL },
+    QARG_END,
+};
+
+static const QVariant blockdev_variants[19] = {
     { "blkdebug", blkdebug_members },
     { "blkverify", blkverify_members },
     { "bochs", filter_members },
     { "compress", filter_members },
+    { "copy-before-write", cbw_members },
     { "copy-on-read", cor_members },
     { "file", file_members },
     { "host_cdrom", file_members },
@@ -164,6 +183,7 @@ static const QVariant blockdev_variants[17] = {
     { "qcow2", qcow2_members },
     { "quorum", quorum_members },
     { "raw", raw_members },
+    { "snapshot-access", filter_members },
     { "throttle", throttle_members },
     { NULL, NULL },
 };

@@ -87,6 +87,9 @@ struct BlockDriver {
     /* an image format (raw, qcow2): a node over a plainly named file without
      * strong options is named by that file's name (other filters get json:) */
     bool is_format;
+    /* a filter named after its file child as a format is (QEMU's names for
+     * copy-before-write and snapshot-access nodes) */
+    bool named_by_file;
     /* can have a backing file: what it leaves unallocated without one reads as zeros */
     bool supports_backing;
     /* not a protocol, but opens its children itself in open() (quorum): the
@@ -352,6 +355,8 @@ extern BlockDriver bdrv_null_co;
 extern BlockDriver bdrv_null_aio;
 extern BlockDriver bdrv_blkverify;
 extern BlockDriver bdrv_copy_on_read;
+extern BlockDriver bdrv_copy_before_write;
+extern BlockDriver bdrv_snapshot_access;
 extern BlockDriver bdrv_compress;
 extern BlockDriver bdrv_quorum;
 extern BlockDriver bdrv_preallocate;
