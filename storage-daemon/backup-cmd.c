@@ -268,6 +268,7 @@ static BackupJob *backup_prepare(JsonObject *args, GError **errp)
         backup_free(b);
         return NULL;
     }
+    block_job_set_error_policy(b->job, args);
     speed = json_object_has_member(args, "speed") ?
             json_object_get_int_member(args, "speed") : 0;
     if (speed < 0) {

@@ -32,6 +32,7 @@ typedef struct BackupJob {
     BdrvBitmapBits *to_copy;
     BdrvBitmapBits *new_writes;
     bool hooked;
+    bool err_read;              /* under lock: the last copy failed reading src */
     char *filter_name;          /* filter-node-name, or a made-up "#blockNNN" */
     int src_use, target_use;    /* their addresses own the permissions */
 } BackupJob;

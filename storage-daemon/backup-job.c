@@ -13,6 +13,7 @@
 #include "block/aio.h"
 
 #define COPY_CHUNK (1024 * 1024)    /* at most this much per step */
+#define BACKUP_IN_FLIGHT 64         /* chunks QEMU's block-copy copies at once */
 
 static GList *backup_jobs;      /* BackupJob* from start to clean */
 
@@ -75,7 +76,8 @@ static int64_t bits_count_bytes(const BdrvBitmapBits *b)
  * Block layer locked: copy [offset, offset+bytes) of src to the target. What the
  * source's block status calls zero is written as zeroes; everything else as
  * data, zero bytes too, as QEMU's backup does (it only detects zeroes when the
- * target node asks for it with detect-zeroes).
+ * target node asks for it with detect-zeroes). On failure, b->err_read tells
+ * whether a read of the source or a write to the target failed.
  */
 static int copy_out(BackupJob *b, int64_t offset, int64_t bytes)
 {
@@ -86,6 +88,7 @@ static int copy_out(BackupJob *b, int64_t offset, int64_t bytes)
     if (b->sync == SYNC_TOP) {
         ret = bdrv_is_allocated(b->src, offset, bytes, &pnum);
         if (ret < 0) {
+            b->err_read = true;
             return ret;
         }
         if (pnum <= 0 || pnum > bytes) {
@@ -108,12 +111,14 @@ static int copy_out(BackupJob *b, int64_t offset, int64_t bytes)
         ret = copy_out(b, offset, split);
         return ret < 0 ? ret : copy_out(b, offset + split, bytes - split);
     }
+    b->err_read = false;
     if (ret >= 0 && (ret & BDRV_BLOCK_ZERO) && pnum >= bytes) {
         return bdrv_pwrite_zeroes(b->target, offset, bytes, 0);
     }
     buf = g_malloc(bytes);
     ret = bdrv_pread(b->src, offset, bytes, buf, 0);
     if (ret < 0) {
+        b->err_read = true;
         return ret;
     }
     if (b->compress) {
@@ -175,42 +180,76 @@ static int backup_before_write(BlockDriverState *bs, int64_t offset, int64_t byt
     return ret;
 }
 
+/*
+ * b->lock held: the next run of clusters to copy at or after @from, at most
+ * COPY_CHUNK long, as [*first, *end); its length in bytes (0: none left).
+ */
+static int64_t next_chunk(BackupJob *b, uint64_t from, uint64_t *first, uint64_t *end)
+{
+    uint64_t f = from, e;
+
+    while (f < b->to_copy->nb_bits && !bit_get(b->to_copy, f)) {
+        f++;
+    }
+    e = f;
+    while (e < b->to_copy->nb_bits && bit_get(b->to_copy, e) &&
+           (e - f) * b->cluster < COPY_CHUNK) {
+        e++;
+    }
+    *first = f;
+    *end = e;
+    return f < e ? MIN((int64_t)(e * b->cluster), b->len) - (int64_t)(f * b->cluster) : 0;
+}
+
 static int backup_run(Job *job, void *opaque, GError **errp)
 {
     BackupJob *b = opaque;
     uint64_t next = 0;
+    bool retry = false;
     int ret = 0;
 
     /* sync=none: the notifier alone copies */
     while (b->sync != SYNC_NONE) {
-        uint64_t first, end;
+        uint64_t first, end, f, e;
         int64_t bytes;
+        bool err_read = false;
 
         job_pause_point(job);
-        if (job_is_cancelled(job)) {
+        /* a chunk that failed is tried again even if the job was cancelled
+         * while the error stopped it, as QEMU's backup does */
+        if (!retry && job_is_cancelled(job)) {
             return -ECANCELED;
         }
+        retry = false;
         block_lock();
         g_mutex_lock(&b->lock);
-        first = next;
-        while (first < b->to_copy->nb_bits && !bit_get(b->to_copy, first)) {
-            first++;
-        }
-        end = first;
-        while (end < b->to_copy->nb_bits && bit_get(b->to_copy, end) &&
-               (end - first) * b->cluster < COPY_CHUNK) {
-            end++;
-        }
-        bytes = first < end ? MIN((int64_t)(end * b->cluster), b->len) -
-                              (int64_t)(first * b->cluster) : 0;
+        bytes = next_chunk(b, next, &first, &end);
         if (bytes) {
             ret = copy_clusters(b, first, end);
+            err_read = b->err_read;
+        }
+        /*
+         * QEMU's block-copy has the chunks after a failing one in flight
+         * already: they still land before the error is handled (the job's
+         * progress shows them). Those that fail too are left to copy.
+         */
+        e = end;
+        for (int i = 1; ret < 0 && i < BACKUP_IN_FLIGHT &&
+                        next_chunk(b, e, &f, &e) > 0; i++) {
+            copy_clusters(b, f, e);
         }
         g_mutex_unlock(&b->lock);
         block_unlock();
         if (ret < 0) {
-            error_setg_errno(errp, -ret, "Could not copy data");
-            return ret;
+            if (job_io_error(job, err_read, ret) == JOB_ERROR_REPORT) {
+                error_setg(errp, "%s", g_strerror(-ret));
+                return ret;
+            }
+            /* ignore and stop (once resumed) copy the failed chunk again */
+            ret = 0;
+            next = first;
+            retry = true;
+            continue;
         }
         if (!bytes) {
             break;

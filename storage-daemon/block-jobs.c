@@ -13,6 +13,8 @@
 
 #define COPY_CHUNK (512 * 1024)  /* QEMU's commit and stream buffer size */
 #define TRACK_GRANULARITY 65536     /* QEMU's mirror: the default granularity */
+#define MIRROR_CHUNK (1024 * 1024)  /* QEMU's mirror: the largest request */
+#define MIRROR_IN_FLIGHT 16         /* QEMU's mirror: requests in flight at most */
 
 const QArg qapi_block_commit_args[] = {
     { "job-id", QT_STR, true, NULL, NULL, NULL },
@@ -283,13 +285,15 @@ static bool buffer_is_zero(const uint8_t *buf, size_t len)
 /*
  * Copy what @from reads at [offset, offset+bytes) into @to. @detect_zeroes:
  * a buffer of zero bytes is written as a zero write, as QEMU's stream does
- * (its copy-on-read); QEMU's commit writes such data as data.
+ * (its copy-on-read); QEMU's commit writes such data as data. On failure,
+ * *@err_read tells whether the read or the write failed.
  */
 static int copy_range(BlockDriverState *from, BlockDriverState *to, int64_t offset,
-                      int64_t bytes, uint8_t *buf, bool detect_zeroes)
+                      int64_t bytes, uint8_t *buf, bool detect_zeroes, bool *err_read)
 {
     int ret = bdrv_pread(from, offset, bytes, buf, 0);
 
+    *err_read = ret < 0;
     if (ret < 0) {
         return ret;
     }
@@ -314,6 +318,7 @@ static int copy_pass(Job *job, BlockDriverState *from, BlockDriverState *top,
 
     for (int64_t off = 0; off < len; ) {
         int64_t n = MIN(COPY_CHUNK, len - off);
+        bool err_read = true;
         int r;
 
         if (!locked) {
@@ -325,14 +330,18 @@ static int copy_pass(Job *job, BlockDriverState *from, BlockDriverState *top,
         }
         r = allocated_above(top, base, off, n, &n);
         if (r > 0 && !count) {
-            r = copy_range(from, to, off, n, buf, false);
+            r = copy_range(from, to, off, n, buf, false, &err_read);
             r = r < 0 ? r : 1;
         }
         if (!locked) {
             block_unlock();
         }
+        if (r < 0 && !locked &&
+            job_io_error(job, err_read, r) != JOB_ERROR_REPORT) {
+            continue;       /* QEMU's commit tries the same range again */
+        }
         if (r < 0) {
-            error_setg_errno(errp, -r, "Could not copy data");
+            error_setg(errp, "%s", g_strerror(-r));
             return r;
         }
         if (count) {
@@ -349,55 +358,116 @@ static int copy_pass(Job *job, BlockDriverState *from, BlockDriverState *top,
 }
 
 /*
- * blockdev-mirror's pass over [0, len) of the source (cj->top) into the target
- * (cj->base): sync full every range, sync top those the source's own layer
- * holds; what block status calls zero is written as zeroes, the rest as data,
- * zero bytes included. @count (block layer locked by the caller): only add the
- * size of those ranges into *@total.
+ * Does blockdev-mirror copy [off, off+*n)? 1 (*n cut to the range that is
+ * the same all along), 0 (*n: how far it does not), -errno. Block layer locked.
  */
-static int mirror_pass(Job *job, ChainJob *cj, int64_t len, bool count, int64_t *total,
-                       GError **errp)
+static int mirror_wants(ChainJob *cj, int64_t off, int64_t *n)
 {
-    g_autofree uint8_t *buf = count ? NULL : g_malloc(COPY_CHUNK);
+    if (cj->mirror == MIRROR_TOP) {
+        return bdrv_is_allocated(cj->top, off, *n, n);
+    } else if (cj->target_zeroed) {
+        return allocated_above(cj->top, NULL, off, *n, n);
+    }
+    return 1;
+}
 
+/* Block layer locked: the size of what blockdev-mirror copies, into *@total. */
+static int mirror_count(ChainJob *cj, int64_t len, int64_t *total, GError **errp)
+{
     for (int64_t off = 0; off < len; ) {
-        int64_t n = MIN(COPY_CHUNK, len - off);
-        int r = 1;
+        int64_t n = MIN(MIRROR_CHUNK, len - off);
+        int r = mirror_wants(cj, off, &n);
 
-        if (!count) {
-            job_pause_point(job);
-            if (job_is_cancelled(job)) {
-                return -ECANCELED;
-            }
-            block_lock();
-        }
-        if (cj->mirror == MIRROR_TOP) {
-            r = bdrv_is_allocated(cj->top, off, n, &n);
-        } else if (cj->target_zeroed) {
-            r = allocated_above(cj->top, NULL, off, n, &n);
-        }
-        if (r > 0 && !count) {
-            int64_t st = bdrv_block_status_above(cj->top, off, n, &n);
-
-            r = st < 0 ? st : (st & BDRV_BLOCK_ZERO) ?
-                bdrv_pwrite_zeroes(cj->base, off, n, 0) :
-                copy_range(cj->top, cj->base, off, n, buf, false);
-            r = r < 0 ? r : 1;
-        }
-        if (!count) {
-            block_unlock();
-        }
         if (r < 0) {
-            error_setg_errno(errp, -r, "Could not copy data");
+            error_setg(errp, "%s", g_strerror(-r));
             return r;
         }
-        if (count) {
-            *total += r ? n : 0;
-        } else if (r) {
+        *total += r ? n : 0;
+        off += n;
+    }
+    return 0;
+}
+
+/*
+ * Mirror [off, off+*n) of the source into the target (block layer taken
+ * here): what block status calls zero as zeroes, the rest as data, zero
+ * bytes included. 1 copied (*n: how much), 0 nothing to copy there, -errno
+ * (*err_read: reading failed).
+ */
+static int mirror_chunk(ChainJob *cj, int64_t off, int64_t *n, uint8_t *buf,
+                        bool *err_read)
+{
+    int r;
+
+    block_lock();
+    *err_read = true;
+    r = mirror_wants(cj, off, n);
+    if (r > 0) {
+        int64_t st = bdrv_block_status_above(cj->top, off, *n, n);
+
+        r = st < 0 ? st : (st & BDRV_BLOCK_ZERO) ?
+            (*err_read = false, bdrv_pwrite_zeroes(cj->base, off, *n, 0)) :
+            copy_range(cj->top, cj->base, off, *n, buf, false, err_read);
+        r = r < 0 ? r : 1;
+    }
+    block_unlock();
+    return r;
+}
+
+/*
+ * blockdev-mirror's pass over [0, len) of the source (cj->top) into the
+ * target (cj->base): sync full every range, sync top those the source's own
+ * layer holds. A chunk that fails is handled by the error policy after the
+ * chunks QEMU's mirror would have in flight beside it are done; ignored and
+ * stopped ones are copied again at the end.
+ */
+static int mirror_pass(Job *job, ChainJob *cj, int64_t len, GError **errp)
+{
+    g_autofree uint8_t *buf = g_malloc(MIRROR_CHUNK);
+    g_autoptr(GArray) redo = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    int64_t off = 0;
+
+    while (off < len || redo->len) {
+        bool from_redo = off >= len, err_read;
+        int64_t o = from_redo ? g_array_index(redo, int64_t, 0) : off;
+        int64_t n = from_redo ? g_array_index(redo, int64_t, 1) : MIN(MIRROR_CHUNK, len - off);
+        int r;
+
+        if (from_redo) {
+            g_array_remove_range(redo, 0, 2);
+        }
+        job_pause_point(job);
+        if (job_is_cancelled(job)) {
+            return -ECANCELED;
+        }
+        r = mirror_chunk(cj, o, &n, buf, &err_read);
+        if (!from_redo) {
+            off = o + n;
+        }
+        if (r > 0) {
             job_progress_add(job, n);
             job_rate_limit(job, n);
+        } else if (r < 0) {
+            for (int i = 1; !from_redo && i < MIRROR_IN_FLIGHT && off < len; i++) {
+                int64_t n2 = MIN(MIRROR_CHUNK, len - off);
+                bool er;
+                int r2 = mirror_chunk(cj, off, &n2, buf, &er);
+
+                if (r2 > 0) {
+                    job_progress_add(job, n2);
+                } else if (r2 < 0) {
+                    g_array_append_val(redo, off);
+                    g_array_append_val(redo, n2);
+                }
+                off += n2;
+            }
+            if (job_io_error(job, err_read, r) == JOB_ERROR_REPORT) {
+                error_setg(errp, "%s", g_strerror(-r));
+                return r;
+            }
+            g_array_append_val(redo, o);
+            g_array_append_val(redo, n);
         }
-        off += n;
     }
     return 0;
 }
@@ -420,7 +490,7 @@ static int stream_run(Job *job, void *opaque, GError **errp)
     ChainJob *cj = opaque;
     BlockDriverState *below;
     int64_t len;
-    int ret;
+    int ret, ignored = 0;
 
     block_lock();
     len = bdrv_getlength(cj->device);
@@ -436,6 +506,7 @@ static int stream_run(Job *job, void *opaque, GError **errp)
 
         for (int64_t off = 0; off < len; ) {
             int64_t n = MIN(COPY_CHUNK, len - off);
+            bool err_read = true;
             int r;
 
             job_pause_point(job);
@@ -449,7 +520,7 @@ static int stream_run(Job *job, void *opaque, GError **errp)
             if (r == 0) {
                 r = allocated_above(below, cj->base, off, n, &n);
                 if (r > 0) {
-                    r = copy_range(cj->device, cj->device, off, n, buf, true);
+                    r = copy_range(cj->device, cj->device, off, n, buf, true, &err_read);
                     r = r < 0 ? r : 1;
                 }
             } else if (r > 0) {
@@ -457,8 +528,18 @@ static int stream_run(Job *job, void *opaque, GError **errp)
             }
             block_unlock();
             if (r < 0) {
-                error_setg_errno(errp, -r, "Could not copy data");
-                return r;
+                JobErrorAction a = job_io_error(job, err_read, r);
+
+                if (a == JOB_ERROR_RETRY) {
+                    continue;
+                }
+                if (a == JOB_ERROR_REPORT) {
+                    error_setg(errp, "%s", g_strerror(-r));
+                    return r;
+                }
+                /* ignored: QEMU's stream goes on, and fails at the end */
+                ignored = ignored ? ignored : r;
+                r = 0;
             }
             job_progress_add(job, n);
             if (r) {
@@ -468,6 +549,10 @@ static int stream_run(Job *job, void *opaque, GError **errp)
         }
     } else {
         job_progress_set_total(job, 0);     /* nothing to stream */
+    }
+    if (ignored < 0) {
+        error_setg(errp, "%s", g_strerror(-ignored));
+        return ignored;
     }
     ret = flush_locked(cj->device, errp);
     return ret < 0 ? ret : 0;
@@ -513,7 +598,7 @@ static int commit_run(Job *job, void *opaque, GError **errp)
     if (cj->mirror == MIRROR_NONE) {
         ret = 0;
     } else if (cj->mirror) {
-        ret = mirror_pass(job, cj, len, true, &total, errp);
+        ret = mirror_count(cj, len, &total, errp);
     } else {
         ret = copy_pass(job, cj->top, cj->top, cj->base, NULL, len, true, false, true,
                         &total, errp);
@@ -526,7 +611,7 @@ static int commit_run(Job *job, void *opaque, GError **errp)
     if (cj->mirror == MIRROR_NONE) {
         ret = 0;
     } else if (cj->mirror) {
-        ret = mirror_pass(job, cj, len, false, NULL, errp);
+        ret = mirror_pass(job, cj, len, errp);
     } else {
         ret = copy_pass(job, cj->top, cj->top, cj->base, cj->base, len, false, false,
                         false, NULL, errp);
@@ -548,8 +633,10 @@ static int commit_run(Job *job, void *opaque, GError **errp)
         n = MIN(n, len - off);
         job_progress_grow(job, n);
         for (int64_t done = 0; ret >= 0 && done < n; done += COPY_CHUNK) {
+            bool err_read;
+
             ret = copy_range(cj->top, cj->base, off + done, MIN(COPY_CHUNK, n - done),
-                             buf, false);
+                             buf, false, &err_read);
         }
         job_progress_add(job, n);
     }
@@ -731,6 +818,7 @@ static bool start_chain_job(ChainJob *cj, const BlockJobDriver *drv, const char 
         return false;
     }
     chain_jobs = g_list_prepend(chain_jobs, cj);
+    block_job_set_error_policy(cj->job, args);
     ok = speed_arg(args, &speed, errp);
     if (ok) {
         g_autofree char *desc = g_strdup_printf("%s job '%s'", drv->type, id);

@@ -25,7 +25,7 @@ static const char *const job_status_str[] = {
 };
 
 struct Job {
-    int refcnt;             /* the list's, and each pending main-loop callback's */
+    int refcnt;             /* atomic: the list's, and each pending callback's */
     char *id;
     char *type;
     JobStatus status;       /* the main loop's */
@@ -49,7 +49,12 @@ struct Job {
     int pause_count;
     int64_t speed;
     bool sleeping;              /* the worker waits (rate limit, pause, ready) */
+    const char *io_status;      /* "ok", or why an error stopped the job */
+    int on_source_error, on_target_error;   /* ON_ERROR_* */
 };
+
+/* QAPI BlockdevOnError, in qapi_blockdev_on_error's order */
+enum { ON_ERROR_REPORT, ON_ERROR_IGNORE, ON_ERROR_ENOSPC, ON_ERROR_STOP, ON_ERROR_AUTO };
 
 static GList *jobs;             /* newest first, as query-jobs lists them */
 static int running_threads;
@@ -110,7 +115,7 @@ static bool job_check_id(const char *id, GError **errp)
 
 static void job_unref(Job *job)
 {
-    if (--job->refcnt > 0) {
+    if (!g_atomic_int_dec_and_test(&job->refcnt)) {
         return;
     }
     if (job->free_opaque) {
@@ -216,6 +221,7 @@ Job *block_job_create(const char *id, const BlockJobDriver *drv, void *opaque,
     }
     job = job_new(id, drv->type, opaque, free_opaque);
     job->drv = drv;
+    job->io_status = "ok";
     job->auto_finalize = auto_finalize;
     job->auto_dismiss = auto_dismiss;
     return job;
@@ -257,7 +263,7 @@ GList *jobs_drain_begin(BlockDriverState *bs)
             /* a ready job pauses as standby, as QEMU's */
             job_set_status(job, job->status == JOB_STATUS_READY ? JOB_STATUS_STANDBY
                                                                 : JOB_STATUS_PAUSED);
-            job->refcnt++;
+            g_atomic_int_inc(&job->refcnt);
             paused = g_list_prepend(paused, job);
         }
     }
@@ -359,6 +365,89 @@ void job_wait_cancelled(Job *job)
     g_mutex_unlock(&job_mutex);
 }
 
+static int on_error_arg(JsonObject *args, const char *key)
+{
+    const char *v = opts_peek_str(args, "on-error");
+
+    v = v ? v : opts_peek_str(args, key);
+    for (int i = 0; v && qapi_blockdev_on_error[i]; i++) {
+        if (!strcmp(v, qapi_blockdev_on_error[i])) {
+            return i;
+        }
+    }
+    return ON_ERROR_REPORT;
+}
+
+void block_job_set_error_policy(Job *job, JsonObject *args)
+{
+    job->on_source_error = on_error_arg(args, "on-source-error");
+    job->on_target_error = on_error_arg(args, "on-target-error");
+}
+
+typedef struct JobErrorEvent {
+    Job *job;
+    bool is_read;
+    const char *action;
+} JobErrorEvent;
+
+/* Main loop: BLOCK_JOB_ERROR, then "paused" if the error stopped the job. */
+static gboolean job_error_idle(gpointer opaque)
+{
+    JobErrorEvent *ev = opaque;
+    Job *job = ev->job;
+    JsonObject *data = json_object_new();
+    bool paused;
+
+    json_object_set_string_member(data, "device", job->id);
+    json_object_set_string_member(data, "operation", ev->is_read ? "read" : "write");
+    json_object_set_string_member(data, "action", ev->action);
+    qsd_emit_event("BLOCK_JOB_ERROR", data);
+    g_mutex_lock(&job_mutex);
+    paused = job->pause_count > 0;
+    g_mutex_unlock(&job_mutex);
+    if (!strcmp(ev->action, "stop") && paused) {
+        if (job->status == JOB_STATUS_RUNNING) {
+            job_set_status(job, JOB_STATUS_PAUSED);
+        } else if (job->status == JOB_STATUS_READY) {
+            job_set_status(job, JOB_STATUS_STANDBY);
+        }
+    }
+    job_unref(job);
+    g_free(ev);
+    return G_SOURCE_REMOVE;
+}
+
+JobErrorAction job_io_error(Job *job, bool is_read, int err)
+{
+    int policy = is_read ? job->on_source_error : job->on_target_error;
+    JobErrorEvent *ev = g_new0(JobErrorEvent, 1);
+    JobErrorAction action;
+
+    if (policy == ON_ERROR_ENOSPC) {
+        policy = err == -ENOSPC ? ON_ERROR_STOP : ON_ERROR_REPORT;
+    }
+    if (policy == ON_ERROR_AUTO) {
+        policy = ON_ERROR_REPORT;   /* a job has no device policy to follow */
+    }
+    action = policy == ON_ERROR_IGNORE ? JOB_ERROR_IGNORE :
+             policy == ON_ERROR_STOP ? JOB_ERROR_RETRY : JOB_ERROR_REPORT;
+    ev->job = job;
+    ev->is_read = is_read;
+    ev->action = qapi_blockdev_on_error[policy];
+    g_mutex_lock(&job_mutex);
+    g_atomic_int_inc(&job->refcnt);   /* for the callback */
+    if (action == JOB_ERROR_RETRY) {
+        job->pause_count++;
+        job->io_status = err == -ENOSPC ? "nospace" : "failed";
+    }
+    g_mutex_unlock(&job_mutex);
+    g_idle_add(job_error_idle, ev);
+    if (action == JOB_ERROR_RETRY) {
+        job_pause_point(job);
+    }
+    return action;
+}
+
 static JsonObject *block_job_event_data(Job *job)
 {
     JsonObject *data = json_object_new();
@@ -395,7 +484,7 @@ int job_ready_wait(Job *job)
 {
     int ret;
 
-    job->refcnt++;      /* for the callback; the main loop owns the count */
+    g_atomic_int_inc(&job->refcnt);   /* for the callback */
     g_idle_add(job_ready_idle, job);
     g_mutex_lock(&job_mutex);
     job->sleeping = true;
@@ -423,6 +512,9 @@ static void block_job_abort(Job *job, bool cancelled)
 {
     JsonObject *data;
 
+    if (cancelled && !job->error) {
+        job->error = g_strdup(g_strerror(ECANCELED));
+    }
     job_set_status(job, JOB_STATUS_ABORTING);
     job->drv->clean(job, job->opaque);
     data = block_job_event_data(job);
@@ -518,7 +610,7 @@ void block_job_run(Job *job)
 {
     job_set_status(job, JOB_STATUS_RUNNING);
     running_threads++;
-    job->refcnt++;          /* for block_job_done_idle */
+    g_atomic_int_inc(&job->refcnt);          /* for block_job_done_idle */
     job->thread = g_thread_new("block-job", block_job_thread, job);
 }
 
@@ -530,9 +622,16 @@ static void block_job_cancel(Job *job, bool force)
         job->soft_cancel = true;
     } else {
         job->cancelled = true;
+        /* a paused job runs again to end, as QEMU's does */
+        job->pause_count = 0;
     }
     g_cond_broadcast(&job_cond);
     g_mutex_unlock(&job_mutex);
+    if (job->cancelled && job->status == JOB_STATUS_PAUSED) {
+        job_set_status(job, JOB_STATUS_RUNNING);
+    } else if (job->cancelled && job->status == JOB_STATUS_STANDBY) {
+        job_set_status(job, JOB_STATUS_READY);
+    }
     if (job->thread == NULL && job->status == JOB_STATUS_PENDING) {
         /* the worker is done: waiting for job-finalize */
         block_lock();
@@ -566,7 +665,7 @@ void job_cancel_all_sync(void)
             job->status == JOB_STATUS_NULL || job->status == JOB_STATUS_ABORTING) {
             continue;
         }
-        job->refcnt++;
+        g_atomic_int_inc(&job->refcnt);
         /* QEMU's shutdown drains the graph first: a job pauses a moment */
         if (job->status == JOB_STATUS_READY) {
             job_set_status(job, JOB_STATUS_STANDBY);
@@ -702,7 +801,7 @@ JsonNode *qmp_query_block_jobs(JsonObject *args, Monitor *mon, GError **errp)
         o = json_object_new();
         g_mutex_lock(&job_mutex);
         json_object_set_boolean_member(o, "auto-finalize", job->auto_finalize);
-        json_object_set_string_member(o, "io-status", "ok");
+        json_object_set_string_member(o, "io-status", job->io_status);
         json_object_set_string_member(o, "device", job->id);
         json_object_set_boolean_member(o, "auto-dismiss", job->auto_dismiss);
         json_object_set_boolean_member(o, "busy", job->status == JOB_STATUS_RUNNING &&
@@ -823,6 +922,7 @@ static JsonNode *job_do_resume(Job *job, GError **errp)
         return NULL;
     }
     job->pause_count--;
+    job->io_status = "ok";
     g_cond_broadcast(&job_cond);
     g_mutex_unlock(&job_mutex);
     if (job->pause_count == 0 && job->status == JOB_STATUS_PAUSED) {

@@ -71,6 +71,28 @@ void jobs_drain_end(GList *paused);
 
 void job_set_speed(Job *job, int64_t speed);
 
+/*
+ * The job's error policies from its command's arguments: "on-error" (stream,
+ * commit) for both reads and writes, else "on-source-error" for reads and
+ * "on-target-error" for writes (backup, mirror). Report when absent; "auto"
+ * reports too, as QEMU's jobs do.
+ */
+void block_job_set_error_policy(Job *job, JsonObject *args);
+
+typedef enum JobErrorAction {
+    JOB_ERROR_REPORT,   /* fail the job with the error */
+    JOB_ERROR_IGNORE,   /* go on, as the job's kind does (retry or skip) */
+    JOB_ERROR_RETRY,    /* the job was stopped and resumed (or cancelled): retry */
+} JobErrorAction;
+
+/*
+ * Worker: a read (@is_read) or write failed with -errno @err. Emits
+ * BLOCK_JOB_ERROR with the action the policy picks. Stop (and enospc for
+ * ENOSPC) pauses the job with io-status "failed" ("nospace") and returns
+ * JOB_ERROR_RETRY once it is resumed or cancelled.
+ */
+JobErrorAction job_io_error(Job *job, bool is_read, int err);
+
 /* ---- for the worker ---- */
 bool job_is_cancelled(Job *job);
 /* Wait here while the job is paused. */
