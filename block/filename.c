@@ -20,7 +20,7 @@ static const char *const key_order[] = {
     "throttle-group", "set-state.0.event", "inject-error.0.once", "max-write-zero",
     "image", "max-transfer", "server.host", "server.port", "server.path", "port", "host",
     "host_key_check", "driver", "path", "user", "export", "server.type", "inject-error.0.iotype",
-    "set-state.0.new_state", "inject-error.0.event", "inject-error.0.errno",
+    "set-state.0.new_state", "inject-error.0.errno", "inject-error.0.event",
     "opt-discard", "max-discard", "set-state.0.state", "inject-error.0.sector",
     "config", "align", "size", "blkverify", "rewrite-corrupted", "vote-threshold",
     "raw", "file", "filename", "key-secret", NULL,

@@ -50,6 +50,7 @@ struct Job {
     int64_t speed;
     bool sleeping;              /* the worker waits (rate limit, pause, ready) */
     const char *io_status;      /* "ok", or why an error stopped the job */
+    struct JobTxn *txn;         /* a grouped transaction's jobs, or NULL */
     int on_source_error, on_target_error;   /* ON_ERROR_* */
 };
 
@@ -57,6 +58,18 @@ struct Job {
 enum { ON_ERROR_REPORT, ON_ERROR_IGNORE, ON_ERROR_ENOSPC, ON_ERROR_STOP, ON_ERROR_AUTO };
 
 static GList *jobs;             /* newest first, as query-jobs lists them */
+
+/*
+ * The block jobs of one transaction with completion-mode "grouped": they
+ * finalize together once all succeeded, and when one fails or is cancelled,
+ * the others are cancelled.
+ */
+typedef struct JobTxn {
+    GList *jobs;                /* Job*, newest first (QEMU's order) */
+    bool aborting;
+} JobTxn;
+
+static JobTxn *open_txn;        /* jobs created now join it */
 static int running_threads;
 static GMutex job_mutex;
 static GCond job_cond;
@@ -117,6 +130,12 @@ static void job_unref(Job *job)
 {
     if (!g_atomic_int_dec_and_test(&job->refcnt)) {
         return;
+    }
+    if (job->txn) {
+        job->txn->jobs = g_list_remove(job->txn->jobs, job);
+        if (!job->txn->jobs) {
+            g_free(job->txn);
+        }
     }
     if (job->free_opaque) {
         job->free_opaque(job->opaque);
@@ -222,6 +241,10 @@ Job *block_job_create(const char *id, const BlockJobDriver *drv, void *opaque,
     job = job_new(id, drv->type, opaque, free_opaque);
     job->drv = drv;
     job->io_status = "ok";
+    if (open_txn) {
+        job->txn = open_txn;
+        open_txn->jobs = g_list_prepend(open_txn->jobs, job);
+    }
     job->auto_finalize = auto_finalize;
     job->auto_dismiss = auto_dismiss;
     return job;
@@ -242,10 +265,33 @@ void block_job_discard(Job *job)
     block_job_abandon(job);
 }
 
+void job_txn_begin(void)
+{
+    open_txn = g_new0(JobTxn, 1);
+}
+
+void job_txn_end(void)
+{
+    if (!open_txn->jobs) {
+        g_free(open_txn);
+    }
+    open_txn = NULL;
+}
+
+static int drain_depth;          /* jobs_drain_begin() calls not ended yet */
+static GList *late_drained;     /* jobs job_drained() paused meanwhile */
+
 void job_drained(Job *job)
 {
-    if (job->status == JOB_STATUS_RUNNING) {
-        job_set_status(job, JOB_STATUS_PAUSED);
+    if (job->status != JOB_STATUS_RUNNING) {
+        return;
+    }
+    job_set_status(job, JOB_STATUS_PAUSED);
+    if (drain_depth > 0) {
+        /* it runs again when the drain around it ends, as in QEMU */
+        g_atomic_int_inc(&job->refcnt);
+        late_drained = g_list_append(late_drained, job);
+    } else {
         job_set_status(job, JOB_STATUS_RUNNING);
     }
 }
@@ -253,6 +299,8 @@ void job_drained(Job *job)
 GList *jobs_drain_begin(BlockDriverState *bs)
 {
     GList *paused = NULL;
+
+    drain_depth++;
 
     for (GList *l = jobs; l; l = l->next) {
         Job *job = l->data;
@@ -272,6 +320,10 @@ GList *jobs_drain_begin(BlockDriverState *bs)
 
 void jobs_drain_end(GList *paused)
 {
+    if (--drain_depth == 0) {
+        paused = g_list_concat(paused, late_drained);
+        late_drained = NULL;
+    }
     for (GList *l = paused; l; l = l->next) {
         Job *job = l->data;
 
@@ -507,15 +559,20 @@ static void block_job_conclude(Job *job)
     }
 }
 
-/* Block layer locked: the job failed or was cancelled. */
-static void block_job_abort(Job *job, bool cancelled)
+/* Block layer locked: the job failed or was cancelled: "aborting". */
+static void block_job_abort_begin(Job *job, bool cancelled)
 {
-    JsonObject *data;
-
     if (cancelled && !job->error) {
         job->error = g_strdup(g_strerror(ECANCELED));
     }
     job_set_status(job, JOB_STATUS_ABORTING);
+}
+
+/* Block layer locked: an aborting job drops its uses and ends. */
+static void block_job_abort_end(Job *job, bool cancelled)
+{
+    JsonObject *data;
+
     job->drv->clean(job, job->opaque);
     data = block_job_event_data(job);
     if (cancelled) {
@@ -525,6 +582,12 @@ static void block_job_abort(Job *job, bool cancelled)
         qsd_emit_event("BLOCK_JOB_COMPLETED", data);
     }
     block_job_conclude(job);
+}
+
+static void block_job_abort(Job *job, bool cancelled)
+{
+    block_job_abort_begin(job, cancelled);
+    block_job_abort_end(job, cancelled);
 }
 
 /* Block layer locked: a pending job finalizes. */
@@ -546,6 +609,97 @@ static void block_job_finalize(Job *job)
     block_job_conclude(job);
 }
 
+static void block_job_cancel(Job *job, bool force);
+static void block_job_join(Job *job);
+
+/*
+ * Block layer locked: a job of a grouped transaction is done: @failed (with
+ * @cancelled, or an error). It waits until all are done, then all go pending
+ * and finalize (newest first, as QEMU's). The first one that fails aborts the
+ * group: those done with it abort now, the others are cancelled and end as
+ * their workers stop.
+ */
+static void txn_job_done(Job *job, bool cancelled, bool failed)
+{
+    JobTxn *txn = job->txn;
+    GList *done = NULL;
+    bool all_auto = true;
+
+    if (txn->aborting) {
+        block_job_abort(job, cancelled || !job->error);
+        return;
+    }
+    if (!failed) {
+        job_set_status(job, JOB_STATUS_WAITING);
+        for (GList *l = txn->jobs; l; l = l->next) {
+            if (((Job *)l->data)->status != JOB_STATUS_WAITING) {
+                return;     /* the others are still at work */
+            }
+        }
+        for (GList *l = txn->jobs; l; l = l->next) {
+            Job *o = l->data;
+
+            job_set_status(o, JOB_STATUS_PENDING);
+            if (!o->auto_finalize) {
+                JsonObject *data = json_object_new();
+                json_object_set_string_member(data, "type", o->type);
+                json_object_set_string_member(data, "id", o->id);
+                qsd_emit_event("BLOCK_JOB_PENDING", data);
+                all_auto = false;
+            }
+        }
+        /* one job without auto-finalize holds the group for job-finalize */
+        for (GList *l = txn->jobs; all_auto && l; l = l->next) {
+            block_job_finalize(l->data);
+        }
+        return;
+    }
+    txn->aborting = true;
+    block_job_abort_begin(job, cancelled);
+    for (GList *l = txn->jobs; l; l = l->next) {
+        Job *o = l->data;
+
+        if (o == job) {
+            continue;
+        }
+        if (o->thread) {
+            block_job_cancel(o, true);
+        }
+        if (o->thread && !cancelled) {
+            /*
+             * After an error, QEMU waits for the others to stop and ends them
+             * all together (a cancelled job ends before the others stop)
+             */
+            block_unlock();
+            block_job_join(o);
+            block_lock();
+        }
+        if (!o->thread && o->status != JOB_STATUS_CONCLUDED &&
+            o->status != JOB_STATUS_NULL && o->status != JOB_STATUS_ABORTING) {
+            block_job_abort_begin(o, true);
+            done = g_list_append(done, o);
+        }
+    }
+    /* they end in the group's order, the failed one among them */
+    for (GList *l = txn->jobs; l; l = l->next) {
+        if (l->data == job) {
+            block_job_abort_end(job, cancelled);
+        } else if (g_list_find(done, l->data)) {
+            block_job_abort_end(l->data, true);
+        }
+    }
+    g_list_free(done);
+}
+
+/* Main loop: wait for the worker to end; its result is the caller's. */
+static void block_job_join(Job *job)
+{
+    job->worker_done_handled = true;
+    g_thread_join(job->thread);
+    job->thread = NULL;
+    running_threads--;
+}
+
 /* Main loop: take the result of a block job's worker (once). */
 static void block_job_worker_done(Job *job)
 {
@@ -554,16 +708,21 @@ static void block_job_worker_done(Job *job)
     if (job->worker_done_handled) {
         return;
     }
-    job->worker_done_handled = true;
-    g_thread_join(job->thread);
-    job->thread = NULL;
-    running_threads--;
+    block_job_join(job);
     g_mutex_lock(&job_mutex);
     cancelled = job->cancelled;
     g_mutex_unlock(&job_mutex);
 
     block_lock();
-    if (cancelled && (job->ret == -ECANCELED || job->ret == 0)) {
+    if (job->txn && !(cancelled && (job->ret == -ECANCELED || job->ret == 0)) &&
+        job->ret < 0) {
+        job->error = job->err ? qmp_error_desc(job->err->message)
+                              : g_strdup(g_strerror(-job->ret));
+    }
+    if (job->txn) {
+        txn_job_done(job, cancelled && (job->ret == -ECANCELED || job->ret == 0),
+                     job->ret < 0 || cancelled);
+    } else if (cancelled && (job->ret == -ECANCELED || job->ret == 0)) {
         block_job_abort(job, true);
     } else if (job->ret < 0) {
         job->error = job->err ? qmp_error_desc(job->err->message)
@@ -632,7 +791,13 @@ static void block_job_cancel(Job *job, bool force)
     } else if (job->cancelled && job->status == JOB_STATUS_STANDBY) {
         job_set_status(job, JOB_STATUS_READY);
     }
-    if (job->thread == NULL && job->status == JOB_STATUS_PENDING) {
+    if (job->thread == NULL && job->txn && !job->txn->aborting &&
+        (job->status == JOB_STATUS_WAITING || job->status == JOB_STATUS_PENDING)) {
+        /* done, waiting for its group (or job-finalize): the group aborts */
+        block_lock();
+        txn_job_done(job, true, true);
+        block_unlock();
+    } else if (job->thread == NULL && job->status == JOB_STATUS_PENDING) {
         /* the worker is done: waiting for job-finalize */
         block_lock();
         block_job_abort(job, true);
@@ -658,6 +823,10 @@ void job_cancel_all_sync(void)
 {
     GList *copy = g_list_copy(jobs);
 
+    /* cancelling one job of a group can end the others: hold them all */
+    for (GList *l = copy; l; l = l->next) {
+        g_atomic_int_inc(&((Job *)l->data)->refcnt);
+    }
     for (GList *l = copy; l; l = l->next) {
         Job *job = l->data;
 
@@ -665,7 +834,6 @@ void job_cancel_all_sync(void)
             job->status == JOB_STATUS_NULL || job->status == JOB_STATUS_ABORTING) {
             continue;
         }
-        g_atomic_int_inc(&job->refcnt);
         /* QEMU's shutdown drains the graph first: a job pauses a moment */
         if (job->status == JOB_STATUS_READY) {
             job_set_status(job, JOB_STATUS_STANDBY);
@@ -678,9 +846,8 @@ void job_cancel_all_sync(void)
         if (job->thread) {
             block_job_worker_done(job);
         }
-        job_unref(job);
     }
-    g_list_free(copy);
+    g_list_free_full(copy, (GDestroyNotify)job_unref);
 }
 
 /* ---- commands ---- */
@@ -877,7 +1044,22 @@ JsonNode *qmp_block_job_cancel(JsonObject *args, Monitor *mon, GError **errp)
 
 static JsonNode *job_do_finalize(Job *job)
 {
-    if (job->drv) {
+    if (job->drv && job->txn) {
+        /* the whole group finalizes */
+        GList *group = g_list_copy(job->txn->jobs);
+
+        for (GList *l = group; l; l = l->next) {
+            g_atomic_int_inc(&((Job *)l->data)->refcnt);
+        }
+        block_lock();
+        for (GList *l = group; l; l = l->next) {
+            if (((Job *)l->data)->status == JOB_STATUS_PENDING) {
+                block_job_finalize(l->data);
+            }
+        }
+        block_unlock();
+        g_list_free_full(group, (GDestroyNotify)job_unref);
+    } else if (job->drv) {
         block_lock();
         block_job_finalize(job);
         block_unlock();

@@ -56,6 +56,13 @@ void block_job_abandon(Job *job);
 /* A created job's transaction failed: aborting, concluded, null; frees it. */
 void block_job_discard(Job *job);
 const char *job_get_id(Job *job);
+/*
+ * Block jobs created between these two calls form one group (a transaction
+ * with completion-mode "grouped"): they finalize together once all succeeded,
+ * and when one fails or is cancelled, the others are cancelled.
+ */
+void job_txn_begin(void);
+void job_txn_end(void);
 /* The graph around a running job changed: QEMU drains it (paused, running). */
 void job_drained(Job *job);
 /*

@@ -180,6 +180,9 @@ static bool run_actions(JsonArray *arr, bool grouped, GError **errp)
     bool ok = true;
     GList *drained = jobs_drain_begin(NULL);
 
+    if (grouped) {
+        job_txn_begin();
+    }
     tx.entries = g_array_new(FALSE, FALSE, sizeof(TxEntry));
     tx.removals = g_array_new(FALSE, FALSE, sizeof(TxRemoval));
     for (guint i = 0; ok && i < json_array_get_length(arr); i++) {
@@ -189,6 +192,9 @@ static bool run_actions(JsonArray *arr, bool grouped, GError **errp)
                         json_object_get_object_member(a, "data"), grouped, errp);
     }
     tx_finish(&tx, ok);
+    if (grouped) {
+        job_txn_end();
+    }
     jobs_drain_end(drained);
     return ok;
 }
