@@ -857,6 +857,7 @@ static void bdrv_free(BlockDriverState *bs)
     bdrv_aio_node_free(bs);
     bdrv_track_stop(bs);
     bdrv_dirty_bitmaps_release_all(bs);
+    g_clear_pointer(&bs->anon_bitmaps, g_array_unref);
     if (bs->before_write) {
         g_ptr_array_unref(bs->before_write);
     }
@@ -1526,6 +1527,34 @@ fail:
         bdrv_free(bs);
     }
     return NULL;
+}
+
+BlockDriverState *bdrv_open_job_filter(const BlockDriver *drv, BlockDriverState *child,
+                                       const char *node_name, GError **errp)
+{
+    BlockDriverState *bs = bdrv_new(drv);
+
+    bs->open_flags = (child->open_flags & ~BDRV_O_PROTOCOL) | BDRV_O_RDWR | BDRV_O_NO_USER;
+    bs->options = json_object_new();
+    json_object_set_string_member(bs->options, "driver", drv->format_name);
+    json_object_set_string_member(bs->options, "file", bdrv_get_node_name(child));
+    if (bdrv_assign_node_name(bs, node_name, errp) < 0) {
+        bdrv_free(bs);
+        return NULL;
+    }
+    bdrv_ref(child);
+    bs->file = child;
+    bs->filename = g_strdup(child->filename);
+    bs->request_alignment = child->request_alignment;
+    all_nodes = g_list_append(all_nodes, bs);
+    if (bdrv_attach_child_perm(bs, child, &bs->file, BDRV_CHILD_FILTERED, errp) < 0) {
+        all_nodes = g_list_remove(all_nodes, bs);
+        bdrv_release_children(bs);
+        bdrv_free(bs);
+        return NULL;
+    }
+    bdrv_refresh_filename(bs);
+    return bs;
 }
 
 void bdrv_ref(BlockDriverState *bs)

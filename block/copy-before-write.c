@@ -17,6 +17,10 @@
  * cluster not copied yet is read from the filtered node under the lock, so a
  * write cannot change it meanwhile (the write copies it first, under the same
  * lock).
+ *
+ * A backup job puts a copy-before-write node without a target over its
+ * source (bdrv_open_job_filter), as QEMU does: it passes everything through,
+ * and the job copies.
  */
 #include "qemu/osdep.h"
 #include "block/block_int.h"
@@ -143,6 +147,9 @@ static void cbw_close(BlockDriverState *bs)
 {
     BDRVCbwState *s = bs->opaque;
 
+    if (!s->target) {
+        return;         /* a backup job's filter: nothing was set up */
+    }
     bdrv_unref_child(bs, &s->target);
     g_free(s->copied);
     g_free(s->access);
@@ -187,6 +194,9 @@ static int cbw_before(BlockDriverState *bs, int64_t offset, int64_t bytes)
     BDRVCbwState *s = bs->opaque;
     int ret;
 
+    if (!s->target) {
+        return 0;       /* a backup job's filter: the job copies */
+    }
     g_mutex_lock(&s->lock);
     ret = cbw_copy_locked(bs, offset, bytes);
     g_mutex_unlock(&s->lock);
@@ -226,7 +236,7 @@ static int cbw_flush_to_os(BlockDriverState *bs)
 {
     BDRVCbwState *s = bs->opaque;
 
-    return bdrv_flush(s->target);
+    return s->target ? bdrv_flush(s->target) : 0;
 }
 
 static int cbw_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
@@ -263,8 +273,10 @@ BlockDriver bdrv_copy_before_write = {
 
 static BDRVCbwState *cbw_of(BlockDriverState *bs)
 {
-    return bs->file && bs->file->drv == &bdrv_copy_before_write ? bs->file->opaque
-                                                                 : NULL;
+    BDRVCbwState *s = bs->file && bs->file->drv == &bdrv_copy_before_write ?
+                      bs->file->opaque : NULL;
+
+    return s && s->target ? s : NULL;
 }
 
 static int acc_open(BlockDriverState *bs, JsonObject *opts, int flags, GError **errp)

@@ -528,6 +528,70 @@ static JsonObject *mem_info(BdrvDirtyBitmap *bm)
     return o;
 }
 
+typedef struct AnonBitmaps {
+    BdrvAnonBitmapsFn fn;
+    void *opaque;
+} AnonBitmaps;
+
+void bdrv_anon_bitmaps_add(BlockDriverState *bs, BdrvAnonBitmapsFn fn, void *opaque)
+{
+    AnonBitmaps a = { fn, opaque };
+
+    if (!bs->anon_bitmaps) {
+        bs->anon_bitmaps = g_array_new(FALSE, FALSE, sizeof(AnonBitmaps));
+    }
+    g_array_append_val(bs->anon_bitmaps, a);
+}
+
+void bdrv_anon_bitmaps_remove(BlockDriverState *bs, BdrvAnonBitmapsFn fn, void *opaque)
+{
+    for (guint i = 0; bs->anon_bitmaps && i < bs->anon_bitmaps->len; i++) {
+        AnonBitmaps *a = &g_array_index(bs->anon_bitmaps, AnonBitmaps, i);
+
+        if (a->fn == fn && a->opaque == opaque) {
+            g_array_remove_index(bs->anon_bitmaps, i);
+            break;
+        }
+    }
+    if (bs->anon_bitmaps && !bs->anon_bitmaps->len) {
+        g_clear_pointer(&bs->anon_bitmaps, g_array_unref);
+    }
+}
+
+void bdrv_anon_bitmap_describe(JsonArray *arr, uint64_t granularity, int64_t count)
+{
+    JsonObject *o = json_object_new();
+
+    json_object_set_boolean_member(o, "recording", false);
+    json_object_set_boolean_member(o, "persistent", false);
+    json_object_set_boolean_member(o, "busy", false);
+    json_object_set_int_member(o, "granularity", granularity);
+    json_object_set_int_member(o, "count", count);
+    json_array_add_object_element(arr, o);
+}
+
+JsonArray *bdrv_anon_bitmaps_prepend(BlockDriverState *bs, JsonArray *named)
+{
+    JsonArray *arr;
+
+    if (!bs->anon_bitmaps) {
+        return named;
+    }
+    arr = json_array_new();
+    for (guint i = bs->anon_bitmaps->len; i-- > 0;) {
+        AnonBitmaps *a = &g_array_index(bs->anon_bitmaps, AnonBitmaps, i);
+
+        a->fn(bs, arr, a->opaque);
+    }
+    for (guint i = 0; named && i < json_array_get_length(named); i++) {
+        json_array_add_element(arr, json_node_copy(json_array_get_element(named, i)));
+    }
+    if (named) {
+        json_array_unref(named);
+    }
+    return arr;
+}
+
 JsonArray *bdrv_dirty_bitmaps_query(BlockDriverState *bs, JsonArray *persistent)
 {
     JsonArray *arr;

@@ -308,44 +308,61 @@ static BackupJob *backup_prepare(JsonObject *args, GError **errp)
     return b;
 }
 
+/* QEMU runs the command as a transaction of one action */
 JsonNode *qmp_blockdev_backup(JsonObject *args, Monitor *mon, GError **errp)
 {
-    BackupJob *b = backup_prepare(args, errp);
-
-    if (!b) {
-        return NULL;
-    }
-    if (!backup_setup(b, errp)) {
-        backup_unwind(b, false);
-        return NULL;
-    }
-    backup_go(b);
-    return qjson_empty_object();
+    return qsd_transaction_run_one("blockdev-backup", args, errp);
 }
 
-/* ---- the transaction action: the job starts when the transaction commits ---- */
+/*
+ * ---- the transaction action: the job starts when the transaction commits ----
+ * The source stays drained from the action to the transaction's end: jobs
+ * using it show paused until then, as in QEMU.
+ */
 
 static void tx_backup_commit(void *data)
 {
-    backup_go(data);
+    BackupJob *b = data;
+    GList *drained = g_steal_pointer(&b->drained);
+    bool held = b->drain_held;
+
+    backup_go(b);
+    if (held) {
+        jobs_drain_end(drained);
+    }
 }
 
 static void tx_backup_abort(void *data)
 {
-    backup_unwind(data, true);
+    BackupJob *b = data;
+    GList *drained = g_steal_pointer(&b->drained);
+    bool held = b->drain_held;
+
+    backup_unwind(b, true);
+    if (held) {
+        jobs_drain_end(drained);
+    }
 }
 
 bool qsd_backup_action(JsonObject *args, QsdTransaction *tx, GError **errp)
 {
+    const char *device = opts_peek_str(args, "device");
+    BlockDriverState *src = device ? bdrv_find_node(device) : NULL;
+    GList *drained = src ? jobs_drain_begin(src) : NULL;
     BackupJob *b = backup_prepare(args, errp);
 
-    if (!b) {
-        return false;
-    }
-    if (!backup_setup(b, errp)) {
+    if (b && !backup_setup(b, errp)) {
         backup_unwind(b, true);
+        b = NULL;
+    }
+    if (!b) {
+        if (src) {
+            jobs_drain_end(drained);
+        }
         return false;
     }
+    b->drained = drained;
+    b->drain_held = src != NULL;
     qsd_tx_add(tx, tx_backup_commit, tx_backup_abort, b, NULL);
     return true;
 }

@@ -34,7 +34,13 @@ typedef struct BackupJob {
     bool hooked;
     bool err_read;              /* under lock: the last copy failed reading src */
     char *filter_name;          /* filter-node-name, or a made-up "#blockNNN" */
+    BlockDriverState *filter;   /* QEMU's copy-before-write node over src, running */
+    int64_t cbw_bytes;          /* under lock: what writes had copied first */
+    /* a transaction's action: the source's drain (jobs_drain_begin) until it ends */
+    GList *drained;
+    bool drain_held;
     int src_use, target_use;    /* their addresses own the permissions */
+    int filter_use;             /* the job's (empty) use of its filter */
 } BackupJob;
 
 

@@ -11,11 +11,14 @@
  */
 #include "backup-int.h"
 #include "block/aio.h"
+#include "block/block_int.h"
 
 #define COPY_CHUNK (1024 * 1024)    /* at most this much per step */
 #define BACKUP_IN_FLIGHT 64         /* chunks QEMU's block-copy copies at once */
 
 static GList *backup_jobs;      /* BackupJob* from start to clean */
+
+static void remove_filter(BackupJob *b);
 
 /* ---- bits ---- */
 
@@ -171,6 +174,7 @@ static int backup_before_write(BlockDriverState *bs, int64_t offset, int64_t byt
             bdrv_aio_node_lock(b->target);
             ret = copy_clusters(b, i, i + 1);
             bdrv_aio_node_unlock(b->target);
+            b->cbw_bytes += ret < 0 ? 0 : b->cluster;
         }
     }
     if (ret >= 0 && b->new_writes) {
@@ -325,6 +329,7 @@ static void backup_clean(Job *job, void *opaque)
 {
     BackupJob *b = opaque;
 
+    remove_filter(b);
     if (b->hooked) {
         bdrv_remove_before_write(b->src, backup_before_write, b);
         b->hooked = false;
@@ -515,11 +520,94 @@ bool backup_setup(BackupJob *b, GError **errp)
     return true;
 }
 
+/* src's anonymous bitmap in QEMU: what is still to copy */
+static void src_bitmaps(BlockDriverState *bs, JsonArray *arr, void *opaque)
+{
+    BackupJob *b = opaque;
+    int64_t count;
+
+    g_mutex_lock(&b->lock);
+    count = MIN(bits_count_bytes(b->to_copy), b->len);
+    g_mutex_unlock(&b->lock);
+    bdrv_anon_bitmap_describe(arr, b->cluster, count);
+}
+
+/* the filter's two in QEMU: what it gives access to, what writes copied */
+static void filter_bitmaps(BlockDriverState *bs, JsonArray *arr, void *opaque)
+{
+    BackupJob *b = opaque;
+    int64_t done;
+
+    g_mutex_lock(&b->lock);
+    done = MIN(b->cbw_bytes, b->len);
+    g_mutex_unlock(&b->lock);
+    bdrv_anon_bitmap_describe(arr, b->cluster, b->len);
+    bdrv_anon_bitmap_describe(arr, b->cluster, done);
+}
+
+/*
+ * Put QEMU's copy-before-write node over src, named filter-node-name or
+ * automatically: src's users (exports, parent nodes) move onto it. Writes
+ * through it reach src, where the job's notifier copies first.
+ */
+static void insert_filter(BackupJob *b)
+{
+    g_autoptr(GError) err = NULL;
+    const char *name = b->filter_name[0] == '#' ? NULL : b->filter_name;
+
+    b->filter = bdrv_open_job_filter(&bdrv_copy_before_write, b->src, name, &err);
+    if (!b->filter) {
+        /* the checks before were QEMU's: nothing left to fail but memory */
+        error_report("Could not insert the backup filter: %s", err->message);
+        return;
+    }
+    g_free(b->filter_name);
+    b->filter_name = g_strdup(bdrv_get_node_name(b->filter));
+    bdrv_ref(b->src);
+    qsd_export_replace_node(b->src, b->filter);
+    if (bdrv_replace_in_parents(b->src, b->filter, &err) < 0) {
+        error_report("Could not insert the backup filter: %s", err->message);
+        bdrv_replace_in_parents(b->filter, b->src, NULL);
+        qsd_export_replace_node(b->filter, b->src);
+        g_clear_pointer(&b->filter, bdrv_unref);
+    }
+    bdrv_unref(b->src);
+    if (b->filter) {
+        /* the job works on its filter (QEMU's job node): drains above reach it */
+        bdrv_perm_attach_user(b->filter, &b->filter_use, "backup job", "filter",
+                              b->job, 0, BLK_PERM_ALL, NULL);
+        bdrv_anon_bitmaps_add(b->src, src_bitmaps, b);
+        bdrv_anon_bitmaps_add(b->filter, filter_bitmaps, b);
+    }
+}
+
+/* Take the filter off again: its users move onto what it filters now. */
+static void remove_filter(BackupJob *b)
+{
+    BlockDriverState *below;
+
+    if (!b->filter) {
+        return;
+    }
+    below = bdrv_file_child(b->filter);
+    /* QEMU drains the filter to take it off */
+    jobs_drain_end(jobs_drain_begin(b->filter));
+    bdrv_perm_detach(b->filter, &b->filter_use);
+    bdrv_anon_bitmaps_remove(b->src, src_bitmaps, b);
+    bdrv_anon_bitmaps_remove(b->filter, filter_bitmaps, b);
+    bdrv_ref(below);
+    qsd_export_replace_node(b->filter, below);
+    bdrv_replace_in_parents(b->filter, below, NULL);
+    g_clear_pointer(&b->filter, bdrv_unref);
+    bdrv_unref(below);
+}
+
 void backup_go(BackupJob *b)
 {
     block_job_run(b->job);
     /* QEMU drains the source while it puts its filter on top */
     job_drained(b->job);
+    insert_filter(b);
 }
 
 /* Undo backup_prepare() and backup_setup() of a job that never ran. */

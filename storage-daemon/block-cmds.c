@@ -6,6 +6,7 @@
  * Keeps the list of nodes the monitor owns (those blockdev-add opened).
  */
 #include "daemon.h"
+#include "block/dirty-bitmap.h"
 #include "qmp-commands.h"
 
 static GList *owned_nodes;      /* BlockDriverState* opened by blockdev-add */
@@ -402,6 +403,8 @@ static JsonObject *block_device_info(BlockDriverState *bs, bool flat, GError **e
             /* an exported bitmap is busy */
             json_object_set_boolean_member(o, "busy", qsd_export_uses_bitmap(bs, name));
         }
+        /* and those block jobs keep for themselves, as QEMU lists them */
+        bitmaps = bdrv_anon_bitmaps_prepend(bs, bitmaps);
         if (bitmaps) {
             json_object_set_array_member(info, "dirty-bitmaps", bitmaps);
         }

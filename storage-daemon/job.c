@@ -321,7 +321,8 @@ GList *jobs_drain_begin(BlockDriverState *bs)
 void jobs_drain_end(GList *paused)
 {
     if (--drain_depth == 0) {
-        paused = g_list_concat(paused, late_drained);
+        /* the jobs started meanwhile run first, as in QEMU */
+        paused = g_list_concat(late_drained, paused);
         late_drained = NULL;
     }
     for (GList *l = paused; l; l = l->next) {
@@ -827,6 +828,17 @@ void job_cancel_all_sync(void)
     for (GList *l = copy; l; l = l->next) {
         g_atomic_int_inc(&((Job *)l->data)->refcnt);
     }
+    /* QEMU's shutdown drains the graph first: the jobs pause, oldest first */
+    for (GList *l = g_list_last(copy); l; l = l->prev) {
+        Job *job = l->data;
+
+        if (job->drv && job->status == JOB_STATUS_READY) {
+            job_set_status(job, JOB_STATUS_STANDBY);
+        } else if (job->drv && job->status == JOB_STATUS_RUNNING) {
+            job_set_status(job, JOB_STATUS_PAUSED);
+        }
+    }
+    /* then each, newest first, runs again to be cancelled */
     for (GList *l = copy; l; l = l->next) {
         Job *job = l->data;
 
@@ -834,12 +846,9 @@ void job_cancel_all_sync(void)
             job->status == JOB_STATUS_NULL || job->status == JOB_STATUS_ABORTING) {
             continue;
         }
-        /* QEMU's shutdown drains the graph first: a job pauses a moment */
-        if (job->status == JOB_STATUS_READY) {
-            job_set_status(job, JOB_STATUS_STANDBY);
+        if (job->status == JOB_STATUS_STANDBY) {
             job_set_status(job, JOB_STATUS_READY);
-        } else if (job->status == JOB_STATUS_RUNNING) {
-            job_set_status(job, JOB_STATUS_PAUSED);
+        } else if (job->status == JOB_STATUS_PAUSED) {
             job_set_status(job, JOB_STATUS_RUNNING);
         }
         block_job_cancel(job, true);

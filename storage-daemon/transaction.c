@@ -172,13 +172,17 @@ static void tx_finish(QsdTransaction *tx, bool ok)
     g_array_free(tx->removals, TRUE);
 }
 
-/* Run the actions of @arr (all or nothing), with every job paused meanwhile:
- * QEMU drains all nodes around a transaction. */
+/*
+ * Run the actions of @arr (all or nothing). QEMU drains all nodes first (every
+ * running job pauses a moment); actions that need it drain their own nodes
+ * for the while (a backup its source).
+ */
 static bool run_actions(JsonArray *arr, bool grouped, GError **errp)
 {
     QsdTransaction tx;
     bool ok = true;
-    GList *drained = jobs_drain_begin(NULL);
+
+    jobs_drain_end(jobs_drain_begin(NULL));
 
     if (grouped) {
         job_txn_begin();
@@ -195,7 +199,6 @@ static bool run_actions(JsonArray *arr, bool grouped, GError **errp)
     if (grouped) {
         job_txn_end();
     }
-    jobs_drain_end(drained);
     return ok;
 }
 

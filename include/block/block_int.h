@@ -312,6 +312,8 @@ struct BlockDriverState {
     /* in-memory dirty bitmaps and the order of QMP's persistent ones, oldest
      * first (block/dirty-bitmap.c) */
     GPtrArray *dirty_bitmaps;
+    /* bdrv_anon_bitmaps_add(): the bitmaps jobs keep on this node, oldest first */
+    GArray *anon_bitmaps;
 
     /* requests in flight on this node (block/aio.c), created with the first one */
     struct BdrvAioQueue *aio;
@@ -356,6 +358,13 @@ extern BlockDriver bdrv_null_aio;
 extern BlockDriver bdrv_blkverify;
 extern BlockDriver bdrv_copy_on_read;
 extern BlockDriver bdrv_copy_before_write;
+/*
+ * A block job's own filter node of @drv over @child (QEMU's backup filter, a
+ * copy-before-write node without a target: it passes everything through),
+ * named @node_name or automatically; its users are attached to it later.
+ */
+BlockDriverState *bdrv_open_job_filter(const BlockDriver *drv, BlockDriverState *child,
+                                       const char *node_name, GError **errp);
 extern BlockDriver bdrv_snapshot_access;
 extern BlockDriver bdrv_compress;
 extern BlockDriver bdrv_quorum;

@@ -76,6 +76,21 @@ void bdrv_dirty_bitmaps_release_all(BlockDriverState *bs);
 /* The in-memory bitmaps' part of bdrv_query_dirty_bitmaps, merged with the
  * driver's list @persistent (taken), newest first. NULL when there are none. */
 JsonArray *bdrv_dirty_bitmaps_query(BlockDriverState *bs, JsonArray *persistent);
+
+/*
+ * Bitmaps a block job keeps on @bs for itself (QEMU's anonymous bitmaps):
+ * @fn describes them, newest first, into @arr (bdrv_anon_bitmap_describe) for
+ * query-named-block-nodes, which lists them before the named ones. Nothing
+ * else sees them (they have no name).
+ */
+typedef void (*BdrvAnonBitmapsFn)(BlockDriverState *bs, JsonArray *arr, void *opaque);
+void bdrv_anon_bitmaps_add(BlockDriverState *bs, BdrvAnonBitmapsFn fn, void *opaque);
+void bdrv_anon_bitmaps_remove(BlockDriverState *bs, BdrvAnonBitmapsFn fn, void *opaque);
+/* @named (bdrv_query_dirty_bitmaps; taken, may be NULL) with the anonymous
+ * bitmaps first: query-named-block-nodes' list. */
+JsonArray *bdrv_anon_bitmaps_prepend(BlockDriverState *bs, JsonArray *named);
+/* One anonymous bitmap's description: not recording, not persistent. */
+void bdrv_anon_bitmap_describe(JsonArray *arr, uint64_t granularity, int64_t count);
 /* Status of an in-memory bitmap (see bdrv_dirty_bitmap_status); -ENOENT when
  * @bs has no in-memory bitmap of that name. */
 int bdrv_dirty_bitmap_mem_status(BlockDriverState *bs, const char *name, int64_t offset,
