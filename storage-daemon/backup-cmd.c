@@ -440,13 +440,13 @@ static JsonObject *backup_args_for(JsonObject *args, BlockDriverState *target)
     return b;
 }
 
-/* drive-backup, as a command (@tx NULL) or a transaction action. */
+/* drive-backup, a transaction action (the command is one too). */
 static bool drive_backup(JsonObject *args, QsdTransaction *tx, GError **errp)
 {
     BlockDriverState *src = find_node(opts_peek_str(args, "device"), errp);
     g_autoptr(JsonObject) bargs = NULL;
     BlockDriverState *target;
-    BackupJob *b = NULL;
+    bool ok;
 
     if (!src) {
         return false;
@@ -456,28 +456,15 @@ static bool drive_backup(JsonObject *args, QsdTransaction *tx, GError **errp)
         return false;
     }
     bargs = backup_args_for(args, target);
-    if (tx) {
-        bool ok = qsd_backup_action(bargs, tx, errp);
-
-        bdrv_unref(target);     /* the job holds it, or it goes */
-        return ok;
-    }
-    b = backup_prepare(bargs, errp);
-    bdrv_unref(target);
-    if (!b) {
-        return false;
-    }
-    if (!backup_setup(b, errp)) {
-        backup_unwind(b, false);
-        return false;
-    }
-    backup_go(b);
-    return true;
+    ok = qsd_backup_action(bargs, tx, errp);
+    bdrv_unref(target);     /* the job holds it, or it goes */
+    return ok;
 }
 
+/* QEMU runs the command as a transaction of one action */
 JsonNode *qmp_drive_backup(JsonObject *args, Monitor *mon, GError **errp)
 {
-    return drive_backup(args, NULL, errp) ? qjson_empty_object() : NULL;
+    return qsd_transaction_run_one("drive-backup", args, errp);
 }
 
 bool qsd_drive_backup_action(JsonObject *args, QsdTransaction *tx, GError **errp)
