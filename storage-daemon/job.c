@@ -133,7 +133,8 @@ static void job_unref(Job *job)
     }
     if (job->txn) {
         job->txn->jobs = g_list_remove(job->txn->jobs, job);
-        if (!job->txn->jobs) {
+        /* the transaction still being built frees it at its end */
+        if (!job->txn->jobs && job->txn != open_txn) {
             g_free(job->txn);
         }
     }
