@@ -690,11 +690,27 @@ int bdrv_perm_attach_user(BlockDriverState *bs, const void *owner, const char *d
     return perm_attach(bs, owner, desc, child, NULL, group, perm, shared, errp);
 }
 
+/* Does @group use @bs directly? */
+static bool perm_group_on(BlockDriverState *bs, const void *group)
+{
+    for (guint i = 0; bs->perm_users && i < bs->perm_users->len; i++) {
+        if (((BdrvPermUser *)bs->perm_users->pdata[i])->group == group) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void bdrv_perm_put_behind(BlockDriverState *bs, const void *group, bool behind)
 {
     for (guint i = 0; bs->perm_users && i < bs->perm_users->len; i++) {
         BdrvPermUser *u = bs->perm_users->pdata[i];
-        if (behind && u->desc && !u->parent && !u->group && !u->behind) {
+        /* the present users, or the job's own filter node over @bs (which
+         * the users move onto) */
+        bool user = (u->desc && !u->parent) ||
+                    (u->parent && u->parent != bs && perm_group_on(u->parent, group));
+
+        if (behind && user && !u->group && !u->behind) {
             u->behind = group;
         } else if (!behind && u->behind == group) {
             u->behind = NULL;

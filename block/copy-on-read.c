@@ -130,6 +130,13 @@ static int cor_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
     return bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
 }
 
+void bdrv_cor_set_bottom(BlockDriverState *filter, BlockDriverState *bottom)
+{
+    BDRVCopyOnReadState *s = filter->opaque;
+
+    s->bottom = bottom;
+}
+
 BlockDriver bdrv_copy_on_read = {
     .format_name = "copy-on-read",
     .instance_size = sizeof(BDRVCopyOnReadState),

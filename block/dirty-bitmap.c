@@ -558,11 +558,12 @@ void bdrv_anon_bitmaps_remove(BlockDriverState *bs, BdrvAnonBitmapsFn fn, void *
     }
 }
 
-void bdrv_anon_bitmap_describe(JsonArray *arr, uint64_t granularity, int64_t count)
+void bdrv_anon_bitmap_describe(JsonArray *arr, bool recording, uint64_t granularity,
+                               int64_t count)
 {
     JsonObject *o = json_object_new();
 
-    json_object_set_boolean_member(o, "recording", false);
+    json_object_set_boolean_member(o, "recording", recording);
     json_object_set_boolean_member(o, "persistent", false);
     json_object_set_boolean_member(o, "busy", false);
     json_object_set_int_member(o, "granularity", granularity);

@@ -529,7 +529,7 @@ static void src_bitmaps(BlockDriverState *bs, JsonArray *arr, void *opaque)
     g_mutex_lock(&b->lock);
     count = MIN(bits_count_bytes(b->to_copy), b->len);
     g_mutex_unlock(&b->lock);
-    bdrv_anon_bitmap_describe(arr, b->cluster, count);
+    bdrv_anon_bitmap_describe(arr, false, b->cluster, count);
 }
 
 /* the filter's two in QEMU: what it gives access to, what writes copied */
@@ -541,8 +541,8 @@ static void filter_bitmaps(BlockDriverState *bs, JsonArray *arr, void *opaque)
     g_mutex_lock(&b->lock);
     done = MIN(b->cbw_bytes, b->len);
     g_mutex_unlock(&b->lock);
-    bdrv_anon_bitmap_describe(arr, b->cluster, b->len);
-    bdrv_anon_bitmap_describe(arr, b->cluster, done);
+    bdrv_anon_bitmap_describe(arr, false, b->cluster, b->len);
+    bdrv_anon_bitmap_describe(arr, false, b->cluster, done);
 }
 
 /*

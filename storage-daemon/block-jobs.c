@@ -10,6 +10,8 @@
  */
 #include "job.h"
 #include "qmp-commands.h"
+#include "block/block_int.h"
+#include "block/dirty-bitmap.h"
 
 #define COPY_CHUNK (512 * 1024)  /* QEMU's commit and stream buffer size */
 #define TRACK_GRANULARITY 65536     /* QEMU's mirror: the default granularity */
@@ -95,9 +97,15 @@ typedef struct ChainJob {
     /* the target is new and reads as zeroes (drive-mirror): only what the
      * source's chain allocates is copied, as QEMU's mirror without zero_target */
     bool target_zeroed;
+    /* QEMU's filter over the device while the job runs (mirror_top for a
+     * mirror or active commit, copy-on-read for a stream), or NULL */
+    BlockDriverState *filter;
+    int filter_use;             /* the job's (empty) use of it: drains find it */
 } ChainJob;
 
 static GList *chain_jobs;       /* ChainJob* running on some nodes */
+
+static void remove_filter(ChainJob *cj);
 
 /* Turn the nodes of @reopened read-only again (and free the list). */
 static void restore_read_only(GPtrArray *reopened)
@@ -704,6 +712,10 @@ static bool commit_finalize(Job *job, void *opaque, bool completed, GError **err
                 bdrv_set_backing(cj->base, cj->pivot_backing, errp) < 0) {
                 return false;
             }
+            if (cj->filter) {
+                qsd_export_replace_node(cj->filter, cj->base);
+                bdrv_replace_in_parents(cj->filter, cj->base, NULL);
+            }
             qsd_export_replace_node(cj->top, cj->base);
             cj->pivoted = true;
         }
@@ -720,7 +732,9 @@ static void chain_job_clean(Job *job, void *opaque)
     if (cj->active) {
         bdrv_track_stop(cj->top);
     }
+    /* the job's uses go first: the filter's users then fit on the device */
     job_drop_uses(cj);
+    remove_filter(cj);
     if (cj->pivoted && cj->reopened) {
         /* the new active layer stays writable */
         g_ptr_array_remove(cj->reopened, cj->base);
@@ -802,6 +816,82 @@ static bool speed_arg(JsonObject *args, int64_t *speed, GError **errp)
     return true;
 }
 
+/* the device's anonymous bitmap in QEMU: the mirror's record of writes */
+static void device_bitmaps(BlockDriverState *bs, JsonArray *arr, void *opaque)
+{
+    bdrv_anon_bitmap_describe(arr, true, TRACK_GRANULARITY, 0);
+}
+
+/*
+ * Put QEMU's filter over the device (named @name, or automatically): the
+ * device's users (exports, parent nodes) move onto it. A non-active commit
+ * gets none here (QEMU's commit_top sits inside the backing chain).
+ */
+static bool insert_filter(ChainJob *cj, const char *name, GError **errp)
+{
+    BlockDriverState *bottom = NULL;
+
+    if (cj->stream) {
+        cj->filter = bdrv_open_job_filter(&bdrv_copy_on_read, cj->device, name, errp);
+        /* only what lies above the base is copied up */
+        for (BlockDriverState *l = bdrv_backing_child(cj->device);
+             cj->base && l && l != cj->base; l = bdrv_backing_child(l)) {
+            bottom = l;
+        }
+        if (cj->filter) {
+            bdrv_cor_set_bottom(cj->filter, bottom);
+        }
+    } else if (cj->active) {
+        cj->filter = bdrv_open_job_filter(&bdrv_mirror_top, cj->device, name, errp);
+    } else {
+        return true;
+    }
+    if (!cj->filter) {
+        return false;
+    }
+    bdrv_perm_attach_user(cj->filter, &cj->filter_use, "block job", "filter", cj->job,
+                          0, BLK_PERM_ALL, NULL);
+    if (cj->active) {
+        /* the users moving onto the filter stay behind the job */
+        bdrv_perm_put_behind(cj->device, cj->job, true);
+    }
+    bdrv_ref(cj->device);
+    qsd_export_replace_node(cj->device, cj->filter);
+    if (bdrv_replace_in_parents(cj->device, cj->filter, errp) < 0) {
+        bdrv_replace_in_parents(cj->filter, cj->device, NULL);
+        qsd_export_replace_node(cj->filter, cj->device);
+        bdrv_perm_detach(cj->filter, &cj->filter_use);
+        g_clear_pointer(&cj->filter, bdrv_unref);
+        bdrv_unref(cj->device);
+        return false;
+    }
+    bdrv_unref(cj->device);
+    if (cj->active) {
+        bdrv_anon_bitmaps_add(cj->device, device_bitmaps, cj);
+    }
+    return true;
+}
+
+/* Take the filter off: its users move onto what it filters (or, after a
+ * pivot, already went to the target). */
+static void remove_filter(ChainJob *cj)
+{
+    BlockDriverState *below;
+
+    if (!cj->filter) {
+        return;
+    }
+    below = bdrv_file_child(cj->filter);
+    jobs_drain_end(jobs_drain_begin(cj->filter));
+    bdrv_perm_detach(cj->filter, &cj->filter_use);
+    bdrv_anon_bitmaps_remove(cj->device, device_bitmaps, cj);
+    bdrv_ref(below);
+    qsd_export_replace_node(cj->filter, below);
+    bdrv_replace_in_parents(cj->filter, below, NULL);
+    g_clear_pointer(&cj->filter, bdrv_unref);
+    bdrv_unref(below);
+}
+
 static bool start_chain_job(ChainJob *cj, const BlockJobDriver *drv, const char *id,
                             JsonObject *args, GError **errp)
 {
@@ -857,6 +947,9 @@ static bool start_chain_job(ChainJob *cj, const BlockJobDriver *drv, const char 
                          cj->active ? BLK_PERM_ALL :
                          BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED, errp);
         }
+    }
+    if (ok) {
+        ok = insert_filter(cj, opts_peek_str(args, "filter-node-name"), errp);
     }
     if (!ok) {
         job_drop_uses(cj);

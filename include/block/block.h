@@ -73,8 +73,9 @@ int bdrv_perm_attach_user(BlockDriverState *bs, const void *owner, const char *d
                           uint64_t shared, GError **errp);
 /*
  * An active commit of @bs (job @group) stands between the node and its present
- * users (exports): from now on (@behind) what they need no longer reaches @bs's
- * backing file, as behind QEMU's commit filter; !@behind undoes it.
+ * users (exports, or the job's filter node over @bs that they use): from now on
+ * (@behind) what they need no longer reaches @bs's backing file, as behind
+ * QEMU's commit filter; !@behind undoes it.
  */
 void bdrv_perm_put_behind(BlockDriverState *bs, const void *group, bool behind);
 /*

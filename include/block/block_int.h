@@ -358,6 +358,9 @@ extern BlockDriver bdrv_null_aio;
 extern BlockDriver bdrv_blkverify;
 extern BlockDriver bdrv_copy_on_read;
 extern BlockDriver bdrv_copy_before_write;
+extern BlockDriver bdrv_mirror_top;     /* not in the driver list: jobs' own */
+/* A copy-on-read job filter copies only what lies above and in @bottom. */
+void bdrv_cor_set_bottom(BlockDriverState *filter, BlockDriverState *bottom);
 /*
  * A block job's own filter node of @drv over @child (QEMU's backup filter, a
  * copy-before-write node without a target: it passes everything through),

@@ -89,8 +89,9 @@ void bdrv_anon_bitmaps_remove(BlockDriverState *bs, BdrvAnonBitmapsFn fn, void *
 /* @named (bdrv_query_dirty_bitmaps; taken, may be NULL) with the anonymous
  * bitmaps first: query-named-block-nodes' list. */
 JsonArray *bdrv_anon_bitmaps_prepend(BlockDriverState *bs, JsonArray *named);
-/* One anonymous bitmap's description: not recording, not persistent. */
-void bdrv_anon_bitmap_describe(JsonArray *arr, uint64_t granularity, int64_t count);
+/* One anonymous bitmap's description (not persistent). */
+void bdrv_anon_bitmap_describe(JsonArray *arr, bool recording, uint64_t granularity,
+                               int64_t count);
 /* Status of an in-memory bitmap (see bdrv_dirty_bitmap_status); -ENOENT when
  * @bs has no in-memory bitmap of that name. */
 int bdrv_dirty_bitmap_mem_status(BlockDriverState *bs, const char *name, int64_t offset,
