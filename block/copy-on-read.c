@@ -101,35 +101,6 @@ static int cor_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *
     return 0;
 }
 
-static int cor_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                      const void *buf, int flags)
-{
-    return bdrv_pwrite(bs->file, offset, bytes, buf, flags);
-}
-
-static int cor_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                             int flags)
-{
-    return bdrv_pwrite_zeroes(bs->file, offset, bytes, flags);
-}
-
-static int cor_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
-{
-    return bdrv_pdiscard(bs->file, offset, bytes);
-}
-
-static int cor_truncate(BlockDriverState *bs, int64_t offset, bool exact,
-                        PreallocMode prealloc, int flags, GError **errp)
-{
-    return bdrv_truncate(bs->file, offset, exact, prealloc, flags, errp);
-}
-
-static int cor_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
-                            int64_t *pnum, int64_t *map, BlockDriverState **file)
-{
-    return bdrv_block_status(bs->file, offset, bytes, pnum, map, file);
-}
-
 void bdrv_cor_set_bottom(BlockDriverState *filter, BlockDriverState *bottom)
 {
     BDRVCopyOnReadState *s = filter->opaque;
@@ -144,9 +115,9 @@ BlockDriver bdrv_copy_on_read = {
     .runtime_opts = cor_runtime_opts,
     .open = cor_open,
     .pread = cor_pread,
-    .pwrite = cor_pwrite,
-    .pwrite_zeroes = cor_pwrite_zeroes,
-    .pdiscard = cor_pdiscard,
-    .truncate = cor_truncate,
-    .block_status = cor_block_status,
+    .pwrite = bdrv_filter_pass_pwrite,
+    .pwrite_zeroes = bdrv_filter_pass_pwrite_zeroes,
+    .pdiscard = bdrv_filter_pass_pdiscard,
+    .truncate = bdrv_filter_pass_truncate,
+    .block_status = bdrv_filter_pass_block_status,
 };

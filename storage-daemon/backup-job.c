@@ -12,6 +12,7 @@
 #include "backup-int.h"
 #include "block/aio.h"
 #include "block/block_int.h"
+#include "job-filter.h"
 
 #define COPY_CHUNK (1024 * 1024)    /* at most this much per step */
 #define BACKUP_IN_FLIGHT 64         /* chunks QEMU's block-copy copies at once */
@@ -556,50 +557,27 @@ static void insert_filter(BackupJob *b)
     const char *name = b->filter_name[0] == '#' ? NULL : b->filter_name;
 
     b->filter = bdrv_open_job_filter(&bdrv_copy_before_write, b->src, name, &err);
-    if (!b->filter) {
+    if (!b->filter ||
+        !job_filter_insert(b->filter, b->src, b->job, false, &b->filter_use, &err)) {
         /* the checks before were QEMU's: nothing left to fail but memory */
         error_report("Could not insert the backup filter: %s", err->message);
+        g_clear_pointer(&b->filter, bdrv_unref);
         return;
     }
     g_free(b->filter_name);
     b->filter_name = g_strdup(bdrv_get_node_name(b->filter));
-    bdrv_ref(b->src);
-    qsd_export_replace_node(b->src, b->filter);
-    if (bdrv_replace_in_parents(b->src, b->filter, &err) < 0) {
-        error_report("Could not insert the backup filter: %s", err->message);
-        bdrv_replace_in_parents(b->filter, b->src, NULL);
-        qsd_export_replace_node(b->filter, b->src);
-        g_clear_pointer(&b->filter, bdrv_unref);
-    }
-    bdrv_unref(b->src);
-    if (b->filter) {
-        /* the job works on its filter (QEMU's job node): drains above reach it */
-        bdrv_perm_attach_user(b->filter, &b->filter_use, "backup job", "filter",
-                              b->job, 0, BLK_PERM_ALL, NULL);
-        bdrv_anon_bitmaps_add(b->src, src_bitmaps, b);
-        bdrv_anon_bitmaps_add(b->filter, filter_bitmaps, b);
-    }
+    bdrv_anon_bitmaps_add(b->src, src_bitmaps, b);
+    bdrv_anon_bitmaps_add(b->filter, filter_bitmaps, b);
 }
 
 /* Take the filter off again: its users move onto what it filters now. */
 static void remove_filter(BackupJob *b)
 {
-    BlockDriverState *below;
-
-    if (!b->filter) {
-        return;
+    if (b->filter) {
+        bdrv_anon_bitmaps_remove(b->src, src_bitmaps, b);
+        bdrv_anon_bitmaps_remove(b->filter, filter_bitmaps, b);
     }
-    below = bdrv_file_child(b->filter);
-    /* QEMU drains the filter to take it off */
-    jobs_drain_end(jobs_drain_begin(b->filter));
-    bdrv_perm_detach(b->filter, &b->filter_use);
-    bdrv_anon_bitmaps_remove(b->src, src_bitmaps, b);
-    bdrv_anon_bitmaps_remove(b->filter, filter_bitmaps, b);
-    bdrv_ref(below);
-    qsd_export_replace_node(b->filter, below);
-    bdrv_replace_in_parents(b->filter, below, NULL);
-    g_clear_pointer(&b->filter, bdrv_unref);
-    bdrv_unref(below);
+    job_filter_remove(&b->filter, &b->filter_use);
 }
 
 void backup_go(BackupJob *b)

@@ -12,6 +12,7 @@
 #include "qmp-commands.h"
 #include "block/block_int.h"
 #include "block/dirty-bitmap.h"
+#include "job-filter.h"
 
 #define COPY_CHUNK (512 * 1024)  /* QEMU's commit and stream buffer size */
 #define TRACK_GRANULARITY 65536     /* QEMU's mirror: the default granularity */
@@ -849,23 +850,11 @@ static bool insert_filter(ChainJob *cj, const char *name, GError **errp)
     if (!cj->filter) {
         return false;
     }
-    bdrv_perm_attach_user(cj->filter, &cj->filter_use, "block job", "filter", cj->job,
-                          0, BLK_PERM_ALL, NULL);
-    if (cj->active) {
-        /* the users moving onto the filter stay behind the job */
-        bdrv_perm_put_behind(cj->device, cj->job, true);
-    }
-    bdrv_ref(cj->device);
-    qsd_export_replace_node(cj->device, cj->filter);
-    if (bdrv_replace_in_parents(cj->device, cj->filter, errp) < 0) {
-        bdrv_replace_in_parents(cj->filter, cj->device, NULL);
-        qsd_export_replace_node(cj->filter, cj->device);
-        bdrv_perm_detach(cj->filter, &cj->filter_use);
+    if (!job_filter_insert(cj->filter, cj->device, cj->job, cj->active, &cj->filter_use,
+                           errp)) {
         g_clear_pointer(&cj->filter, bdrv_unref);
-        bdrv_unref(cj->device);
         return false;
     }
-    bdrv_unref(cj->device);
     if (cj->active) {
         bdrv_anon_bitmaps_add(cj->device, device_bitmaps, cj);
     }
@@ -876,20 +865,10 @@ static bool insert_filter(ChainJob *cj, const char *name, GError **errp)
  * pivot, already went to the target). */
 static void remove_filter(ChainJob *cj)
 {
-    BlockDriverState *below;
-
-    if (!cj->filter) {
-        return;
+    if (cj->filter) {
+        bdrv_anon_bitmaps_remove(cj->device, device_bitmaps, cj);
     }
-    below = bdrv_file_child(cj->filter);
-    jobs_drain_end(jobs_drain_begin(cj->filter));
-    bdrv_perm_detach(cj->filter, &cj->filter_use);
-    bdrv_anon_bitmaps_remove(cj->device, device_bitmaps, cj);
-    bdrv_ref(below);
-    qsd_export_replace_node(cj->filter, below);
-    bdrv_replace_in_parents(cj->filter, below, NULL);
-    g_clear_pointer(&cj->filter, bdrv_unref);
-    bdrv_unref(below);
+    job_filter_remove(&cj->filter, &cj->filter_use);
 }
 
 static bool start_chain_job(ChainJob *cj, const BlockJobDriver *drv, const char *id,

@@ -359,6 +359,18 @@ extern BlockDriver bdrv_blkverify;
 extern BlockDriver bdrv_copy_on_read;
 extern BlockDriver bdrv_copy_before_write;
 extern BlockDriver bdrv_mirror_top;     /* not in the driver list: jobs' own */
+/* Filters' pass-through callbacks: the request goes to bs->file as it is. */
+int bdrv_filter_pass_pread(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                           void *buf, int flags);
+int bdrv_filter_pass_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                            const void *buf, int flags);
+int bdrv_filter_pass_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                   int flags);
+int bdrv_filter_pass_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes);
+int bdrv_filter_pass_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                              PreallocMode prealloc, int flags, GError **errp);
+int bdrv_filter_pass_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                                  int64_t *pnum, int64_t *map, BlockDriverState **file);
 /* A copy-on-read job filter copies only what lies above and in @bottom. */
 void bdrv_cor_set_bottom(BlockDriverState *filter, BlockDriverState *bottom);
 /*
