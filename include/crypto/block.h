@@ -114,6 +114,18 @@ int qcrypto_block_decrypt(QCryptoBlock *block, uint64_t offset, uint8_t *buf,
 /* Encrypt @src into @dst (the caller's data stays as it is: no copy first). */
 int qcrypto_block_encrypt_to(QCryptoBlock *block, uint64_t offset, const uint8_t *src,
                              uint8_t *dst, size_t len, GError **errp);
+/*
+ * Encrypt @src into @dst as qcrypto_block_encrypt_to() does, and hand the
+ * result to @sink in order, a part at a time (@done bytes into @dst), each as
+ * soon as it is encrypted: the sink's I/O overlaps the encryption of the parts
+ * after it. The sink runs on the calling thread and returns 0 or a negative
+ * errno. Returns 0, the sink's error, or -EIO with @errp set when the cipher
+ * failed.
+ */
+typedef int (*QCryptoBlockSink)(void *opaque, size_t done, const uint8_t *buf, size_t len);
+int qcrypto_block_encrypt_stream(QCryptoBlock *block, uint64_t offset, const uint8_t *src,
+                                 uint8_t *dst, size_t len, QCryptoBlockSink sink,
+                                 void *opaque, GError **errp);
 void qcrypto_block_free(QCryptoBlock *block);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(QCryptoBlock, qcrypto_block_free)
 
