@@ -144,35 +144,51 @@ int qcow2_crypto_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
 
 /* ---- data ---- */
 
-/* @src into @dst (the same buffer to work in place) */
-static int qcow2_crypt(BlockDriverState *bs, uint64_t host, uint64_t guest,
-                       const uint8_t *src, uint8_t *dst, size_t len, bool encrypt)
+typedef struct WriteSink {
+    BlockDriverState *data;
+    uint64_t host;
+} WriteSink;
+
+static int write_sink(void *opaque, size_t done, const uint8_t *buf, size_t len)
+{
+    WriteSink *w = opaque;
+
+    return bdrv_pwrite(w->data, w->host + done, len, buf, 0);
+}
+
+/* the sector numbers of the IVs: the host offset for LUKS, the guest's for AES */
+static uint64_t crypt_offset(BDRVQcow2State *s, uint64_t host, uint64_t guest)
+{
+    return s->crypt_physical_offset ? host : guest;
+}
+
+int qcow2_crypto_write(BlockDriverState *bs, BlockDriverState *data, uint64_t host,
+                       uint64_t guest, const uint8_t *src, uint8_t *dst, size_t len)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint64_t off = s->crypt_physical_offset ? host : guest;
+    WriteSink w = { data, host };
     g_autoptr(GError) err = NULL;
 
     if (!s->crypto || !qcrypto_block_has_cipher(s->crypto)) {
         return -EIO;
     }
-    g_assert(encrypt || src == dst);
-    if ((encrypt ? qcrypto_block_encrypt_to(s->crypto, off, src, dst, len, &err)
-                 : qcrypto_block_decrypt(s->crypto, off, dst, len, &err)) < 0) {
-        return -EIO;
-    }
-    return 0;
-}
-
-int qcow2_crypto_encrypt(BlockDriverState *bs, uint64_t host, uint64_t guest,
-                         const uint8_t *src, uint8_t *dst, size_t len)
-{
-    return qcow2_crypt(bs, host, guest, src, dst, len, true);
+    return qcrypto_block_encrypt_stream(s->crypto, crypt_offset(s, host, guest), src, dst,
+                                        len, write_sink, &w, &err);
 }
 
 int qcow2_crypto_decrypt(BlockDriverState *bs, uint64_t host, uint64_t guest,
                          uint8_t *buf, size_t len)
 {
-    return qcow2_crypt(bs, host, guest, buf, buf, len, false);
+    BDRVQcow2State *s = bs->opaque;
+    g_autoptr(GError) err = NULL;
+
+    if (!s->crypto || !qcrypto_block_has_cipher(s->crypto)) {
+        return -EIO;
+    }
+    if (qcrypto_block_decrypt(s->crypto, crypt_offset(s, host, guest), buf, len, &err) < 0) {
+        return -EIO;
+    }
+    return 0;
 }
 
 /* ---- create ---- */

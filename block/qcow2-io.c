@@ -60,10 +60,8 @@ int qcow2_data_write(BlockDriverState *bs, uint64_t host, uint64_t guest, int64_
     for (int64_t done = 0; done < len && ret == 0; done += CRYPT_BOUNCE) {
         int64_t n = MIN(len - done, CRYPT_BOUNCE);
 
-        ret = qcow2_crypto_encrypt(bs, host + done, guest + done, buf + done, bounce, n);
-        if (ret == 0) {
-            ret = bdrv_pwrite(data_node(bs), host + done, n, bounce, 0);
-        }
+        ret = qcow2_crypto_write(bs, data_node(bs), host + done, guest + done, buf + done,
+                                 bounce, n);
     }
     return ret;
 }

@@ -581,11 +581,12 @@ int qcow2_crypto_amend(BlockDriverState *bs, JsonObject *enc, bool force, GError
 /* The "encrypt" member of qcow2's format-specific info, or NULL. */
 JsonObject *qcow2_crypto_info(BlockDriverState *bs);
 /*
- * Encrypt data of guest @guest at host @host from @src into @dst (@src left as
- * it is), or decrypt it in place; aligned to 512.
+ * Encrypt data of guest @guest from @src into @dst (@src left as it is) and
+ * write it to @host of @data, a part at a time as each part is encrypted; or
+ * decrypt data read from @host in place. Aligned to 512.
  */
-int qcow2_crypto_encrypt(BlockDriverState *bs, uint64_t host, uint64_t guest,
-                         const uint8_t *src, uint8_t *dst, size_t len);
+int qcow2_crypto_write(BlockDriverState *bs, BlockDriverState *data, uint64_t host,
+                       uint64_t guest, const uint8_t *src, uint8_t *dst, size_t len);
 int qcow2_crypto_decrypt(BlockDriverState *bs, uint64_t host, uint64_t guest,
                          uint8_t *buf, size_t len);
 /* Bytes of LUKS header a new image with these options holds (measure), 0 for
