@@ -597,6 +597,13 @@ static int raw_truncate(BlockDriverState *bs, int64_t offset, bool exact,
     }
 }
 
+static int raw_host_fd(BlockDriverState *bs)
+{
+    BDRVRawState *s = bs->opaque;
+
+    return bs->open_flags & BDRV_O_NOCACHE ? -1 : s->fd;
+}
+
 static int raw_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
                             int64_t *pnum, int64_t *map, BlockDriverState **file)
 {
@@ -929,6 +936,7 @@ static int raw_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     .get_info = raw_get_info, \
     .truncate = raw_truncate, \
     .block_status = raw_block_status, \
+    .host_fd = raw_host_fd, \
     .set_perm = raw_set_perm
 
 /* Host devices: character or block devices only, which never grow. */
@@ -965,6 +973,7 @@ BlockDriver bdrv_file = {
     .get_allocated_file_size = raw_get_allocated_file_size,
     .truncate = raw_truncate,
     .block_status = raw_block_status,
+    .host_fd = raw_host_fd,
     .set_perm = raw_set_perm,
     .create_opts = raw_create_opts,
     .create = raw_create,

@@ -1229,6 +1229,7 @@ BlockDriver bdrv_qcow2 = {
     .get_info = qcow2_get_info,
     .truncate = qcow2_truncate,
     .block_status = qcow2_locked_block_status,
+    .maps_data_as_is = true,
     .create_opts = qcow2_create_opts,
     .create = qcow2_create_qmp,
     .create_opt_descs = qcow2_create_opt_descs,

@@ -213,6 +213,7 @@ BlockDriver bdrv_raw = {
     .getlength = raw_fmt_getlength,
     .truncate = raw_fmt_truncate,
     .block_status = raw_fmt_block_status,
+    .maps_data_as_is = true,
     .get_info = raw_fmt_get_info,
     .create_opts = raw_fmt_create_opts,
     .create_opt_descs = raw_create_opts_desc,

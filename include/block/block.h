@@ -269,6 +269,15 @@ int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
 int bdrv_block_status_above(BlockDriverState *bs, int64_t offset, int64_t bytes,
                             int64_t *pnum);
 /*
+ * Zero-copy reads: true when the first *pnum bytes at @offset of @bs are, as
+ * they are, the bytes at *fd_offset of host file *fd (the file node's own
+ * descriptor, read through the page cache), and every node on the way was
+ * opened read-only for good, so that they stay so. False for holes, zeros,
+ * encrypted or compressed data, backing files, filters and O_DIRECT.
+ */
+bool bdrv_map_host_file(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                        int64_t *pnum, int *fd, int64_t *fd_offset);
+/*
  * Record which ranges (of @granularity bytes) writes, zero writes and discards
  * through @bs itself change from now on (an active commit's dirty ranges);
  * bdrv_track_take() hands out and clears the first dirty run, false when none.

@@ -193,6 +193,12 @@ struct BlockDriver {
      */
     int (*block_status)(BlockDriverState *bs, int64_t offset, int64_t bytes,
                         int64_t *pnum, int64_t *map, BlockDriverState **file);
+    /* Reading data that block_status maps (DATA | OFFSET_VALID, not ZERO) gives
+     * the bytes of *file at *map as they are: no cipher, no filter between */
+    bool maps_data_as_is;
+    /* The host file descriptor that pread reads through the page cache at the
+     * same offsets, or -1 (O_DIRECT) */
+    int (*host_fd)(BlockDriverState *bs);
 
     /* true if pwrite() takes BDRV_REQ_WRITE_COMPRESSED (qemu-img convert -c) */
     bool supports_compressed_writes;
