@@ -1,9 +1,12 @@
 /*
  * The NBD server's per-client output queue: owned and borrowed segments sent
- * in order with one sendmsg() per batch (see nbd-outq.h).
+ * in order with one sendmsg() per batch, and file segments with sendfile()
+ * (see nbd-outq.h).
  */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -17,6 +20,8 @@ typedef struct NbdOutSeg {
     uint8_t *owner;
     size_t owner_cap;
     NbdOutRelease *release;
+    int fd;                 /* a file segment: @len bytes at @foff of @fd, or -1 */
+    off_t foff;
 } NbdOutSeg;
 
 void nbd_outq_init(NbdOutQueue *q)
@@ -41,6 +46,9 @@ static void release_owner(uint8_t *owner, size_t cap, NbdOutRelease *release)
 static void seg_free(NbdOutSeg *s)
 {
     release_owner(s->owner, s->owner_cap, s->release);
+    if (s->fd >= 0) {
+        close(s->fd);
+    }
     g_free(s);
 }
 
@@ -66,7 +74,7 @@ static void push_seg(NbdOutQueue *q, const uint8_t *data, size_t len, uint8_t *o
 {
     NbdOutSeg *s = g_new(NbdOutSeg, 1);
 
-    *s = (NbdOutSeg) { data, len, owner, owner_cap, release };
+    *s = (NbdOutSeg) { data, len, owner, owner_cap, release, -1, 0 };
     g_queue_push_tail(&q->segs, s);
     q->seg_bytes += len;
 }
@@ -107,6 +115,17 @@ void nbd_outq_add(NbdOutQueue *q, const uint8_t *data, size_t len,
     push_seg(q, data, len, owner, owner_cap, release);
 }
 
+void nbd_outq_add_file(NbdOutQueue *q, int fd, off_t offset, size_t len)
+{
+    NbdOutSeg *s;
+
+    seal_tail(q);
+    push_seg(q, NULL, len, NULL, 0, NULL);
+    s = g_queue_peek_tail(&q->segs);
+    s->fd = fd;
+    s->foff = offset;
+}
+
 /* Account for @n bytes that the socket took. */
 static void consume(NbdOutQueue *q, size_t n)
 {
@@ -133,18 +152,39 @@ static void consume(NbdOutQueue *q, size_t n)
     }
 }
 
+/* A file segment at the head: straight from the file into the socket. */
+static ssize_t send_file_head(NbdOutQueue *q, int sock, NbdOutSeg *s)
+{
+    off_t at = s->foff + q->head_sent;
+    ssize_t n = sendfile(sock, s->fd, &at, s->len - q->head_sent);
+
+    if (n == 0) {
+        errno = EIO;        /* the file ended early: the reply cannot be completed */
+        return -1;
+    }
+    return n;
+}
+
 int nbd_outq_send(NbdOutQueue *q, int fd)
 {
     while (nbd_outq_pending(q) > 0) {
         struct iovec iov[OUTQ_IOV];
         struct msghdr msg = { .msg_iov = iov };
         size_t skip = q->head_sent;
+        NbdOutSeg *head = g_queue_peek_head(&q->segs);
         GList *l;
         ssize_t n;
 
+        if (head && head->fd >= 0 && head->len > q->head_sent) {
+            n = send_file_head(q, fd, head);
+            goto sent;
+        }
         for (l = q->segs.head; l && msg.msg_iovlen < OUTQ_IOV; l = l->next) {
             NbdOutSeg *s = l->data;
 
+            if (s->fd >= 0 && s->len > skip) {
+                break;      /* sent by itself once it is the head */
+            }
             if (s->len > skip) {
                 iov[msg.msg_iovlen++] = (struct iovec) {
                     (void *)(s->data + skip), s->len - skip,
@@ -158,6 +198,7 @@ int nbd_outq_send(NbdOutQueue *q, int fd)
             };
         }
         n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+sent:
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -172,15 +213,29 @@ int nbd_outq_send(NbdOutQueue *q, int fd)
     return 0;
 }
 
+#define FILE_CHUNK (64 * 1024)
+
 int nbd_outq_send_fn(NbdOutQueue *q, NbdOutSendFn *fn, void *opaque)
 {
+    g_autofree uint8_t *chunk = NULL;
+
     while (nbd_outq_pending(q) > 0) {
         NbdOutSeg *s = g_queue_peek_head(&q->segs);
         const uint8_t *buf;
         size_t len;
         ssize_t n;
 
-        if (s) {
+        if (s && s->fd >= 0 && s->len > q->head_sent) {
+            /* a file segment: read a chunk of it for the sender */
+            len = MIN(s->len - q->head_sent, FILE_CHUNK);
+            chunk = chunk ? chunk : g_malloc(FILE_CHUNK);
+            n = pread(s->fd, chunk, len, s->foff + q->head_sent);
+            if (n <= 0) {
+                return n < 0 ? -errno : -EIO;
+            }
+            buf = chunk;
+            len = n;
+        } else if (s) {
             buf = s->data + q->head_sent;
             len = s->len - q->head_sent;
         } else {

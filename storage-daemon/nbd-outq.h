@@ -2,7 +2,8 @@
  * A client's output queue for the NBD server: replies go out in order as
  * segments, some owned bytes (headers, option replies), some borrowed data
  * buffers (READ payloads) that are sent in place and released once the socket
- * took them, so that read data is never copied into an output buffer.
+ * took them, so that read data is never copied into an output buffer, and file
+ * ranges sent with sendfile(), which the process does not copy at all.
  */
 #ifndef NBD_OUTQ_H
 #define NBD_OUTQ_H
@@ -32,6 +33,12 @@ size_t nbd_outq_pending(const NbdOutQueue *q);
  */
 void nbd_outq_add(NbdOutQueue *q, const uint8_t *data, size_t len,
                   uint8_t *owner, size_t owner_cap, NbdOutRelease *release);
+/*
+ * Queue @len bytes at @offset of file @fd, sent straight from the file with
+ * sendfile() (zero-copy); the queue owns @fd and closes it once they are sent
+ * or dropped. The file must hold them until then.
+ */
+void nbd_outq_add_file(NbdOutQueue *q, int fd, off_t offset, size_t len);
 /*
  * Send as much as @fd takes without blocking. Returns 0 (all sent, or the
  * socket is full) or a negative errno when the connection is broken.
