@@ -41,6 +41,9 @@ typedef struct NbdExtent {
     uint64_t off;
     uint32_t len;
     bool hole;
+    bool file;              /* sent from @fd (owned) at @foff, without a read */
+    int fd;
+    int64_t foff;
     int ret;
 } NbdExtent;
 
@@ -287,6 +290,11 @@ static void read_reply(NbdClient *c, NbdReq *r)
         }
         chunk_header(c, done, NBD_REPLY_TYPE_OFFSET_DATA, r->handle, 8 + e->len);
         put64(c->out, e->off);
+        if (e->file) {
+            nbd_outq_add_file(&c->outq, e->fd, e->foff, e->len);
+            e->file = false;    /* the queue owns the descriptor now */
+            continue;
+        }
         nbd_outq_add(&c->outq, r->buf + at, e->len, NULL, 0, NULL);
         at += e->len;
     }
@@ -315,6 +323,11 @@ static void req_finish(NbdReq *r)
         c->in_flight_bytes -= r->len;
     }
     buf_put(r->buf, r->buf_cap);
+    for (unsigned i = 0; i < r->n_ext; i++) {
+        if (r->ext[i].file) {
+            close(r->ext[i].fd);
+        }
+    }
     g_free(r->ext);
     g_free(r);
     client_kick(c);
@@ -365,15 +378,18 @@ static void req_done(void *opaque, int ret)
 static void read_submit(NbdReq *r)
 {
     BlockDriverState *bs = r->c->exp->bs;
-    uint32_t at = 0;
+    uint32_t at = 0, need = 0;
 
-    r->buf = buf_get(r->len, &r->buf_cap);
+    for (unsigned i = 0; i < r->n_ext; i++) {
+        need += r->ext[i].hole || r->ext[i].file ? 0 : r->ext[i].len;
+    }
+    r->buf = buf_get(need, &r->buf_cap);
     r->pending = 1;     /* ours, so that no completion finishes it early */
     for (unsigned i = 0; i < r->n_ext; i++) {
         NbdExtent *e = &r->ext[i];
 
         e->req = r;
-        if (e->hole) {
+        if (e->hole || e->file) {
             continue;
         }
         r->pending++;
@@ -382,6 +398,46 @@ static void read_submit(NbdReq *r)
         at += e->len;
     }
     req_part_done(r);
+}
+
+/*
+ * Zero-copy: a data extent that lies in host files as it is (a read-only
+ * export of nodes opened read-only, without TLS) goes out with sendfile()
+ * from those files, one data chunk per piece (so not with @df, which asks
+ * for one chunk).
+ * Appends the pieces, up to the first that cannot be mapped (whose rest is
+ * appended to be read as usual); false, appending nothing, when none can.
+ */
+static bool zero_copy_pieces(NbdClient *c, GArray *ext, const NbdExtent *e, bool df)
+{
+    BlockDriverState *bs = c->exp->bs;
+    uint64_t pos = e->off, end = e->off + e->len;
+
+    if (c->exp->writable || c->tls || df) {
+        return false;
+    }
+    while (pos < end) {
+        NbdExtent piece = { .off = pos, .file = true };
+        int64_t n;
+        int fd;
+
+        if (!bdrv_map_host_file(bs, pos, end - pos, &n, &fd, &piece.foff) ||
+            (piece.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+            break;
+        }
+        piece.len = n;
+        g_array_append_val(ext, piece);
+        pos += n;
+    }
+    if (pos == e->off) {
+        return false;
+    }
+    if (pos < end) {
+        NbdExtent rest = { .off = pos, .len = end - pos };
+
+        g_array_append_val(ext, rest);
+    }
+    return true;
 }
 
 /*
@@ -425,7 +481,9 @@ static void read_structured(NbdClient *c, uint64_t handle, uint16_t flags, uint6
         }
         e.off = pos;
         e.len = pnum;
-        g_array_append_val(ext, e);
+        if (e.hole || !zero_copy_pieces(c, ext, &e, df)) {
+            g_array_append_val(ext, e);
+        }
         pos += pnum;
     }
     if (!df) {
