@@ -12,6 +12,7 @@
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
 #include "block/block_int.h"
+#include "block/aio.h"
 #include "block/nbd-client.h"
 #include "qemu/objects.h"
 #include <libnbd.h>
@@ -789,6 +790,9 @@ static int nbd_pread_drv(BlockDriverState *bs, int64_t offset, int64_t bytes, vo
     BDRVNBDState *s = bs->opaque;
     uint8_t *p = buf;
 
+    if (bdrv_aio_nowait()) {
+        return -EAGAIN;     /* the network always waits: a worker thread reads it */
+    }
     while (bytes > 0) {
         IoArgs a = { .offset = offset, .buf = p };
         int ret;
@@ -1219,6 +1223,7 @@ BlockDriver bdrv_nbd = {
     .create_simple = true,
     .instance_size = sizeof(BDRVNBDState),
     .is_protocol = true,
+    .high_latency = true,
     .runtime_opts = nbd_runtime_opts,
     .strong_opts = nbd_strong_opts,
     .refresh_filename = nbd_refresh_filename,

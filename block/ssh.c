@@ -12,6 +12,7 @@
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
 #include "block/block_int.h"
+#include "block/aio.h"
 #include <libssh/libssh.h>
 #include <libssh/sftp.h>
 #include <netdb.h>
@@ -563,8 +564,13 @@ static int ssh_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void *
                      int flags)
 {
     BDRVSSHState *s = bs->opaque;
-    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&s->lock);
+    g_autoptr(GMutexLocker) locker = NULL;
     uint8_t *p = buf;
+
+    if (bdrv_aio_nowait()) {
+        return -EAGAIN;     /* the network always waits: a worker thread reads it */
+    }
+    locker = g_mutex_locker_new(&s->lock);
 
     if (sftp_seek64(s->file, offset) < 0) {
         return -EIO;
@@ -786,6 +792,7 @@ BlockDriver bdrv_ssh = {
     .protocol_name = "ssh",
     .instance_size = sizeof(BDRVSSHState),
     .is_protocol = true,
+    .high_latency = true,
     .runtime_opts = ssh_runtime_opts,
     .checks_own_opts = true,
     .strong_opts = ssh_strong_opts,
