@@ -14,6 +14,7 @@
  * the sectors that still fail read as zeros.
  */
 #include "qemu-img.h"
+#include "read-ahead.h"
 
 #define CONVERT_BUF_SIZE (2 * MiB)
 #define MAX_MIN_SPARSE (16 * MiB)
@@ -305,46 +306,84 @@ static void account(ConvertState *s, int64_t n)
     }
 }
 
-/* Copy one source to the target at @base, extent by extent. */
+/*
+ * The extent at @offset of source @bs (at most @n bytes): its length, whether
+ * it is read as zeros, left to the target's backing file, and counted by -p.
+ */
+typedef struct Extent {
+    int64_t offset, n;
+    bool zero, skip, counts;
+} Extent;
+
+static int source_extent(ConvertState *s, BlockDriverState *bs, int64_t offset,
+                         int64_t n, int64_t base, Extent *e)
+{
+    *e = (Extent) { .offset = offset, .n = n, .counts = true };
+    if (s->min_sparse > 0 || s->target_backing || s->progress || s->salvage) {
+        ImgBlockStatus st;
+        int ret = source_status(s, bs, offset, n, base + offset, &st);
+
+        if (ret < 0) {
+            return ret;
+        }
+        e->n = st.pnum;
+        e->zero = s->min_sparse > 0 && (st.flags & BDRV_BLOCK_ZERO);
+        e->skip = s->target_backing && !((st.flags & BDRV_BLOCK_ALLOCATED) && st.depth == 0);
+        e->counts = extent_counts(s, &st);
+    }
+    return 0;
+}
+
+/*
+ * Copy one source to the target at @base, extent by extent. A source far away
+ * (read_ahead_wanted) has its next data extent read while this one is written:
+ * its block status is then queried one extent ahead, before the write.
+ */
 static int convert_source(ConvertState *s, BlockDriverState *bs, int64_t size,
-                          int64_t base)
+                          int64_t base, ReadAhead *ra)
 {
     int64_t offset = 0;
+    Extent e, next = { .offset = -1 };
 
     while (offset < size) {
-        int64_t n = MIN(size - offset, CONVERT_BUF_SIZE);
-        bool zero = false, skip = false;
-        int ret;
+        int ret = 0, next_ret = 0;
 
-        bool counts = true;
-
-        if (s->min_sparse > 0 || s->target_backing || s->progress || s->salvage) {
-            ImgBlockStatus st;
-            ret = source_status(s, bs, offset, n, base + offset, &st);
-            if (ret < 0) {
-                return ret;
-            }
-            n = st.pnum;
-            zero = s->min_sparse > 0 && (st.flags & BDRV_BLOCK_ZERO);
-            skip = s->target_backing &&
-                   !((st.flags & BDRV_BLOCK_ALLOCATED) && st.depth == 0);
-            counts = extent_counts(s, &st);
+        if (next.offset == offset) {
+            e = next;
+        } else if ((ret = source_extent(s, bs, offset, MIN(size - offset, CONVERT_BUF_SIZE),
+                                        base, &e)) < 0) {
+            return ret;
         }
-        if (skip) {
+        if (e.skip) {
             ret = 0;
-        } else if (zero) {
-            ret = write_zeroes(s, base + offset, n);
+        } else if (e.zero) {
+            ret = write_zeroes(s, base + offset, e.n);
         } else {
-            ret = source_read(s, bs, offset, n, s->buf, base + offset);
-            if (ret == 0) {
-                ret = write_sparse(s, base + offset, n, s->buf);
+            uint8_t *data = read_ahead_take(ra, bs, offset, e.n);
+
+            if (!data) {
+                data = s->buf;
+                ret = source_read(s, bs, offset, e.n, data, base + offset);
             }
+            if (ret == 0 && ra && offset + e.n < size && !s->salvage) {
+                /* a failed query (reported) ends the copy after this write */
+                next_ret = source_extent(s, bs, offset + e.n,
+                                         MIN(size - offset - e.n, CONVERT_BUF_SIZE), base,
+                                         &next);
+                if (next_ret == 0 && !next.skip && !next.zero) {
+                    read_ahead_start(ra, bs, next.offset, next.n);
+                }
+            }
+            if (ret == 0) {
+                ret = write_sparse(s, base + offset, e.n, data);
+            }
+            ret = ret < 0 ? ret : next_ret;
         }
         if (ret < 0) {
             return ret;
         }
-        offset += n;
-        account(s, counts ? n : 0);
+        offset += e.n;
+        account(s, e.counts ? e.n : 0);
     }
     return 0;
 }
@@ -505,7 +544,11 @@ static int convert_do_copy(ConvertState *s)
         }
     } else {
         for (int i = 0; i < s->src_num && ret == 0; i++) {
-            ret = convert_source(s, s->src[i], s->src_sizes[i], base);
+            ReadAhead *ra = read_ahead_wanted(s->src[i]) ? read_ahead_new(CONVERT_BUF_SIZE)
+                                                          : NULL;
+
+            ret = convert_source(s, s->src[i], s->src_sizes[i], base, ra);
+            read_ahead_free(ra);
             base += s->src_sizes[i];
         }
     }

@@ -84,6 +84,8 @@ struct BlockDriver {
     size_t instance_size;
     /* false for protocol drivers (file, blkdebug), which read a filename */
     bool is_protocol;
+    /* each request waits on a network (nbd, ssh): copies read ahead */
+    bool high_latency;
     /* an image format (raw, qcow2): a node over a plainly named file without
      * strong options is named by that file's name (other filters get json:) */
     bool is_format;
