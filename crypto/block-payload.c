@@ -152,8 +152,14 @@ static void crypt_job_task(PoolTask *task)
     g_mutex_unlock(&b->lock);
 }
 
-/* requests from this size on are split over the cores */
-#define PARALLEL_MIN (256 * KiB)
+/*
+ * Requests from this size on are split over the cores. Below it, handing half
+ * of a request to another core (waking it, and moving the data between the
+ * cores' caches) cost more than the half of the cipher it saved: reading 1 GiB
+ * of a LUKS qcow2 image in 1 MiB requests took 0.38 s on one core and
+ * 0.40-0.49 s split in two; in 4 MiB requests 0.45 s and 0.44 s.
+ */
+#define PARALLEL_MIN (4 * MiB)
 
 static int block_crypt(QCryptoBlock *block, uint64_t offset, const uint8_t *src,
                        uint8_t *dst, size_t len, bool encrypt, GError **errp)
