@@ -160,19 +160,6 @@ static int luks_pread(BlockDriverState *bs, int64_t offset, int64_t bytes, void 
     return 0;
 }
 
-typedef struct LuksSink {
-    BlockDriverState *file;
-    uint64_t at;
-} LuksSink;
-
-/* where the encrypted parts of a write go, as they are ready */
-static int luks_sink(void *opaque, size_t done, const uint8_t *buf, size_t len)
-{
-    LuksSink *w = opaque;
-
-    return bdrv_pwrite(w->file, w->at + done, len, buf, 0);
-}
-
 static int luks_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
                        const void *buf, int flags)
 {
@@ -191,11 +178,11 @@ static int luks_pwrite(BlockDriverState *bs, int64_t offset, int64_t bytes,
         int64_t n = MIN(bytes - done, LUKS_BOUNCE);
         g_autoptr(GError) err = NULL;
 
-        LuksSink w = { bs->file, s->payload + offset + done };
+        BdrvWriteAt w = { bs->file, s->payload + offset + done };
 
         ret = qcrypto_block_encrypt_stream(s->block, offset + done,
                                            (const uint8_t *)buf + done, bounce, n,
-                                           luks_sink, &w, &err);
+                                           bdrv_write_at, &w, &err);
     }
     return ret;
 }

@@ -1037,3 +1037,10 @@ bool bdrv_supports_compressed_writes(const char *fmt)
 
     return drv && drv->supports_compressed_writes;
 }
+
+int bdrv_write_at(void *opaque, size_t done, const uint8_t *buf, size_t len)
+{
+    BdrvWriteAt *w = opaque;
+
+    return bdrv_pwrite(w->bs, w->offset + done, len, buf, 0);
+}

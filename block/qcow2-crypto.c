@@ -144,18 +144,6 @@ int qcow2_crypto_open(BlockDriverState *bs, JsonObject *opts, int flags, GError 
 
 /* ---- data ---- */
 
-typedef struct WriteSink {
-    BlockDriverState *data;
-    uint64_t host;
-} WriteSink;
-
-static int write_sink(void *opaque, size_t done, const uint8_t *buf, size_t len)
-{
-    WriteSink *w = opaque;
-
-    return bdrv_pwrite(w->data, w->host + done, len, buf, 0);
-}
-
 /* the sector numbers of the IVs: the host offset for LUKS, the guest's for AES */
 static uint64_t crypt_offset(BDRVQcow2State *s, uint64_t host, uint64_t guest)
 {
@@ -166,14 +154,14 @@ int qcow2_crypto_write(BlockDriverState *bs, BlockDriverState *data, uint64_t ho
                        uint64_t guest, const uint8_t *src, uint8_t *dst, size_t len)
 {
     BDRVQcow2State *s = bs->opaque;
-    WriteSink w = { data, host };
+    BdrvWriteAt w = { data, host };
     g_autoptr(GError) err = NULL;
 
     if (!s->crypto || !qcrypto_block_has_cipher(s->crypto)) {
         return -EIO;
     }
     return qcrypto_block_encrypt_stream(s->crypto, crypt_offset(s, host, guest), src, dst,
-                                        len, write_sink, &w, &err);
+                                        len, bdrv_write_at, &w, &err);
 }
 
 int qcow2_crypto_decrypt(BlockDriverState *bs, uint64_t host, uint64_t guest,

@@ -269,6 +269,15 @@ int bdrv_block_status(BlockDriverState *bs, int64_t offset, int64_t bytes,
 int bdrv_block_status_above(BlockDriverState *bs, int64_t offset, int64_t bytes,
                             int64_t *pnum);
 /*
+ * A writer of parts at consecutive offsets (qcrypto_block_encrypt_stream()'s
+ * sink): @done bytes after @offset of @bs.
+ */
+typedef struct BdrvWriteAt {
+    BlockDriverState *bs;
+    int64_t offset;
+} BdrvWriteAt;
+int bdrv_write_at(void *opaque, size_t done, const uint8_t *buf, size_t len);
+/*
  * Zero-copy reads: true when the first *pnum bytes at @offset of @bs are, as
  * they are, the bytes at *fd_offset of host file *fd (the file node's own
  * descriptor, read through the page cache), and every node on the way was
